@@ -1,0 +1,208 @@
+//! Command-line parsing for the tutorials' programs: `./server <port>`,
+//! `./server <host> <port>` and `./client <host> <port>`, plus the flags every
+//! example shares. Never `atoi`: every bad input gets its own message.
+
+use crate::error::{Code, Error, Result};
+use crate::frame::Frame;
+use crate::net::{self, Family};
+
+/// Which positional form the program takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `[<host>] <port>`; port 0 means "any free port".
+    Server,
+    /// `<host> <port>`.
+    Client,
+}
+
+/// Longest host accepted (a DNS name is at most 253 bytes).
+pub const HOST_MAX: usize = 255;
+/// Longest quit word accepted.
+pub const QUIT_MAX: usize = 63;
+/// Longest timeout accepted: one day.
+pub const TIMEOUT_MAX_MS: u32 = 86_400_000;
+/// The default quit word.
+pub const DEFAULT_QUIT: &str = "quit";
+
+/// The parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    pub role: Role,
+    /// Host as given (brackets removed), or the wildcard for a server.
+    pub host: String,
+    pub port: u16,
+    pub family: Family,
+    pub frame: Frame,
+    /// A message equal to this ends a session (empty = no quit word).
+    pub quit: String,
+    /// Milliseconds; 0 = no timeout.
+    pub timeout_ms: u32,
+    /// Program name for messages (basename of argv[0]).
+    pub prog: String,
+}
+
+impl Args {
+    /// Defaults for `role` with no arguments given yet.
+    pub fn new(role: Role, prog: &str) -> Args {
+        Args {
+            role,
+            host: String::new(),
+            port: 0,
+            family: Family::Any,
+            frame: Frame::default(),
+            quit: DEFAULT_QUIT.into(),
+            timeout_ms: 0,
+            prog: prog.into(),
+        }
+    }
+
+    /// Every address the host resolves to (the wildcard of the family for a
+    /// server given no host).
+    pub fn addrs(&self) -> Result<Vec<std::net::SocketAddr>> {
+        net::resolve(&self.host, self.port, self.family)
+    }
+
+    /// The timeout as a duration, if any.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        net::millis(self.timeout_ms as i64)
+    }
+}
+
+/// `<host> <port>` or `[<host>] <port>`.
+pub fn synopsis(role: Role) -> &'static str {
+    match role {
+        Role::Server => "[options] [<host>] <port>",
+        Role::Client => "[options] <host> <port>",
+    }
+}
+
+/// The full `--help` text.
+pub fn help(prog: &str, role: Role) -> String {
+    let port0 = if role == Role::Server { " (0 = any free port)" } else { "" };
+    format!(
+        "usage: {prog} {}\n\
+         \n  <host>           IPv4, IPv6 (::1 or [::1]) or a name{}\n  <port>           1-65535{port0}\n\
+         \noptions:\n  --frame F        line (default), raw, fixed:N, len32 (line:MAX, len32:MAX set the longest message)\n  \
+         --quit WORD      a message equal to WORD ends the session (default \"quit\"; \"\" for none)\n  \
+         --timeout MS     connect/reply timeout in milliseconds (0 = none)\n  \
+         -4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",
+        synopsis(role),
+        if role == Role::Server { " (default 0.0.0.0, or :: with -6)" } else { "" },
+    )
+}
+
+/// `/usr/bin/tcp_server` -> `tcp_server`.
+pub fn prog_name(argv0: Option<&str>) -> String {
+    let a = argv0.unwrap_or("").rsplit('/').next().unwrap_or("");
+    if a.is_empty() { "sockflow".into() } else { a.chars().take(63).collect() }
+}
+
+/// Parses a port: decimal digits only, 1-65535 (0 too for a server).
+pub fn parse_port(s: &str, role: Role) -> Result<u16> {
+    let lo = if role == Role::Server { 0 } else { 1 };
+    let ok = !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit());
+    match s.parse::<u32>() {
+        Ok(n) if ok && n >= lo && n <= 65535 => Ok(n as u16),
+        _ => Err(Error::new(Code::Usage, format!("port \"{s}\" is not a number in {lo}-65535"))),
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<u32> {
+    let ok = !s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_digit());
+    match s.parse::<u32>() {
+        Ok(n) if ok && n <= TIMEOUT_MAX_MS => Ok(n),
+        _ => Err(Error::new(Code::Usage, format!("timeout \"{s}\" is not a number of milliseconds in 0-{TIMEOUT_MAX_MS}"))),
+    }
+}
+
+fn check_host(h: &str, family: Family) -> Result<String> {
+    if h.is_empty() {
+        return Err(Error::new(Code::Usage, "host is empty"));
+    }
+    if h.len() > HOST_MAX {
+        return Err(Error::new(Code::Usage, format!("host is longer than {HOST_MAX} bytes")));
+    }
+    // Resolve now so a typo is reported before anything starts; the flows
+    // resolve again when they connect (names can change).
+    net::resolve(h, 1, family).map_err(|e| Error::new(Code::Usage, e.msg).with_code_of(e.code))?;
+    Ok(net::strip_brackets(h).to_string())
+}
+
+impl Error {
+    /// Keeps the resolver's code (`Resolve`/`Addr`) rather than `Usage`.
+    fn with_code_of(mut self, code: Code) -> Error {
+        self.code = code;
+        self
+    }
+}
+
+/// Parses `argv[1..]` for `role`. The error's message is the problem alone
+/// (`port "80a" is not a number in 1-65535`); [`usage_line`] puts it in the
+/// usage line. `-h`/`--help` gives `Code::Help`.
+pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
+    let mut a = Args::new(role, prog);
+    let mut pos: Vec<&str> = Vec::new();
+    let mut v4 = false;
+    let mut v6 = false;
+    let mut it = argv.iter().copied();
+    let mut flags_done = false;
+    while let Some(arg) = it.next() {
+        let is_negative_number = arg.len() > 1 && arg[1..].bytes().all(|b| b.is_ascii_digit());
+        if flags_done || !arg.starts_with('-') || arg == "-" || is_negative_number {
+            pos.push(arg);
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (arg, None),
+        };
+        let mut value = |what: &str| -> Result<&str> {
+            match inline {
+                Some(v) => Ok(v),
+                None => it.next().ok_or_else(|| Error::new(Code::Usage, format!("{name} needs {what}"))),
+            }
+        };
+        match name {
+            "--" => flags_done = true,
+            "-h" | "--help" => return Err(Error::new(Code::Help, help(prog, role))),
+            "-4" => v4 = true,
+            "-6" => v6 = true,
+            "--frame" => a.frame = Frame::parse(value("a frame (line, raw, fixed:N, len32)")?).map_err(|m| Error::new(Code::Usage, m))?,
+            "--quit" => {
+                let w = value("a word")?;
+                if w.len() > QUIT_MAX || w.contains(['\n', '\r', '\0']) {
+                    return Err(Error::new(Code::Usage, format!("quit word must be one line of at most {QUIT_MAX} bytes")));
+                }
+                a.quit = w.into();
+            }
+            "--timeout" => a.timeout_ms = parse_timeout(value("milliseconds")?)?,
+            _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
+        }
+        if inline.is_some() && matches!(name, "-4" | "-6" | "--" | "-h" | "--help") {
+            return Err(Error::new(Code::Usage, format!("{name} takes no value")));
+        }
+    }
+    if v4 && v6 {
+        return Err(Error::new(Code::Usage, "-4 and -6 cannot be used together"));
+    }
+    a.family = if v4 { Family::V4 } else if v6 { Family::V6 } else { Family::Any };
+    let (host, port) = match (role, pos.as_slice()) {
+        (Role::Server, [port]) => (None, *port),
+        (_, [host, port]) => (Some(*host), *port),
+        (_, []) => return Err(Error::new(Code::Usage, "missing <port>")),
+        (Role::Client, [_]) => return Err(Error::new(Code::Usage, "missing <port>")),
+        (_, [_, _, extra, ..]) => return Err(Error::new(Code::Usage, format!("unexpected argument \"{extra}\""))),
+    };
+    a.port = parse_port(port, role)?;
+    a.host = match host {
+        Some(h) => check_host(h, a.family)?,
+        None if a.family == Family::V6 => "::".into(),
+        None => "0.0.0.0".into(),
+    };
+    Ok(a)
+}
+
+/// `usage: tcp_client [options] <host> <port>: port "80a" is not a number in 1-65535`.
+pub fn usage_line(prog: &str, role: Role, problem: &str) -> String {
+    format!("usage: {prog} {}: {problem}", synopsis(role))
+}

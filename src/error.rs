@@ -1,0 +1,192 @@
+//! The one error type of the core, and the codes it maps to at the C boundary.
+//!
+//! Every failure carries a [`Code`] (which becomes a negative `SOCKFLOW_E…`
+//! value in C), the OS errno when there is one, and a message that says what
+//! failed and why, e.g. `bind 0.0.0.0:80: Permission denied`.
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+
+/// What kind of failure happened. The discriminant is the negated C code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// Invalid argument, including a NULL pointer.
+    Inval = 1,
+    /// An address that is not a valid IPv4/IPv6 address or port.
+    Addr = 2,
+    /// A host name could not be resolved.
+    Resolve = 3,
+    /// The address is already in use.
+    AddrInUse = 4,
+    /// Permission denied (e.g. binding a port below 1024).
+    Access = 5,
+    /// The peer refused the connection.
+    Refused = 6,
+    /// An operation did not finish within its timeout.
+    TimedOut = 7,
+    /// The peer closed the connection.
+    Closed = 8,
+    /// A message is longer than the frame or buffer allows.
+    MsgSize = 9,
+    /// A non-blocking operation would block.
+    WouldBlock = 10,
+    /// The handle (connection, server) is closed or no longer exists.
+    BadHandle = 11,
+    /// A panic inside sockflow was caught at the boundary.
+    Panic = 12,
+    /// Another OS error; its errno is kept.
+    Os = 13,
+    /// The peer reset the connection.
+    Reset = 14,
+    /// A bad command line.
+    Usage = 15,
+    /// `-h`/`--help` was given; usage was printed.
+    Help = 16,
+}
+
+impl Code {
+    /// Every code, in order (used by `sockflow_strerror` and the tests).
+    pub const ALL: [Code; 16] = [
+        Code::Inval,
+        Code::Addr,
+        Code::Resolve,
+        Code::AddrInUse,
+        Code::Access,
+        Code::Refused,
+        Code::TimedOut,
+        Code::Closed,
+        Code::MsgSize,
+        Code::WouldBlock,
+        Code::BadHandle,
+        Code::Panic,
+        Code::Os,
+        Code::Reset,
+        Code::Usage,
+        Code::Help,
+    ];
+
+    /// The negative value C sees.
+    pub fn as_c(self) -> i32 {
+        -(self as i32)
+    }
+
+    /// The code for a negative C value, if it is one of ours.
+    pub fn from_c(rc: i32) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_c() == rc)
+    }
+
+    /// A short static description.
+    pub fn describe(self) -> &'static CStr {
+        match self {
+            Code::Inval => c"invalid argument",
+            Code::Addr => c"bad address",
+            Code::Resolve => c"name resolution failed",
+            Code::AddrInUse => c"address already in use",
+            Code::Access => c"permission denied",
+            Code::Refused => c"connection refused",
+            Code::TimedOut => c"timed out",
+            Code::Closed => c"peer closed the connection",
+            Code::MsgSize => c"message too long",
+            Code::WouldBlock => c"operation would block",
+            Code::BadHandle => c"handle is closed",
+            Code::Panic => c"internal error (panic caught)",
+            Code::Os => c"operating system error",
+            Code::Reset => c"connection reset by peer",
+            Code::Usage => c"bad command line",
+            Code::Help => c"help requested",
+        }
+    }
+}
+
+/// A failure: code, errno (0 if none) and a message naming what failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub code: Code,
+    pub errno: i32,
+    pub msg: String,
+}
+
+/// The core's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An error with a message and no errno.
+    pub fn new(code: Code, msg: impl Into<String>) -> Error {
+        Error { code, errno: 0, msg: msg.into() }
+    }
+
+    /// An `Inval` error.
+    pub fn inval(msg: impl Into<String>) -> Error {
+        Error::new(Code::Inval, msg)
+    }
+
+    /// Wraps an OS error: `what` says what failed (`"bind 0.0.0.0:80"`), the
+    /// errno picks the code and supplies the reason.
+    pub fn io(what: impl fmt::Display, e: &io::Error) -> Error {
+        let errno = e.raw_os_error().unwrap_or(0);
+        let code = match e.kind() {
+            io::ErrorKind::AddrInUse => Code::AddrInUse,
+            io::ErrorKind::PermissionDenied => Code::Access,
+            io::ErrorKind::ConnectionRefused => Code::Refused,
+            io::ErrorKind::ConnectionReset => Code::Reset,
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => Code::Closed,
+            io::ErrorKind::TimedOut => Code::TimedOut,
+            io::ErrorKind::WouldBlock => Code::WouldBlock,
+            io::ErrorKind::AddrNotAvailable => Code::Addr,
+            io::ErrorKind::InvalidInput => Code::Inval,
+            _ if errno == libc::EMSGSIZE => Code::MsgSize,
+            _ => Code::Os,
+        };
+        let why = if errno != 0 {
+            nix::errno::Errno::from_raw(errno).desc().to_string()
+        } else {
+            e.to_string()
+        };
+        Error { code, errno, msg: format!("{what}: {why}") }
+    }
+
+    /// Like [`Error::io`] for a nix errno.
+    pub fn errno(what: impl fmt::Display, e: nix::errno::Errno) -> Error {
+        Error::io(what, &io::Error::from_raw_os_error(e as i32))
+    }
+
+    /// The same error with `what: ` put in front of its message.
+    pub fn context(mut self, what: impl fmt::Display) -> Error {
+        self.msg = format!("{what}: {}", self.msg);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_negative() {
+        for c in Code::ALL {
+            assert!(c.as_c() < 0);
+            assert_eq!(Code::from_c(c.as_c()), Some(c));
+        }
+        assert_eq!(Code::from_c(0), None);
+        assert_eq!(Code::from_c(-999), None);
+    }
+
+    #[test]
+    fn io_errors_name_what_failed() {
+        let e = Error::io("bind 0.0.0.0:80", &io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(e.code, Code::Access);
+        assert_eq!(e.errno, libc::EACCES);
+        assert_eq!(e.msg, "bind 0.0.0.0:80: Permission denied");
+        let e = Error::io("bind", &io::Error::from_raw_os_error(libc::EADDRINUSE));
+        assert_eq!(e.code, Code::AddrInUse);
+    }
+}

@@ -1,0 +1,38 @@
+//! `sockflow_addr`: a peer's address as text and port.
+
+use super::copy_field;
+use std::ffi::{c_char, c_int};
+use std::net::SocketAddr;
+
+/// Size of `sockflow_addr.ip` (INET6_ADDRSTRLEN).
+pub const SOCKFLOW_IP_MAX: usize = 46;
+
+/// An address as C programs print it: `printf("client ip = %s port = %d\n",
+/// a.ip, a.port)`. IPv4-mapped IPv6 addresses are shown as IPv4.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sockflow_addr {
+    /// "127.0.0.1" or "::1", NUL-terminated.
+    pub ip: [c_char; SOCKFLOW_IP_MAX],
+    /// The port.
+    pub port: c_int,
+    /// 4 or 6.
+    pub family: c_int,
+}
+
+impl sockflow_addr {
+    pub(crate) fn from_std(a: SocketAddr) -> sockflow_addr {
+        let a = crate::net::canonical(a);
+        let mut out = sockflow_addr { ip: [0; SOCKFLOW_IP_MAX], port: a.port() as c_int, family: if a.is_ipv4() { 4 } else { 6 } };
+        copy_field(&a.ip().to_string(), &mut out.ip);
+        out
+    }
+
+    /// Writes `a` to `out` when `out` is not NULL.
+    pub(crate) fn write_opt(out: *mut sockflow_addr, a: SocketAddr) {
+        // SAFETY: NULL or valid, per contract.
+        if let Some(o) = unsafe { out.as_mut() } {
+            *o = sockflow_addr::from_std(a);
+        }
+    }
+}

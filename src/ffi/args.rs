@@ -1,0 +1,269 @@
+//! `sockflow_args`: the tutorials' command lines, parsed once, used by every flow.
+
+use super::error::fail;
+use super::stdio::CFile;
+use super::{copy_field, read_field};
+use crate::args::{self, Args, Role};
+use crate::error::{Code, Error};
+use crate::frame::Frame;
+use crate::net::Family;
+use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::io::Write;
+
+/// Size of `sockflow_args.host` (a host of at most 255 bytes and its NUL).
+pub const SOCKFLOW_HOST_MAX: usize = 256;
+/// Size of `sockflow_args.quit` (a word of at most 63 bytes and its NUL).
+pub const SOCKFLOW_QUIT_MAX: usize = 64;
+/// Size of `sockflow_args.prog`.
+pub const SOCKFLOW_PROG_MAX: usize = 64;
+/// Flag for `sockflow_args_parse`: print nothing on error or `--help`.
+pub const SOCKFLOW_ARGS_QUIET: c_int = 0x100;
+
+/// Which command-line form a program takes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sockflow_role {
+    /// `./server [<host>] <port>`: host defaults to 0.0.0.0 (`::` with -6);
+    /// port 0 means "any free port".
+    Server = 1,
+    /// `./client <host> <port>`.
+    Client = 2,
+}
+
+/// How messages are delimited on a TCP stream (`--frame`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sockflow_frame {
+    /// `\n`-terminated lines; a trailing `\r` is stripped. `frame_size` is the
+    /// longest line (default 65536).
+    Line = 0,
+    /// Whatever one read returns; `frame_size` is the largest read.
+    Raw = 1,
+    /// `frame_size`-byte frames holding a NUL-padded string (the tutorials'
+    /// `send(buf, sizeof buf)` with `char buf[32]`: use 32).
+    Fixed = 2,
+    /// 4-byte big-endian length, then the bytes; `frame_size` is the longest.
+    Len32 = 3,
+}
+
+/// A parsed command line. Fill it with `sockflow_args_parse` (or
+/// `sockflow_args_init`); the fields are plain data the program may read and
+/// change before passing it to a flow, which checks them again.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sockflow_args {
+    /// `SOCKFLOW_ROLE_SERVER` or `SOCKFLOW_ROLE_CLIENT`.
+    pub role: c_int,
+    /// Host name or address, NUL-terminated (brackets of `[::1]` removed).
+    pub host: [c_char; SOCKFLOW_HOST_MAX],
+    /// Port, 0-65535 (0 only for a server: any free port).
+    pub port: c_int,
+    /// 0 = any, 4 = IPv4 only (`-4`), 6 = IPv6 only (`-6`).
+    pub family: c_int,
+    /// A `sockflow_frame` value (`--frame`; default `SOCKFLOW_FRAME_LINE`).
+    pub frame: c_int,
+    /// N of `fixed:N`, or the longest message for the other frames.
+    pub frame_size: c_uint,
+    /// A message equal to this ends a session (`--quit`, default "quit";
+    /// empty = none).
+    pub quit: [c_char; SOCKFLOW_QUIT_MAX],
+    /// Connect/reply timeout in milliseconds (`--timeout`; 0 = none).
+    pub timeout_ms: c_int,
+    /// The program's name (basename of argv[0]) for messages.
+    pub prog: [c_char; SOCKFLOW_PROG_MAX],
+}
+
+fn role_of(r: c_int) -> crate::Result<Role> {
+    match r & 0xff {
+        1 => Ok(Role::Server),
+        2 => Ok(Role::Client),
+        _ => Err(Error::inval(format!("role {r} is not SOCKFLOW_ROLE_SERVER or SOCKFLOW_ROLE_CLIENT"))),
+    }
+}
+
+impl sockflow_args {
+    /// The C struct for parsed arguments.
+    pub(crate) fn from_core(a: &Args) -> sockflow_args {
+        let mut c = sockflow_args {
+            role: match a.role {
+                Role::Server => sockflow_role::Server as c_int,
+                Role::Client => sockflow_role::Client as c_int,
+            },
+            host: [0; SOCKFLOW_HOST_MAX],
+            port: a.port as c_int,
+            family: match a.family {
+                Family::Any => 0,
+                Family::V4 => 4,
+                Family::V6 => 6,
+            },
+            frame: 0,
+            frame_size: 0,
+            quit: [0; SOCKFLOW_QUIT_MAX],
+            timeout_ms: a.timeout_ms as c_int,
+            prog: [0; SOCKFLOW_PROG_MAX],
+        };
+        let (kind, size) = match a.frame {
+            Frame::Line { max } => (sockflow_frame::Line, max),
+            Frame::Raw { max } => (sockflow_frame::Raw, max),
+            Frame::Fixed(n) => (sockflow_frame::Fixed, n),
+            Frame::Len32 { max } => (sockflow_frame::Len32, max),
+        };
+        c.frame = kind as c_int;
+        c.frame_size = size as c_uint;
+        copy_field(&a.host, &mut c.host);
+        copy_field(&a.quit, &mut c.quit);
+        copy_field(&a.prog, &mut c.prog);
+        c
+    }
+
+    /// Checks every field (C may have changed them) and converts.
+    pub(crate) fn to_core(&self) -> crate::Result<Args> {
+        let role = role_of(self.role)?;
+        let prog = read_field(&self.prog, "args.prog")?;
+        let mut a = Args::new(role, &prog);
+        a.host = read_field(&self.host, "args.host")?;
+        if a.host.is_empty() {
+            return Err(Error::new(Code::Addr, "args.host is empty"));
+        }
+        let lo = if role == Role::Server { 0 } else { 1 };
+        if !(lo..=65535).contains(&self.port) {
+            return Err(Error::new(Code::Addr, format!("args.port {} is not in {lo}-65535", self.port)));
+        }
+        a.port = self.port as u16;
+        a.family = match self.family {
+            0 => Family::Any,
+            4 => Family::V4,
+            6 => Family::V6,
+            f => return Err(Error::inval(format!("args.family {f} is not 0, 4 or 6"))),
+        };
+        let size = self.frame_size as usize;
+        let spec = match self.frame {
+            0 => "line",
+            1 => "raw",
+            2 => "fixed",
+            3 => "len32",
+            f => return Err(Error::inval(format!("args.frame {f} is not a sockflow_frame"))),
+        };
+        a.frame = Frame::parse(&format!("{spec}:{size}")).map_err(|m| Error::inval(format!("args.frame_size: {m}")))?;
+        a.quit = read_field(&self.quit, "args.quit")?;
+        if self.timeout_ms < 0 {
+            return Err(Error::inval(format!("args.timeout_ms {} is negative", self.timeout_ms)));
+        }
+        a.timeout_ms = self.timeout_ms as u32;
+        Ok(a)
+    }
+}
+
+/// Checks and converts a `const sockflow_args *` from C.
+pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
+    // SAFETY: NULL or a valid struct, per contract.
+    match unsafe { p.as_ref() } {
+        Some(a) => a.to_core(),
+        None => Err(Error::inval("args is NULL")),
+    }
+}
+
+/// Parses a program's command line into `*args`.
+///
+/// `flags` is `SOCKFLOW_ROLE_SERVER` (`[<host>] <port>`, port 0 = any free
+/// port) or `SOCKFLOW_ROLE_CLIENT` (`<host> <port>`), optionally OR-ed with
+/// `SOCKFLOW_ARGS_QUIET`. Options may come before or after the positional
+/// arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
+/// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
+///
+/// Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
+/// (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
+/// resolve) and, unless quiet, prints e.g.
+/// `usage: tcp_client [options] <host> <port>: port "80a" is not a number in 1-65535`
+/// to stderr. `-h` prints the help to stdout and returns `SOCKFLOW_EHELP`.
+/// `sockflow_exit_code(rc)` turns any of these into an exit status.
+/// `*args` is written only on success. `argv` is only read during the call.
+#[no_mangle]
+pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, argv: *const *const c_char, flags: c_int) -> c_int {
+    ffi_boundary! {
+        check_out!(args, "args");
+        let role = try_ok!(role_of(flags));
+        let quiet = flags & SOCKFLOW_ARGS_QUIET != 0;
+        if argc < 0 || (argc > 0 && argv.is_null()) {
+            return fail(Error::inval("argc/argv: argv is NULL or argc is negative"));
+        }
+        let mut strs: Vec<&str> = Vec::with_capacity(argc as usize);
+        for i in 0..argc as usize {
+            // SAFETY: argv holds argc pointers, per contract.
+            let p = unsafe { *argv.add(i) };
+            if p.is_null() {
+                return fail(Error::inval(format!("argv[{i}] is NULL")));
+            }
+            // SAFETY: non-NULL, NUL-terminated by contract.
+            match unsafe { CStr::from_ptr(p) }.to_str() {
+                Ok(s) => strs.push(s),
+                Err(_) => return fail(Error::new(Code::Usage, format!("argument {i} is not valid UTF-8"))),
+            }
+        }
+        let prog = args::prog_name(strs.first().copied());
+        let rest = if strs.is_empty() { &strs[..] } else { &strs[1..] };
+        match args::parse(role, &prog, rest) {
+            Ok(a) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *args = sockflow_args::from_core(&a) };
+                0
+            }
+            Err(e) => {
+                if !quiet {
+                    if e.code == Code::Help {
+                        let mut out = CFile::or_stdout(std::ptr::null_mut());
+                        let _ = out.write_all(e.msg.as_bytes()).and_then(|_| out.flush());
+                    } else {
+                        let line = args::usage_line(&prog, role, &e.msg);
+                        let _ = writeln!(CFile::stderr(), "{line}\n(try {prog} --help)");
+                    }
+                }
+                fail(e)
+            }
+        }
+    }
+}
+
+/// Fills `*args` for a program that does not parse argv: `role` as for
+/// `sockflow_args_parse`, `host` (NULL = the server wildcard 0.0.0.0) and
+/// `port`; other fields get their defaults (line frames, quit word "quit",
+/// no timeout). Nothing is resolved yet. Returns 0 or `SOCKFLOW_EINVAL`/`SOCKFLOW_EADDR`.
+#[no_mangle]
+pub extern "C" fn sockflow_args_init(args: *mut sockflow_args, role: c_int, host: *const c_char, port: c_int) -> c_int {
+    ffi_boundary! {
+        check_out!(args, "args");
+        let role = try_ok!(role_of(role));
+        let mut a = Args::new(role, "sockflow");
+        a.host = if host.is_null() && role == Role::Server {
+            "0.0.0.0".into()
+        } else {
+            try_ok!(super::str_arg(host, "host")).to_string()
+        };
+        if a.host.is_empty() || a.host.len() > args::HOST_MAX {
+            return fail(Error::new(Code::Addr, "host is empty or too long"));
+        }
+        let lo = if role == Role::Server { 0 } else { 1 };
+        if !(lo..=65535).contains(&port) {
+            return fail(Error::new(Code::Addr, format!("port {port} is not in {lo}-65535")));
+        }
+        a.port = port as u16;
+        // SAFETY: checked non-NULL above.
+        unsafe { *args = sockflow_args::from_core(&a) };
+        0
+    }
+}
+
+/// Sets `args->frame`/`frame_size` from a spec as `--frame` takes it:
+/// "line", "raw", "fixed:32", "len32", "line:1024". Returns 0 or `SOCKFLOW_EINVAL`.
+#[no_mangle]
+pub extern "C" fn sockflow_args_set_frame(args: *mut sockflow_args, spec: *const c_char) -> c_int {
+    ffi_boundary! {
+        let a = try_mut!(args, "args");
+        let spec = try_ok!(super::str_arg(spec, "spec"));
+        let f = try_ok!(Frame::parse(spec).map_err(Error::inval));
+        let tmp = sockflow_args::from_core(&Args { frame: f, ..Args::new(Role::Client, "") });
+        a.frame = tmp.frame;
+        a.frame_size = tmp.frame_size;
+        0
+    }
+}

@@ -1,0 +1,141 @@
+//! The C boundary. Every exported function lives here, one file per concept,
+//! and every body runs inside [`ffi_boundary!`]: a panic becomes
+//! `SOCKFLOW_EPANIC` (or NULL/0), never an unwind into C or an abort.
+//!
+//! `unsafe` is confined to this module: turning C pointers into references
+//! and slices (each checked for NULL first) and calling libc's stdio.
+
+use std::ffi::{c_char, c_int, CStr};
+
+#[macro_use]
+mod macros;
+pub mod addr;
+pub mod args;
+pub mod error;
+pub mod stdio;
+pub mod tcp;
+pub mod udp;
+pub mod version;
+
+/// A value returned to C when a panic was caught.
+pub trait PanicValue {
+    fn panic_value() -> Self;
+}
+
+/// A value returned to C for an error code.
+pub trait FromCode {
+    fn from_code(code: c_int) -> Self;
+}
+
+impl PanicValue for c_int {
+    fn panic_value() -> c_int {
+        crate::Code::Panic.as_c()
+    }
+}
+impl FromCode for c_int {
+    fn from_code(code: c_int) -> c_int {
+        code
+    }
+}
+impl PanicValue for isize {
+    fn panic_value() -> isize {
+        crate::Code::Panic.as_c() as isize
+    }
+}
+impl FromCode for isize {
+    fn from_code(code: c_int) -> isize {
+        code as isize
+    }
+}
+impl PanicValue for usize {
+    fn panic_value() -> usize {
+        0
+    }
+}
+impl PanicValue for () {
+    fn panic_value() {}
+}
+impl FromCode for () {
+    fn from_code(_: c_int) {}
+}
+impl<T> PanicValue for *const T {
+    fn panic_value() -> *const T {
+        std::ptr::null()
+    }
+}
+
+/// Borrows a C string argument as UTF-8, or fails naming the argument.
+pub(crate) fn str_arg<'a>(p: *const c_char, name: &str) -> crate::Result<&'a str> {
+    if p.is_null() {
+        return Err(crate::Error::inval(format!("{name} is NULL")));
+    }
+    // SAFETY: non-NULL and, per every function's contract, NUL-terminated.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map_err(|_| crate::Error::inval(format!("{name} is not valid UTF-8")))
+}
+
+/// Borrows `len` bytes at `p` (NULL allowed only when `len` is 0).
+pub(crate) fn bytes_arg<'a>(p: *const std::ffi::c_void, len: usize, name: &str) -> crate::Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(crate::Error::inval(format!("{name} is NULL")));
+    }
+    if len > isize::MAX as usize {
+        return Err(crate::Error::inval(format!("{name} length is too large")));
+    }
+    // SAFETY: non-NULL; the caller promises `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p as *const u8, len) })
+}
+
+/// Borrows `cap` writable bytes at `p` (NULL allowed only when `cap` is 0).
+pub(crate) fn buf_arg<'a>(p: *mut std::ffi::c_void, cap: usize, name: &str) -> crate::Result<&'a mut [u8]> {
+    if cap == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(crate::Error::inval(format!("{name} is NULL")));
+    }
+    if cap > isize::MAX as usize {
+        return Err(crate::Error::inval(format!("{name} length is too large")));
+    }
+    // SAFETY: non-NULL; the caller promises `cap` writable bytes.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, cap) })
+}
+
+/// Copies `src` into the C buffer `dst` of `cap` bytes, NUL-terminated when
+/// it fits (snprintf-style); returns `src.len()`.
+pub(crate) fn copy_out(src: &[u8], dst: &mut [u8]) -> usize {
+    let n = src.len().min(dst.len());
+    dst[..n].copy_from_slice(&src[..n]);
+    if n < dst.len() {
+        dst[n] = 0;
+    }
+    src.len()
+}
+
+/// Copies a string into a fixed `char[N]` field, always NUL-terminated.
+pub(crate) fn copy_field(src: &str, dst: &mut [c_char]) {
+    let n = src.len().min(dst.len() - 1);
+    for (d, s) in dst.iter_mut().zip(src.as_bytes()[..n].iter()) {
+        *d = *s as c_char;
+    }
+    dst[n] = 0;
+}
+
+/// Reads a fixed `char[N]` field (which C may have filled without a NUL).
+pub(crate) fn read_field(src: &[c_char], name: &str) -> crate::Result<String> {
+    let bytes: Vec<u8> = src.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    if bytes.len() == src.len() {
+        return Err(crate::Error::inval(format!("{name} is not NUL-terminated")));
+    }
+    String::from_utf8(bytes).map_err(|_| crate::Error::inval(format!("{name} is not valid UTF-8")))
+}
+
+/// Writes a new boxed handle to `*out` (only on success).
+pub(crate) fn give<T>(out: *mut *mut T, v: T) -> c_int {
+    // SAFETY: `out` was checked non-NULL by the caller.
+    unsafe { *out = Box::into_raw(Box::new(v)) };
+    0
+}

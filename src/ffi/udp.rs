@@ -1,0 +1,194 @@
+//! UDP primitives: `sockflow_udp`.
+//!
+//! A handle may be used by one thread at a time; it is owned by the caller
+//! and freed by `sockflow_udp_close` (NULL is fine; never call it twice).
+
+use super::addr::sockflow_addr;
+use super::args::{core_args, sockflow_args};
+use super::error::rc;
+use super::{buf_arg, bytes_arg, give, str_arg};
+use crate::error::{Code, Error};
+use crate::frame::Frame;
+use crate::net::{self, Family};
+use crate::udp::Udp;
+use std::ffi::{c_char, c_int, c_void};
+use std::net::IpAddr;
+
+/// A UDP socket. Methods: `sockflow_udp_bind`, `sockflow_udp_bind_args`,
+/// `sockflow_udp_connect`, `sockflow_udp_connect_args`, `sockflow_udp_sendto`,
+/// `sockflow_udp_send`, `sockflow_udp_recvfrom`, `sockflow_udp_set_frame`,
+/// `sockflow_udp_set_timeout`, `sockflow_udp_set_broadcast`,
+/// `sockflow_udp_join`, `sockflow_udp_leave`, `sockflow_udp_port`,
+/// `sockflow_udp_fd`, `sockflow_udp_close`.
+pub struct sockflow_udp {
+    inner: Udp,
+}
+
+fn port_arg(port: c_int, lo: c_int) -> crate::Result<u16> {
+    if (lo..=65535).contains(&port) {
+        Ok(port as u16)
+    } else {
+        Err(Error::new(Code::Addr, format!("port {port} is not in {lo}-65535")))
+    }
+}
+
+/// Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is
+/// dual-stack). Writes it to `*out` (free with `sockflow_udp_close`); returns 0.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_bind(host: *const c_char, port: c_int, out: *mut *mut sockflow_udp) -> c_int {
+    ffi_boundary! {
+        check_out!(out, "out");
+        let host = try_ok!(str_arg(host, "host"));
+        let port = try_ok!(port_arg(port, 0));
+        let addrs = try_ok!(net::resolve(host, port, Family::Any));
+        give(out, sockflow_udp { inner: try_ok!(Udp::bind(&addrs)) })
+    }
+}
+
+/// Binds to the host and port of parsed arguments, with their frame.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_bind_args(args: *const sockflow_args, out: *mut *mut sockflow_udp) -> c_int {
+    ffi_boundary! {
+        check_out!(out, "out");
+        let a = try_ok!(core_args(args));
+        give(out, sockflow_udp { inner: try_ok!(Udp::from_args(&a)) })
+    }
+}
+
+/// Opens a UDP socket on a free port connected to `host`:`port` (first
+/// address that works): `sockflow_udp_send` goes there, only its datagrams
+/// are received, and a closed port shows as `SOCKFLOW_ECONNREFUSED`.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_connect(host: *const c_char, port: c_int, out: *mut *mut sockflow_udp) -> c_int {
+    ffi_boundary! {
+        check_out!(out, "out");
+        let host = try_ok!(str_arg(host, "host"));
+        let port = try_ok!(port_arg(port, 1));
+        let addrs = try_ok!(net::resolve(host, port, Family::Any));
+        give(out, sockflow_udp { inner: try_ok!(Udp::connect(&addrs)) })
+    }
+}
+
+/// `sockflow_udp_connect` to the host and port of parsed arguments, with their frame.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_connect_args(args: *const sockflow_args, out: *mut *mut sockflow_udp) -> c_int {
+    ffi_boundary! {
+        check_out!(out, "out");
+        let a = try_ok!(core_args(args));
+        give(out, sockflow_udp { inner: try_ok!(Udp::connect_args(&a)) })
+    }
+}
+
+/// Sets the frame: with "fixed:N" every datagram sent is NUL-padded to N
+/// bytes and `sockflow_udp_recvfrom` returns the text before the first NUL
+/// (the tutorial's 32-byte datagrams); with "line" one trailing newline of
+/// a received datagram is dropped; "raw" (the default) sends and receives as is.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_set_frame(u: *mut sockflow_udp, spec: *const c_char) -> c_int {
+    ffi_boundary! {
+        let u = try_mut!(u, "udp");
+        let spec = try_ok!(str_arg(spec, "spec"));
+        u.inner.set_frame(try_ok!(Frame::parse(spec).map_err(Error::inval)));
+        0
+    }
+}
+
+/// Sends one datagram of `len` bytes to `host`:`port` (framed as set by
+/// `sockflow_udp_set_frame`). Returns 0 or a negative code.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_sendto(u: *mut sockflow_udp, data: *const c_void, len: usize, host: *const c_char, port: c_int) -> c_int {
+    ffi_boundary! {
+        let u = try_ref!(u, "udp");
+        let data = try_ok!(bytes_arg(data, len, "data"));
+        let host = try_ok!(str_arg(host, "host"));
+        let port = try_ok!(port_arg(port, 1));
+        let addrs = try_ok!(net::resolve(host, port, Family::Any));
+        rc(net::try_each(&addrs, |a| u.inner.send_msg(data, Some(a))))
+    }
+}
+
+/// Sends one datagram on a connected socket. Returns 0 or a negative code.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_send(u: *mut sockflow_udp, data: *const c_void, len: usize) -> c_int {
+    ffi_boundary! {
+        let u = try_ref!(u, "udp");
+        rc(u.inner.send_msg(try_ok!(bytes_arg(data, len, "data")), None))
+    }
+}
+
+/// Receives one datagram into `buf` (NUL-terminated when there is room)
+/// and, when `from` is not NULL, the sender's address. Returns the message
+/// length; `SOCKFLOW_EMSGSIZE` when the datagram was longer than `cap` (its
+/// first `cap` bytes are in `buf`: never a silent cut); `SOCKFLOW_ETIMEDOUT`
+/// after the timeout.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_recvfrom(u: *mut sockflow_udp, buf: *mut c_void, cap: usize, from: *mut sockflow_addr) -> libc::ssize_t {
+    ffi_boundary! {
+        let u = try_ref!(u, "udp");
+        let buf = try_ok!(buf_arg(buf, cap, "buf"));
+        let (n, peer) = try_ok!(u.inner.recv_from(buf));
+        sockflow_addr::write_opt(from, peer);
+        let m = u.inner.msg_of(&buf[..n]).len();
+        if m < cap {
+            buf[m] = 0;
+        }
+        m as isize
+    }
+}
+
+/// Receive timeout in milliseconds (<= 0 = none).
+#[no_mangle]
+pub extern "C" fn sockflow_udp_set_timeout(u: *mut sockflow_udp, timeout_ms: c_int) -> c_int {
+    ffi_boundary! { rc(try_ref!(u, "udp").inner.set_timeout(net::millis(timeout_ms.into()))) }
+}
+
+/// Turns SO_BROADCAST on (`on` != 0) or off.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_set_broadcast(u: *mut sockflow_udp, on: c_int) -> c_int {
+    ffi_boundary! { rc(try_ref!(u, "udp").inner.set_broadcast(on != 0)) }
+}
+
+fn membership(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char, join: bool) -> c_int {
+    let u = try_ref!(u, "udp");
+    let g = try_ok!(str_arg(group, "group"));
+    let ip: IpAddr = try_ok!(net::strip_brackets(g).parse().map_err(|_| Error::new(Code::Addr, format!("group \"{g}\" is not an IP address"))));
+    let iface = if iface.is_null() { None } else { Some(try_ok!(str_arg(iface, "iface"))) };
+    rc(u.inner.membership(ip, iface, join))
+}
+
+/// Joins multicast `group` (IPv4 "239.1.2.3" or IPv6 "ff02::1"). `iface`
+/// may be NULL (the default interface), an IPv4 interface address for IPv4
+/// groups, or an interface index ("2") for IPv6 groups.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_join(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char) -> c_int {
+    ffi_boundary! { membership(u, group, iface, true) }
+}
+
+/// Leaves a multicast group joined with `sockflow_udp_join`.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_leave(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char) -> c_int {
+    ffi_boundary! { membership(u, group, iface, false) }
+}
+
+/// The bound port, or a negative error code.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_port(u: *const sockflow_udp) -> c_int {
+    ffi_boundary! { c_int::from(try_ok!(try_ref!(u, "udp").inner.local_addr()).port()) }
+}
+
+/// The socket's descriptor (still owned by the handle: do not close it).
+#[no_mangle]
+pub extern "C" fn sockflow_udp_fd(u: *const sockflow_udp) -> c_int {
+    ffi_boundary! { try_ref!(u, "udp").inner.fd() }
+}
+
+/// Closes and frees the socket. NULL is fine; do not call twice.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_close(u: *mut sockflow_udp) {
+    ffi_boundary! {
+        if !u.is_null() {
+            // SAFETY: created by Box::into_raw in this module, freed once.
+            drop(unsafe { Box::from_raw(u) });
+        }
+    }
+}

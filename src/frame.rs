@@ -1,0 +1,403 @@
+//! Message framing over a byte stream: the one implementation every TCP path
+//! (blocking primitives, the event-loop server, the stdin clients) shares.
+//!
+//! TCP delivers bytes, not messages: one `recv` can hold several messages
+//! glued together or a piece of one (粘包/拆包). A [`Decoder`] turns any
+//! sequence of reads back into exactly the messages that were sent, and
+//! [`Frame::encode`] writes them. Every buffer is bounded by the frame's
+//! maximum message length.
+
+use crate::error::{Code, Error, Result};
+use std::fmt;
+
+/// Default longest message for `line` and `len32`, and the read size of `raw`.
+pub const DEFAULT_MAX: usize = 64 * 1024;
+/// The largest maximum anyone may configure (also bounds `fixed:N`).
+pub const LIMIT_MAX: usize = 64 * 1024 * 1024;
+
+/// How messages are delimited on a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// `\n`-terminated; a trailing `\r` is stripped; at most `max` bytes.
+    Line { max: usize },
+    /// Whatever one read returns (at most `max` bytes).
+    Raw { max: usize },
+    /// N-byte frames holding a NUL-padded C string (the tutorial's
+    /// `send(buf, sizeof buf)`); the message is the bytes before the first NUL.
+    Fixed(usize),
+    /// A 4-byte big-endian length, then that many bytes (binary-safe).
+    Len32 { max: usize },
+}
+
+impl Default for Frame {
+    fn default() -> Frame {
+        Frame::Line { max: DEFAULT_MAX }
+    }
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Frame::Line { max } if max == DEFAULT_MAX => write!(f, "line"),
+            Frame::Line { max } => write!(f, "line:{max}"),
+            Frame::Raw { max } if max == DEFAULT_MAX => write!(f, "raw"),
+            Frame::Raw { max } => write!(f, "raw:{max}"),
+            Frame::Fixed(n) => write!(f, "fixed:{n}"),
+            Frame::Len32 { max } if max == DEFAULT_MAX => write!(f, "len32"),
+            Frame::Len32 { max } => write!(f, "len32:{max}"),
+        }
+    }
+}
+
+/// Parses a decimal size in `1..=LIMIT_MAX` (no sign, no spaces).
+fn parse_size(s: &str) -> Option<usize> {
+    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&n| (1..=LIMIT_MAX).contains(&n))
+}
+
+impl Frame {
+    /// Parses `line`, `line:MAX`, `raw`, `raw:MAX`, `fixed:N`, `len32`,
+    /// `len32:MAX`. The error text says what is wrong.
+    pub fn parse(spec: &str) -> std::result::Result<Frame, String> {
+        let (kind, size) = match spec.split_once(':') {
+            Some((k, s)) => (k, Some(s)),
+            None => (spec, None),
+        };
+        let size = match size {
+            None => None,
+            Some(s) => Some(parse_size(s).ok_or_else(|| {
+                format!("frame size \"{s}\" is not a number in 1-{LIMIT_MAX}")
+            })?),
+        };
+        let max = size.unwrap_or(DEFAULT_MAX);
+        match kind {
+            "line" => Ok(Frame::Line { max }),
+            "raw" => Ok(Frame::Raw { max }),
+            "len32" => Ok(Frame::Len32 { max }),
+            "fixed" => match size {
+                Some(n) if n >= 2 => Ok(Frame::Fixed(n)),
+                Some(_) => Err("fixed frames need N >= 2 (a byte of text and its NUL)".into()),
+                None => Err("fixed needs a size, e.g. fixed:32".into()),
+            },
+            _ => Err(format!("unknown frame \"{spec}\" (line, raw, fixed:N or len32)")),
+        }
+    }
+
+    /// The longest message this frame can carry.
+    pub fn max_len(&self) -> usize {
+        match *self {
+            Frame::Line { max } | Frame::Raw { max } | Frame::Len32 { max } => max,
+            Frame::Fixed(n) => n - 1,
+        }
+    }
+
+    /// Appends `msg`, framed, to `out`. Fails (and appends nothing) when the
+    /// message cannot be framed: too long, a `\n` inside a line, a NUL inside
+    /// a fixed frame.
+    pub fn encode(&self, msg: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let too_long = || {
+            Error::new(
+                Code::MsgSize,
+                format!("message of {} bytes is longer than {} allows ({} bytes)", msg.len(), self, self.max_len()),
+            )
+        };
+        if msg.len() > self.max_len() {
+            return Err(too_long());
+        }
+        match *self {
+            Frame::Line { .. } => {
+                if msg.contains(&b'\n') {
+                    return Err(Error::inval("a line message cannot contain a newline"));
+                }
+                out.reserve(msg.len() + 1);
+                out.extend_from_slice(msg);
+                out.push(b'\n');
+            }
+            Frame::Raw { .. } => out.extend_from_slice(msg),
+            Frame::Fixed(n) => {
+                if msg.contains(&0) {
+                    return Err(Error::inval("a fixed-frame message cannot contain a NUL byte"));
+                }
+                out.reserve(n);
+                out.extend_from_slice(msg);
+                out.resize(out.len() + n - msg.len(), 0);
+            }
+            Frame::Len32 { .. } => {
+                out.reserve(msg.len() + 4);
+                out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+                out.extend_from_slice(msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks for one message at the start of `buf`.
+    fn parse_one(&self, buf: &[u8]) -> Step {
+        match *self {
+            Frame::Line { max } => match memchr(b'\n', buf) {
+                Some(i) => {
+                    let end = if i > 0 && buf[i - 1] == b'\r' { i - 1 } else { i };
+                    if end > max {
+                        Step::TooLong { used: i + 1, skip: Skip::None, len: end }
+                    } else {
+                        Step::Msg { start: 0, end, used: i + 1 }
+                    }
+                }
+                // max + 1: room for a `\r` that will be stripped.
+                None if buf.len() > max + 1 => Step::TooLong { used: buf.len(), skip: Skip::Line, len: buf.len() },
+                None => Step::Need,
+            },
+            Frame::Raw { max } if !buf.is_empty() => {
+                let end = buf.len().min(max);
+                Step::Msg { start: 0, end, used: end }
+            }
+            Frame::Raw { .. } => Step::Need,
+            Frame::Fixed(n) if buf.len() >= n => {
+                let end = memchr(0, &buf[..n]).unwrap_or(n);
+                Step::Msg { start: 0, end, used: n }
+            }
+            Frame::Fixed(_) => Step::Need,
+            Frame::Len32 { max } if buf.len() >= 4 => {
+                let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                if len > max {
+                    Step::TooLong { used: 4, skip: Skip::Bytes(len), len }
+                } else if buf.len() >= 4 + len {
+                    Step::Msg { start: 4, end: 4 + len, used: 4 + len }
+                } else {
+                    Step::Need
+                }
+            }
+            Frame::Len32 { .. } => Step::Need,
+        }
+    }
+}
+
+fn memchr(b: u8, s: &[u8]) -> Option<usize> {
+    s.iter().position(|&c| c == b)
+}
+
+/// What [`Frame::parse_one`] found.
+enum Step {
+    Need,
+    Msg { start: usize, end: usize, used: usize },
+    TooLong { used: usize, skip: Skip, len: usize },
+}
+
+/// Bytes still to drop after an over-long message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Skip {
+    None,
+    /// Drop up to and including the next `\n`.
+    Line,
+    /// Drop this many bytes.
+    Bytes(usize),
+}
+
+/// What a message callback wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on with the next message.
+    Continue,
+    /// Stop here; unread bytes stay in the decoder for the next `feed`.
+    Stop,
+}
+
+/// Turns a stream of reads into messages. Holds at most one partial message
+/// (bounded by the frame's maximum); an idle decoder holds no heap memory.
+#[derive(Debug)]
+pub struct Decoder {
+    frame: Frame,
+    pending: Vec<u8>,
+    skip: Skip,
+}
+
+/// A decoder that held more than this returns the memory once it is empty,
+/// so idle connections stay small.
+const KEEP_CAPACITY: usize = 4096;
+
+impl Decoder {
+    /// A decoder for `frame`.
+    pub fn new(frame: Frame) -> Decoder {
+        Decoder { frame, pending: Vec::new(), skip: Skip::None }
+    }
+
+    /// The frame this decoder reads.
+    pub fn frame(&self) -> Frame {
+        self.frame
+    }
+
+    /// True when bytes of an unfinished (or not yet delivered) message are held.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Feeds the bytes of one read and calls `f` with each complete message,
+    /// in order. Returns `Stop` if `f` stopped (the rest is kept for the next
+    /// call; `feed(&[], f)` resumes), or a `MsgSize` error for a message over
+    /// the maximum: that message is dropped and decoding resumes after it on
+    /// the next call.
+    pub fn feed(&mut self, data: &[u8], f: &mut dyn FnMut(&[u8]) -> Flow) -> Result<Flow> {
+        if self.pending.is_empty() {
+            // Fast path: parse straight from the caller's buffer and copy
+            // only a trailing partial message.
+            let (used, res) = self.run(data, f);
+            self.pending.extend_from_slice(&data[used..]);
+            res
+        } else {
+            self.pending.extend_from_slice(data);
+            let buf = std::mem::take(&mut self.pending);
+            let (used, res) = self.run(&buf, f);
+            self.pending = buf;
+            self.pending.drain(..used);
+            if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
+                self.pending = Vec::new();
+            }
+            res
+        }
+    }
+
+    /// Decodes from `buf`; returns how many bytes were consumed.
+    fn run(&mut self, buf: &[u8], f: &mut dyn FnMut(&[u8]) -> Flow) -> (usize, Result<Flow>) {
+        let mut pos = 0;
+        loop {
+            match self.skip {
+                Skip::None => {}
+                Skip::Line => match memchr(b'\n', &buf[pos..]) {
+                    Some(i) => {
+                        pos += i + 1;
+                        self.skip = Skip::None;
+                    }
+                    None => return (buf.len(), Ok(Flow::Continue)),
+                },
+                Skip::Bytes(n) => {
+                    let k = n.min(buf.len() - pos);
+                    pos += k;
+                    self.skip = if k == n { Skip::None } else { Skip::Bytes(n - k) };
+                }
+            }
+            if pos == buf.len() {
+                return (pos, Ok(Flow::Continue));
+            }
+            match self.frame.parse_one(&buf[pos..]) {
+                Step::Need => return (pos, Ok(Flow::Continue)),
+                Step::Msg { start, end, used } => {
+                    let flow = f(&buf[pos + start..pos + end]);
+                    pos += used;
+                    if flow == Flow::Stop {
+                        return (pos, Ok(Flow::Stop));
+                    }
+                }
+                Step::TooLong { used, skip, len } => {
+                    pos += used;
+                    self.skip = skip;
+                    let err = Error::new(
+                        Code::MsgSize,
+                        format!(
+                            "incoming message of {}{len} bytes is longer than {} allows ({} bytes)",
+                            if skip == Skip::Line { "more than " } else { "" },
+                            self.frame,
+                            self.frame.max_len()
+                        ),
+                    );
+                    return (pos, Err(err));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(frame: Frame, chunks: &[&[u8]]) -> Vec<std::result::Result<Vec<u8>, Code>> {
+        let mut d = Decoder::new(frame);
+        let mut out = Vec::new();
+        for c in chunks {
+            let mut data: &[u8] = c;
+            loop {
+                let r = d.feed(data, &mut |m| {
+                    out.push(Ok(m.to_vec()));
+                    Flow::Continue
+                });
+                data = &[];
+                match r {
+                    Ok(_) => break,
+                    Err(e) => out.push(Err(e.code)),
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn line_glued_split_and_crlf() {
+        let got = decode_all(Frame::default(), &[b"he", b"llo\r\nwor", b"ld\n\nx"]);
+        assert_eq!(got, vec![Ok(b"hello".to_vec()), Ok(b"world".to_vec()), Ok(vec![])]);
+    }
+
+    #[test]
+    fn line_too_long_is_reported_once_and_resyncs() {
+        let f = Frame::Line { max: 4 };
+        let got = decode_all(f, &[b"abcdefgh", b"ijk\nok\n"]);
+        assert_eq!(got, vec![Err(Code::MsgSize), Ok(b"ok".to_vec())]);
+    }
+
+    #[test]
+    fn fixed_takes_text_before_nul() {
+        let mut frame = b"hi\0\0o world long".to_vec();
+        frame.resize(32, 0);
+        let got = decode_all(Frame::Fixed(32), &[&frame[..10], &frame[10..]]);
+        assert_eq!(got, vec![Ok(b"hi".to_vec())]);
+    }
+
+    #[test]
+    fn len32_rejects_oversize_and_skips_it() {
+        let f = Frame::Len32 { max: 3 };
+        let got = decode_all(f, &[b"\0\0\0\x05abcde\0\0\0\x02ok"]);
+        assert_eq!(got, vec![Err(Code::MsgSize), Ok(b"ok".to_vec())]);
+    }
+
+    #[test]
+    fn encode_refuses_what_cannot_round_trip() {
+        let mut out = Vec::new();
+        assert_eq!(Frame::default().encode(b"a\nb", &mut out).unwrap_err().code, Code::Inval);
+        assert_eq!(Frame::Fixed(4).encode(b"abcd", &mut out).unwrap_err().code, Code::MsgSize);
+        assert_eq!(Frame::Fixed(4).encode(b"a\0", &mut out).unwrap_err().code, Code::Inval);
+        assert!(out.is_empty());
+        Frame::Fixed(4).encode(b"abc", &mut out).unwrap();
+        assert_eq!(out, b"abc\0");
+    }
+
+    #[test]
+    fn stop_keeps_the_rest() {
+        let mut d = Decoder::new(Frame::default());
+        let mut seen = Vec::new();
+        let r = d.feed(b"a\nb\nc", &mut |m| {
+            seen.push(m.to_vec());
+            Flow::Stop
+        });
+        assert_eq!(r.unwrap(), Flow::Stop);
+        assert_eq!(seen, vec![b"a".to_vec()]);
+        d.feed(b"\n", &mut |m| {
+            seen.push(m.to_vec());
+            Flow::Continue
+        })
+        .unwrap();
+        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn parse_specs() {
+        assert_eq!(Frame::parse("line"), Ok(Frame::Line { max: DEFAULT_MAX }));
+        assert_eq!(Frame::parse("fixed:32"), Ok(Frame::Fixed(32)));
+        assert_eq!(Frame::parse("len32:10"), Ok(Frame::Len32 { max: 10 }));
+        assert!(Frame::parse("fixed").is_err());
+        assert!(Frame::parse("fixed:1").is_err());
+        assert!(Frame::parse("fixed:-3").is_err());
+        assert!(Frame::parse("lines").is_err());
+        assert_eq!(Frame::parse("fixed:32").unwrap().to_string(), "fixed:32");
+    }
+}

@@ -1,0 +1,19 @@
+//! sockflow: TCP and UDP flows for C programs.
+//!
+//! The core (every module but `ffi`) is safe Rust that knows nothing of C:
+//! [`args`] parses the tutorials' command lines, [`frame`] delimits messages
+//! on a stream, [`tcp`] and [`udp`] are blocking primitives, [`server`] runs
+//! many clients on one event loop, and [`client`] drives stdin sessions.
+//! `ffi` exports all of it as `sockflow_*` functions, each a panic boundary.
+#![allow(non_camel_case_types)]
+
+pub mod args;
+pub mod error;
+pub mod frame;
+pub mod net;
+pub mod tcp;
+pub mod udp;
+
+pub mod ffi;
+
+pub use error::{Code, Error, Result};

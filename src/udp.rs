@@ -1,0 +1,210 @@
+//! Blocking UDP primitives: bound or connected sockets, datagrams with the
+//! sender's address, truncation reported, broadcast and multicast.
+
+use crate::args::Args;
+use crate::error::{Code, Error, Result};
+use crate::frame::Frame;
+use crate::net;
+use nix::sys::socket::{self, MsgFlags, SockType, SockaddrStorage};
+use std::io::IoSliceMut;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+/// The largest UDP payload (IPv4).
+pub const MAX_DATAGRAM: usize = 65507;
+
+/// The message a datagram carries under `frame`: for `fixed:N` the text
+/// before the first NUL (the tutorial's padded 32-byte datagrams), for
+/// `line` without one trailing newline (`nc -u` sends one), otherwise all.
+pub fn datagram_msg(frame: Frame, d: &[u8]) -> &[u8] {
+    match frame {
+        Frame::Fixed(_) => &d[..d.iter().position(|&b| b == 0).unwrap_or(d.len())],
+        Frame::Line { .. } => {
+            let d = d.strip_suffix(b"\n").unwrap_or(d);
+            d.strip_suffix(b"\r").unwrap_or(d)
+        }
+        _ => d,
+    }
+}
+
+/// Appends the datagram for `msg` under `frame` to `out`: `fixed:N` frames
+/// are NUL-padded to N bytes; others are the message as is.
+pub fn datagram_encode(frame: Frame, msg: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    if msg.len() > MAX_DATAGRAM {
+        return Err(Error::new(Code::MsgSize, format!("datagram of {} bytes is over the UDP limit of {MAX_DATAGRAM}", msg.len())));
+    }
+    match frame {
+        Frame::Fixed(_) => frame.encode(msg, out),
+        _ => {
+            out.extend_from_slice(msg);
+            Ok(())
+        }
+    }
+}
+
+/// A UDP socket.
+#[derive(Debug)]
+pub struct Udp {
+    sock: UdpSocket,
+    frame: Frame,
+}
+
+impl Udp {
+    /// Binds the first of `addrs` that works (dual-stack on `::`).
+    pub fn bind(addrs: &[SocketAddr]) -> Result<Udp> {
+        net::try_each(addrs, |a| {
+            let fd = net::bound_socket(a, SockType::Datagram, None)?;
+            Ok(Udp { sock: UdpSocket::from(fd), frame: Frame::Raw { max: MAX_DATAGRAM } })
+        })
+    }
+
+    /// Binds the parsed command line's host and port.
+    pub fn from_args(a: &Args) -> Result<Udp> {
+        let mut u = Udp::bind(&a.addrs()?)?;
+        u.frame = a.frame;
+        Ok(u)
+    }
+
+    /// A socket on an ephemeral port, connected to the first of `addrs` that
+    /// works (a connected socket hears ICMP "port unreachable" as `Refused`).
+    pub fn connect(addrs: &[SocketAddr]) -> Result<Udp> {
+        net::try_each(addrs, |a| {
+            let any = if a.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
+            let u = Udp::bind(&[SocketAddr::new(any, 0)])?;
+            u.sock.connect(a).map_err(|e| Error::io(format!("connect {}", net::show(&a)), &e))?;
+            Ok(u)
+        })
+    }
+
+    /// Connects to the command line's host and port, with its frame.
+    pub fn connect_args(a: &Args) -> Result<Udp> {
+        let mut u = Udp::connect(&a.addrs()?)?;
+        u.frame = a.frame;
+        Ok(u)
+    }
+
+    /// Sets the frame used by `send_msg`/`send_msg_to` and `msg_of`.
+    pub fn set_frame(&mut self, frame: Frame) {
+        self.frame = frame;
+    }
+
+    /// The frame in use.
+    pub fn frame(&self) -> Frame {
+        self.frame
+    }
+
+    /// The message a received datagram carries (see [`datagram_msg`]).
+    pub fn msg_of<'a>(&self, d: &'a [u8]) -> &'a [u8] {
+        datagram_msg(self.frame, d)
+    }
+
+    /// Sends one datagram to `to`.
+    pub fn send_to(&self, data: &[u8], to: SocketAddr) -> Result<()> {
+        let n = self.sock.send_to(data, to).map_err(|e| Error::io(format!("sendto {}", net::show(&to)), &e))?;
+        debug_assert_eq!(n, data.len());
+        Ok(())
+    }
+
+    /// Sends one datagram on a connected socket.
+    pub fn send(&self, data: &[u8]) -> Result<()> {
+        self.sock.send(data).map_err(|e| Error::io("send", &e))?;
+        Ok(())
+    }
+
+    /// Sends `msg` framed (fixed frames padded) to `to`, or to the connected
+    /// peer when `to` is None.
+    pub fn send_msg(&self, msg: &[u8], to: Option<SocketAddr>) -> Result<()> {
+        let mut out = Vec::new();
+        datagram_encode(self.frame, msg, &mut out)?;
+        match to {
+            Some(a) => self.send_to(&out, a),
+            None => self.send(&out),
+        }
+    }
+
+    /// Receives one datagram into `buf`. A datagram longer than `buf` is
+    /// `MsgSize` (its first `buf.len()` bytes are in `buf`), never silently cut.
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
+        let cap = buf.len();
+        loop {
+            let mut iov = [IoSliceMut::new(buf)];
+            // MSG_TRUNC makes Linux return the datagram's real length.
+            match socket::recvmsg::<SockaddrStorage>(self.sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_TRUNC) {
+                Ok(m) => {
+                    let from = m.address.as_ref().and_then(to_std).ok_or_else(|| Error::new(Code::Addr, "recvfrom: sender has no IP address"))?;
+                    if m.bytes > cap {
+                        return Err(Error::new(
+                            Code::MsgSize,
+                            format!("datagram of {} bytes from {} truncated to {cap}", m.bytes, net::show(&from)),
+                        ));
+                    }
+                    return Ok((m.bytes, net::canonical(from)));
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Err(Error::new(Code::TimedOut, "recvfrom: timed out")),
+                Err(e) => return Err(Error::errno("recvfrom", e)),
+            }
+        }
+    }
+
+    /// Receive timeout (None = block forever).
+    pub fn set_timeout(&self, read: Option<Duration>) -> Result<()> {
+        self.sock.set_read_timeout(read).map_err(|e| Error::io("setsockopt SO_RCVTIMEO", &e))
+    }
+
+    /// SO_BROADCAST on or off.
+    pub fn set_broadcast(&self, on: bool) -> Result<()> {
+        self.sock.set_broadcast(on).map_err(|e| Error::io("setsockopt SO_BROADCAST", &e))
+    }
+
+    /// Joins (`join` true) or leaves a multicast group. `iface` is the local
+    /// interface's IPv4 address for IPv4 groups (None = any) or an interface
+    /// index for IPv6 groups (None = 0, the default).
+    pub fn membership(&self, group: IpAddr, iface: Option<&str>, join: bool) -> Result<()> {
+        let verb = if join { "join" } else { "leave" };
+        let what = format!("{verb} multicast group {group}");
+        if !group.is_multicast() {
+            return Err(Error::new(Code::Addr, format!("{what}: not a multicast address")));
+        }
+        let r = match group {
+            IpAddr::V4(g) => {
+                let ifa = match iface {
+                    None | Some("") => Ipv4Addr::UNSPECIFIED,
+                    Some(s) => s.parse().map_err(|_| Error::new(Code::Addr, format!("{what}: interface \"{s}\" is not an IPv4 address")))?,
+                };
+                if join { self.sock.join_multicast_v4(&g, &ifa) } else { self.sock.leave_multicast_v4(&g, &ifa) }
+            }
+            IpAddr::V6(g) => {
+                let idx = match iface {
+                    None | Some("") => 0,
+                    Some(s) => s.parse().map_err(|_| Error::new(Code::Addr, format!("{what}: interface \"{s}\" is not an interface index")))?,
+                };
+                if join { self.sock.join_multicast_v6(&g, idx) } else { self.sock.leave_multicast_v6(&g, idx) }
+            }
+        };
+        r.map_err(|e| Error::io(what, &e))
+    }
+
+    /// The bound address (the chosen port when 0 was asked).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.sock.local_addr().map(net::canonical).map_err(|e| Error::io("getsockname", &e))
+    }
+
+    /// The raw descriptor (still owned by the socket).
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// The std socket, for the event loop.
+    pub fn into_std(self) -> UdpSocket {
+        self.sock
+    }
+}
+
+fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
