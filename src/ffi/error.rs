@@ -109,7 +109,7 @@ pub extern "C" fn sockflow_last_error(buf: *mut c_char, len: usize) -> usize {
         LAST.with(|l| {
             let l = l.borrow();
             match super::buf_arg(buf.cast(), len, "buf") {
-                Ok(dst) => super::copy_out(&l.msg, dst),
+                Ok(dst) => super::copy_cstr(&l.msg, dst),
                 Err(_) => l.msg.len(),
             }
         })

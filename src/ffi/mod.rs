@@ -115,6 +115,17 @@ pub(crate) fn copy_out(src: &[u8], dst: &mut [u8]) -> usize {
     src.len()
 }
 
+/// snprintf-style copy: at most `dst.len() - 1` bytes and always a NUL
+/// (when `dst` is not empty); returns `src.len()`.
+pub(crate) fn copy_cstr(src: &[u8], dst: &mut [u8]) -> usize {
+    if let Some(room) = dst.len().checked_sub(1) {
+        let n = src.len().min(room);
+        dst[..n].copy_from_slice(&src[..n]);
+        dst[n] = 0;
+    }
+    src.len()
+}
+
 /// Copies a string into a fixed `char[N]` field, always NUL-terminated.
 pub(crate) fn copy_field(src: &str, dst: &mut [c_char]) {
     let n = src.len().min(dst.len() - 1);
