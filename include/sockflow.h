@@ -172,11 +172,6 @@ typedef enum sockflow_role {
 } sockflow_role;
 
 /**
- * What kind of failure happened. The discriminant is the negated C code.
- */
-typedef struct Code Code;
-
-/**
  * A connected TCP stream with a framing for messages (line by default).
  * Methods: `sockflow_tcp_connect`, `sockflow_tcp_connect_args`,
  * `sockflow_tcp_send`, `sockflow_tcp_recv`, `sockflow_tcp_send_msg`,
