@@ -233,6 +233,13 @@ impl Decoder {
         !self.pending.is_empty()
     }
 
+    /// How many bytes the decoder holds right now (a partial message, or
+    /// what a `Stop` left unread). Never more than the frame's maximum plus
+    /// one read: an over-long line is dropped as it arrives, not stored.
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Feeds the bytes of one read and calls `f` with each complete message,
     /// in order. Returns `Stop` if `f` stopped (the rest is kept for the next
     /// call; `feed(&[], f)` resumes), or a `MsgSize` error for a message over
