@@ -23,6 +23,11 @@
 
 
 /**
+ * Longest stdin line sent on a `raw` frame (other frames have their own maximum).
+ */
+#define RAW_LINE_MAX (1 << 20)
+
+/**
  * Size of `sockflow_addr.ip` (INET6_ADDRSTRLEN).
  */
 #define SOCKFLOW_IP_MAX 46
@@ -172,6 +177,90 @@ typedef enum sockflow_role {
 } sockflow_role;
 
 /**
+ * What a callback returns.
+ */
+typedef enum sockflow_action {
+    /**
+     * Keep the connection.
+     */
+    SOCKFLOW_ACTION_CONTINUE = 0,
+    /**
+     * Send what was queued, then close this connection.
+     */
+    SOCKFLOW_ACTION_CLOSE = 1,
+    /**
+     * Stop the whole server gracefully (the run call then returns 0).
+     */
+    SOCKFLOW_ACTION_STOP = 2,
+} sockflow_action;
+
+/**
+ * Why a connection ended (the `reason` of `on_close`).
+ */
+typedef enum sockflow_close_reason {
+    /**
+     * The client closed its side.
+     */
+    SOCKFLOW_CLOSE_REASON_PEER = 1,
+    /**
+     * The client sent the quit word.
+     */
+    SOCKFLOW_CLOSE_REASON_QUIT = 2,
+    /**
+     * No traffic for the idle timeout.
+     */
+    SOCKFLOW_CLOSE_REASON_IDLE = 3,
+    /**
+     * A socket error, a reset, or an over-long message.
+     */
+    SOCKFLOW_CLOSE_REASON_ERROR = 4,
+    /**
+     * The server is stopping.
+     */
+    SOCKFLOW_CLOSE_REASON_STOPPING = 5,
+    /**
+     * A callback returned `SOCKFLOW_ACTION_CLOSE`.
+     */
+    SOCKFLOW_CLOSE_REASON_HANDLER = 6,
+    /**
+     * The client did not read its replies and its queue hit `max_queue`.
+     */
+    SOCKFLOW_CLOSE_REASON_OVERFLOW = 7,
+} sockflow_close_reason;
+
+/**
+ * How a server runs its callbacks (`sockflow_server_config.mode`).
+ */
+typedef enum sockflow_mode {
+    /**
+     * Every callback on the one event-loop thread: callbacks must not block.
+     */
+    SOCKFLOW_MODE_EVENT_LOOP = 0,
+    /**
+     * Each TCP connection's callbacks run in order on a thread of its own,
+     * so they may block (wait for a keyboard, a database). I/O stays on the
+     * event loop; a connection whose thread falls behind stops being read.
+     */
+    SOCKFLOW_MODE_THREAD_PER_CONNECTION = 1,
+} sockflow_mode;
+
+/**
+ * A connection as a callback sees it. Valid only during the callback
+ * that received it: keep `sockflow_conn_id()` to refer to it later.
+ */
+typedef struct sockflow_conn sockflow_conn;
+
+/**
+ * A server, bound and ready to run. Methods: `sockflow_tcp_server_new`,
+ * `sockflow_udp_server_new`, `sockflow_server_run`, `sockflow_server_stop`,
+ * `sockflow_server_port`, `sockflow_server_send`,
+ * `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
+ * `broadcast` and `port` may be called from any thread while `run` runs;
+ * `free` only after `run` has returned.
+ */
+typedef struct sockflow_server sockflow_server;
+
+/**
  * A connected TCP stream with a framing for messages (line by default).
  * Methods: `sockflow_tcp_connect`, `sockflow_tcp_connect_args`,
  * `sockflow_tcp_send`, `sockflow_tcp_recv`, `sockflow_tcp_send_msg`,
@@ -245,6 +334,49 @@ typedef struct sockflow_args {
 } sockflow_args;
 
 /**
+ * Called when a TCP client connects; may send a greeting. Returns a
+ * `sockflow_action` (negative = close with reason ERROR).
+ */
+typedef int (*sockflow_on_connect)(void *userdata, struct sockflow_conn *conn);
+
+/**
+ * Called for each message (each datagram for UDP). `msg` holds `len`
+ * bytes followed by a NUL (so it prints with `%s`; binary frames may hold
+ * NULs too); it is valid only during the call. May send zero or more
+ * replies. Returns a `sockflow_action` (negative = close with reason ERROR).
+ */
+typedef int (*sockflow_on_message)(void *userdata,
+                                   struct sockflow_conn *conn,
+                                   const char *msg,
+                                   size_t len);
+
+/**
+ * Called once when a TCP connection has ended, with a
+ * `sockflow_close_reason`; nothing can be sent any more.
+ */
+typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, int reason);
+
+/**
+ * A server's callbacks, passed by value. Any callback may be NULL except
+ * `on_message`. `userdata` (given with the handler to the server call) is
+ * passed first to every callback; callbacks run on the server's loop
+ * thread, or, in `SOCKFLOW_MODE_THREAD_PER_CONNECTION`, on each
+ * connection's own thread, so callbacks of different connections may run
+ * at the same time there. Methods: `sockflow_handler_print`,
+ * `sockflow_handler_echo`, `sockflow_handler_hello`, `sockflow_handler_upper`.
+ */
+typedef struct sockflow_handler {
+    sockflow_on_connect on_connect;
+    sockflow_on_message on_message;
+    sockflow_on_close on_close;
+    /**
+     * 0 for your own callbacks. Set by `sockflow_handler_print()` and the
+     * other built-ins, which ignore the callback fields.
+     */
+    int builtin;
+} sockflow_handler;
+
+/**
  * An address as C programs print it: `printf("client ip = %s port = %d\n",
  * a.ip, a.port)`. IPv4-mapped IPv6 addresses are shown as IPv4.
  */
@@ -262,6 +394,49 @@ typedef struct sockflow_addr {
      */
     int family;
 } sockflow_addr;
+
+/**
+ * Server settings. Fill with `sockflow_server_config_init`, then change
+ * fields. Framing and the quit word come from the `sockflow_args`.
+ */
+typedef struct sockflow_server_config {
+    /**
+     * Most simultaneous connections (default 10000); more are closed at once
+     * with a log line.
+     */
+    int max_conns;
+    /**
+     * Close a connection after this many ms without traffic (default 0 = never).
+     */
+    int idle_timeout_ms;
+    /**
+     * Most reply bytes queued for one client that does not read; past it the
+     * client is dropped with reason OVERFLOW (default 1 MiB).
+     */
+    size_t max_queue;
+    /**
+     * A `sockflow_mode` (default `SOCKFLOW_MODE_EVENT_LOOP`).
+     */
+    int mode;
+    /**
+     * Non-zero: SIGINT/SIGTERM stop the server gracefully (stop accepting,
+     * flush replies, close, return 0). Default 0: signals untouched.
+     */
+    int handle_signals;
+    /**
+     * listen(2) backlog (default 128).
+     */
+    int backlog;
+    /**
+     * Where log lines go (readiness `NAME: listening on HOST port N`, drops,
+     * errors). NULL = stderr.
+     */
+    FILE *log;
+    /**
+     * Non-zero: no log lines at all.
+     */
+    int quiet;
+} sockflow_server_config;
 
 
 
@@ -286,7 +461,7 @@ extern "C" {
  * `sockflow_exit_code(rc)` turns any of these into an exit status.
  * `*args` is written only on success. `argv` is only read during the call.
  */
-int sockflow_args_parse(struct sockflow_args *args, int argc, const char *const *argv, int flags);
+int sockflow_args_parse(struct sockflow_args *args, int argc, char *const *argv, int flags);
 
 /**
  * Fills `*args` for a program that does not parse argv: `role` as for
@@ -301,6 +476,204 @@ int sockflow_args_init(struct sockflow_args *args, int role, const char *host, i
  * "line", "raw", "fixed:32", "len32", "line:1024". Returns 0 or `SOCKFLOW_EINVAL`.
  */
 int sockflow_args_set_frame(struct sockflow_args *args, const char *spec);
+
+/**
+ * The tutorial's TCP client in one call: connects to the host and port of
+ * `args`, reads `in` line by line (any length up to the frame's maximum;
+ * a longer line is refused with a message on stderr, never split), strips
+ * the newline, sends each line framed, and prints every reply to `out` as it
+ * arrives, one per line, even while the user is typing. The quit word is
+ * sent, then ends the input; so does EOF. It then half-closes and prints
+ * the replies still coming until the server closes or is quiet for the
+ * timeout (default 1 s). `in`/`out` NULL mean stdin/stdout; `in` is read
+ * through its descriptor, so do not read it with stdio before.
+ * Returns 0, `SOCKFLOW_ECLOSED` if the server closed first (said on
+ * stderr), or a negative code after printing `PROG: what failed: why`.
+ */
+int sockflow_tcp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+
+/**
+ * The tutorial's UDP client in one call: each input line is one datagram
+ * (fixed frames padded), replies are printed as they arrive; with a timeout
+ * in `args`, each line waits that long for its reply and says so on stderr
+ * when none came. The quit word (sent) and EOF end it. As `sockflow_tcp_client_run`.
+ */
+int sockflow_udp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+
+/**
+ * The chat server: listens on `args`, prints `PROG: listening on HOST port
+ * N` to stderr, waits for one client, prints `client ip = … port = …
+ * connected`, then both sides type whenever they like: lines from `in` are
+ * sent, the client's lines are printed as `Client: …`. Ends on EOF, the
+ * quit word, or when the client leaves; returns 0 or a negative code.
+ */
+int sockflow_chat_server_run(const struct sockflow_args *args, FILE *in, FILE *out);
+
+/**
+ * The chat client: connects to `args`, then both sides type whenever they
+ * like; the server's lines are printed as `Server: …`. Ends on EOF, the
+ * quit word, or when the server leaves; returns 0 or a negative code.
+ */
+int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+
+/**
+ * The tutorials' C servers: prints `client ip = … port = …` on connect (TCP)
+ * or before each datagram (UDP), each message on its own line, and
+ * `client closed ip = … port = … (reason)`. Prints to the `FILE *` given as
+ * userdata, or stdout when it is NULL; every line is flushed.
+ */
+struct sockflow_handler sockflow_handler_print(void);
+
+/**
+ * Echo: every message is sent back to its sender.
+ */
+struct sockflow_handler sockflow_handler_echo(void);
+
+/**
+ * Greets `welcome` on connect, replies `Hello <msg>`, closes on `exit`.
+ */
+struct sockflow_handler sockflow_handler_hello(void);
+
+/**
+ * Replies with the message in upper case (ASCII letters; other bytes unchanged).
+ */
+struct sockflow_handler sockflow_handler_upper(void);
+
+/**
+ * Sends one message to this connection (framed: a `\n` is added for line
+ * frames) or, for UDP, one datagram back to the sender. Replies are queued
+ * and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
+ * not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close`.
+ */
+int sockflow_conn_send(struct sockflow_conn *c, const void *msg, size_t len);
+
+/**
+ * `sockflow_conn_send` of a NUL-terminated string (without its NUL).
+ */
+int sockflow_conn_send_str(struct sockflow_conn *c, const char *s);
+
+/**
+ * Sends one message to every connection of the server (this one too
+ * when `include_self` is non-zero), e.g. a chat room. Delivered after the
+ * callback returns. TCP only.
+ */
+int sockflow_conn_broadcast(struct sockflow_conn *c, const void *msg, size_t len, int include_self);
+
+/**
+ * Sends one message to another connection of the same server, by id
+ * (from `sockflow_conn_id`). An id that is gone is ignored. TCP only.
+ */
+int sockflow_conn_send_to(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
+
+/**
+ * Asks the server to stop gracefully once this callback returns.
+ */
+int sockflow_conn_stop_server(struct sockflow_conn *c);
+
+/**
+ * The connection's id: unique for the server's life, never reused, never
+ * 0. Returns 0 for NULL.
+ */
+uint64_t sockflow_conn_id(const struct sockflow_conn *c);
+
+/**
+ * Writes the peer's address (for UDP, the datagram's sender) to `*out`.
+ */
+int sockflow_conn_peer(const struct sockflow_conn *c, struct sockflow_addr *out);
+
+/**
+ * The per-connection user pointer (NULL until set). For UDP it lasts one datagram.
+ */
+void *sockflow_conn_user(const struct sockflow_conn *c);
+
+/**
+ * Sets the per-connection user pointer. sockflow never frees it: free
+ * what it points to in `on_close`.
+ */
+int sockflow_conn_set_user(struct sockflow_conn *c, void *user);
+
+/**
+ * Fills `*cfg` with the defaults documented on each field. Returns 0.
+ */
+int sockflow_server_config_init(struct sockflow_server_config *cfg);
+
+/**
+ * Binds a TCP server on the host and port of `args` (with their frame and
+ * quit word) for `handler`/`userdata`. `cfg` may be NULL for the defaults.
+ * Writes the server to `*out` (free it with `sockflow_server_free` after
+ * `sockflow_server_run` returned) and returns 0; e.g.
+ * `SOCKFLOW_EADDRINUSE` with the message `bind 0.0.0.0:8080: Address already in use`.
+ */
+int sockflow_tcp_server_new(const struct sockflow_args *args,
+                            const struct sockflow_server_config *cfg,
+                            struct sockflow_handler handler,
+                            void *userdata,
+                            struct sockflow_server **out);
+
+/**
+ * Binds a UDP server: each datagram is one message for `handler`'s
+ * `on_message` (`on_connect`/`on_close` are not called), and
+ * `sockflow_conn_send` replies to its sender. Otherwise as `sockflow_tcp_server_new`.
+ */
+int sockflow_udp_server_new(const struct sockflow_args *args,
+                            const struct sockflow_server_config *cfg,
+                            struct sockflow_handler handler,
+                            void *userdata,
+                            struct sockflow_server **out);
+
+/**
+ * Runs the server on the calling thread until it is stopped (a callback
+ * returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`, or a signal
+ * when `handle_signals` is set); then stops accepting, flushes queued
+ * replies, closes every connection and returns 0. A server runs once.
+ */
+int sockflow_server_run(struct sockflow_server *s);
+
+/**
+ * Asks a running server to stop gracefully; returns at once. Safe from any
+ * thread and from callbacks.
+ */
+int sockflow_server_stop(struct sockflow_server *s);
+
+/**
+ * The port the server is bound to (the chosen one when 0 was asked).
+ */
+int sockflow_server_port(const struct sockflow_server *s);
+
+/**
+ * Queues one message for connection `id` (from `sockflow_conn_id`); safe
+ * from any thread. An id that is gone is ignored. TCP only.
+ */
+int sockflow_server_send(struct sockflow_server *s, uint64_t id, const void *msg, size_t len);
+
+/**
+ * Queues one message for every connection; safe from any thread. TCP only.
+ */
+int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t len);
+
+/**
+ * Frees a server that is not running (never run, or `run` returned).
+ * NULL is fine; do not call twice.
+ */
+void sockflow_server_free(struct sockflow_server *s);
+
+/**
+ * The whole TCP server in one call: binds the host and port of `args`,
+ * prints `PROG: listening on HOST port N` to stderr, serves any number of
+ * clients at once through `handler` (e.g. `sockflow_handler_print()`), and
+ * on SIGINT/SIGTERM stops gracefully and returns 0. On failure prints
+ * `PROG: what failed: why` to stderr and returns the negative code.
+ */
+int sockflow_tcp_server_run(const struct sockflow_args *args,
+                            struct sockflow_handler handler,
+                            void *userdata);
+
+/**
+ * The whole UDP server in one call (see `sockflow_tcp_server_run`).
+ */
+int sockflow_udp_server_run(const struct sockflow_args *args,
+                            struct sockflow_handler handler,
+                            void *userdata);
 
 /**
  * A static, NUL-terminated description of `code` (any int is accepted;

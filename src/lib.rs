@@ -8,9 +8,11 @@
 #![allow(non_camel_case_types)]
 
 pub mod args;
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod net;
+pub mod server;
 pub mod tcp;
 pub mod udp;
 

@@ -8,7 +8,7 @@ use crate::net;
 use nix::poll::PollFlags;
 use nix::sys::socket::SockType;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 /// The listen backlog used when the caller does not choose one.
@@ -201,5 +201,11 @@ impl Stream {
     /// The std socket, for the event loop.
     pub fn into_std(self) -> TcpStream {
         self.sock
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 }

@@ -8,7 +8,7 @@ use crate::net;
 use nix::sys::socket::{self, MsgFlags, SockType, SockaddrStorage};
 use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 /// The largest UDP payload (IPv4).
@@ -207,4 +207,10 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
         return Some(SocketAddr::from((v4.ip(), v4.port())));
     }
     a.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
+impl AsFd for Udp {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
 }

@@ -179,7 +179,7 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
 /// `sockflow_exit_code(rc)` turns any of these into an exit status.
 /// `*args` is written only on success. `argv` is only read during the call.
 #[no_mangle]
-pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, argv: *const *const c_char, flags: c_int) -> c_int {
+pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, argv: *const *mut c_char, flags: c_int) -> c_int {
     ffi_boundary! {
         check_out!(args, "args");
         let role = try_ok!(role_of(flags));

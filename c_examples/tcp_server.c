@@ -1,0 +1,13 @@
+/* The tutorial's TCP server: prints each client's address, its messages, and when it leaves.
+ * Many clients at once; a client's "quit" closes its connection; Ctrl-C stops cleanly.
+ * usage: tcp_server [options] [host] <port>   (options: --frame F, --quit WORD, --timeout MS, -4, -6, -h) */
+#include <sockflow.h>
+
+int main(int argc, char **argv)
+{
+    sockflow_args args;
+    int rc = sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_SERVER);
+    if (rc == 0)
+        rc = sockflow_tcp_server_run(&args, sockflow_handler_print(), NULL);
+    return sockflow_exit_code(rc);
+}

@@ -1,0 +1,260 @@
+//! `sockflow_server`: the multi-client TCP and UDP servers.
+
+use super::args::{core_args, sockflow_args};
+use super::error::{fail, rc};
+use super::handler::{to_core, sockflow_handler};
+use super::stdio::CFile;
+use super::{bytes_arg, give};
+use crate::error::Error;
+use crate::server::tcp::TcpServer;
+use crate::server::udp::UdpServer;
+use crate::server::{Config, Mode, ServerHandle};
+use std::ffi::{c_int, c_void};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How a server runs its callbacks (`sockflow_server_config.mode`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sockflow_mode {
+    /// Every callback on the one event-loop thread: callbacks must not block.
+    EventLoop = 0,
+    /// Each TCP connection's callbacks run in order on a thread of its own,
+    /// so they may block (wait for a keyboard, a database). I/O stays on the
+    /// event loop; a connection whose thread falls behind stops being read.
+    ThreadPerConnection = 1,
+}
+
+/// Server settings. Fill with `sockflow_server_config_init`, then change
+/// fields. Framing and the quit word come from the `sockflow_args`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sockflow_server_config {
+    /// Most simultaneous connections (default 10000); more are closed at once
+    /// with a log line.
+    pub max_conns: c_int,
+    /// Close a connection after this many ms without traffic (default 0 = never).
+    pub idle_timeout_ms: c_int,
+    /// Most reply bytes queued for one client that does not read; past it the
+    /// client is dropped with reason OVERFLOW (default 1 MiB).
+    pub max_queue: usize,
+    /// A `sockflow_mode` (default `SOCKFLOW_MODE_EVENT_LOOP`).
+    pub mode: c_int,
+    /// Non-zero: SIGINT/SIGTERM stop the server gracefully (stop accepting,
+    /// flush replies, close, return 0). Default 0: signals untouched.
+    pub handle_signals: c_int,
+    /// listen(2) backlog (default 128).
+    pub backlog: c_int,
+    /// Where log lines go (readiness `NAME: listening on HOST port N`, drops,
+    /// errors). NULL = stderr.
+    pub log: *mut libc::FILE,
+    /// Non-zero: no log lines at all.
+    pub quiet: c_int,
+}
+
+fn defaults() -> sockflow_server_config {
+    let d = Config::default();
+    sockflow_server_config {
+        max_conns: d.max_conns as c_int,
+        idle_timeout_ms: 0,
+        max_queue: d.max_queue,
+        mode: sockflow_mode::EventLoop as c_int,
+        handle_signals: 0,
+        backlog: d.backlog,
+        log: std::ptr::null_mut(),
+        quiet: 0,
+    }
+}
+
+/// Fills `*cfg` with the defaults documented on each field. Returns 0.
+#[no_mangle]
+pub extern "C" fn sockflow_server_config_init(cfg: *mut sockflow_server_config) -> c_int {
+    ffi_boundary! {
+        let cfg = try_mut!(cfg, "cfg");
+        *cfg = defaults();
+        0
+    }
+}
+
+fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Result<Config> {
+    let mut cfg = Config::from_args(a);
+    if c.max_conns <= 0 {
+        return Err(Error::inval(format!("cfg.max_conns {} is not positive", c.max_conns)));
+    }
+    if c.idle_timeout_ms < 0 {
+        return Err(Error::inval(format!("cfg.idle_timeout_ms {} is negative", c.idle_timeout_ms)));
+    }
+    if c.max_queue == 0 {
+        return Err(Error::inval("cfg.max_queue is 0"));
+    }
+    cfg.max_conns = c.max_conns as usize;
+    cfg.idle_timeout = (c.idle_timeout_ms > 0).then(|| Duration::from_millis(c.idle_timeout_ms as u64));
+    cfg.max_queue = c.max_queue;
+    cfg.mode = match c.mode {
+        0 => Mode::EventLoop,
+        1 => Mode::ThreadPerConnection,
+        m => return Err(Error::inval(format!("cfg.mode {m} is not a sockflow_mode"))),
+    };
+    cfg.handle_signals = c.handle_signals != 0;
+    cfg.backlog = if c.backlog > 0 { c.backlog } else { crate::tcp::DEFAULT_BACKLOG };
+    cfg.log = if c.quiet != 0 {
+        None
+    } else if c.log.is_null() {
+        Some(Box::new(CFile::stderr()))
+    } else {
+        Some(Box::new(CFile(c.log)))
+    };
+    Ok(cfg)
+}
+
+enum Engine {
+    Tcp(TcpServer),
+    Udp(UdpServer),
+}
+
+/// A server, bound and ready to run. Methods: `sockflow_tcp_server_new`,
+/// `sockflow_udp_server_new`, `sockflow_server_run`, `sockflow_server_stop`,
+/// `sockflow_server_port`, `sockflow_server_send`,
+/// `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
+/// `broadcast` and `port` may be called from any thread while `run` runs;
+/// `free` only after `run` has returned.
+pub struct sockflow_server {
+    handle: ServerHandle,
+    engine: Mutex<Option<Engine>>,
+}
+
+fn new_server(args: *const sockflow_args, cfg: *const sockflow_server_config, handler: sockflow_handler, userdata: *mut c_void, udp: bool) -> crate::Result<sockflow_server> {
+    let a = core_args(args)?;
+    // SAFETY: NULL or a valid struct, per contract.
+    let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
+    let config = core_config(&a, &c)?;
+    let h = to_core(handler, userdata)?;
+    let engine = if udp { Engine::Udp(UdpServer::from_args(&a, config, h)?) } else { Engine::Tcp(TcpServer::from_args(&a, config, h)?) };
+    let handle = match &engine {
+        Engine::Tcp(s) => s.handle(),
+        Engine::Udp(s) => s.handle(),
+    };
+    Ok(sockflow_server { handle, engine: Mutex::new(Some(engine)) })
+}
+
+/// Binds a TCP server on the host and port of `args` (with their frame and
+/// quit word) for `handler`/`userdata`. `cfg` may be NULL for the defaults.
+/// Writes the server to `*out` (free it with `sockflow_server_free` after
+/// `sockflow_server_run` returned) and returns 0; e.g.
+/// `SOCKFLOW_EADDRINUSE` with the message `bind 0.0.0.0:8080: Address already in use`.
+#[no_mangle]
+pub extern "C" fn sockflow_tcp_server_new(args: *const sockflow_args, cfg: *const sockflow_server_config, handler: sockflow_handler, userdata: *mut c_void, out: *mut *mut sockflow_server) -> c_int {
+    ffi_boundary! {
+        check_out!(out, "out");
+        give(out, try_ok!(new_server(args, cfg, handler, userdata, false)))
+    }
+}
+
+/// Binds a UDP server: each datagram is one message for `handler`'s
+/// `on_message` (`on_connect`/`on_close` are not called), and
+/// `sockflow_conn_send` replies to its sender. Otherwise as `sockflow_tcp_server_new`.
+#[no_mangle]
+pub extern "C" fn sockflow_udp_server_new(args: *const sockflow_args, cfg: *const sockflow_server_config, handler: sockflow_handler, userdata: *mut c_void, out: *mut *mut sockflow_server) -> c_int {
+    ffi_boundary! {
+        check_out!(out, "out");
+        give(out, try_ok!(new_server(args, cfg, handler, userdata, true)))
+    }
+}
+
+fn run_engine(s: &sockflow_server) -> crate::Result<()> {
+    let engine = s.engine.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match engine {
+        Some(Engine::Tcp(t)) => t.run(),
+        Some(Engine::Udp(u)) => u.run(),
+        None => Err(Error::new(crate::Code::BadHandle, "server already ran (a server runs once)")),
+    }
+}
+
+/// Runs the server on the calling thread until it is stopped (a callback
+/// returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`, or a signal
+/// when `handle_signals` is set); then stops accepting, flushes queued
+/// replies, closes every connection and returns 0. A server runs once.
+#[no_mangle]
+pub extern "C" fn sockflow_server_run(s: *mut sockflow_server) -> c_int {
+    ffi_boundary! { rc(run_engine(try_ref!(s, "server"))) }
+}
+
+/// Asks a running server to stop gracefully; returns at once. Safe from any
+/// thread and from callbacks.
+#[no_mangle]
+pub extern "C" fn sockflow_server_stop(s: *mut sockflow_server) -> c_int {
+    ffi_boundary! {
+        try_ref!(s, "server").handle.stop();
+        0
+    }
+}
+
+/// The port the server is bound to (the chosen one when 0 was asked).
+#[no_mangle]
+pub extern "C" fn sockflow_server_port(s: *const sockflow_server) -> c_int {
+    ffi_boundary! { c_int::from(try_ref!(s, "server").handle.local_addr().port()) }
+}
+
+/// Queues one message for connection `id` (from `sockflow_conn_id`); safe
+/// from any thread. An id that is gone is ignored. TCP only.
+#[no_mangle]
+pub extern "C" fn sockflow_server_send(s: *mut sockflow_server, id: u64, msg: *const c_void, len: usize) -> c_int {
+    ffi_boundary! {
+        let s = try_ref!(s, "server");
+        rc(s.handle.send(id, try_ok!(bytes_arg(msg, len, "msg"))))
+    }
+}
+
+/// Queues one message for every connection; safe from any thread. TCP only.
+#[no_mangle]
+pub extern "C" fn sockflow_server_broadcast(s: *mut sockflow_server, msg: *const c_void, len: usize) -> c_int {
+    ffi_boundary! {
+        let s = try_ref!(s, "server");
+        rc(s.handle.broadcast(try_ok!(bytes_arg(msg, len, "msg")), None))
+    }
+}
+
+/// Frees a server that is not running (never run, or `run` returned).
+/// NULL is fine; do not call twice.
+#[no_mangle]
+pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
+    ffi_boundary! {
+        if !s.is_null() {
+            // SAFETY: created by Box::into_raw in this module, freed once.
+            drop(unsafe { Box::from_raw(s) });
+        }
+    }
+}
+
+/// The one-call flows print their failure as `prog: message` on stderr.
+pub(crate) fn report(prog: &str, e: Error) -> c_int {
+    let _ = writeln!(CFile::stderr(), "{prog}: {e}");
+    fail(e)
+}
+
+fn run_once(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void, udp: bool) -> c_int {
+    let prog = core_args(args).map(|a| a.prog).unwrap_or_else(|_| "sockflow".into());
+    let mut cfg = defaults();
+    cfg.handle_signals = 1;
+    match new_server(args, &cfg, handler, userdata, udp).and_then(|s| run_engine(&s)) {
+        Ok(()) => 0,
+        Err(e) => report(&prog, e),
+    }
+}
+
+/// The whole TCP server in one call: binds the host and port of `args`,
+/// prints `PROG: listening on HOST port N` to stderr, serves any number of
+/// clients at once through `handler` (e.g. `sockflow_handler_print()`), and
+/// on SIGINT/SIGTERM stops gracefully and returns 0. On failure prints
+/// `PROG: what failed: why` to stderr and returns the negative code.
+#[no_mangle]
+pub extern "C" fn sockflow_tcp_server_run(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void) -> c_int {
+    ffi_boundary! { run_once(args, handler, userdata, false) }
+}
+
+/// The whole UDP server in one call (see `sockflow_tcp_server_run`).
+#[no_mangle]
+pub extern "C" fn sockflow_udp_server_run(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void) -> c_int {
+    ffi_boundary! { run_once(args, handler, userdata, true) }
+}

@@ -1,0 +1,540 @@
+//! The TCP server: one mio event loop, many connections.
+//!
+//! Per connection the loop keeps only what it must (the socket, a decoder
+//! holding at most one partial message, the unsent replies, a user slot),
+//! and buffers are freed when they empty, so an idle connection costs a few
+//! hundred bytes. Reads go through one shared 64 KiB scratch buffer.
+
+use super::control::{Command, Shared, Signals};
+use super::worker::Worker;
+use super::{Action, CloseReason, Config, Conn, Handler, Log, Mode, ServerHandle, Sink};
+use crate::error::{Error, Result};
+use crate::frame::{Decoder, Flow, Frame};
+use crate::net;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+/// Reads per readiness event before other connections get a turn.
+const READS_PER_TURN: usize = 8;
+/// How long a closing connection may take to flush its replies.
+const LINGER: Duration = Duration::from_secs(5);
+/// Out buffers above this are freed once flushed.
+const KEEP_OUT: usize = 16 * 1024;
+
+struct Connection {
+    sock: TcpStream,
+    id: u64,
+    peer: SocketAddr,
+    decoder: Decoder,
+    out: Vec<u8>,
+    out_pos: usize,
+    user: usize,
+    last: Instant,
+    /// Set when the connection is to close once its replies are flushed.
+    closing: Option<(CloseReason, Instant)>,
+    writable: bool,
+    paused: bool,
+    /// The peer is done; a worker is finishing (thread mode).
+    ended: bool,
+    worker: Option<Worker>,
+}
+
+impl Connection {
+    fn queued(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+}
+
+/// A bound TCP server, ready to [`run`](TcpServer::run).
+pub struct TcpServer {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    shared: Arc<Shared>,
+    signals: Option<Signals>,
+    handler: Arc<dyn Handler>,
+    log: Log,
+    frame: Frame,
+    quit: Vec<u8>,
+    max_conns: usize,
+    max_queue: usize,
+    idle: Option<Duration>,
+    mode: Mode,
+    conns: Slab<Connection>,
+    scratch: Vec<u8>,
+    next_gen: u64,
+    /// Connections with data left to read after their turn.
+    again: Vec<(usize, u64)>,
+    accept_paused_until: Option<Instant>,
+    joins: Vec<JoinHandle<()>>,
+}
+
+impl TcpServer {
+    /// Binds the first of `addrs` that works and prepares the loop.
+    pub fn bind(addrs: &[SocketAddr], mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+        let l = crate::tcp::Listener::bind(addrs, cfg.backlog)?;
+        let local = l.local_addr();
+        let std = l.into_std();
+        std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
+        let mut listener = TcpListener::from_std(std);
+        let poll = Poll::new().map_err(|e| Error::io("epoll_create", &e))?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
+        let shared = Shared::new(poll.registry(), WAKER, local, cfg.frame, false)?;
+        let signals = if cfg.handle_signals { Some(Signals::watch(poll.registry(), SIGNALS)?) } else { None };
+        let log = Log::new(&mut cfg);
+        Ok(TcpServer {
+            poll,
+            listener: Some(listener),
+            shared,
+            signals,
+            handler,
+            log,
+            frame: cfg.frame,
+            quit: cfg.quit.into_bytes(),
+            max_conns: cfg.max_conns.max(1),
+            max_queue: cfg.max_queue.max(1),
+            idle: cfg.idle_timeout,
+            mode: cfg.mode,
+            conns: Slab::new(),
+            scratch: vec![0; crate::tcp::READ_CHUNK],
+            next_gen: 1,
+            again: Vec::new(),
+            accept_paused_until: None,
+            joins: Vec::new(),
+        })
+    }
+
+    /// Binds the parsed command line's host and port.
+    pub fn from_args(a: &crate::args::Args, cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+        TcpServer::bind(&a.addrs()?, cfg, handler)
+    }
+
+    /// A thread-safe handle: stop, send, broadcast.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle(self.shared.clone())
+    }
+
+    /// The bound address (the chosen port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr()
+    }
+
+    /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
+    /// signal when configured), then stops accepting, flushes queued
+    /// replies, closes every connection and returns.
+    pub fn run(mut self) -> Result<()> {
+        let local = self.local_addr();
+        self.log.line(format_args!("listening on {} port {}", local.ip(), local.port()));
+        let mut events = Events::with_capacity(1024);
+        while !self.shared.stopping() {
+            self.turn(&mut events)?;
+        }
+        self.shutdown(&mut events);
+        Ok(())
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut t = None;
+        if self.idle.is_some() || self.conns.iter().any(|(_, c)| c.closing.is_some()) {
+            t = Some(Duration::from_millis(250));
+        }
+        if let Some(until) = self.accept_paused_until {
+            let left = until.saturating_duration_since(Instant::now());
+            t = Some(t.map_or(left, |x: Duration| x.min(left)));
+        }
+        t
+    }
+
+    fn turn(&mut self, events: &mut Events) -> Result<()> {
+        let timeout = self.next_timeout();
+        if let Err(e) = self.poll.poll(events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(Error::io("epoll_wait", &e));
+        }
+        for (k, id) in std::mem::take(&mut self.again) {
+            self.read(k, id);
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => self.accept_all(),
+                WAKER => {}
+                SIGNALS => {
+                    if self.signals.as_mut().is_some_and(|s| s.drain()) {
+                        self.log.line(format_args!("signal received: stopping"));
+                        self.shared.stop();
+                    }
+                }
+                Token(k) => {
+                    let Some(id) = self.conns.get(k).map(|c| c.id) else { continue };
+                    if ev.is_writable() {
+                        self.flush(k);
+                    }
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.read(k, id);
+                    }
+                }
+            }
+        }
+        if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+            self.accept_paused_until = None;
+            self.accept_all();
+        }
+        self.run_commands();
+        self.sweep();
+        Ok(())
+    }
+
+    fn accept_all(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = &self.listener else { return };
+            match listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, net::canonical(peer)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)) => {
+                    // Out of descriptors: the pending client stays in the
+                    // backlog; try again shortly instead of spinning.
+                    self.log.line(format_args!("{}", Error::io("accept", &e)));
+                    self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
+                Err(_) => continue, // ECONNABORTED and friends: that client is gone.
+            }
+        }
+    }
+
+    fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr) {
+        if self.conns.len() >= self.max_conns {
+            self.log.line(format_args!("too many connections ({}): closing {}", self.conns.len(), net::show(&peer)));
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let k = entry.key();
+        let id = (self.next_gen << 32) | k as u64;
+        self.next_gen += 1;
+        if self.poll.registry().register(&mut sock, Token(k), Interest::READABLE).is_err() {
+            return;
+        }
+        let worker = match self.mode {
+            Mode::EventLoop => None,
+            Mode::ThreadPerConnection => match Worker::spawn(id, peer, self.handler.clone(), self.shared.clone(), self.max_queue / 2) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    self.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
+                    let _ = self.poll.registry().deregister(&mut sock);
+                    return;
+                }
+            },
+        };
+        entry.insert(Connection {
+            sock,
+            id,
+            peer,
+            decoder: Decoder::new(self.frame),
+            out: Vec::new(),
+            out_pos: 0,
+            user: 0,
+            last: Instant::now(),
+            closing: None,
+            writable: false,
+            paused: false,
+            ended: false,
+            worker,
+        });
+        if self.mode == Mode::EventLoop {
+            let c = &mut self.conns[k];
+            let mut conn = Conn { id, peer, user: &mut c.user, sink: Sink::Buf { buf: &mut c.out, frame: self.frame }, shared: &self.shared };
+            let action = self.handler.on_connect(&mut conn);
+            self.after(k, action);
+        }
+    }
+
+    /// Applies a handler's answer, then sends what it queued.
+    fn after(&mut self, k: usize, action: Action) {
+        match action {
+            Action::Continue => {}
+            Action::Close => self.begin_close(k, CloseReason::Handler),
+            Action::Stop => self.shared.stop(),
+        }
+        self.flush(k);
+    }
+
+    fn read(&mut self, k: usize, id: u64) {
+        for _ in 0..READS_PER_TURN {
+            let Some(c) = self.conns.get_mut(k) else { return };
+            if c.id != id || c.paused || c.ended || c.closing.is_some() {
+                return;
+            }
+            let n = match c.sock.read(&mut self.scratch) {
+                Ok(0) => return self.end_input(k, CloseReason::Peer),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.close_now(k, CloseReason::Error),
+            };
+            c.last = Instant::now();
+            let mut verdict: Option<CloseReason> = None;
+            let mut stop = false;
+            let Connection { decoder, out, user, worker, peer, paused, .. } = c;
+            let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.shared, self.max_queue);
+            let fed = decoder.feed(&self.scratch[..n], &mut |msg| {
+                if !quit.is_empty() && msg == &quit[..] {
+                    verdict = Some(CloseReason::Quit);
+                    return Flow::Stop;
+                }
+                if let Some(w) = worker {
+                    if w.message(msg) > max_queue {
+                        *paused = true;
+                        return Flow::Stop;
+                    }
+                    return Flow::Continue;
+                }
+                let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame }, shared };
+                match handler.on_message(&mut conn, msg) {
+                    Action::Continue => Flow::Continue,
+                    Action::Close => {
+                        verdict = Some(CloseReason::Handler);
+                        Flow::Stop
+                    }
+                    Action::Stop => {
+                        stop = true;
+                        Flow::Stop
+                    }
+                }
+            });
+            if let Err(e) = fed {
+                self.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
+                verdict = Some(CloseReason::Error);
+            }
+            if stop {
+                self.shared.stop();
+            }
+            match verdict {
+                Some(CloseReason::Error) => {
+                    self.flush(k);
+                    return self.close_now(k, CloseReason::Error);
+                }
+                Some(r) => return self.end_input(k, r),
+                None => {}
+            }
+            if !self.flush(k) {
+                return;
+            }
+        }
+        // Still readable after its turn: come back next loop turn.
+        self.again.push((k, id));
+    }
+
+    /// Writes queued replies; false if the connection is gone.
+    fn flush(&mut self, k: usize) -> bool {
+        let Some(c) = self.conns.get_mut(k) else { return false };
+        while c.out_pos < c.out.len() {
+            match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
+                Ok(n) => c.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close_now(k, CloseReason::Error);
+                    return false;
+                }
+            }
+        }
+        if c.out_pos == c.out.len() {
+            c.out.clear();
+            c.out_pos = 0;
+            if c.out.capacity() > KEEP_OUT {
+                c.out = Vec::new();
+            }
+            if let Some((reason, _)) = c.closing {
+                self.close_now(k, reason);
+                return false;
+            }
+            if c.writable {
+                c.writable = false;
+                let _ = self.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
+            }
+        } else {
+            if c.queued() > self.max_queue {
+                let queued = c.queued();
+                self.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
+                self.close_now(k, CloseReason::Overflow);
+                return false;
+            }
+            if c.out_pos > c.out.len() / 2 {
+                c.out.drain(..c.out_pos);
+                c.out_pos = 0;
+            }
+            if !c.writable {
+                c.writable = true;
+                let _ = self.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
+            }
+        }
+        true
+    }
+
+    /// The peer is done (end of stream or quit word). On the event loop the
+    /// connection closes once its replies are flushed; a worker first gets
+    /// to finish the messages it holds, then sends `Finish` back.
+    fn end_input(&mut self, k: usize, reason: CloseReason) {
+        let Some(c) = self.conns.get_mut(k) else { return };
+        match &c.worker {
+            Some(w) => {
+                if !c.ended {
+                    c.ended = true;
+                    w.end(reason);
+                }
+            }
+            None => self.begin_close(k, reason),
+        }
+    }
+
+    /// Stops reading; the connection closes once its replies are flushed
+    /// (or after `LINGER`).
+    fn begin_close(&mut self, k: usize, reason: CloseReason) {
+        if let Some(c) = self.conns.get_mut(k) {
+            if c.closing.is_none() {
+                c.closing = Some((reason, Instant::now() + LINGER));
+            }
+            self.flush(k);
+        }
+    }
+
+    fn close_now(&mut self, k: usize, reason: CloseReason) {
+        let Some(mut c) = self.conns.try_remove(k) else { return };
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        match c.worker.take() {
+            Some(w) => self.joins.extend(w.close(reason)),
+            None => {
+                let mut conn = Conn { id: c.id, peer: c.peer, user: &mut c.user, sink: Sink::Closed, shared: &self.shared };
+                self.handler.on_close(&mut conn, reason);
+            }
+        }
+    }
+
+    fn find(&self, id: u64) -> Option<usize> {
+        let k = (id & 0xffff_ffff) as usize;
+        self.conns.get(k).filter(|c| c.id == id).map(|_| k)
+    }
+
+    fn queue(&mut self, k: usize, bytes: &[u8]) {
+        let c = &mut self.conns[k];
+        if c.closing.is_none() {
+            c.out.extend_from_slice(bytes);
+            self.flush(k);
+        }
+    }
+
+    fn run_commands(&mut self) {
+        for cmd in self.shared.take() {
+            match cmd {
+                Command::Send { id, bytes } => {
+                    if let Some(k) = self.find(id) {
+                        self.queue(k, &bytes);
+                    }
+                }
+                Command::Broadcast { bytes, except } => {
+                    let keys: Vec<usize> = self.conns.iter().filter(|(_, c)| Some(c.id) != except).map(|(k, _)| k).collect();
+                    for k in keys {
+                        if self.conns.contains(k) {
+                            self.queue(k, &bytes);
+                        }
+                    }
+                }
+                Command::Close { id } => {
+                    if let Some(k) = self.find(id) {
+                        self.begin_close(k, CloseReason::Handler);
+                    }
+                }
+                Command::Finish { id, reason } => {
+                    if let Some(k) = self.find(id) {
+                        self.begin_close(k, reason);
+                    }
+                }
+                Command::Resume { id } => {
+                    if let Some(k) = self.find(id) {
+                        let c = &mut self.conns[k];
+                        if c.paused && c.worker.as_ref().is_some_and(|w| w.queued() <= self.max_queue / 2) {
+                            c.paused = false;
+                            // Edge-triggered: data that came while paused
+                            // raised no new event, so read it now.
+                            self.again.push((k, id));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Idle timeouts and closing connections that will not flush.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        for (k, c) in self.conns.iter() {
+            match c.closing {
+                Some((r, deadline)) if now >= deadline => {
+                    expired.push((k, if r == CloseReason::Stopping { r } else { CloseReason::Error }))
+                }
+                None if self.idle.is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
+                _ => {}
+            }
+        }
+        for (k, reason) in expired {
+            if reason == CloseReason::Idle {
+                self.begin_close(k, reason);
+            } else {
+                self.close_now(k, reason);
+            }
+        }
+    }
+
+    fn shutdown(&mut self, events: &mut Events) {
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.run_commands();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            if let Some(c) = self.conns.get_mut(k) {
+                c.closing = Some((CloseReason::Stopping, Instant::now() + Duration::from_secs(2)));
+            }
+            self.flush(k);
+        }
+        // Let queued replies drain, bounded by each connection's deadline.
+        while !self.conns.is_empty() {
+            let _ = self.poll.poll(events, Some(Duration::from_millis(100)));
+            for ev in events.iter() {
+                let Token(k) = ev.token();
+                {
+                    if self.conns.contains(k) && ev.is_writable() {
+                        self.flush(k);
+                    }
+                }
+            }
+            self.sweep();
+        }
+        for j in self.joins.drain(..) {
+            let _ = j.join();
+        }
+        let local = self.local_addr();
+        self.log.line(format_args!("stopped ({} port {})", local.ip(), local.port()));
+    }
+}
