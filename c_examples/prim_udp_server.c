@@ -1,0 +1,66 @@
+/*
+ * prim_udp_server: a UDP echo server on sockflow's primitives.
+ *
+ *     ./prim_udp_server [options] [host] <port>      (port 0 = any free port)
+ *
+ * Binds, prints "prim_udp_server: listening on HOST port N" to stderr, then
+ * echoes every datagram back to its sender, printing who sent what, until a
+ * datagram holds the quit word ("quit", or --quit WORD). With --frame
+ * fixed:N datagrams are N-byte NUL-padded strings (the tutorials' char[32]).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sockflow.h"
+
+/* Prints "PROG: WHAT: <why it failed>" and returns the exit status for rc. */
+static int fail(const sockflow_args *a, const char *what, int rc)
+{
+    char why[512];
+    (void)sockflow_last_error(why, sizeof why);
+    fprintf(stderr, "%s: %s: %s\n", a->prog, what, why);
+    return sockflow_exit_code(rc);
+}
+
+int main(int argc, char **argv)
+{
+    static char msg[65536]; /* more than the largest datagram (65507) */
+    sockflow_args a;
+    sockflow_udp *sock = NULL;
+    sockflow_addr from;
+    int rc;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    rc = sockflow_args_parse(&a, argc, argv, SOCKFLOW_ROLE_SERVER);
+    if (rc != 0)
+        return sockflow_exit_code(rc);
+
+    rc = sockflow_udp_bind_args(&a, &sock);
+    if (rc != 0)
+        return fail(&a, "bind", rc);
+    fprintf(stderr, "%s: listening on %s port %d\n", a.prog, a.host, sockflow_udp_port(sock));
+    fflush(stderr);
+
+    for (;;) {
+        ssize_t n = sockflow_udp_recvfrom(sock, msg, sizeof msg - 1, &from);
+        if (n == SOCKFLOW_EMSGSIZE) { /* one bad datagram does not stop a server */
+            (void)fail(&a, "receive", (int)n);
+            continue;
+        }
+        if (n < 0) {
+            rc = fail(&a, "receive", (int)n);
+            break;
+        }
+        msg[n] = '\0';
+        printf("client ip = %s port = %d: %s\n", from.ip, from.port, msg);
+        rc = sockflow_udp_sendto(sock, msg, (size_t)n, from.ip, from.port);
+        if (rc != 0) {
+            rc = fail(&a, "send", rc);
+            break;
+        }
+        if (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0)
+            break;
+    }
+    sockflow_udp_close(sock);
+    return rc;
+}
