@@ -94,13 +94,25 @@ pub fn help(prog: &str, role: Role) -> String {
 /// `/usr/bin/tcp_server` -> `tcp_server`.
 pub fn prog_name(argv0: Option<&str>) -> String {
     let a = argv0.unwrap_or("").rsplit('/').next().unwrap_or("");
-    if a.is_empty() { "sockflow".into() } else { a.chars().take(63).collect() }
+    // At most 63 bytes (sockflow_args.prog holds 64 with the NUL), cut
+    // between characters so the C field stays valid UTF-8.
+    let mut end = a.len().min(63);
+    while !a.is_char_boundary(end) {
+        end -= 1;
+    }
+    if a.is_empty() {
+        "sockflow".into()
+    } else {
+        a[..end].into()
+    }
 }
 
 /// Parses a port: decimal digits only, 1-65535 (0 too for a server).
 pub fn parse_port(s: &str, role: Role) -> Result<u16> {
     let lo = if role == Role::Server { 0 } else { 1 };
-    let ok = !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit());
+    // Digits only (no sign, no spaces); leading zeros are fine, and
+    // overflow is caught by the parse.
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match s.parse::<u32>() {
         Ok(n) if ok && n >= lo && n <= 65535 => Ok(n as u16),
         _ => Err(Error::new(Code::Usage, format!("port \"{s}\" is not a number in {lo}-65535"))),
@@ -108,7 +120,7 @@ pub fn parse_port(s: &str, role: Role) -> Result<u16> {
 }
 
 fn parse_timeout(s: &str) -> Result<u32> {
-    let ok = !s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match s.parse::<u32>() {
         Ok(n) if ok && n <= TIMEOUT_MAX_MS => Ok(n),
         _ => Err(Error::new(Code::Usage, format!("timeout \"{s}\" is not a number of milliseconds in 0-{TIMEOUT_MAX_MS}"))),
@@ -147,7 +159,10 @@ pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
     let mut it = argv.iter().copied();
     let mut flags_done = false;
     while let Some(arg) = it.next() {
-        let is_negative_number = arg.len() > 1 && arg[1..].bytes().all(|b| b.is_ascii_digit());
+        // `-1` is a (bad) port, not an option; `-4`/`-6` are options. Bytes,
+        // not `&arg[1..]`: the first character may be multi-byte (`é`).
+        let is_negative_number =
+            arg.len() > 1 && arg.starts_with('-') && arg.bytes().skip(1).all(|b| b.is_ascii_digit()) && arg != "-4" && arg != "-6";
         if flags_done || !arg.starts_with('-') || arg == "-" || is_negative_number {
             pos.push(arg);
             continue;
@@ -162,6 +177,9 @@ pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
                 None => it.next().ok_or_else(|| Error::new(Code::Usage, format!("{name} needs {what}"))),
             }
         };
+        if inline.is_some() && matches!(name, "--" | "-h" | "--help") {
+            return Err(Error::new(Code::Usage, format!("{name} takes no value")));
+        }
         match name {
             "--" => flags_done = true,
             "-h" | "--help" => return Err(Error::new(Code::Help, help(prog, role))),
@@ -178,14 +196,17 @@ pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
             "--timeout" => a.timeout_ms = parse_timeout(value("milliseconds")?)?,
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
-        if inline.is_some() && matches!(name, "-4" | "-6" | "--" | "-h" | "--help") {
-            return Err(Error::new(Code::Usage, format!("{name} takes no value")));
-        }
     }
     if v4 && v6 {
         return Err(Error::new(Code::Usage, "-4 and -6 cannot be used together"));
     }
-    a.family = if v4 { Family::V4 } else if v6 { Family::V6 } else { Family::Any };
+    a.family = if v4 {
+        Family::V4
+    } else if v6 {
+        Family::V6
+    } else {
+        Family::Any
+    };
     let (host, port) = match (role, pos.as_slice()) {
         (Role::Server, [port]) => (None, *port),
         (_, [host, port]) => (Some(*host), *port),

@@ -77,7 +77,11 @@ struct Io<'a> {
 impl Io<'_> {
     fn print(&mut self, msg: &[u8]) {
         let o = &mut self.out;
-        let _ = o.write_all(self.opts.prefix.as_bytes()).and_then(|_| o.write_all(msg)).and_then(|_| o.write_all(b"\n")).and_then(|_| o.flush());
+        let _ = o
+            .write_all(self.opts.prefix.as_bytes())
+            .and_then(|_| o.write_all(msg))
+            .and_then(|_| o.write_all(b"\n"))
+            .and_then(|_| o.flush());
     }
 
     fn note(&mut self, text: std::fmt::Arguments<'_>) {
@@ -197,7 +201,8 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
                 return Ok(end);
             }
         }
-        let mut fds = vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if pending.is_empty() { PollFlags::empty() } else { PollFlags::POLLOUT })];
+        let mut fds =
+            vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if pending.is_empty() { PollFlags::empty() } else { PollFlags::POLLOUT })];
         if input_open && pending.is_empty() {
             fds.push(PollFd::new(input, PollFlags::POLLIN));
         }
@@ -359,7 +364,6 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
         }
     }
 }
-
 
 /// The tutorial's TCP client: connect, send each input line, print replies.
 pub fn tcp_client(a: &crate::args::Args, input: BorrowedFd<'_>, out: &mut dyn Write, err: &mut dyn Write) -> Result<End> {

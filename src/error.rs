@@ -138,11 +138,7 @@ impl Error {
             _ if errno == libc::EMSGSIZE => Code::MsgSize,
             _ => Code::Os,
         };
-        let why = if errno != 0 {
-            nix::errno::Errno::from_raw(errno).desc().to_string()
-        } else {
-            e.to_string()
-        };
+        let why = if errno != 0 { nix::errno::Errno::from_raw(errno).desc().to_string() } else { e.to_string() };
         Error { code, errno, msg: format!("{what}: {why}") }
     }
 

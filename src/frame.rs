@@ -67,9 +67,7 @@ impl Frame {
         };
         let size = match size {
             None => None,
-            Some(s) => Some(parse_size(s).ok_or_else(|| {
-                format!("frame size \"{s}\" is not a number in 1-{LIMIT_MAX}")
-            })?),
+            Some(s) => Some(parse_size(s).ok_or_else(|| format!("frame size \"{s}\" is not a number in 1-{LIMIT_MAX}"))?),
         };
         let max = size.unwrap_or(DEFAULT_MAX);
         match kind {
@@ -98,10 +96,7 @@ impl Frame {
     /// a fixed frame.
     pub fn encode(&self, msg: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let too_long = || {
-            Error::new(
-                Code::MsgSize,
-                format!("message of {} bytes is longer than {} allows ({} bytes)", msg.len(), self, self.max_len()),
-            )
+            Error::new(Code::MsgSize, format!("message of {} bytes is longer than {} allows ({} bytes)", msg.len(), self, self.max_len()))
         };
         if msg.len() > self.max_len() {
             return Err(too_long());

@@ -132,7 +132,8 @@ impl Udp {
             // MSG_TRUNC makes Linux return the datagram's real length.
             match socket::recvmsg::<SockaddrStorage>(self.sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_TRUNC) {
                 Ok(m) => {
-                    let from = m.address.as_ref().and_then(to_std).ok_or_else(|| Error::new(Code::Addr, "recvfrom: sender has no IP address"))?;
+                    let from =
+                        m.address.as_ref().and_then(to_std).ok_or_else(|| Error::new(Code::Addr, "recvfrom: sender has no IP address"))?;
                     if m.bytes > cap {
                         return Err(Error::new(
                             Code::MsgSize,
@@ -171,16 +172,28 @@ impl Udp {
             IpAddr::V4(g) => {
                 let ifa = match iface {
                     None | Some("") => Ipv4Addr::UNSPECIFIED,
-                    Some(s) => s.parse().map_err(|_| Error::new(Code::Addr, format!("{what}: interface \"{s}\" is not an IPv4 address")))?,
+                    Some(s) => {
+                        s.parse().map_err(|_| Error::new(Code::Addr, format!("{what}: interface \"{s}\" is not an IPv4 address")))?
+                    }
                 };
-                if join { self.sock.join_multicast_v4(&g, &ifa) } else { self.sock.leave_multicast_v4(&g, &ifa) }
+                if join {
+                    self.sock.join_multicast_v4(&g, &ifa)
+                } else {
+                    self.sock.leave_multicast_v4(&g, &ifa)
+                }
             }
             IpAddr::V6(g) => {
                 let idx = match iface {
                     None | Some("") => 0,
-                    Some(s) => s.parse().map_err(|_| Error::new(Code::Addr, format!("{what}: interface \"{s}\" is not an interface index")))?,
+                    Some(s) => {
+                        s.parse().map_err(|_| Error::new(Code::Addr, format!("{what}: interface \"{s}\" is not an interface index")))?
+                    }
                 };
-                if join { self.sock.join_multicast_v6(&g, idx) } else { self.sock.leave_multicast_v6(&g, idx) }
+                if join {
+                    self.sock.join_multicast_v6(&g, idx)
+                } else {
+                    self.sock.leave_multicast_v6(&g, idx)
+                }
             }
         };
         r.map_err(|e| Error::io(what, &e))

@@ -117,7 +117,7 @@ impl sockflow_args {
     }
 
     /// Checks every field (C may have changed them) and converts.
-    pub(crate) fn to_core(&self) -> crate::Result<Args> {
+    pub(crate) fn to_core(self) -> crate::Result<Args> {
         let role = role_of(self.role)?;
         let prog = read_field(&self.prog, "args.prog")?;
         let mut a = Args::new(role, &prog);

@@ -2,9 +2,9 @@
 //! and `sockflow_conn`, the connection a callback is given.
 
 use super::addr::sockflow_addr;
+use super::bytes_arg;
 use super::error::rc;
 use super::stdio::CFile;
-use super::bytes_arg;
 use crate::error::Error;
 use crate::server::{builtin, Action, CloseReason, Conn, Handler};
 use std::cell::RefCell;
@@ -67,7 +67,8 @@ pub type sockflow_on_connect = Option<unsafe extern "C" fn(userdata: *mut c_void
 /// bytes followed by a NUL (so it prints with `%s`; binary frames may hold
 /// NULs too); it is valid only during the call. May send zero or more
 /// replies. Returns a `sockflow_action` (negative = close with reason ERROR).
-pub type sockflow_on_message = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, msg: *const c_char, len: usize) -> c_int>;
+pub type sockflow_on_message =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, msg: *const c_char, len: usize) -> c_int>;
 /// Called once when a TCP connection has ended, with a
 /// `sockflow_close_reason`; nothing can be sent any more.
 pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, reason: c_int)>;
@@ -318,4 +319,3 @@ pub extern "C" fn sockflow_conn_set_user(c: *mut sockflow_conn, user: *mut c_voi
         0
     }
 }
-

@@ -2,7 +2,7 @@
 
 use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
-use super::handler::{to_core, sockflow_handler};
+use super::handler::{sockflow_handler, to_core};
 use super::stdio::CFile;
 use super::{bytes_arg, give};
 use crate::error::Error;
@@ -124,7 +124,13 @@ pub struct sockflow_server {
     engine: Mutex<Option<Engine>>,
 }
 
-fn new_server(args: *const sockflow_args, cfg: *const sockflow_server_config, handler: sockflow_handler, userdata: *mut c_void, udp: bool) -> crate::Result<sockflow_server> {
+fn new_server(
+    args: *const sockflow_args,
+    cfg: *const sockflow_server_config,
+    handler: sockflow_handler,
+    userdata: *mut c_void,
+    udp: bool,
+) -> crate::Result<sockflow_server> {
     let a = core_args(args)?;
     // SAFETY: NULL or a valid struct, per contract.
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
@@ -144,7 +150,13 @@ fn new_server(args: *const sockflow_args, cfg: *const sockflow_server_config, ha
 /// `sockflow_server_run` returned) and returns 0; e.g.
 /// `SOCKFLOW_EADDRINUSE` with the message `bind 0.0.0.0:8080: Address already in use`.
 #[no_mangle]
-pub extern "C" fn sockflow_tcp_server_new(args: *const sockflow_args, cfg: *const sockflow_server_config, handler: sockflow_handler, userdata: *mut c_void, out: *mut *mut sockflow_server) -> c_int {
+pub extern "C" fn sockflow_tcp_server_new(
+    args: *const sockflow_args,
+    cfg: *const sockflow_server_config,
+    handler: sockflow_handler,
+    userdata: *mut c_void,
+    out: *mut *mut sockflow_server,
+) -> c_int {
     ffi_boundary! {
         check_out!(out, "out");
         give(out, try_ok!(new_server(args, cfg, handler, userdata, false)))
@@ -155,7 +167,13 @@ pub extern "C" fn sockflow_tcp_server_new(args: *const sockflow_args, cfg: *cons
 /// `on_message` (`on_connect`/`on_close` are not called), and
 /// `sockflow_conn_send` replies to its sender. Otherwise as `sockflow_tcp_server_new`.
 #[no_mangle]
-pub extern "C" fn sockflow_udp_server_new(args: *const sockflow_args, cfg: *const sockflow_server_config, handler: sockflow_handler, userdata: *mut c_void, out: *mut *mut sockflow_server) -> c_int {
+pub extern "C" fn sockflow_udp_server_new(
+    args: *const sockflow_args,
+    cfg: *const sockflow_server_config,
+    handler: sockflow_handler,
+    userdata: *mut c_void,
+    out: *mut *mut sockflow_server,
+) -> c_int {
     ffi_boundary! {
         check_out!(out, "out");
         give(out, try_ok!(new_server(args, cfg, handler, userdata, true)))

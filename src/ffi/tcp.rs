@@ -72,7 +72,12 @@ pub extern "C" fn sockflow_tcp_listen_args(args: *const sockflow_args, out: *mut
 /// `sockflow_tcp_close`) and, when `peer` is not NULL, its address; returns
 /// 0. `SOCKFLOW_ETIMEDOUT` when nobody came in time.
 #[no_mangle]
-pub extern "C" fn sockflow_tcp_accept(l: *const sockflow_tcp_listener, timeout_ms: c_int, out: *mut *mut sockflow_tcp, peer: *mut sockflow_addr) -> c_int {
+pub extern "C" fn sockflow_tcp_accept(
+    l: *const sockflow_tcp_listener,
+    timeout_ms: c_int,
+    out: *mut *mut sockflow_tcp,
+    peer: *mut sockflow_addr,
+) -> c_int {
     ffi_boundary! {
         let l = try_ref!(l, "listener");
         check_out!(out, "out");

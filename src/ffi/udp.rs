@@ -151,7 +151,8 @@ pub extern "C" fn sockflow_udp_set_broadcast(u: *mut sockflow_udp, on: c_int) ->
 fn membership(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char, join: bool) -> c_int {
     let u = try_ref!(u, "udp");
     let g = try_ok!(str_arg(group, "group"));
-    let ip: IpAddr = try_ok!(net::strip_brackets(g).parse().map_err(|_| Error::new(Code::Addr, format!("group \"{g}\" is not an IP address"))));
+    let ip: IpAddr =
+        try_ok!(net::strip_brackets(g).parse().map_err(|_| Error::new(Code::Addr, format!("group \"{g}\" is not an IP address"))));
     let iface = if iface.is_null() { None } else { Some(try_ok!(str_arg(iface, "iface"))) };
     rc(u.inner.membership(ip, iface, join))
 }

@@ -219,7 +219,9 @@ impl Conn<'_> {
             Sink::Datagram { sock, frame, scratch } => {
                 scratch.clear();
                 crate::udp::datagram_encode(*frame, msg, scratch)?;
-                sock.send_to(scratch, self.peer).map(|_| ()).map_err(|e| crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e))
+                sock.send_to(scratch, self.peer)
+                    .map(|_| ())
+                    .map_err(|e| crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e))
             }
             Sink::Closed => Err(crate::Error::new(crate::Code::BadHandle, format!("connection {} is closed", self.id))),
         }

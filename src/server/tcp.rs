@@ -208,7 +208,9 @@ impl TcpServer {
                 Ok((sock, peer)) => self.admit(sock, net::canonical(peer)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)) => {
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)) =>
+                {
                     // Out of descriptors: the pending client stays in the
                     // backlog; try again shortly instead of spinning.
                     self.log.line(format_args!("{}", Error::io("accept", &e)));
@@ -261,7 +263,8 @@ impl TcpServer {
         });
         if self.mode == Mode::EventLoop {
             let c = &mut self.conns[k];
-            let mut conn = Conn { id, peer, user: &mut c.user, sink: Sink::Buf { buf: &mut c.out, frame: self.frame }, shared: &self.shared };
+            let mut conn =
+                Conn { id, peer, user: &mut c.user, sink: Sink::Buf { buf: &mut c.out, frame: self.frame }, shared: &self.shared };
             let action = self.handler.on_connect(&mut conn);
             self.after(k, action);
         }

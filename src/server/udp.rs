@@ -113,13 +113,24 @@ impl UdpServer {
             let peer = net::canonical(peer);
             let msg = datagram_msg(self.frame, &buf[..n]);
             if msg.len() > self.frame.max_len() {
-                self.log.line(format_args!("{}: datagram of {} bytes is over the limit of {}: dropped", net::show(&peer), msg.len(), self.frame.max_len()));
+                self.log.line(format_args!(
+                    "{}: datagram of {} bytes is over the limit of {}: dropped",
+                    net::show(&peer),
+                    msg.len(),
+                    self.frame.max_len()
+                ));
                 continue;
             }
             let mut user = 0;
             let id = self.next_id;
             self.next_id += 1;
-            let mut c = Conn { id, peer, user: &mut user, sink: Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply }, shared: &self.shared };
+            let mut c = Conn {
+                id,
+                peer,
+                user: &mut user,
+                sink: Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply },
+                shared: &self.shared,
+            };
             if self.handler.on_message(&mut c, msg) == Action::Stop {
                 self.shared.stop();
             }

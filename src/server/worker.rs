@@ -28,7 +28,13 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// Starts the thread and delivers `on_connect` to it.
-    pub(crate) fn spawn(id: u64, peer: SocketAddr, handler: Arc<dyn Handler>, shared: Arc<Shared>, resume_below: usize) -> std::io::Result<Worker> {
+    pub(crate) fn spawn(
+        id: u64,
+        peer: SocketAddr,
+        handler: Arc<dyn Handler>,
+        shared: Arc<Shared>,
+        resume_below: usize,
+    ) -> std::io::Result<Worker> {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
