@@ -441,8 +441,20 @@ fn tutorial_c_client_frames() {
     wire.extend(frame(&[b"hello world long", &[0; 16]]));
     wire.extend(frame(&[b"hi\0\0o world long", &[0; 16]]));
     wire.extend(frame(&[b"0123456789012345678901234567890\0"]));
-    wire.extend(frame(&[b"123456789\0\012345678901234567890\0"]));
-    wire.extend(frame(&[b"quit\0\0789\0\012345678901234567890\0"]));
+    wire.extend(frame(&[
+        b"123456789",
+        &[0, 0],
+        b"12345678901234567890",
+        &[0],
+    ]));
+    wire.extend(frame(&[
+        b"quit",
+        &[0, 0],
+        b"789",
+        &[0, 0],
+        b"12345678901234567890",
+        &[0],
+    ]));
     assert_eq!(wire.len(), 160);
     let want = msgs(&[
         b"hello world long",
@@ -517,7 +529,6 @@ fn nul_bytes() {
 #[test]
 fn invalid_utf8_passes_through() {
     let bad: &[u8] = b"\xff\xfe\xc3(\xe4\xbd\x80\xed\xa0\x80";
-    assert!(std::str::from_utf8(bad).is_err());
     for frame in [
         Frame::default(),
         Frame::Fixed(32),
