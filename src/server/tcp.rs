@@ -30,6 +30,8 @@ const READS_PER_TURN: usize = 8;
 const LINGER: Duration = Duration::from_secs(5);
 /// Out buffers above this are freed once flushed.
 const KEEP_OUT: usize = 16 * 1024;
+/// How often idle and lingering connections are checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 struct Connection {
     sock: TcpStream,
@@ -76,6 +78,9 @@ pub struct TcpServer {
     again: Vec<(usize, u64)>,
     accept_paused_until: Option<Instant>,
     joins: Vec<JoinHandle<()>>,
+    /// Connections waiting to flush before they close (they need sweeps).
+    lingering: usize,
+    last_sweep: Instant,
 }
 
 impl TcpServer {
@@ -110,6 +115,8 @@ impl TcpServer {
             again: Vec::new(),
             accept_paused_until: None,
             joins: Vec::new(),
+            lingering: 0,
+            last_sweep: Instant::now(),
         })
     }
 
@@ -147,8 +154,8 @@ impl TcpServer {
             return Some(Duration::ZERO);
         }
         let mut t = None;
-        if self.idle.is_some() || self.conns.iter().any(|(_, c)| c.closing.is_some()) {
-            t = Some(Duration::from_millis(250));
+        if self.idle.is_some() || self.lingering > 0 {
+            t = Some(SWEEP_EVERY);
         }
         if let Some(until) = self.accept_paused_until {
             let left = until.saturating_duration_since(Instant::now());
@@ -194,7 +201,9 @@ impl TcpServer {
             self.accept_all();
         }
         self.run_commands();
-        self.sweep();
+        if self.last_sweep.elapsed() >= SWEEP_EVERY {
+            self.sweep();
+        }
         Ok(())
     }
 
@@ -415,6 +424,7 @@ impl TcpServer {
         if let Some(c) = self.conns.get_mut(k) {
             if c.closing.is_none() {
                 c.closing = Some((reason, Instant::now() + LINGER));
+                self.lingering += 1;
             }
             self.flush(k);
         }
@@ -422,6 +432,9 @@ impl TcpServer {
 
     fn close_now(&mut self, k: usize, reason: CloseReason) {
         let Some(mut c) = self.conns.try_remove(k) else { return };
+        if c.closing.is_some() {
+            self.lingering -= 1;
+        }
         let _ = self.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
         match c.worker.take() {
@@ -487,9 +500,14 @@ impl TcpServer {
         }
     }
 
-    /// Idle timeouts and closing connections that will not flush.
+    /// Idle timeouts and closing connections that will not flush: a scan
+    /// of every connection, so at most once per `SWEEP_EVERY`.
     fn sweep(&mut self) {
         let now = Instant::now();
+        self.last_sweep = now;
+        if self.idle.is_none() && self.lingering == 0 {
+            return;
+        }
         let mut expired = Vec::new();
         for (k, c) in self.conns.iter() {
             match c.closing {
@@ -517,6 +535,9 @@ impl TcpServer {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
             if let Some(c) = self.conns.get_mut(k) {
+                if c.closing.is_none() {
+                    self.lingering += 1;
+                }
                 c.closing = Some((CloseReason::Stopping, Instant::now() + Duration::from_secs(2)));
             }
             self.flush(k);
