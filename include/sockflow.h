@@ -23,11 +23,6 @@
 
 
 /**
- * Longest stdin line sent on a `raw` frame (other frames have their own maximum).
- */
-#define RAW_LINE_MAX (1 << 20)
-
-/**
  * Size of `sockflow_addr.ip` (INET6_ADDRSTRLEN).
  */
 #define SOCKFLOW_IP_MAX 46
@@ -517,6 +512,39 @@ int sockflow_chat_server_run(const struct sockflow_args *args, FILE *in, FILE *o
 int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
 /**
+ * A static, NUL-terminated description of `code` (any int is accepted;
+ * unknown codes get "unknown error", 0 gets "success"). Never NULL; do not free.
+ */
+const char *sockflow_strerror(int code);
+
+/**
+ * Copies this thread's last error message (what failed and why, e.g.
+ * `bind 0.0.0.0:80: Permission denied`) into `buf`, snprintf-style: at most
+ * `len - 1` bytes and always a NUL when `len > 0`. Returns the message's full
+ * length, so a return `>= len` means it was cut. `buf` may be NULL when
+ * `len` is 0. The message stays until the next failure on this thread;
+ * successful calls do not clear it.
+ */
+size_t sockflow_last_error(char *buf, size_t len);
+
+/**
+ * This thread's last error code (0 if nothing failed yet).
+ */
+int sockflow_last_error_code(void);
+
+/**
+ * The errno behind this thread's last error (0 when it was not an OS error).
+ */
+int sockflow_last_errno(void);
+
+/**
+ * A process exit status for a sockflow return code: 0 for success (`rc >= 0`)
+ * and for `SOCKFLOW_EHELP`, 2 for `SOCKFLOW_EUSAGE` (and the address errors
+ * of a command line), 1 for any other error.
+ */
+int sockflow_exit_code(int rc);
+
+/**
  * The tutorials' C servers: prints `client ip = … port = …` on connect (TCP)
  * or before each datagram (UDP), each message on its own line, and
  * `client closed ip = … port = … (reason)`. Prints to the `FILE *` given as
@@ -674,39 +702,6 @@ int sockflow_tcp_server_run(const struct sockflow_args *args,
 int sockflow_udp_server_run(const struct sockflow_args *args,
                             struct sockflow_handler handler,
                             void *userdata);
-
-/**
- * A static, NUL-terminated description of `code` (any int is accepted;
- * unknown codes get "unknown error", 0 gets "success"). Never NULL; do not free.
- */
-const char *sockflow_strerror(int code);
-
-/**
- * Copies this thread's last error message (what failed and why, e.g.
- * `bind 0.0.0.0:80: Permission denied`) into `buf`, snprintf-style: at most
- * `len - 1` bytes and always a NUL when `len > 0`. Returns the message's full
- * length, so a return `>= len` means it was cut. `buf` may be NULL when
- * `len` is 0. The message stays until the next failure on this thread;
- * successful calls do not clear it.
- */
-size_t sockflow_last_error(char *buf, size_t len);
-
-/**
- * This thread's last error code (0 if nothing failed yet).
- */
-int sockflow_last_error_code(void);
-
-/**
- * The errno behind this thread's last error (0 when it was not an OS error).
- */
-int sockflow_last_errno(void);
-
-/**
- * A process exit status for a sockflow return code: 0 for success (`rc >= 0`)
- * and for `SOCKFLOW_EHELP`, 2 for `SOCKFLOW_EUSAGE` (and the address errors
- * of a command line), 1 for any other error.
- */
-int sockflow_exit_code(int rc);
 
 /**
  * Listens on `host`:`port` (`port` 0 = any free port; read it back with
