@@ -59,10 +59,7 @@ pub fn lib_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("current_exe");
-        let deps = exe
-            .parent()
-            .expect("test executable has a directory")
-            .to_path_buf();
+        let deps = exe.parent().expect("test executable has a directory").to_path_buf();
         let mut tried = Vec::new();
         for d in [Some(deps.as_path()), deps.parent()].into_iter().flatten() {
             if d.join("libsockflow.a").is_file() && d.join("libsockflow.so").is_file() {
@@ -70,9 +67,7 @@ pub fn lib_dir() -> PathBuf {
             }
             tried.push(d.display().to_string());
         }
-        panic!(
-            "libsockflow.a/libsockflow.so not found in {tried:?} (is crate-type cdylib+staticlib?)"
-        )
+        panic!("libsockflow.a/libsockflow.so not found in {tried:?} (is crate-type cdylib+staticlib?)")
     })
     .clone()
 }
@@ -104,17 +99,13 @@ pub fn link_dir() -> PathBuf {
         let pid = std::process::id();
         for name in ["libsockflow.a", "libsockflow.so"] {
             let tmp = dir.join(format!(".{name}.{pid}"));
-            std::fs::copy(src.join(name), &tmp)
-                .unwrap_or_else(|e| panic!("copy {name} to {}: {e}", tmp.display()));
-            std::fs::rename(&tmp, dir.join(name))
-                .unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
+            std::fs::copy(src.join(name), &tmp).unwrap_or_else(|e| panic!("copy {name} to {}: {e}", tmp.display()));
+            std::fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
         }
         let tmp = dir.join(format!(".soname.{pid}"));
         let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink("libsockflow.so", &tmp)
-            .unwrap_or_else(|e| panic!("symlink {}: {e}", tmp.display()));
-        std::fs::rename(&tmp, dir.join(soname()))
-            .unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
+        std::os::unix::fs::symlink("libsockflow.so", &tmp).unwrap_or_else(|e| panic!("symlink {}: {e}", tmp.display()));
+        std::fs::rename(&tmp, dir.join(soname())).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
         dir
     })
     .clone()
@@ -135,15 +126,7 @@ pub fn native_static_libs() -> Vec<String> {
             std::fs::write(&src, "").ok()?;
             let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
             let out = Command::new(rustc)
-                .args([
-                    "--crate-type",
-                    "staticlib",
-                    "--crate-name",
-                    "nslprobe",
-                    "--print",
-                    "native-static-libs",
-                    "--target",
-                ])
+                .args(["--crate-type", "staticlib", "--crate-name", "nslprobe", "--print", "native-static-libs", "--target"])
                 .arg(env!("SOCKFLOW_TARGET"))
                 .arg("-o")
                 .arg(dir.join(format!("libnslprobe{}.a", std::process::id())))
@@ -151,16 +134,9 @@ pub fn native_static_libs() -> Vec<String> {
                 .output()
                 .ok()?;
             let text = String::from_utf8_lossy(&out.stderr).into_owned();
-            text.lines().find_map(|l| {
-                l.split_once("native-static-libs:")
-                    .map(|(_, libs)| libs.trim().to_string())
-            })
+            text.lines().find_map(|l| l.split_once("native-static-libs:").map(|(_, libs)| libs.trim().to_string()))
         };
-        probe()
-            .unwrap_or_else(|| FALLBACK.into())
-            .split_whitespace()
-            .map(String::from)
-            .collect()
+        probe().unwrap_or_else(|| FALLBACK.into()).split_whitespace().map(String::from).collect()
     })
     .clone()
 }
@@ -168,14 +144,10 @@ pub fn native_static_libs() -> Vec<String> {
 /// `prog` found in `PATH` (like `which`).
 pub fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    std::env::split_paths(&path).map(|d| d.join(prog)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
 }
 
 /// Whether `::1` can be bound here (containers often lack IPv6 loopback).
@@ -237,10 +209,7 @@ impl Compiler {
         if Compiler::Clang.available(lang) {
             v.push(Compiler::Clang);
         } else {
-            eprintln!(
-                "note: {} not found, testing with gcc only",
-                Compiler::Clang.program(lang)
-            );
+            eprintln!("note: {} not found, testing with gcc only", Compiler::Clang.program(lang));
         }
         v
     }
@@ -308,24 +277,9 @@ impl CProgram {
                 }
             })
             .collect();
-        let stem = sources[0]
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let name = if lang == Lang::Cpp {
-            format!("{stem}_cpp")
-        } else {
-            stem
-        };
-        CProgram {
-            sources,
-            lang,
-            compiler: Compiler::Gcc,
-            link: Link::Dynamic,
-            flags: Vec::new(),
-            name,
-        }
+        let stem = sources[0].file_stem().unwrap().to_string_lossy().into_owned();
+        let name = if lang == Lang::Cpp { format!("{stem}_cpp") } else { stem };
+        CProgram { sources, lang, compiler: Compiler::Gcc, link: Link::Dynamic, flags: Vec::new(), name }
     }
 
     pub fn compiler(mut self, c: Compiler) -> CProgram {
@@ -388,13 +342,7 @@ impl CProgram {
     pub fn build(&self) -> PathBuf {
         type Slot = Arc<OnceLock<Result<PathBuf, String>>>;
         static BUILDS: OnceLock<Mutex<HashMap<CProgram, Slot>>> = OnceLock::new();
-        let slot = BUILDS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(self.clone())
-            .or_default()
-            .clone();
+        let slot = BUILDS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).entry(self.clone()).or_default().clone();
         match slot.get_or_init(|| self.build_now()) {
             Ok(p) => p.clone(),
             Err(e) => panic!("{e}"),
@@ -422,24 +370,15 @@ impl CProgram {
         cmd.args(&self.sources).arg("-o").arg(&tmp);
         match self.link {
             Link::Static => {
-                cmd.arg(link_dir().join("libsockflow.a"))
-                    .args(native_static_libs());
+                cmd.arg(link_dir().join("libsockflow.a")).args(native_static_libs());
             }
             Link::Dynamic => {
                 let d = link_dir();
-                cmd.arg(format!("-L{}", d.display()))
-                    .arg("-lsockflow")
-                    .arg(format!("-Wl,-rpath,{}", d.display()));
+                cmd.arg(format!("-L{}", d.display())).arg("-lsockflow").arg(format!("-Wl,-rpath,{}", d.display()));
             }
         }
-        let shown = std::iter::once(cmd.get_program())
-            .chain(cmd.get_args())
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run the compiler ({shown}): {e}"))?;
+        let shown = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+        let out = cmd.output().map_err(|e| format!("cannot run the compiler ({shown}): {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "building {} failed ({}):\n{shown}\n--- stdout\n{}--- stderr\n{}",
@@ -481,10 +420,7 @@ pub fn build_cpp_with(compiler: Compiler, src: &str, link: Link) -> PathBuf {
 /// Multiplier for every timeout: `SOCKFLOW_TEST_TIMEOUT_SCALE`, else 10
 /// under `SOCKFLOW_TEST_WRAPPER`, else 1.
 pub fn timeout_scale() -> u32 {
-    if let Some(s) = std::env::var("SOCKFLOW_TEST_TIMEOUT_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(s) = std::env::var("SOCKFLOW_TEST_TIMEOUT_SCALE").ok().and_then(|s| s.parse().ok()) {
         return s;
     }
     if wrapper().is_empty() {
@@ -505,9 +441,7 @@ pub fn default_timeout() -> Duration {
 }
 
 fn wrapper() -> Vec<String> {
-    std::env::var("SOCKFLOW_TEST_WRAPPER")
-        .map(|w| w.split_whitespace().map(String::from).collect())
-        .unwrap_or_default()
+    std::env::var("SOCKFLOW_TEST_WRAPPER").map(|w| w.split_whitespace().map(String::from).collect()).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -625,15 +559,8 @@ pub fn spawn(bin: impl AsRef<Path>, args: &[&str], stdin: impl Into<Input>) -> P
 pub fn spawn_cmd(mut cmd: Command, stdin: impl Into<Input>) -> Proc {
     let input = stdin.into();
     let name = {
-        let prog = Path::new(cmd.get_program())
-            .file_name()
-            .unwrap_or(OsStr::new("?"))
-            .to_string_lossy()
-            .into_owned();
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let prog = Path::new(cmd.get_program()).file_name().unwrap_or(OsStr::new("?")).to_string_lossy().into_owned();
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         format!("{prog} {}", args.join(" "))
     };
     cmd.stdin(match input {
@@ -642,15 +569,10 @@ pub fn spawn_cmd(mut cmd: Command, stdin: impl Into<Input>) -> Proc {
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let out = Arc::new(Capture::default());
     let err = Arc::new(Capture::default());
-    let mut threads = vec![
-        out.clone().reader(child.stdout.take().unwrap()),
-        err.clone().reader(child.stderr.take().unwrap()),
-    ];
+    let mut threads = vec![out.clone().reader(child.stdout.take().unwrap()), err.clone().reader(child.stderr.take().unwrap())];
     let mut stdin = child.stdin.take();
     if let Input::Bytes(bytes) = input {
         let mut w = stdin.take().unwrap();
@@ -659,15 +581,7 @@ pub fn spawn_cmd(mut cmd: Command, stdin: impl Into<Input>) -> Proc {
             let _ = w.write_all(&bytes);
         }));
     }
-    Proc {
-        name,
-        child,
-        stdin,
-        out,
-        err,
-        status: None,
-        threads,
-    }
+    Proc { name, child, stdin, out, err, status: None, threads }
 }
 
 /// Runs a command to completion (bounded by `timeout`) and returns its stdout;
@@ -700,10 +614,7 @@ impl Proc {
     /// Writes to a piped stdin (see [`Input::Piped`]). Errors (the child
     /// exited) are returned, not panicked on.
     pub fn write_stdin(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let w = self
-            .stdin
-            .as_mut()
-            .expect("stdin is not Input::Piped or was closed");
+        let w = self.stdin.as_mut().expect("stdin is not Input::Piped or was closed");
         w.write_all(data)?;
         w.flush()
     }
@@ -725,13 +636,7 @@ impl Proc {
 
     /// Both outputs, labelled, for failure messages.
     pub fn transcript(&self) -> String {
-        format!(
-            "--- {} stdout:\n{}--- {} stderr:\n{}---",
-            self.name,
-            self.stdout_text(),
-            self.name,
-            self.stderr_text()
-        )
+        format!("--- {} stdout:\n{}--- {} stderr:\n{}---", self.name, self.stdout_text(), self.name, self.stderr_text())
     }
 
     /// Waits until `stream` has a line containing `needle` and returns it
@@ -739,22 +644,11 @@ impl Proc {
     /// the lines after the last one a previous call on that stream returned.
     /// Panics (with the transcript) on timeout or when the stream ends first.
     pub fn wait_for_line(&self, stream: Stream, needle: &str, timeout: Duration) -> String {
-        self.wait_for_line_matching(
-            stream,
-            |l| l.contains(needle),
-            &format!("a line containing {needle:?}"),
-            timeout,
-        )
+        self.wait_for_line_matching(stream, |l| l.contains(needle), &format!("a line containing {needle:?}"), timeout)
     }
 
     /// Like [`Proc::wait_for_line`] with a predicate; `what` describes it.
-    pub fn wait_for_line_matching(
-        &self,
-        stream: Stream,
-        pred: impl Fn(&str) -> bool,
-        what: &str,
-        timeout: Duration,
-    ) -> String {
+    pub fn wait_for_line_matching(&self, stream: Stream, pred: impl Fn(&str) -> bool, what: &str, timeout: Duration) -> String {
         let cap = self.capture(stream);
         let deadline = Instant::now() + timeout;
         let mut st = cap.lock();
@@ -774,22 +668,10 @@ impl Proc {
             let now = Instant::now();
             if st.closed || now >= deadline {
                 drop(st);
-                let why = if now >= deadline {
-                    format!("timed out after {timeout:?}")
-                } else {
-                    "the stream ended".into()
-                };
-                panic!(
-                    "waiting for {what} on {stream:?} of {}: {why}\n{}",
-                    self.name,
-                    self.transcript()
-                );
+                let why = if now >= deadline { format!("timed out after {timeout:?}") } else { "the stream ended".into() };
+                panic!("waiting for {what} on {stream:?} of {}: {why}\n{}", self.name, self.transcript());
             }
-            st = cap
-                .cv
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = cap.cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -808,10 +690,7 @@ impl Proc {
     /// The exit status if the child has exited (without waiting).
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
-            self.status = self
-                .child
-                .try_wait()
-                .unwrap_or_else(|e| panic!("wait {}: {e}", self.name));
+            self.status = self.child.try_wait().unwrap_or_else(|e| panic!("wait {}: {e}", self.name));
         }
         self.status
     }
@@ -826,11 +705,7 @@ impl Proc {
             }
             if Instant::now() >= deadline {
                 self.kill();
-                panic!(
-                    "{} did not exit within {timeout:?}\n{}",
-                    self.name,
-                    self.transcript()
-                );
+                panic!("{} did not exit within {timeout:?}\n{}", self.name, self.transcript());
             }
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -848,11 +723,7 @@ impl Proc {
                 if now >= deadline {
                     break; // a grandchild keeps the pipe open; what we have is enough
                 }
-                st = cap
-                    .cv
-                    .wait_timeout(st, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                st = cap.cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
             }
         }
     }
@@ -872,10 +743,7 @@ impl Proc {
             return st;
         }
         let _ = self.child.kill();
-        let st = self
-            .child
-            .wait()
-            .unwrap_or_else(|e| panic!("wait {}: {e}", self.name));
+        let st = self.child.wait().unwrap_or_else(|e| panic!("wait {}: {e}", self.name));
         self.status = Some(st);
         self.drain(secs(2));
         st
@@ -902,10 +770,7 @@ impl Drop for Proc {
 pub fn parse_port(line: &str) -> Option<u16> {
     line.match_indices("port ")
         .filter_map(|(i, m)| {
-            let digits: String = line[i + m.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
+            let digits: String = line[i + m.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
             digits.parse().ok()
         })
         .last()
@@ -924,12 +789,5 @@ pub fn describe(st: ExitStatus) -> String {
 /// Asserts that `st` is a normal exit with `code`.
 #[track_caller]
 pub fn assert_exit(p: &Proc, st: ExitStatus, code: i32) {
-    assert_eq!(
-        st.code(),
-        Some(code),
-        "{} ended with {}, expected exit {code}\n{}",
-        p.name(),
-        describe(st),
-        p.transcript()
-    );
+    assert_eq!(st.code(), Some(code), "{} ended with {}, expected exit {code}\n{}", p.name(), describe(st), p.transcript());
 }
