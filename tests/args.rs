@@ -4,8 +4,7 @@
 
 use sockflow::args::{self, Role};
 use sockflow::ffi::args::{
-    sockflow_args, sockflow_args_init, sockflow_args_parse, sockflow_args_set_frame, sockflow_role,
-    SOCKFLOW_ARGS_QUIET,
+    sockflow_args, sockflow_args_init, sockflow_args_parse, sockflow_args_set_frame, sockflow_role, SOCKFLOW_ARGS_QUIET,
 };
 use sockflow::ffi::error::{sockflow_exit_code, sockflow_last_error, sockflow_last_error_code};
 use sockflow::frame::{Frame, DEFAULT_MAX, LIMIT_MAX};
@@ -60,19 +59,11 @@ impl Start {
             quit: "quit".into(),
             timeout_ms: 0,
         };
-        Row {
-            role: self.0,
-            argv: self.1,
-            want: Want::Ok(f),
-        }
+        Row { role: self.0, argv: self.1, want: Want::Ok(f) }
     }
 
     fn err(self, code: Code, msg: impl Into<String>) -> Row {
-        Row {
-            role: self.0,
-            argv: self.1,
-            want: Want::Err(code, msg.into()),
-        }
+        Row { role: self.0, argv: self.1, want: Want::Err(code, msg.into()) }
     }
 
     fn usage(self, msg: impl Into<String>) -> Row {
@@ -80,11 +71,7 @@ impl Start {
     }
 
     fn err_prefix(self, code: Code, prefix: &str) -> Row {
-        Row {
-            role: self.0,
-            argv: self.1,
-            want: Want::ErrPrefix(code, prefix.into()),
-        }
+        Row { role: self.0, argv: self.1, want: Want::ErrPrefix(code, prefix.into()) }
     }
 }
 
@@ -162,8 +149,7 @@ fn rows() -> Vec<Row> {
         srv(&["1.2.3.4", "80", "extra"]).usage("unexpected argument \"extra\""),
         srv(&["", "80"]).usage("host is empty"),
         srv(long_host_argv).usage("host is longer than 255 bytes"),
-        srv(&["no-such-host.invalid", "80"])
-            .err_prefix(Code::Resolve, "resolve \"no-such-host.invalid\": "),
+        srv(&["no-such-host.invalid", "80"]).err_prefix(Code::Resolve, "resolve \"no-such-host.invalid\": "),
         srv(&["-4", "::1", "80"]).err(Code::Addr, "\"::1\" is not an IPv4 address"),
         srv(&["-4", "-6", "80"]).usage("-4 and -6 cannot be used together"),
         srv(&["--", "80"]).ok("0.0.0.0", 80),
@@ -185,8 +171,7 @@ fn rows() -> Vec<Row> {
         cli(&["127.0.0.1"]).usage("missing <port>"),
         cli(&[]).usage("missing <port>"),
         cli(&["127.0.0.1", "80", "x"]).usage("unexpected argument \"x\""),
-        cli(&["no-such-host.invalid", "80"])
-            .err_prefix(Code::Resolve, "resolve \"no-such-host.invalid\": "),
+        cli(&["no-such-host.invalid", "80"]).err_prefix(Code::Resolve, "resolve \"no-such-host.invalid\": "),
         cli(&["-4", "::1", "80"]).err(Code::Addr, "\"::1\" is not an IPv4 address"),
         cli(&["-4", "[::1]", "80"]).err(Code::Addr, "\"[::1]\" is not an IPv4 address"),
         cli(&["-6", "127.0.0.1", "80"]).err(Code::Addr, "\"127.0.0.1\" is not an IPv6 address"),
@@ -195,101 +180,56 @@ fn rows() -> Vec<Row> {
         cli(&["é", "80"]).err_prefix(Code::Resolve, "resolve \"é\": "),
         // ---- --frame
         srv(&["--frame", "line", "80"]).ok("0.0.0.0", 80),
-        srv(&["--frame", "raw", "80"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Raw { max: DEFAULT_MAX }),
-        srv(&["--frame", "fixed:32", "80"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Fixed(32)),
-        srv(&["--frame", "len32", "80"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Len32 { max: DEFAULT_MAX }),
-        srv(&["--frame=len32", "80"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Len32 { max: DEFAULT_MAX }),
-        srv(&["80", "--frame=fixed:2"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Fixed(2)),
-        srv(&["--frame", "line:1024", "80"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Line { max: 1024 }),
-        srv(&["--frame", "len32:67108864", "80"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Len32 { max: LIMIT_MAX }),
-        srv(&["--frame", "raw", "--frame", "fixed:8", "80"])
-            .ok("0.0.0.0", 80)
-            .frame(Frame::Fixed(8)),
+        srv(&["--frame", "raw", "80"]).ok("0.0.0.0", 80).frame(Frame::Raw { max: DEFAULT_MAX }),
+        srv(&["--frame", "fixed:32", "80"]).ok("0.0.0.0", 80).frame(Frame::Fixed(32)),
+        srv(&["--frame", "len32", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: DEFAULT_MAX }),
+        srv(&["--frame=len32", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: DEFAULT_MAX }),
+        srv(&["80", "--frame=fixed:2"]).ok("0.0.0.0", 80).frame(Frame::Fixed(2)),
+        srv(&["--frame", "line:1024", "80"]).ok("0.0.0.0", 80).frame(Frame::Line { max: 1024 }),
+        srv(&["--frame", "len32:67108864", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: LIMIT_MAX }),
+        srv(&["--frame", "raw", "--frame", "fixed:8", "80"]).ok("0.0.0.0", 80).frame(Frame::Fixed(8)),
         srv(&["--frame", "fixed", "80"]).usage("fixed needs a size, e.g. fixed:32"),
         srv(&["--frame", "fixed:0", "80"]).usage(format!("frame size \"0\" {SIZE_ERR_TAIL}")),
-        srv(&["--frame", "fixed:1", "80"])
-            .usage("fixed frames need N >= 2 (a byte of text and its NUL)"),
+        srv(&["--frame", "fixed:1", "80"]).usage("fixed frames need N >= 2 (a byte of text and its NUL)"),
         srv(&["--frame", "fixed:abc", "80"]).usage(format!("frame size \"abc\" {SIZE_ERR_TAIL}")),
         srv(&["--frame", "fixed:-3", "80"]).usage(format!("frame size \"-3\" {SIZE_ERR_TAIL}")),
-        srv(&["--frame", "len32:67108865", "80"])
-            .usage(format!("frame size \"67108865\" {SIZE_ERR_TAIL}")),
+        srv(&["--frame", "len32:67108865", "80"]).usage(format!("frame size \"67108865\" {SIZE_ERR_TAIL}")),
         srv(&["--frame", "line:", "80"]).usage(format!("frame size \"\" {SIZE_ERR_TAIL}")),
-        srv(&["--frame", "bogus", "80"])
-            .usage("unknown frame \"bogus\" (line, raw, fixed:N or len32)"),
-        srv(&["--frame", "LINE", "80"])
-            .usage("unknown frame \"LINE\" (line, raw, fixed:N or len32)"),
+        srv(&["--frame", "bogus", "80"]).usage("unknown frame \"bogus\" (line, raw, fixed:N or len32)"),
+        srv(&["--frame", "LINE", "80"]).usage("unknown frame \"LINE\" (line, raw, fixed:N or len32)"),
         srv(&["--frame=", "80"]).usage("unknown frame \"\" (line, raw, fixed:N or len32)"),
         srv(&["80", "--frame"]).usage("--frame needs a frame (line, raw, fixed:N, len32)"),
         // ---- --quit
-        cli(&["--quit", "bye", "::1", "80"])
-            .ok("::1", 80)
-            .quit("bye"),
-        cli(&["::1", "80", "--quit=exit"])
-            .ok("::1", 80)
-            .quit("exit"),
+        cli(&["--quit", "bye", "::1", "80"]).ok("::1", 80).quit("bye"),
+        cli(&["::1", "80", "--quit=exit"]).ok("::1", 80).quit("exit"),
         srv(&["--quit", "", "80"]).ok("0.0.0.0", 80).quit(""),
         srv(&["--quit=", "80"]).ok("0.0.0.0", 80).quit(""),
         srv(&["--quit", "-4", "80"]).ok("0.0.0.0", 80).quit("-4"),
-        srv(&["--quit", "再见", "80"])
-            .ok("0.0.0.0", 80)
-            .quit("再见"),
+        srv(&["--quit", "再见", "80"]).ok("0.0.0.0", 80).quit("再见"),
         srv(max_quit_argv).ok("0.0.0.0", 80).quit(max_quit),
         srv(long_quit_argv).usage("quit word must be one line of at most 63 bytes"),
         srv(&["--quit", "a\nb", "80"]).usage("quit word must be one line of at most 63 bytes"),
         srv(&["80", "--quit"]).usage("--quit needs a word"),
         // ---- --timeout
-        cli(&["--timeout", "500", "127.0.0.1", "80"])
-            .ok("127.0.0.1", 80)
-            .timeout(500),
-        cli(&["127.0.0.1", "80", "--timeout=250"])
-            .ok("127.0.0.1", 80)
-            .timeout(250),
+        cli(&["--timeout", "500", "127.0.0.1", "80"]).ok("127.0.0.1", 80).timeout(500),
+        cli(&["127.0.0.1", "80", "--timeout=250"]).ok("127.0.0.1", 80).timeout(250),
         srv(&["--timeout", "0", "80"]).ok("0.0.0.0", 80),
-        srv(&["--timeout", "86400000", "80"])
-            .ok("0.0.0.0", 80)
-            .timeout(86_400_000),
-        srv(&["--timeout", "0000000500", "80"])
-            .ok("0.0.0.0", 80)
-            .timeout(500),
+        srv(&["--timeout", "86400000", "80"]).ok("0.0.0.0", 80).timeout(86_400_000),
+        srv(&["--timeout", "0000000500", "80"]).ok("0.0.0.0", 80).timeout(500),
         srv(&["--timeout", "86400001", "80"]).usage(timeout_err("86400001")),
         srv(&["--timeout", "-5", "80"]).usage(timeout_err("-5")),
         srv(&["--timeout", "abc", "80"]).usage(timeout_err("abc")),
         srv(&["--timeout", "1.5", "80"]).usage(timeout_err("1.5")),
         srv(&["--timeout", "", "80"]).usage(timeout_err("")),
-        srv(&["--timeout", "99999999999999999999", "80"])
-            .usage(timeout_err("99999999999999999999")),
+        srv(&["--timeout", "99999999999999999999", "80"]).usage(timeout_err("99999999999999999999")),
         srv(&["80", "--timeout"]).usage("--timeout needs milliseconds"),
         // ---- everything at once, flags before and after the positionals
-        cli(&[
-            "--timeout",
-            "500",
-            "--frame",
-            "fixed:32",
-            "127.0.0.1",
-            "--quit",
-            "bye",
-            "9000",
-            "-4",
-        ])
-        .ok("127.0.0.1", 9000)
-        .v4()
-        .frame(Frame::Fixed(32))
-        .quit("bye")
-        .timeout(500),
+        cli(&["--timeout", "500", "--frame", "fixed:32", "127.0.0.1", "--quit", "bye", "9000", "-4"])
+            .ok("127.0.0.1", 9000)
+            .v4()
+            .frame(Frame::Fixed(32))
+            .quit("bye")
+            .timeout(500),
         // ---- unknown options, help
         srv(&["-x", "80"]).usage("unknown option \"-x\""),
         srv(&["--bogus=1", "80"]).usage("unknown option \"--bogus=1\""),
@@ -303,19 +243,14 @@ fn rows() -> Vec<Row> {
         srv(&["-h"]).err(Code::Help, args::help("prog", Role::Server)),
         cli(&["--help"]).err(Code::Help, args::help("prog", Role::Client)),
         cli(&["127.0.0.1", "80a", "-h"]).err(Code::Help, args::help("prog", Role::Client)),
-        srv(&["--frame", "bogus", "-h"])
-            .usage("unknown frame \"bogus\" (line, raw, fixed:N or len32)"),
+        srv(&["--frame", "bogus", "-h"]).usage("unknown frame \"bogus\" (line, raw, fixed:N or len32)"),
     ]
 }
 
 // ---- the C side -----------------------------------------------------------
 
 fn field(a: &[c_char]) -> String {
-    let bytes: Vec<u8> = a
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
+    let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     assert!(bytes.len() < a.len(), "field not NUL-terminated");
     String::from_utf8(bytes).expect("field is UTF-8")
 }
@@ -345,10 +280,7 @@ fn junk_args() -> sockflow_args {
 
 /// Calls `sockflow_args_parse` with `argv0` and `argv`.
 fn c_parse(role: Role, argv0: &str, argv: &[&str], quiet: bool) -> (c_int, sockflow_args) {
-    let owned: Vec<CString> = std::iter::once(argv0)
-        .chain(argv.iter().copied())
-        .map(|s| CString::new(s).unwrap())
-        .collect();
+    let owned: Vec<CString> = std::iter::once(argv0).chain(argv.iter().copied()).map(|s| CString::new(s).unwrap()).collect();
     let mut ptrs: Vec<*mut c_char> = owned.iter().map(|s| s.as_ptr() as *mut c_char).collect();
     ptrs.push(std::ptr::null_mut());
     let mut out = junk_args();
@@ -394,10 +326,7 @@ fn check_err(what: &str, code: Code, msg: &str, want: &Want) {
         }
         Want::ErrPrefix(c, p) => {
             assert_eq!(code, *c, "{what}: code ({msg})");
-            assert!(
-                msg.starts_with(p.as_str()) && msg.len() > p.len(),
-                "{what}: message {msg:?} should start with {p:?}"
-            );
+            assert!(msg.starts_with(p.as_str()) && msg.len() > p.len(), "{what}: message {msg:?} should start with {p:?}");
         }
     }
 }
@@ -411,13 +340,7 @@ fn table_through_rust_and_c() {
         .filter(|row| std::panic::catch_unwind(|| check_row(row)).is_err())
         .map(|row| format!("{:?} {:?}", row.role, row.argv))
         .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} rows failed (see above):\n{}",
-        failed.len(),
-        rows.len(),
-        failed.join("\n")
-    );
+    assert!(failed.is_empty(), "{} of {} rows failed (see above):\n{}", failed.len(), rows.len(), failed.join("\n"));
 }
 
 fn check_row(row: &Row) {
@@ -456,11 +379,7 @@ fn check_row(row: &Row) {
                 assert_eq!(sockflow_last_error_code(), rc, "{what}");
                 check_err(&format!("C {what}"), code, &last_error(), want);
                 // *args is written only on success.
-                assert_eq!(
-                    (c.port, c.frame, c.host[0]),
-                    (-7, 99, b'J' as c_char),
-                    "{what}: args written on failure"
-                );
+                assert_eq!((c.port, c.frame, c.host[0]), (-7, 99, b'J' as c_char), "{what}: args written on failure");
                 let exit = if code == Code::Help {
                     0
                 } else if code == Code::Usage {
@@ -490,18 +409,9 @@ fn usage_lines() {
         "usage: tcp_client [options] <host> <port>: port \"80a\" is not a number in 1-65535"
     );
     let help = args::help("srv", Role::Server);
-    assert!(
-        help.starts_with("usage: srv [options] [<host>] <port>\n"),
-        "{help}"
-    );
+    assert!(help.starts_with("usage: srv [options] [<host>] <port>\n"), "{help}");
     assert!(help.contains("(0 = any free port)"));
-    for opt in [
-        "--frame F",
-        "--quit WORD",
-        "--timeout MS",
-        "-4, -6",
-        "-h, --help",
-    ] {
+    for opt in ["--frame F", "--quit WORD", "--timeout MS", "-4, -6", "-h, --help"] {
         assert!(help.contains(opt), "help lacks {opt}");
     }
     assert!(args::help("cli", Role::Client).starts_with("usage: cli [options] <host> <port>\n"));
@@ -534,51 +444,24 @@ fn c_argv_edge_cases() {
     let mut a = junk_args();
     let server = role_flag(Role::Server) | SOCKFLOW_ARGS_QUIET;
     // argc 0 (a program exec'd with an empty argv): no port.
-    assert_eq!(
-        sockflow_args_parse(&mut a, 0, std::ptr::null(), server),
-        Code::Usage.as_c()
-    );
+    assert_eq!(sockflow_args_parse(&mut a, 0, std::ptr::null(), server), Code::Usage.as_c());
     assert_eq!(last_error(), "missing <port>");
     // A role that is neither.
-    let argv = [
-        c"prog".as_ptr() as *mut c_char,
-        c"80".as_ptr() as *mut c_char,
-        std::ptr::null_mut(),
-    ];
+    let argv = [c"prog".as_ptr() as *mut c_char, c"80".as_ptr() as *mut c_char, std::ptr::null_mut()];
     for flags in [0, 3, SOCKFLOW_ARGS_QUIET, 0xff] {
-        assert_eq!(
-            sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), flags),
-            Code::Inval.as_c(),
-            "flags {flags}"
-        );
-        assert_eq!(
-            last_error(),
-            format!("role {flags} is not SOCKFLOW_ROLE_SERVER or SOCKFLOW_ROLE_CLIENT")
-        );
+        assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), flags), Code::Inval.as_c(), "flags {flags}");
+        assert_eq!(last_error(), format!("role {flags} is not SOCKFLOW_ROLE_SERVER or SOCKFLOW_ROLE_CLIENT"));
     }
-    assert_eq!(
-        sockflow_args_parse(&mut a, -1, argv.as_ptr().cast(), server),
-        Code::Inval.as_c()
-    );
+    assert_eq!(sockflow_args_parse(&mut a, -1, argv.as_ptr().cast(), server), Code::Inval.as_c());
     assert_eq!(last_error(), "argc/argv: argv is NULL or argc is negative");
     // argc says 2, the vector agrees: fine; argc counts only what is read.
-    assert_eq!(
-        sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), server),
-        0
-    );
+    assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), server), 0);
     assert_eq!(a.port, 80);
     // Not UTF-8.
     let bad = CString::new(vec![b'8', 0xff]).unwrap();
-    let argv = [
-        c"prog".as_ptr() as *mut c_char,
-        bad.as_ptr() as *mut c_char,
-        std::ptr::null_mut(),
-    ];
+    let argv = [c"prog".as_ptr() as *mut c_char, bad.as_ptr() as *mut c_char, std::ptr::null_mut()];
     let mut a = junk_args();
-    assert_eq!(
-        sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), server),
-        Code::Usage.as_c()
-    );
+    assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), server), Code::Usage.as_c());
     assert_eq!(last_error(), "argument 1 is not valid UTF-8");
     assert_eq!(a.port, -7);
 }
@@ -598,23 +481,12 @@ fn not_quiet_prints_usage_and_help() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    let usage =
-        "usage: tcp_client [options] <host> <port>: port \"80a\" is not a number in 1-65535\n\
+    let usage = "usage: tcp_client [options] <host> <port>: port \"80a\" is not a number in 1-65535\n\
                  (try tcp_client --help)\n";
-    let usage2 =
-        "usage: tcp_server [options] [<host>] <port>: missing <port>\n(try tcp_server --help)\n";
-    assert!(
-        stderr.contains(&format!("{usage}{usage2}")),
-        "stderr:\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&args::help("tcp_server", Role::Server)),
-        "stdout:\n{stdout}"
-    );
-    assert!(
-        !stderr.contains("usage: tcp_server [options] [<host>] <port>\n"),
-        "help went to stderr"
-    );
+    let usage2 = "usage: tcp_server [options] [<host>] <port>: missing <port>\n(try tcp_server --help)\n";
+    assert!(stderr.contains(&format!("{usage}{usage2}")), "stderr:\n{stderr}");
+    assert!(stdout.contains(&args::help("tcp_server", Role::Server)), "stdout:\n{stdout}");
+    assert!(!stderr.contains("usage: tcp_server [options] [<host>] <port>\n"), "help went to stderr");
 }
 
 #[test]
@@ -622,32 +494,17 @@ fn child_prints() {
     if std::env::var_os("SOCKFLOW_ARGS_CHILD").is_none() {
         return;
     }
-    assert_eq!(
-        c_parse(Role::Client, "./tcp_client", &["127.0.0.1", "80a"], false).0,
-        Code::Usage.as_c()
-    );
-    assert_eq!(
-        c_parse(Role::Server, "tcp_server", &[], false).0,
-        Code::Usage.as_c()
-    );
-    assert_eq!(
-        c_parse(Role::Server, "tcp_server", &["-h"], false).0,
-        Code::Help.as_c()
-    );
+    assert_eq!(c_parse(Role::Client, "./tcp_client", &["127.0.0.1", "80a"], false).0, Code::Usage.as_c());
+    assert_eq!(c_parse(Role::Server, "tcp_server", &[], false).0, Code::Usage.as_c());
+    assert_eq!(c_parse(Role::Server, "tcp_server", &["-h"], false).0, Code::Help.as_c());
     // Quiet prints nothing (checked by the parent: only the lines above).
-    assert_eq!(
-        c_parse(Role::Server, "quiet_server", &["x"], true).0,
-        Code::Usage.as_c()
-    );
+    assert_eq!(c_parse(Role::Server, "quiet_server", &["x"], true).0, Code::Usage.as_c());
 }
 
 #[test]
 fn init_and_set_frame() {
     let mut a = junk_args();
-    assert_eq!(
-        sockflow_args_init(&mut a, role_flag(Role::Server), std::ptr::null(), 0),
-        0
-    );
+    assert_eq!(sockflow_args_init(&mut a, role_flag(Role::Server), std::ptr::null(), 0), 0);
     let f = Fields {
         host: "0.0.0.0".into(),
         port: 0,
@@ -657,67 +514,23 @@ fn init_and_set_frame() {
         timeout_ms: 0,
     };
     check_c_fields("init server", &a, Role::Server, "sockflow", &f);
-    assert_eq!(
-        sockflow_args_init(&mut a, role_flag(Role::Client), c"::1".as_ptr(), 9000),
-        0
-    );
-    check_c_fields(
-        "init client",
-        &a,
-        Role::Client,
-        "sockflow",
-        &Fields {
-            host: "::1".into(),
-            port: 9000,
-            ..f.clone()
-        },
-    );
+    assert_eq!(sockflow_args_init(&mut a, role_flag(Role::Client), c"::1".as_ptr(), 9000), 0);
+    check_c_fields("init client", &a, Role::Client, "sockflow", &Fields { host: "::1".into(), port: 9000, ..f.clone() });
 
     for (role, host, port, rc, msg) in [
         (Role::Client, None, 80, Code::Inval, "host is NULL"),
-        (
-            Role::Client,
-            Some(c""),
-            80,
-            Code::Addr,
-            "host is empty or too long",
-        ),
-        (
-            Role::Client,
-            Some(c"::1"),
-            0,
-            Code::Addr,
-            "port 0 is not in 1-65535",
-        ),
-        (
-            Role::Server,
-            Some(c"::1"),
-            -1,
-            Code::Addr,
-            "port -1 is not in 0-65535",
-        ),
-        (
-            Role::Server,
-            Some(c"::1"),
-            65536,
-            Code::Addr,
-            "port 65536 is not in 0-65535",
-        ),
+        (Role::Client, Some(c""), 80, Code::Addr, "host is empty or too long"),
+        (Role::Client, Some(c"::1"), 0, Code::Addr, "port 0 is not in 1-65535"),
+        (Role::Server, Some(c"::1"), -1, Code::Addr, "port -1 is not in 0-65535"),
+        (Role::Server, Some(c"::1"), 65536, Code::Addr, "port 65536 is not in 0-65535"),
     ] {
         let mut a = junk_args();
         let h = host.map_or(std::ptr::null(), CStr::as_ptr);
-        assert_eq!(
-            sockflow_args_init(&mut a, role_flag(role), h, port),
-            rc.as_c(),
-            "{host:?} {port}"
-        );
+        assert_eq!(sockflow_args_init(&mut a, role_flag(role), h, port), rc.as_c(), "{host:?} {port}");
         assert_eq!(last_error(), msg);
         assert_eq!(a.port, -7, "written on failure");
     }
-    assert_eq!(
-        sockflow_args_init(&mut a, 0, c"::1".as_ptr(), 80),
-        Code::Inval.as_c()
-    );
+    assert_eq!(sockflow_args_init(&mut a, 0, c"::1".as_ptr(), 80), Code::Inval.as_c());
 
     for (spec, frame) in [
         (c"line", Frame::Line { max: DEFAULT_MAX }),
@@ -726,18 +539,11 @@ fn init_and_set_frame() {
         (c"len32", Frame::Len32 { max: DEFAULT_MAX }),
         (c"line:1024", Frame::Line { max: 1024 }),
     ] {
-        assert_eq!(
-            sockflow_args_set_frame(&mut a, spec.as_ptr()),
-            0,
-            "{spec:?}"
-        );
+        assert_eq!(sockflow_args_set_frame(&mut a, spec.as_ptr()), 0, "{spec:?}");
         assert_eq!((a.frame, a.frame_size), frame_c(frame), "{spec:?}");
     }
     let before = (a.frame, a.frame_size);
-    assert_eq!(
-        sockflow_args_set_frame(&mut a, c"fixed".as_ptr()),
-        Code::Inval.as_c()
-    );
+    assert_eq!(sockflow_args_set_frame(&mut a, c"fixed".as_ptr()), Code::Inval.as_c());
     assert_eq!(last_error(), "fixed needs a size, e.g. fixed:32");
     assert_eq!((a.frame, a.frame_size), before);
 }

@@ -88,10 +88,7 @@ fn decode_with(d: &mut Decoder, reads: &[&[u8]], stops: &[bool]) -> Vec<Ev> {
             data = &[];
             match r {
                 Ok(Flow::Continue) => break,
-                Ok(Flow::Stop) => assert!(
-                    matches!(out.last(), Some(Ev::Msg(_))),
-                    "Stop without a message"
-                ),
+                Ok(Flow::Stop) => assert!(matches!(out.last(), Some(Ev::Msg(_))), "Stop without a message"),
                 Err(e) => {
                     assert_eq!(e.code, Code::MsgSize, "unexpected error: {e}");
                     out.push(Ev::TooLong);
@@ -99,11 +96,7 @@ fn decode_with(d: &mut Decoder, reads: &[&[u8]], stops: &[bool]) -> Vec<Ev> {
             }
         }
         let held = d.buffered();
-        assert!(
-            held <= partial_max(d.frame()),
-            "{} holds {held} bytes after a read",
-            d.frame()
-        );
+        assert!(held <= partial_max(d.frame()), "{} holds {held} bytes after a read", d.frame());
         assert_eq!(d.has_pending(), held > 0);
     }
     out
@@ -116,9 +109,7 @@ fn decode(frame: Frame, reads: &[&[u8]], stops: &[bool]) -> Vec<Ev> {
 fn encode_all(frame: Frame, messages: &[Vec<u8>]) -> Vec<u8> {
     let mut wire = Vec::new();
     for m in messages {
-        frame
-            .encode(m, &mut wire)
-            .unwrap_or_else(|e| panic!("{frame} refused {m:?}: {e}"));
+        frame.encode(m, &mut wire).unwrap_or_else(|e| panic!("{frame} refused {m:?}: {e}"));
     }
     wire
 }
@@ -146,11 +137,7 @@ fn cuts() -> impl Strategy<Value = Cut> {
 }
 
 fn stops() -> impl Strategy<Value = Vec<bool>> {
-    prop_oneof![
-        Just(vec![]),
-        Just(vec![true]),
-        prop::collection::vec(any::<bool>(), 1..8),
-    ]
+    prop_oneof![Just(vec![]), Just(vec![true]), prop::collection::vec(any::<bool>(), 1..8),]
 }
 
 /// A message `frame` can carry (and that comes back unchanged).
@@ -195,17 +182,8 @@ fn raw_frames() -> impl Strategy<Value = Frame> {
 }
 
 /// A frame, messages for it, a way to cut the stream and where to stop.
-fn session(
-    frames: impl Strategy<Value = Frame>,
-) -> impl Strategy<Value = (Frame, Vec<Vec<u8>>, Cut, Vec<bool>)> {
-    frames.prop_flat_map(|f| {
-        (
-            Just(f),
-            prop::collection::vec(message(f), 0..16),
-            cuts(),
-            stops(),
-        )
-    })
+fn session(frames: impl Strategy<Value = Frame>) -> impl Strategy<Value = (Frame, Vec<Vec<u8>>, Cut, Vec<bool>)> {
+    frames.prop_flat_map(|f| (Just(f), prop::collection::vec(message(f), 0..16), cuts(), stops()))
 }
 
 /// A line over `max` bytes (after a trailing-`\r` strip), without its `\n`.
@@ -230,11 +208,7 @@ enum Item {
 }
 
 fn config() -> Config {
-    Config {
-        cases: 200,
-        failure_persistence: None,
-        ..Config::default()
-    }
+    Config { cases: 200, failure_persistence: None, ..Config::default() }
 }
 
 // ---- round trips --------------------------------------------------------
@@ -421,9 +395,7 @@ proptest! {
 
 /// Every way to cut `wire` into two reads, plus one read and 1-byte reads.
 fn all_two_cuts(wire: &[u8]) -> Vec<Vec<&[u8]>> {
-    let mut v: Vec<Vec<&[u8]>> = (0..=wire.len())
-        .map(|k| vec![&wire[..k], &wire[k..]])
-        .collect();
+    let mut v: Vec<Vec<&[u8]>> = (0..=wire.len()).map(|k| vec![&wire[..k], &wire[k..]]).collect();
     v.push(cut(wire, &Cut::Bytes));
     v
 }
@@ -441,28 +413,10 @@ fn tutorial_c_client_frames() {
     wire.extend(frame(&[b"hello world long", &[0; 16]]));
     wire.extend(frame(&[b"hi\0\0o world long", &[0; 16]]));
     wire.extend(frame(&[b"0123456789012345678901234567890\0"]));
-    wire.extend(frame(&[
-        b"123456789",
-        &[0, 0],
-        b"12345678901234567890",
-        &[0],
-    ]));
-    wire.extend(frame(&[
-        b"quit",
-        &[0, 0],
-        b"789",
-        &[0, 0],
-        b"12345678901234567890",
-        &[0],
-    ]));
+    wire.extend(frame(&[b"123456789", &[0, 0], b"12345678901234567890", &[0]]));
+    wire.extend(frame(&[b"quit", &[0, 0], b"789", &[0, 0], b"12345678901234567890", &[0]]));
     assert_eq!(wire.len(), 160);
-    let want = msgs(&[
-        b"hello world long",
-        b"hi",
-        b"0123456789012345678901234567890",
-        b"123456789",
-        b"quit",
-    ]);
+    let want = msgs(&[b"hello world long", b"hi", b"0123456789012345678901234567890", b"123456789", b"quit"]);
     for reads in all_two_cuts(&wire) {
         assert_eq!(decode(Frame::Fixed(32), &reads, &[]), want);
         assert_eq!(decode(Frame::Fixed(32), &reads, &[true]), want);
@@ -470,16 +424,10 @@ fn tutorial_c_client_frames() {
     // The brief's example: one frame, read as 10 + 22 bytes.
     let mut f = b"hi\0\0o world long\0".to_vec();
     f.resize(32, 0);
-    assert_eq!(
-        decode(Frame::Fixed(32), &[&f[..10], &f[10..]], &[]),
-        msgs(&[b"hi"])
-    );
+    assert_eq!(decode(Frame::Fixed(32), &[&f[..10], &f[10..]], &[]), msgs(&[b"hi"]));
     // A frame with no NUL at all carries N bytes (C's `send(buf, 32)` of a full buffer).
     let full = [b'A'; 32];
-    assert_eq!(
-        decode(Frame::Fixed(32), &[&full], &[]),
-        msgs(&[&[b'A'; 32]])
-    );
+    assert_eq!(decode(Frame::Fixed(32), &[&full], &[]), msgs(&[&[b'A'; 32]]));
 }
 
 #[test]
@@ -492,14 +440,7 @@ fn crlf_and_lf_lines() {
     // Exactly max bytes with `\r\n` fits; max + 1 does not.
     let f = Frame::Line { max: 3 };
     for reads in all_two_cuts(b"abc\r\nabcd\r\nok\n") {
-        assert_eq!(
-            decode(f, &reads, &[]),
-            vec![
-                Ev::Msg(b"abc".to_vec()),
-                Ev::TooLong,
-                Ev::Msg(b"ok".to_vec())
-            ]
-        );
+        assert_eq!(decode(f, &reads, &[]), vec![Ev::Msg(b"abc".to_vec()), Ev::TooLong, Ev::Msg(b"ok".to_vec())]);
     }
     // A line without its end is held, not delivered.
     let mut d = Decoder::new(Frame::default());
@@ -512,10 +453,7 @@ fn crlf_and_lf_lines() {
 fn nul_bytes() {
     let want = msgs(&[b"a\0b", b"\0", b""]);
     assert_eq!(decode(Frame::default(), &[b"a\0b\n\0\n\n"], &[]), want);
-    let wire = encode_all(
-        Frame::Len32 { max: 8 },
-        &[b"a\0b".to_vec(), b"\0".to_vec(), vec![]],
-    );
+    let wire = encode_all(Frame::Len32 { max: 8 }, &[b"a\0b".to_vec(), b"\0".to_vec(), vec![]]);
     assert_eq!(wire, b"\0\0\0\x03a\0b\0\0\0\x01\0\0\0\0\0");
     assert_eq!(decode(Frame::Len32 { max: 8 }, &[&wire], &[]), want);
     // fixed: a NUL cannot be sent (it would end the string early).
@@ -529,59 +467,26 @@ fn nul_bytes() {
 #[test]
 fn invalid_utf8_passes_through() {
     let bad: &[u8] = b"\xff\xfe\xc3(\xe4\xbd\x80\xed\xa0\x80";
-    for frame in [
-        Frame::default(),
-        Frame::Fixed(32),
-        Frame::Len32 { max: DEFAULT_MAX },
-    ] {
+    for frame in [Frame::default(), Frame::Fixed(32), Frame::Len32 { max: DEFAULT_MAX }] {
         let wire = encode_all(frame, &[bad.to_vec(), "你好".as_bytes().to_vec()]);
         for reads in all_two_cuts(&wire) {
-            assert_eq!(
-                decode(frame, &reads, &[]),
-                msgs(&[bad, "你好".as_bytes()]),
-                "{frame}"
-            );
+            assert_eq!(decode(frame, &reads, &[]), msgs(&[bad, "你好".as_bytes()]), "{frame}");
         }
     }
-    assert_eq!(
-        decode(Frame::Raw { max: DEFAULT_MAX }, &[bad], &[]),
-        msgs(&[bad])
-    );
+    assert_eq!(decode(Frame::Raw { max: DEFAULT_MAX }, &[bad], &[]), msgs(&[bad]));
 }
 
 #[test]
 fn encode_errors_say_why() {
     let mut out = Vec::new();
     let e = Frame::default().encode(b"a\nb", &mut out).unwrap_err();
-    assert_eq!(
-        (e.code, e.msg.as_str()),
-        (Code::Inval, "a line message cannot contain a newline")
-    );
-    let e = Frame::Line { max: 3 }
-        .encode(b"abcd", &mut out)
-        .unwrap_err();
-    assert_eq!(
-        (e.code, e.msg.as_str()),
-        (
-            Code::MsgSize,
-            "message of 4 bytes is longer than line:3 allows (3 bytes)"
-        )
-    );
+    assert_eq!((e.code, e.msg.as_str()), (Code::Inval, "a line message cannot contain a newline"));
+    let e = Frame::Line { max: 3 }.encode(b"abcd", &mut out).unwrap_err();
+    assert_eq!((e.code, e.msg.as_str()), (Code::MsgSize, "message of 4 bytes is longer than line:3 allows (3 bytes)"));
     let e = Frame::Fixed(32).encode(&[b'x'; 32], &mut out).unwrap_err();
-    assert_eq!(
-        (e.code, e.msg.as_str()),
-        (
-            Code::MsgSize,
-            "message of 32 bytes is longer than fixed:32 allows (31 bytes)"
-        )
-    );
-    let e = Frame::Len32 { max: DEFAULT_MAX }
-        .encode(&vec![0; DEFAULT_MAX + 1], &mut out)
-        .unwrap_err();
-    assert_eq!(
-        e.msg,
-        "message of 65537 bytes is longer than len32 allows (65536 bytes)"
-    );
+    assert_eq!((e.code, e.msg.as_str()), (Code::MsgSize, "message of 32 bytes is longer than fixed:32 allows (31 bytes)"));
+    let e = Frame::Len32 { max: DEFAULT_MAX }.encode(&vec![0; DEFAULT_MAX + 1], &mut out).unwrap_err();
+    assert_eq!(e.msg, "message of 65537 bytes is longer than len32 allows (65536 bytes)");
     assert!(out.is_empty());
     Frame::Fixed(4).encode(b"abc", &mut out).unwrap();
     Frame::Fixed(4).encode(b"", &mut out).unwrap();
@@ -593,17 +498,11 @@ fn over_long_line_with_and_without_newline() {
     let f = Frame::Line { max: 4 };
     // Longer than max, then a newline, in one read and byte by byte.
     for reads in all_two_cuts(b"abcdefgh\nok\n") {
-        assert_eq!(
-            decode(f, &reads, &[]),
-            vec![Ev::TooLong, Ev::Msg(b"ok".to_vec())]
-        );
+        assert_eq!(decode(f, &reads, &[]), vec![Ev::TooLong, Ev::Msg(b"ok".to_vec())]);
     }
     // max + 1 bytes and `\n`: too long, detected only at the newline.
     for reads in all_two_cuts(b"abcde\nok\n") {
-        assert_eq!(
-            decode(f, &reads, &[]),
-            vec![Ev::TooLong, Ev::Msg(b"ok".to_vec())]
-        );
+        assert_eq!(decode(f, &reads, &[]), vec![Ev::TooLong, Ev::Msg(b"ok".to_vec())]);
     }
     // No newline yet: reported as soon as it cannot fit, once, and the
     // rest of that line is dropped as it arrives.
@@ -611,25 +510,12 @@ fn over_long_line_with_and_without_newline() {
     assert_eq!(decode_with(&mut d, &[b"abcdefgh"], &[]), vec![Ev::TooLong]);
     assert_eq!(decode_with(&mut d, &[b"ijklmnop", b"qrst"], &[]), vec![]);
     assert!(!d.has_pending());
-    assert_eq!(
-        decode_with(&mut d, &[b"uv\r\nnext\r\n"], &[]),
-        msgs(&[b"next"])
-    );
-    let e = Decoder::new(f)
-        .feed(b"abcdefgh", &mut |_| Flow::Continue)
-        .unwrap_err();
+    assert_eq!(decode_with(&mut d, &[b"uv\r\nnext\r\n"], &[]), msgs(&[b"next"]));
+    let e = Decoder::new(f).feed(b"abcdefgh", &mut |_| Flow::Continue).unwrap_err();
     assert_eq!(e.code, Code::MsgSize);
-    assert_eq!(
-        e.msg,
-        "incoming message of more than 8 bytes is longer than line:4 allows (4 bytes)"
-    );
-    let e = Decoder::new(f)
-        .feed(b"abcdef\n", &mut |_| Flow::Continue)
-        .unwrap_err();
-    assert_eq!(
-        e.msg,
-        "incoming message of 6 bytes is longer than line:4 allows (4 bytes)"
-    );
+    assert_eq!(e.msg, "incoming message of more than 8 bytes is longer than line:4 allows (4 bytes)");
+    let e = Decoder::new(f).feed(b"abcdef\n", &mut |_| Flow::Continue).unwrap_err();
+    assert_eq!(e.msg, "incoming message of 6 bytes is longer than line:4 allows (4 bytes)");
 }
 
 #[test]
@@ -638,19 +524,11 @@ fn len32_header_over_max() {
     let mut wire = b"\0\0\0\x05abcde".to_vec();
     wire.extend_from_slice(b"\0\0\0\x04\0\0\0\x01"); // a body that looks like a header
     for reads in all_two_cuts(&wire) {
-        assert_eq!(
-            decode(f, &reads, &[]),
-            vec![Ev::TooLong, Ev::Msg(b"\0\0\0\x01".to_vec())]
-        );
+        assert_eq!(decode(f, &reads, &[]), vec![Ev::TooLong, Ev::Msg(b"\0\0\0\x01".to_vec())]);
     }
-    let e = Decoder::new(f)
-        .feed(b"\0\0\0\x05", &mut |_| Flow::Continue)
-        .unwrap_err();
+    let e = Decoder::new(f).feed(b"\0\0\0\x05", &mut |_| Flow::Continue).unwrap_err();
     assert_eq!(e.code, Code::MsgSize);
-    assert_eq!(
-        e.msg,
-        "incoming message of 5 bytes is longer than len32:4 allows (4 bytes)"
-    );
+    assert_eq!(e.msg, "incoming message of 5 bytes is longer than len32:4 allows (4 bytes)");
 }
 
 /// A header of 0xFFFFFFFF: reported once at once (no 4 GiB allocation); its
@@ -669,10 +547,7 @@ fn len32_huge_header() {
         } else {
             let e = r.unwrap_err();
             assert_eq!(e.code, Code::MsgSize);
-            assert_eq!(
-                e.msg,
-                "incoming message of 4294967295 bytes is longer than len32 allows (65536 bytes)"
-            );
+            assert_eq!(e.msg, "incoming message of 4294967295 bytes is longer than len32 allows (65536 bytes)");
         }
     }
     let chunk = vec![b'z'; 1 << 20];
@@ -686,13 +561,7 @@ fn len32_huge_header() {
             assert_eq!(decode_with(&mut d, &[&tail], &[]), msgs(&[b"ok"]));
             break;
         }
-        assert_eq!(
-            d.feed(&chunk[..n], &mut |_| panic!(
-                "a message inside the skipped body"
-            ))
-            .unwrap(),
-            Flow::Continue
-        );
+        assert_eq!(d.feed(&chunk[..n], &mut |_| panic!("a message inside the skipped body")).unwrap(), Flow::Continue);
         assert_eq!(d.buffered(), 0);
         left -= n as u64;
     }
@@ -728,20 +597,13 @@ fn over_long_line_memory_stays_bounded() {
             continue;
         }
         events.extend(decode_with(&mut d, &[ending, b"after\n"], &[]));
-        assert_eq!(
-            events,
-            vec![Ev::TooLong, Ev::Msg(b"after".to_vec())],
-            "ending {ending:?}"
-        );
+        assert_eq!(events, vec![Ev::TooLong, Ev::Msg(b"after".to_vec())], "ending {ending:?}");
     }
     // The same line in one big read is dropped whole, nothing kept.
     let mut big = vec![b'y'; 8 << 20];
     big.extend_from_slice(b"\nafter\npart");
     let mut d = Decoder::new(Frame::default());
-    assert_eq!(
-        decode_with(&mut d, &[&big], &[]),
-        vec![Ev::TooLong, Ev::Msg(b"after".to_vec())]
-    );
+    assert_eq!(decode_with(&mut d, &[&big], &[]), vec![Ev::TooLong, Ev::Msg(b"after".to_vec())]);
     assert_eq!(d.buffered(), 4);
 }
 
@@ -755,10 +617,7 @@ fn stop_keeps_the_rest_for_the_next_feed() {
             Flow::Stop
         })
     }
-    assert_eq!(
-        take_one(&mut d, b"one\ntwo\nthr", &mut seen).unwrap(),
-        Flow::Stop
-    );
+    assert_eq!(take_one(&mut d, b"one\ntwo\nthr", &mut seen).unwrap(), Flow::Stop);
     assert_eq!(seen, [b"one"]);
     assert!(d.has_pending());
     assert_eq!(d.buffered(), 7);
@@ -777,14 +636,8 @@ fn stop_keeps_the_rest_for_the_next_feed() {
     // A stop just before an over-long message: the error comes on resume.
     let mut d = Decoder::new(Frame::Line { max: 2 });
     let mut seen = Vec::new();
-    assert_eq!(
-        take_one(&mut d, b"ok\ntoolong\nye\n", &mut seen).unwrap(),
-        Flow::Stop
-    );
-    assert_eq!(
-        take_one(&mut d, &[], &mut seen).unwrap_err().code,
-        Code::MsgSize
-    );
+    assert_eq!(take_one(&mut d, b"ok\ntoolong\nye\n", &mut seen).unwrap(), Flow::Stop);
+    assert_eq!(take_one(&mut d, &[], &mut seen).unwrap_err().code, Code::MsgSize);
     assert_eq!(take_one(&mut d, &[], &mut seen).unwrap(), Flow::Stop);
     assert_eq!(seen, [&b"ok"[..], b"ye"]);
     assert!(!d.has_pending());
@@ -792,30 +645,15 @@ fn stop_keeps_the_rest_for_the_next_feed() {
 
 #[test]
 fn empty_reads_and_fresh_decoders() {
-    for f in [
-        Frame::default(),
-        Frame::Raw { max: 4 },
-        Frame::Fixed(2),
-        Frame::Len32 { max: 1 },
-    ] {
+    for f in [Frame::default(), Frame::Raw { max: 4 }, Frame::Fixed(2), Frame::Len32 { max: 1 }] {
         let mut d = Decoder::new(f);
-        assert_eq!(
-            d.feed(&[], &mut |_| panic!("no message in nothing"))
-                .unwrap(),
-            Flow::Continue
-        );
+        assert_eq!(d.feed(&[], &mut |_| panic!("no message in nothing")).unwrap(), Flow::Continue);
         assert!(!d.has_pending());
         assert_eq!(d.buffered(), 0);
         assert_eq!(d.frame(), f);
     }
     // Raw hands out at most max bytes per message, even from one big read.
-    assert_eq!(
-        decode(Frame::Raw { max: 4 }, &[b"abcdefghij"], &[]),
-        msgs(&[b"abcd", b"efgh", b"ij"])
-    );
+    assert_eq!(decode(Frame::Raw { max: 4 }, &[b"abcdefghij"], &[]), msgs(&[b"abcd", b"efgh", b"ij"]));
     // fixed:2 carries one byte of text.
-    assert_eq!(
-        decode(Frame::Fixed(2), &[b"a\0\0\0b"], &[]),
-        msgs(&[b"a", b""])
-    );
+    assert_eq!(decode(Frame::Fixed(2), &[b"a\0\0\0b"], &[]), msgs(&[b"a", b""]));
 }
