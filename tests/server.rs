@@ -1083,6 +1083,120 @@ fn bind_a_port_in_use_fails() {
 }
 
 // ---------------------------------------------------------------------------
+// Other frames, on_connect actions, resets, signals
+// ---------------------------------------------------------------------------
+
+fn len32(msg: &[u8]) -> Vec<u8> {
+    let mut v = (msg.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(msg);
+    v
+}
+
+#[test]
+fn len32_frames_carry_binary_messages() {
+    let srv = start_tcp(Config { frame: Frame::Len32 { max: 1024 }, ..quiet() }, Arc::new(Plain));
+    let mut c = Client::connect(srv.addr);
+    let msgs: [&[u8]; 3] = [b"a\0b\nc", b"", &[0xff; 1024]];
+    let mut all = Vec::new();
+    for m in msgs {
+        all.extend(len32(m));
+    }
+    // One write holding three messages, the second empty.
+    c.w.write_all(&all).unwrap();
+    let mut back = vec![0u8; all.len()];
+    c.r.read_exact(&mut back).unwrap();
+    assert_eq!(back, all);
+    // Over the maximum: the connection is closed.
+    c.w.write_all(&len32(&[1; 1025])).unwrap();
+    c.eof();
+    srv.stop().unwrap();
+}
+
+/// Sends `go away` from `on_connect`, then returns the given action; the
+/// rest is `Rec`'s.
+struct OnConnect(Action, Arc<Rec>);
+
+impl Handler for OnConnect {
+    fn on_connect(&self, c: &mut Conn<'_>) -> Action {
+        self.1.on_connect(c);
+        c.send(b"go away").unwrap();
+        self.0
+    }
+    fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
+        self.1.on_message(c, msg)
+    }
+    fn on_close(&self, c: &mut Conn<'_>, r: CloseReason) {
+        self.1.on_close(c, r)
+    }
+}
+
+#[test]
+fn on_connect_close_and_stop() {
+    for mode in [Mode::EventLoop, Mode::ThreadPerConnection] {
+        let rec = Rec::new();
+        let srv = start_tcp(Config { mode, ..quiet() }, Arc::new(OnConnect(Action::Close, rec.clone())));
+        let mut c = Client::connect(srv.addr);
+        assert_eq!(c.line(), "go away");
+        c.eof();
+        assert_eq!(rec.wait_closes(1)[0].1, CloseReason::Handler, "{mode:?}");
+        srv.stop().unwrap();
+
+        let rec = Rec::new();
+        let mut srv = start_tcp(Config { mode, ..quiet() }, Arc::new(OnConnect(Action::Stop, rec.clone())));
+        let mut c = Client::connect(srv.addr);
+        assert_eq!(c.line(), "go away");
+        c.eof();
+        srv.wait_exit().unwrap();
+        assert_eq!(rec.wait_closes(1)[0].1, CloseReason::Stopping, "{mode:?}");
+    }
+}
+
+#[test]
+fn peer_reset_closes_with_error() {
+    use std::os::fd::AsRawFd;
+    let rec = Rec::greeting();
+    let srv = start_tcp(quiet(), rec.clone());
+    let (mut c, id) = Client::greeted(srv.addr);
+    assert_eq!(c.ask("x"), "echo:x");
+    // SO_LINGER 0: close sends a RST.
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid socket and a linger struct of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            c.w.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(c);
+    assert_eq!(rec.wait_closes(1)[0].1, CloseReason::Error);
+    assert_eq!(rec.reason_of(id), Some(CloseReason::Error));
+    let (mut d, _) = Client::greeted(srv.addr);
+    assert_eq!(d.ask("y"), "echo:y");
+    srv.stop().unwrap();
+}
+
+/// The only test that raises a signal: the server catches it (so the
+/// process is not terminated) and stops gracefully.
+#[test]
+fn sigterm_stops_a_server_that_handles_signals() {
+    let rec = Rec::greeting();
+    let log = LogBuf::default();
+    let mut srv = start_tcp(Config { handle_signals: true, ..log.config() }, rec.clone());
+    let (mut c, id) = Client::greeted(srv.addr);
+    assert_eq!(c.ask("x"), "echo:x");
+    // SAFETY: raise(3) with a signal this server handles.
+    assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+    c.eof();
+    srv.wait_exit().expect("run() after SIGTERM");
+    assert_eq!(rec.reason_of(id), Some(CloseReason::Stopping));
+    assert!(log.text().contains("t: signal received: stopping"), "{}", log.text());
+}
+
+// ---------------------------------------------------------------------------
 // Thread mode keeps finished threads
 // ---------------------------------------------------------------------------
 
@@ -1132,6 +1246,7 @@ mod c_api {
         sockflow_server_run, sockflow_server_stop, sockflow_tcp_server_new, sockflow_udp_server_new,
     };
     use std::ffi::{c_char, c_int, c_void, CStr};
+    use std::io::{Read, Write};
     use std::net::{SocketAddr, UdpSocket};
     use std::sync::{mpsc, Condvar, Mutex};
     use std::thread::{self, JoinHandle};
@@ -1365,6 +1480,28 @@ mod c_api {
         assert_eq!(st.wait_closes(2)[1], (b_id, sockflow_close_reason::Stopping as c_int, SOCKFLOW_EBADHANDLE));
         assert_eq!(sockflow_server_run(srv.0), SOCKFLOW_EBADHANDLE);
         sockflow_server_free(srv.0);
+    }
+
+    /// Binary frames: `msg` holds `len` bytes (NULs included) and a NUL after them.
+    #[test]
+    fn c_binary_message_len_and_trailing_nul() {
+        let st = State::default();
+        let mut a = args();
+        assert_eq!(sockflow_args_set_frame(&mut a, c"len32".as_ptr()), 0);
+        let srv = new_tcp(&a, Some(&config()), handler(), &st);
+        let running = srv.run();
+        let mut c = Client::connect(srv.addr());
+        let mut hello = [0u8; 4];
+        c.r.read_exact(&mut hello).unwrap();
+        let mut rest = vec![0u8; u32::from_be_bytes(hello) as usize];
+        c.r.read_exact(&mut rest).unwrap();
+        assert!(rest.starts_with(b"hello "));
+        c.w.write_all(&super::len32(b"a\0b")).unwrap();
+        let mut back = [0u8; 9];
+        c.r.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"\0\0\0\x05c:a\0b");
+        srv.stop_and_free(running);
+        assert!(st.bad.lock().unwrap().is_empty(), "{:?}", st.bad.lock().unwrap());
     }
 
     #[test]
