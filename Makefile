@@ -39,7 +39,9 @@ MINOR   := $(word 2,$(subst ., ,$(VERSION)))
 SOVER   := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME  := libsockflow.so.$(SOVER)
 
-RELEASE  := target/release
+# cargo's target directory (CARGO_TARGET_DIR when set, as cargo itself does).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+RELEASE  := $(TARGET_DIR)/release
 SO       := $(RELEASE)/libsockflow.so
 STATIC   := $(RELEASE)/libsockflow.a
 HEADER   := include/sockflow.h
@@ -68,13 +70,13 @@ all: lib examples
 # build.rs also rewrites include/sockflow.h when src/ffi changed.
 lib: $(SO)
 $(SO) $(STATIC) &: FORCE
-	$(CARGO) build --release --lib
+	CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO) build --release --lib
 FORCE:
 
 $(LINKDIR)/$(SONAME): | $(LINKDIR)
-	ln -sf $(CURDIR)/$(SO) $@
+	ln -sf $(abspath $(SO)) $@
 $(LINKDIR)/libsockflow.so: | $(LINKDIR)
-	ln -sf $(CURDIR)/$(SO) $@
+	ln -sf $(abspath $(SO)) $@
 $(LINKDIR):
 	mkdir -p $@
 
