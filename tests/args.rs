@@ -547,3 +547,36 @@ fn init_and_set_frame() {
     assert_eq!(last_error(), "fixed needs a size, e.g. fixed:32");
     assert_eq!((a.frame, a.frame_size), before);
 }
+
+/// What `sockflow_args_parse` writes is what the flows accept: a server's
+/// args listen, a client's args connect to it (with their frame).
+#[test]
+fn parsed_args_drive_the_primitives() {
+    use sockflow::ffi::tcp::*;
+    let (rc, sargs) = c_parse(Role::Server, "srv", &["-4", "127.0.0.1", "0"], true);
+    assert_eq!(rc, 0);
+    let mut l = std::ptr::null_mut();
+    assert_eq!(sockflow_tcp_listen_args(&sargs, &mut l), 0, "{}", last_error());
+    let port = sockflow_tcp_listener_port(l);
+    assert!(port > 0);
+    let port_s: &'static str = port.to_string().leak();
+    let argv: &'static [&'static str] = vec!["--frame", "fixed:8", "--timeout", "2000", "127.0.0.1", port_s].leak();
+    let (rc, cargs) = c_parse(Role::Client, "cli", argv, true);
+    assert_eq!(rc, 0);
+    let (mut c, mut s) = (std::ptr::null_mut(), std::ptr::null_mut());
+    assert_eq!(sockflow_tcp_connect_args(&cargs, &mut c), 0, "{}", last_error());
+    assert_eq!(sockflow_tcp_accept(l, 2000, &mut s, std::ptr::null_mut()), 0);
+    assert_eq!(sockflow_tcp_send_msg(c, b"hi".as_ptr().cast(), 2), 0);
+    // The client sends fixed:8 frames: 8 bytes on the wire.
+    let mut buf = [0xffu8; 16];
+    let mut got = 0;
+    while got < 8 {
+        let n = sockflow_tcp_recv(s, buf[got..].as_mut_ptr().cast(), 16 - got);
+        assert!(n > 0, "{}", last_error());
+        got += n as usize;
+    }
+    assert_eq!(&buf[..8], b"hi\0\0\0\0\0\0");
+    sockflow_tcp_close(c);
+    sockflow_tcp_close(s);
+    sockflow_tcp_listener_close(l);
+}
