@@ -87,7 +87,8 @@ impl Frame {
     pub fn max_len(&self) -> usize {
         match *self {
             Frame::Line { max } | Frame::Raw { max } | Frame::Len32 { max } => max,
-            Frame::Fixed(n) => n - 1,
+            // fixed:0 built by hand (parse refuses it) acts as fixed:1.
+            Frame::Fixed(n) => n.max(1) - 1,
         }
     }
 
@@ -112,6 +113,7 @@ impl Frame {
             }
             Frame::Raw { .. } => out.extend_from_slice(msg),
             Frame::Fixed(n) => {
+                let n = n.max(1);
                 if msg.contains(&0) {
                     return Err(Error::inval("a fixed-frame message cannot contain a NUL byte"));
                 }
@@ -144,12 +146,14 @@ impl Frame {
                 None if buf.len() > max + 1 => Step::TooLong { used: buf.len(), skip: Skip::Line, len: buf.len() },
                 None => Step::Need,
             },
+            // A maximum of 0 (built by hand) would never make progress.
             Frame::Raw { max } if !buf.is_empty() => {
-                let end = buf.len().min(max);
+                let end = buf.len().min(max.max(1));
                 Step::Msg { start: 0, end, used: end }
             }
             Frame::Raw { .. } => Step::Need,
-            Frame::Fixed(n) if buf.len() >= n => {
+            Frame::Fixed(n) if buf.len() >= n.max(1) => {
+                let n = n.max(1);
                 let end = memchr(0, &buf[..n]).unwrap_or(n);
                 Step::Msg { start: 0, end, used: n }
             }

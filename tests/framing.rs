@@ -657,3 +657,28 @@ fn empty_reads_and_fresh_decoders() {
     // fixed:2 carries one byte of text.
     assert_eq!(decode(Frame::Fixed(2), &[b"a\0\0\0b"], &[]), msgs(&[b"a", b""]));
 }
+
+/// Frames built by hand past `Frame::parse`'s limits (raw:0, fixed:0,
+/// fixed:1) must neither hang the decoder nor panic: raw:0 and fixed:0 act
+/// as raw:1 and fixed:1.
+#[test]
+fn hand_built_degenerate_frames_terminate() {
+    let one_byte = msgs(&[b"a", b"b", b""]);
+    for f in [Frame::Raw { max: 0 }, Frame::Fixed(0), Frame::Fixed(1)] {
+        let mut n = 0;
+        let mut got = Vec::new();
+        let r = Decoder::new(f).feed(b"ab\0", &mut |m| {
+            n += 1;
+            assert!(n < 100, "{f:?} makes no progress");
+            got.push(Ev::Msg(m.to_vec()));
+            Flow::Continue
+        });
+        assert_eq!(r.unwrap(), Flow::Continue);
+        let want = if let Frame::Raw { .. } = f { msgs(&[b"a", b"b", b"\0"]) } else { one_byte.clone() };
+        assert_eq!(got, want, "{f:?}");
+    }
+    assert_eq!(Frame::Fixed(0).max_len(), 0);
+    let mut out = Vec::new();
+    Frame::Fixed(0).encode(b"", &mut out).unwrap();
+    assert_eq!(out, b"\0");
+}
