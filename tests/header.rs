@@ -177,7 +177,8 @@ fn scan(header: &str) -> Decls {
             match dir {
                 "ifdef" => stack.push((about_cpp, !about_cpp)),
                 "ifndef" => stack.push((about_cpp, true)),
-                "if" => stack.push((about_cpp, !(about_cpp && !arg.starts_with('!')))),
+                // `#if defined(__cplusplus)` is false here, `#if !defined(__cplusplus)` true.
+                "if" => stack.push((about_cpp, !about_cpp || arg.starts_with('!'))),
                 "elif" | "else" => {
                     if let Some(top) = stack.last_mut() {
                         if top.0 {
