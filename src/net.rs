@@ -192,3 +192,17 @@ pub fn millis(ms: i64) -> Option<Duration> {
 pub fn send_some(fd: std::os::fd::RawFd, data: &[u8]) -> std::io::Result<usize> {
     socket::send(fd, data, MsgFlags::MSG_NOSIGNAL).map_err(std::io::Error::from)
 }
+
+/// Bytes sent on a TCP socket that the peer has not acknowledged yet
+/// (SIOCOUTQ); 0 when unknown. A graceful close may drop the socket once
+/// this is 0: the peer has everything.
+pub fn unacked(fd: std::os::fd::RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the valid pointer given.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        n.max(0) as usize
+    }
+}

@@ -847,7 +847,6 @@ fn thread_mode_close_quit_and_handler_stop() {
 /// More input than `max_queue` in one burst pauses reading; once the worker
 /// catches up every message must still be handled.
 #[test]
-#[ignore = "bug: thread mode loses the messages buffered in the decoder when reading pauses (tcp.rs read/Resume)"]
 fn thread_mode_burst_over_max_queue_is_fully_handled() {
     let rec = Rec::greeting();
     let srv = start_tcp(Config { max_queue: 64, ..threaded() }, rec.clone());
@@ -919,7 +918,6 @@ fn thread_mode_stop_flushes_replies_sent_before_it() {
 /// had already sent more (which the closing connection no longer reads):
 /// the whole reply must still arrive, then a clean EOF.
 #[test]
-#[ignore = "bug: closing with unread input sends a RST that discards queued replies (tcp.rs close_now)"]
 fn close_after_large_reply_survives_unread_input() {
     let rec = Rec::greeting();
     let srv = start_tcp(Config { max_queue: 64 << 20, ..quiet() }, rec.clone());
@@ -1207,7 +1205,6 @@ fn mapping_count() -> usize {
 /// A long-lived thread-per-connection server must not keep one unjoined
 /// thread (its stack mapping) per connection it ever had.
 #[test]
-#[ignore = "bug: thread mode joins finished worker threads only at shutdown (tcp.rs close_now/joins)"]
 fn thread_mode_reaps_finished_workers() {
     let rec = Rec::new();
     let srv = start_tcp(threaded(), rec.clone());
@@ -1448,7 +1445,6 @@ mod c_api {
 
     /// `sockflow_on_message`: "negative = close with reason ERROR".
     #[test]
-    #[ignore = "bug: a negative callback return closes with reason HANDLER, not ERROR (ffi/handler.rs action_of)"]
     fn c_negative_return_closes_with_reason_error() {
         let st = State::default();
         let srv = new_tcp(&args(), Some(&config()), handler(), &st);

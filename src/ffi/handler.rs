@@ -160,6 +160,7 @@ fn action_of(rc: c_int) -> Action {
     match rc {
         0 => Action::Continue,
         2 => Action::Stop,
+        r if r < 0 => Action::Abort,
         _ => Action::Close,
     }
 }

@@ -109,7 +109,7 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
 }
 
 enum Engine {
-    Tcp(TcpServer),
+    Tcp(Box<TcpServer>),
     Udp(UdpServer),
 }
 
@@ -136,7 +136,7 @@ fn new_server(
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
     let config = core_config(&a, &c)?;
     let h = to_core(handler, userdata)?;
-    let engine = if udp { Engine::Udp(UdpServer::from_args(&a, config, h)?) } else { Engine::Tcp(TcpServer::from_args(&a, config, h)?) };
+    let engine = if udp { Engine::Udp(UdpServer::from_args(&a, config, h)?) } else { Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?)) };
     let handle = match &engine {
         Engine::Tcp(s) => s.handle(),
         Engine::Udp(s) => s.handle(),

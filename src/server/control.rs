@@ -16,8 +16,8 @@ pub(crate) enum Command {
     Send { id: u64, bytes: Vec<u8> },
     /// Framed bytes for every connection but `except`.
     Broadcast { bytes: Vec<u8>, except: Option<u64> },
-    /// Flush, then close the connection (reason `Handler`).
-    Close { id: u64 },
+    /// Close the connection: gracefully for `Handler`, at once for `Error`.
+    Close { id: u64, reason: super::CloseReason },
     /// A worker handled everything before the end of input: close now.
     Finish { id: u64, reason: super::CloseReason },
     /// A worker caught up: read from the connection again.
@@ -83,9 +83,14 @@ impl Shared {
         Ok(())
     }
 
-    /// Queues a close of connection `id`.
+    /// Queues a graceful close of connection `id` (replies flushed first).
     pub fn close(&self, id: u64) {
-        self.push(Command::Close { id });
+        self.push(Command::Close { id, reason: super::CloseReason::Handler });
+    }
+
+    /// Queues an immediate close of connection `id` with reason `Error`.
+    pub(crate) fn abort(&self, id: u64) {
+        self.push(Command::Close { id, reason: super::CloseReason::Error });
     }
 
     /// The bound address.

@@ -27,8 +27,10 @@ use std::time::Duration;
 pub enum Action {
     /// Keep the connection.
     Continue,
-    /// Flush what was sent, then close this connection.
+    /// Flush what was sent, then close this connection (reason `Handler`).
     Close,
+    /// Close this connection now (reason `Error`): the handler failed.
+    Abort,
     /// Stop the whole server gracefully.
     Stop,
 }

@@ -48,6 +48,10 @@ struct Connection {
     paused: bool,
     /// The peer is done; a worker is finishing (thread mode).
     ended: bool,
+    /// Closing gracefully: replies sent, write side shut, waiting for the peer's FIN.
+    draining: bool,
+    /// `on_close` has run.
+    notified: bool,
     worker: Option<Worker>,
 }
 
@@ -268,6 +272,8 @@ impl TcpServer {
             writable: false,
             paused: false,
             ended: false,
+            draining: false,
+            notified: false,
             worker,
         });
         if self.mode == Mode::EventLoop {
@@ -284,17 +290,27 @@ impl TcpServer {
         match action {
             Action::Continue => {}
             Action::Close => self.begin_close(k, CloseReason::Handler),
+            Action::Abort => {
+                self.flush(k);
+                return self.close_now(k, CloseReason::Error);
+            }
             Action::Stop => self.shared.stop(),
         }
         self.flush(k);
     }
 
     fn read(&mut self, k: usize, id: u64) {
+        match self.conns.get(k) {
+            Some(c) if c.id == id && c.draining => return self.drain_input(k),
+            Some(c) if c.id == id => {}
+            _ => return,
+        }
+        // Messages a pause left in the decoder come before new bytes.
+        if !self.dispatch(k, id, 0) {
+            return;
+        }
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
-            if c.id != id || c.paused || c.ended || c.closing.is_some() {
-                return;
-            }
             let n = match c.sock.read(&mut self.scratch) {
                 Ok(0) => return self.end_input(k, CloseReason::Peer),
                 Ok(n) => n,
@@ -303,55 +319,102 @@ impl TcpServer {
                 Err(_) => return self.close_now(k, CloseReason::Error),
             };
             c.last = Instant::now();
-            let mut verdict: Option<CloseReason> = None;
-            let mut stop = false;
-            let Connection { decoder, out, user, worker, peer, paused, .. } = c;
-            let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.shared, self.max_queue);
-            let fed = decoder.feed(&self.scratch[..n], &mut |msg| {
-                if !quit.is_empty() && msg == &quit[..] {
-                    verdict = Some(CloseReason::Quit);
-                    return Flow::Stop;
-                }
-                if let Some(w) = worker {
-                    if w.message(msg) > max_queue {
-                        *paused = true;
-                        return Flow::Stop;
-                    }
-                    return Flow::Continue;
-                }
-                let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame }, shared };
-                match handler.on_message(&mut conn, msg) {
-                    Action::Continue => Flow::Continue,
-                    Action::Close => {
-                        verdict = Some(CloseReason::Handler);
-                        Flow::Stop
-                    }
-                    Action::Stop => {
-                        stop = true;
-                        Flow::Stop
-                    }
-                }
-            });
-            if let Err(e) = fed {
-                self.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
-                verdict = Some(CloseReason::Error);
-            }
-            if stop {
-                self.shared.stop();
-            }
-            match verdict {
-                Some(CloseReason::Error) => {
-                    self.flush(k);
-                    return self.close_now(k, CloseReason::Error);
-                }
-                Some(r) => return self.end_input(k, r),
-                None => {}
-            }
-            if !self.flush(k) {
+            if !self.dispatch(k, id, n) {
                 return;
             }
         }
         // Still readable after its turn: come back next loop turn.
+        self.again.push((k, id));
+    }
+
+    /// Decodes `scratch[..n]` (n = 0: only what the decoder holds) and runs
+    /// the handler per message. False when reading must not go on (closed,
+    /// closing, paused, or the peer is done).
+    fn dispatch(&mut self, k: usize, id: u64, n: usize) -> bool {
+        let Some(c) = self.conns.get_mut(k) else { return false };
+        if c.id != id || c.paused || c.ended || c.closing.is_some() {
+            return false;
+        }
+        if n == 0 && !c.decoder.has_pending() {
+            return true;
+        }
+        let mut verdict: Option<CloseReason> = None;
+        let mut stop = false;
+        let Connection { decoder, out, user, worker, peer, paused, .. } = c;
+        let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.shared, self.max_queue);
+        let fed = decoder.feed(&self.scratch[..n], &mut |msg| {
+            if !quit.is_empty() && msg == &quit[..] {
+                verdict = Some(CloseReason::Quit);
+                return Flow::Stop;
+            }
+            if let Some(w) = worker {
+                if w.message(msg) > max_queue {
+                    *paused = true;
+                    return Flow::Stop;
+                }
+                return Flow::Continue;
+            }
+            let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame }, shared };
+            match handler.on_message(&mut conn, msg) {
+                Action::Continue => Flow::Continue,
+                Action::Close => {
+                    verdict = Some(CloseReason::Handler);
+                    Flow::Stop
+                }
+                Action::Abort => {
+                    verdict = Some(CloseReason::Error);
+                    Flow::Stop
+                }
+                Action::Stop => {
+                    stop = true;
+                    Flow::Stop
+                }
+            }
+        });
+        if let Err(e) = fed {
+            self.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
+            verdict = Some(CloseReason::Error);
+        }
+        if stop {
+            self.shared.stop();
+        }
+        match verdict {
+            Some(CloseReason::Error) => {
+                self.flush(k);
+                self.close_now(k, CloseReason::Error);
+                false
+            }
+            Some(r) => {
+                self.end_input(k, r);
+                false
+            }
+            None => self.flush(k) && !self.conns[k].paused,
+        }
+    }
+
+    /// After a graceful close has sent everything and shut down its write
+    /// side: reads and drops what the peer still sends until its end of
+    /// stream, so the close is a FIN, not a reset that would destroy replies
+    /// still in flight.
+    fn drain_input(&mut self, k: usize) {
+        for _ in 0..READS_PER_TURN {
+            let Some(c) = self.conns.get_mut(k) else { return };
+            let reason = c.closing.map_or(CloseReason::Peer, |(r, _)| r);
+            if net::unacked(c.sock.as_raw_fd()) == 0 && !c.sock.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0) {
+                // The peer has every byte and nothing is unread: closing now
+                // cannot reset away a reply.
+                return self.close_now(k, reason);
+            }
+            match c.sock.read(&mut self.scratch) {
+                Ok(0) => return self.close_now(k, reason),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The peer reset: everything we sent was taken or is lost anyway.
+                Err(_) => return self.close_now(k, reason),
+            }
+        }
+        let id = self.conns[k].id;
         self.again.push((k, id));
     }
 
@@ -360,7 +423,10 @@ impl TcpServer {
         let Some(c) = self.conns.get_mut(k) else { return false };
         while c.out_pos < c.out.len() {
             match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
-                Ok(n) => c.out_pos += n,
+                Ok(n) => {
+                    c.out_pos += n;
+                    c.last = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
@@ -376,7 +442,19 @@ impl TcpServer {
                 c.out = Vec::new();
             }
             if let Some((reason, _)) = c.closing {
-                self.close_now(k, reason);
+                if reason == CloseReason::Peer || c.draining {
+                    self.close_now(k, reason);
+                    return false;
+                }
+                // Everything is sent: FIN now, then wait for the peer's.
+                c.draining = true;
+                let _ = c.sock.shutdown(std::net::Shutdown::Write);
+                if c.writable {
+                    c.writable = false;
+                    let _ = self.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
+                }
+                self.notify(k, reason);
+                self.drain_input(k);
                 return false;
             }
             if c.writable {
@@ -430,20 +508,44 @@ impl TcpServer {
         }
     }
 
+    /// Tells the handler (once) that the connection is over: from here on
+    /// nothing can be sent to it, even while its socket lingers.
+    fn notify(&mut self, k: usize, reason: CloseReason) {
+        let Some(c) = self.conns.get_mut(k) else { return };
+        if c.notified {
+            return;
+        }
+        c.notified = true;
+        match c.worker.take() {
+            Some(w) => {
+                self.joins.extend(w.close(reason));
+                self.reap();
+            }
+            None => {
+                let mut conn = Conn { id: c.id, peer: c.peer, user: &mut c.user, sink: Sink::Closed, shared: &self.shared };
+                self.handler.on_close(&mut conn, reason);
+            }
+        }
+    }
+
     fn close_now(&mut self, k: usize, reason: CloseReason) {
+        self.notify(k, reason);
         let Some(mut c) = self.conns.try_remove(k) else { return };
         if c.closing.is_some() {
             self.lingering -= 1;
         }
         let _ = self.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
-        match c.worker.take() {
-            Some(w) => self.joins.extend(w.close(reason)),
-            None => {
-                let mut conn = Conn { id: c.id, peer: c.peer, user: &mut c.user, sink: Sink::Closed, shared: &self.shared };
-                self.handler.on_close(&mut conn, reason);
-            }
+    }
+
+    /// Joins worker threads that have finished (a joinable thread keeps its
+    /// stack until joined).
+    fn reap(&mut self) {
+        let (done, live): (Vec<_>, Vec<_>) = self.joins.drain(..).partition(|j| j.is_finished());
+        for j in done {
+            let _ = j.join();
         }
+        self.joins = live;
     }
 
     fn find(&self, id: u64) -> Option<usize> {
@@ -475,9 +577,14 @@ impl TcpServer {
                         }
                     }
                 }
-                Command::Close { id } => {
+                Command::Close { id, reason } => {
                     if let Some(k) = self.find(id) {
-                        self.begin_close(k, CloseReason::Handler);
+                        if reason == CloseReason::Error {
+                            self.flush(k);
+                            self.close_now(k, reason);
+                        } else {
+                            self.begin_close(k, reason);
+                        }
                     }
                 }
                 Command::Finish { id, reason } => {
@@ -505,14 +612,21 @@ impl TcpServer {
     fn sweep(&mut self) {
         let now = Instant::now();
         self.last_sweep = now;
+        self.reap();
         if self.idle.is_none() && self.lingering == 0 {
             return;
         }
         let mut expired = Vec::new();
+        let draining: Vec<usize> = self.conns.iter().filter(|(_, c)| c.draining).map(|(k, _)| k).collect();
+        for k in draining {
+            self.drain_input(k);
+        }
         for (k, c) in self.conns.iter() {
             match c.closing {
+                // A draining connection said its reason already; one that
+                // never took its replies ends in error.
                 Some((r, deadline)) if now >= deadline => {
-                    expired.push((k, if r == CloseReason::Stopping { r } else { CloseReason::Error }))
+                    expired.push((k, if r == CloseReason::Stopping || c.draining { r } else { CloseReason::Error }))
                 }
                 None if self.idle.is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
                 _ => {}
@@ -550,6 +664,9 @@ impl TcpServer {
                 {
                     if self.conns.contains(k) && ev.is_writable() {
                         self.flush(k);
+                    }
+                    if self.conns.get(k).is_some_and(|c| c.draining) && (ev.is_readable() || ev.is_read_closed()) {
+                        self.drain_input(k);
                     }
                 }
             }

@@ -64,6 +64,7 @@ impl Worker {
                 match action {
                     Action::Continue => {}
                     Action::Close => shared.close(id),
+                    Action::Abort => shared.abort(id),
                     Action::Stop => shared.stop(),
                 }
             }
