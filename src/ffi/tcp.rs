@@ -57,7 +57,8 @@ pub extern "C" fn sockflow_tcp_listen(host: *const c_char, port: c_int, backlog:
     }
 }
 
-/// Listens on the host and port of parsed arguments (see `sockflow_tcp_listen`).
+/// Listens on the host and port of parsed arguments (see `sockflow_tcp_listen`);
+/// connections it accepts start with the arguments' frame.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_listen_args(args: *const sockflow_args, out: *mut *mut sockflow_tcp_listener) -> c_int {
     ffi_boundary! {
@@ -68,6 +69,8 @@ pub extern "C" fn sockflow_tcp_listen_args(args: *const sockflow_args, out: *mut
 }
 
 /// Waits up to `timeout_ms` (< 0 = forever, 0 = just check) for a client.
+/// The connection starts with the listener's frame (line frames, or the
+/// `--frame` of `sockflow_tcp_listen_args`).
 /// On success writes the new connection to `*out` (free it with
 /// `sockflow_tcp_close`) and, when `peer` is not NULL, its address; returns
 /// 0. `SOCKFLOW_ETIMEDOUT` when nobody came in time.
