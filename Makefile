@@ -91,8 +91,9 @@ build/%: c_examples/%.c $(LINK_DEPS)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(LINK_SO)
 
 # The README's test command: the same as `cargo test --all-targets`.
+# TEST_FLAGS: extra cargo test flags (CI passes --no-fail-fast).
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets $(TEST_FLAGS)
 
 demo: all
 	./scripts/demo.sh
