@@ -600,7 +600,7 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
 
 /**
  * The connection's id: unique for the server's life, never reused, never
- * 0. Returns 0 for NULL.
+ * 0. Returns 0 (and sets the last error) for NULL.
  */
 uint64_t sockflow_conn_id(const struct sockflow_conn *c);
 

@@ -134,6 +134,10 @@ fn check_host(h: &str, family: Family) -> Result<String> {
     if h.len() > HOST_MAX {
         return Err(Error::new(Code::Usage, format!("host is longer than {HOST_MAX} bytes")));
     }
+    if h.bytes().all(|b| b.is_ascii_digit()) {
+        // inet_aton would take "8080" as 0.0.31.144; nobody means that.
+        return Err(Error::new(Code::Usage, format!("host \"{h}\" is a number, not an address (a port goes last)")));
+    }
     // Resolve now so a typo is reported before anything starts; the flows
     // resolve again when they connect (names can change).
     net::resolve(h, 1, family).map_err(|e| Error::new(Code::Usage, e.msg).with_code_of(e.code))?;

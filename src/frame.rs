@@ -154,8 +154,11 @@ impl Frame {
             Frame::Raw { .. } => Step::Need,
             Frame::Fixed(n) if buf.len() >= n.max(1) => {
                 let n = n.max(1);
-                let end = memchr(0, &buf[..n]).unwrap_or(n);
-                Step::Msg { start: 0, end, used: n }
+                match memchr(0, &buf[..n]) {
+                    Some(end) => Step::Msg { start: 0, end, used: n },
+                    // No NUL: a C reader would run past the frame; refuse it.
+                    None => Step::TooLong { used: n, skip: Skip::None, len: n },
+                }
             }
             Frame::Fixed(_) => Step::Need,
             Frame::Len32 { max } if buf.len() >= 4 => {

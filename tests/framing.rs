@@ -425,9 +425,23 @@ fn tutorial_c_client_frames() {
     let mut f = b"hi\0\0o world long\0".to_vec();
     f.resize(32, 0);
     assert_eq!(decode(Frame::Fixed(32), &[&f[..10], &f[10..]], &[]), msgs(&[b"hi"]));
-    // A frame with no NUL at all carries N bytes (C's `send(buf, 32)` of a full buffer).
-    let full = [b'A'; 32];
-    assert_eq!(decode(Frame::Fixed(32), &[&full], &[]), msgs(&[&[b'A'; 32]]));
+    // A frame with no NUL at all is refused (a C reader would run past it),
+    // once, and the next frame decodes.
+    let mut two = vec![b'A'; 32];
+    two.extend(frame(&[b"ok", &[0; 30]]));
+    let mut d = Decoder::new(Frame::Fixed(32));
+    let mut got = Vec::new();
+    let e = d.feed(&two, &mut |m| {
+        got.push(m.to_vec());
+        Flow::Continue
+    });
+    assert_eq!(e.unwrap_err().code, sockflow::Code::MsgSize);
+    d.feed(&[], &mut |m| {
+        got.push(m.to_vec());
+        Flow::Continue
+    })
+    .unwrap();
+    assert_eq!(got, vec![b"ok".to_vec()]);
 }
 
 #[test]
@@ -663,19 +677,34 @@ fn empty_reads_and_fresh_decoders() {
 /// as raw:1 and fixed:1.
 #[test]
 fn hand_built_degenerate_frames_terminate() {
-    let one_byte = msgs(&[b"a", b"b", b""]);
     for f in [Frame::Raw { max: 0 }, Frame::Fixed(0), Frame::Fixed(1)] {
         let mut n = 0;
         let mut got = Vec::new();
-        let r = Decoder::new(f).feed(b"ab\0", &mut |m| {
-            n += 1;
-            assert!(n < 100, "{f:?} makes no progress");
-            got.push(Ev::Msg(m.to_vec()));
-            Flow::Continue
-        });
-        assert_eq!(r.unwrap(), Flow::Continue);
-        let want = if let Frame::Raw { .. } = f { msgs(&[b"a", b"b", b"\0"]) } else { one_byte.clone() };
-        assert_eq!(got, want, "{f:?}");
+        let mut d = Decoder::new(f);
+        // fixed:1 frames without their NUL ("a", "b") are refused, one error each.
+        let mut errors = 0;
+        let mut data: &[u8] = b"ab\0";
+        loop {
+            let r = d.feed(data, &mut |m| {
+                n += 1;
+                assert!(n < 100, "{f:?} makes no progress");
+                got.push(Ev::Msg(m.to_vec()));
+                Flow::Continue
+            });
+            data = &[];
+            match r {
+                Ok(flow) => {
+                    assert_eq!(flow, Flow::Continue);
+                    break;
+                }
+                Err(_) => {
+                    errors += 1;
+                    assert!(errors < 10, "{f:?} makes no progress");
+                }
+            }
+        }
+        let (want, want_errors) = if let Frame::Raw { .. } = f { (msgs(&[b"a", b"b", b"\0"]), 0) } else { (msgs(&[b""]), 2) };
+        assert_eq!((got, errors), (want, want_errors), "{f:?}");
     }
     assert_eq!(Frame::Fixed(0).max_len(), 0);
     let mut out = Vec::new();

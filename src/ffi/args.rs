@@ -144,7 +144,9 @@ impl sockflow_args {
             3 => "len32",
             f => return Err(Error::inval(format!("args.frame {f} is not a sockflow_frame"))),
         };
-        a.frame = Frame::parse(&format!("{spec}:{size}")).map_err(|m| Error::inval(format!("args.frame_size: {m}")))?;
+        // frame_size 0 (a zeroed struct) means the kind's default.
+        let spec = if size == 0 { spec.to_string() } else { format!("{spec}:{size}") };
+        a.frame = Frame::parse(&spec).map_err(|m| Error::inval(format!("args.frame_size: {m}")))?;
         a.quit = read_field(&self.quit, "args.quit")?;
         if self.timeout_ms < 0 {
             return Err(Error::inval(format!("args.timeout_ms {} is negative", self.timeout_ms)));

@@ -287,10 +287,18 @@ pub extern "C" fn sockflow_conn_stop_server(c: *mut sockflow_conn) -> c_int {
 }
 
 /// The connection's id: unique for the server's life, never reused, never
-/// 0. Returns 0 for NULL.
+/// 0. Returns 0 (and sets the last error) for NULL.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_id(c: *const sockflow_conn) -> u64 {
-    ffi_boundary! { conn(c.cast_mut()).map_or(0, |c| c.id()) }
+    ffi_boundary! {
+        match conn(c.cast_mut()) {
+            Some(c) => c.id(),
+            None => {
+                super::error::null_arg("conn");
+                0
+            }
+        }
+    }
 }
 
 /// Writes the peer's address (for UDP, the datagram's sender) to `*out`.
@@ -307,7 +315,15 @@ pub extern "C" fn sockflow_conn_peer(c: *const sockflow_conn, out: *mut sockflow
 /// The per-connection user pointer (NULL until set). For UDP it lasts one datagram.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_user(c: *const sockflow_conn) -> *mut c_void {
-    ffi_boundary! { conn(c.cast_mut()).map_or(std::ptr::null_mut(), |c| c.user() as *mut c_void) }
+    ffi_boundary! {
+        match conn(c.cast_mut()) {
+            Some(c) => c.user() as *mut c_void,
+            None => {
+                super::error::null_arg("conn");
+                std::ptr::null_mut()
+            }
+        }
+    }
 }
 
 /// Sets the per-connection user pointer. sockflow never frees it: free

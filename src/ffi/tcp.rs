@@ -211,6 +211,9 @@ pub extern "C" fn sockflow_tcp_recv_msg(t: *mut sockflow_tcp, buf: *mut c_void, 
     ffi_boundary! {
         let t = try_mut!(t, "tcp");
         let buf = try_ok!(buf_arg(buf, cap, "buf"));
+        if buf.is_empty() {
+            return fail(Error::inval("cap is 0")) as libc::ssize_t;
+        }
         let n = try_ok!(t.inner.recv_msg(|m| copy_out(m, buf)));
         if n > cap {
             return fail(Error::new(Code::MsgSize, format!("message of {n} bytes is longer than the buffer ({cap})"))) as isize;
