@@ -151,7 +151,8 @@ typedef enum sockflow_frame {
      */
     SOCKFLOW_FRAME_FIXED = 2,
     /**
-     * 4-byte big-endian length, then the bytes; `frame_size` is the longest.
+     * 4-byte big-endian length, then the bytes; `frame_size` is the longest
+     * (default 4 MiB).
      */
     SOCKFLOW_FRAME_LEN32 = 3,
 } sockflow_frame;

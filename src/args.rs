@@ -82,7 +82,7 @@ pub fn help(prog: &str, role: Role) -> String {
     format!(
         "usage: {prog} {}\n\
          \n  <host>           IPv4, IPv6 (::1 or [::1]) or a name{}\n  <port>           1-65535{port0}\n\
-         \noptions:\n  --frame F        line (default), raw, fixed:N, len32 (line:MAX, len32:MAX set the longest message)\n  \
+         \noptions:\n  --frame F        line (default, at most 64 KiB), raw, fixed:N, len32 (at most 4 MiB); line:MAX, len32:MAX set the longest message\n  \
          --quit WORD      a message equal to WORD ends the session (default \"quit\"; \"\" for none)\n  \
          --timeout MS     connect/reply timeout in milliseconds (0 = none)\n  \
          -4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",

@@ -10,8 +10,11 @@
 use crate::error::{Code, Error, Result};
 use std::fmt;
 
-/// Default longest message for `line` and `len32`, and the read size of `raw`.
+/// Default longest message for `line`, and the read size of `raw`.
 pub const DEFAULT_MAX: usize = 64 * 1024;
+/// Default longest message for `len32` (binary messages run larger; 4 MiB
+/// as gRPC's default cap).
+pub const DEFAULT_LEN32_MAX: usize = 4 * 1024 * 1024;
 /// The largest maximum anyone may configure (also bounds `fixed:N`).
 pub const LIMIT_MAX: usize = 64 * 1024 * 1024;
 
@@ -43,7 +46,7 @@ impl fmt::Display for Frame {
             Frame::Raw { max } if max == DEFAULT_MAX => write!(f, "raw"),
             Frame::Raw { max } => write!(f, "raw:{max}"),
             Frame::Fixed(n) => write!(f, "fixed:{n}"),
-            Frame::Len32 { max } if max == DEFAULT_MAX => write!(f, "len32"),
+            Frame::Len32 { max } if max == DEFAULT_LEN32_MAX => write!(f, "len32"),
             Frame::Len32 { max } => write!(f, "len32:{max}"),
         }
     }
@@ -73,7 +76,7 @@ impl Frame {
         match kind {
             "line" => Ok(Frame::Line { max }),
             "raw" => Ok(Frame::Raw { max }),
-            "len32" => Ok(Frame::Len32 { max }),
+            "len32" => Ok(Frame::Len32 { max: size.unwrap_or(DEFAULT_LEN32_MAX) }),
             "fixed" => match size {
                 Some(n) if n >= 2 => Ok(Frame::Fixed(n)),
                 Some(_) => Err("fixed frames need N >= 2 (a byte of text and its NUL)".into()),

@@ -7,7 +7,7 @@ use sockflow::ffi::args::{
     sockflow_args, sockflow_args_init, sockflow_args_parse, sockflow_args_set_frame, sockflow_role, SOCKFLOW_ARGS_QUIET,
 };
 use sockflow::ffi::error::{sockflow_exit_code, sockflow_last_error, sockflow_last_error_code};
-use sockflow::frame::{Frame, DEFAULT_MAX, LIMIT_MAX};
+use sockflow::frame::{Frame, DEFAULT_LEN32_MAX, DEFAULT_MAX, LIMIT_MAX};
 use sockflow::net::Family;
 use sockflow::Code;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -182,8 +182,8 @@ fn rows() -> Vec<Row> {
         srv(&["--frame", "line", "80"]).ok("0.0.0.0", 80),
         srv(&["--frame", "raw", "80"]).ok("0.0.0.0", 80).frame(Frame::Raw { max: DEFAULT_MAX }),
         srv(&["--frame", "fixed:32", "80"]).ok("0.0.0.0", 80).frame(Frame::Fixed(32)),
-        srv(&["--frame", "len32", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: DEFAULT_MAX }),
-        srv(&["--frame=len32", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: DEFAULT_MAX }),
+        srv(&["--frame", "len32", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: DEFAULT_LEN32_MAX }),
+        srv(&["--frame=len32", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: DEFAULT_LEN32_MAX }),
         srv(&["80", "--frame=fixed:2"]).ok("0.0.0.0", 80).frame(Frame::Fixed(2)),
         srv(&["--frame", "line:1024", "80"]).ok("0.0.0.0", 80).frame(Frame::Line { max: 1024 }),
         srv(&["--frame", "len32:67108864", "80"]).ok("0.0.0.0", 80).frame(Frame::Len32 { max: LIMIT_MAX }),
@@ -536,7 +536,7 @@ fn init_and_set_frame() {
         (c"line", Frame::Line { max: DEFAULT_MAX }),
         (c"raw:512", Frame::Raw { max: 512 }),
         (c"fixed:32", Frame::Fixed(32)),
-        (c"len32", Frame::Len32 { max: DEFAULT_MAX }),
+        (c"len32", Frame::Len32 { max: DEFAULT_LEN32_MAX }),
         (c"line:1024", Frame::Line { max: 1024 }),
     ] {
         assert_eq!(sockflow_args_set_frame(&mut a, spec.as_ptr()), 0, "{spec:?}");

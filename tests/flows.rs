@@ -383,7 +383,6 @@ fn tcp_client_len32_sends_a_1mib_line_whole() {
 /// The issue asks for a 1 MiB line with plain `--frame len32` to go out and
 /// come back whole.
 #[test]
-#[ignore = "bug: --frame len32 caps messages at 64 KiB (frame::DEFAULT_MAX), so tcp_client refuses a 1 MiB line that the issue says len32 sends whole"]
 fn tcp_client_plain_len32_sends_a_1mib_line_whole() {
     let link = Link::Dynamic;
     let (mut srv, port) = server("echo_server", link, &["--frame", "len32"]);

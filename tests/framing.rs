@@ -500,7 +500,7 @@ fn encode_errors_say_why() {
     let e = Frame::Fixed(32).encode(&[b'x'; 32], &mut out).unwrap_err();
     assert_eq!((e.code, e.msg.as_str()), (Code::MsgSize, "message of 32 bytes is longer than fixed:32 allows (31 bytes)"));
     let e = Frame::Len32 { max: DEFAULT_MAX }.encode(&vec![0; DEFAULT_MAX + 1], &mut out).unwrap_err();
-    assert_eq!(e.msg, "message of 65537 bytes is longer than len32 allows (65536 bytes)");
+    assert_eq!(e.msg, "message of 65537 bytes is longer than len32:65536 allows (65536 bytes)");
     assert!(out.is_empty());
     Frame::Fixed(4).encode(b"abc", &mut out).unwrap();
     Frame::Fixed(4).encode(b"", &mut out).unwrap();
@@ -561,7 +561,7 @@ fn len32_huge_header() {
         } else {
             let e = r.unwrap_err();
             assert_eq!(e.code, Code::MsgSize);
-            assert_eq!(e.msg, "incoming message of 4294967295 bytes is longer than len32 allows (65536 bytes)");
+            assert_eq!(e.msg, "incoming message of 4294967295 bytes is longer than len32:65536 allows (65536 bytes)");
         }
     }
     let chunk = vec![b'z'; 1 << 20];

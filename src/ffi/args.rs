@@ -42,7 +42,8 @@ pub enum sockflow_frame {
     /// `frame_size`-byte frames holding a NUL-padded string (the tutorials'
     /// `send(buf, sizeof buf)` with `char buf[32]`: use 32).
     Fixed = 2,
-    /// 4-byte big-endian length, then the bytes; `frame_size` is the longest.
+    /// 4-byte big-endian length, then the bytes; `frame_size` is the longest
+    /// (default 4 MiB).
     Len32 = 3,
 }
 

@@ -284,3 +284,10 @@ pub fn show(b: &[u8]) -> String {
 pub fn assert_bytes(got: &[u8], want: &[u8], what: &str) {
     assert!(got == want, "{what}: bytes differ\n  got:  {}\n  want: {}", show(got), show(want));
 }
+
+/// How many established TCP connections process `pid` holds.
+pub fn established_count(pid: u32) -> usize {
+    const TCP_ESTABLISHED: u8 = 0x01;
+    let inodes = socket_inodes(pid);
+    proc_net(Proto::Tcp).iter().filter(|&&(_, state, inode)| state == TCP_ESTABLISHED && inodes.contains(&inode)).count()
+}
