@@ -12,15 +12,6 @@
 
 #include "sockflow.h"
 
-/* Prints "PROG: WHAT: <why it failed>" and returns the exit status for rc. */
-static int fail(const sockflow_args *a, const char *what, int rc)
-{
-    char why[512];
-    (void)sockflow_last_error(why, sizeof why);
-    fprintf(stderr, "%s: %s: %s\n", a->prog, what, why);
-    return sockflow_exit_code(rc);
-}
-
 int main(int argc, char **argv)
 {
     static char line[65536 + 2];  /* a line, its newline and a NUL */
@@ -37,7 +28,7 @@ int main(int argc, char **argv)
 
     rc = sockflow_tcp_connect_args(&a, &server);
     if (rc != 0)
-        return fail(&a, "connect", rc);
+        return sockflow_perror(a.prog, rc);
     (void)sockflow_tcp_peer(server, &peer);
     fprintf(stderr, "%s: connected to %s port %d\n", a.prog, peer.ip, peer.port);
 
@@ -51,12 +42,12 @@ int main(int argc, char **argv)
 
         rc = sockflow_tcp_send_msg(server, line, len);
         if (rc != 0) {
-            rc = fail(&a, "send", rc);
+            rc = sockflow_perror(a.prog, rc);
             break;
         }
         n = sockflow_tcp_recv_msg(server, reply, sizeof reply - 1);
         if (n < 0) {
-            rc = fail(&a, "receive", (int)n);
+            rc = sockflow_perror(a.prog, (int)n);
             break;
         }
         reply[n] = '\0';

@@ -13,15 +13,6 @@
 
 #include "sockflow.h"
 
-/* Prints "PROG: WHAT: <why it failed>" and returns the exit status for rc. */
-static int fail(const sockflow_args *a, const char *what, int rc)
-{
-    char why[512];
-    (void)sockflow_last_error(why, sizeof why);
-    fprintf(stderr, "%s: %s: %s\n", a->prog, what, why);
-    return sockflow_exit_code(rc);
-}
-
 int main(int argc, char **argv)
 {
     static char msg[65536 + 1]; /* the longest default frame, and a NUL */
@@ -38,14 +29,14 @@ int main(int argc, char **argv)
 
     rc = sockflow_tcp_listen_args(&a, &listener);
     if (rc != 0)
-        return fail(&a, "listen", rc);
+        return sockflow_perror(a.prog, rc);
     fprintf(stderr, "%s: listening on %s port %d\n", a.prog, a.host, sockflow_tcp_listener_port(listener));
     fflush(stderr);
 
     rc = sockflow_tcp_accept(listener, -1, &client, &peer);
     sockflow_tcp_listener_close(listener);
     if (rc != 0)
-        return fail(&a, "accept", rc);
+        return sockflow_perror(a.prog, rc);
     printf("client ip = %s port = %d\n", peer.ip, peer.port); /* framed as --frame said */
 
     for (;;) {
@@ -55,14 +46,14 @@ int main(int argc, char **argv)
             break;
         }
         if (n < 0) {
-            rc = fail(&a, "receive", (int)n);
+            rc = sockflow_perror(a.prog, (int)n);
             break;
         }
         msg[n] = '\0';
         printf("received: %s\n", msg);
         rc = sockflow_tcp_send_msg(client, msg, (size_t)n);
         if (rc != 0) {
-            rc = fail(&a, "send", rc);
+            rc = sockflow_perror(a.prog, rc);
             break;
         }
         if (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0)

@@ -12,15 +12,6 @@
 
 #include "sockflow.h"
 
-/* Prints "PROG: WHAT: <why it failed>" and returns the exit status for rc. */
-static int fail(const sockflow_args *a, const char *what, int rc)
-{
-    char why[512];
-    (void)sockflow_last_error(why, sizeof why);
-    fprintf(stderr, "%s: %s: %s\n", a->prog, what, why);
-    return sockflow_exit_code(rc);
-}
-
 int main(int argc, char **argv)
 {
     static char line[65536 + 2];
@@ -39,7 +30,7 @@ int main(int argc, char **argv)
         rc = sockflow_udp_set_timeout(sock, a.timeout_ms > 0 ? a.timeout_ms : 2000);
     if (rc != 0) {
         sockflow_udp_close(sock);
-        return fail(&a, "connect", rc);
+        return sockflow_perror(a.prog, rc);
     }
 
     while (fgets(line, sizeof line, stdin) != NULL) {
@@ -52,12 +43,12 @@ int main(int argc, char **argv)
 
         rc = sockflow_udp_send(sock, line, len);
         if (rc != 0) {
-            rc = fail(&a, "send", rc);
+            rc = sockflow_perror(a.prog, rc);
             break;
         }
         n = sockflow_udp_recvfrom(sock, reply, sizeof reply - 1, NULL);
         if (n < 0) {
-            rc = fail(&a, "receive", (int)n);
+            rc = sockflow_perror(a.prog, (int)n);
             break;
         }
         reply[n] = '\0';

@@ -13,15 +13,6 @@
 
 #include "sockflow.h"
 
-/* Prints "PROG: WHAT: <why it failed>" and returns the exit status for rc. */
-static int fail(const sockflow_args *a, const char *what, int rc)
-{
-    char why[512];
-    (void)sockflow_last_error(why, sizeof why);
-    fprintf(stderr, "%s: %s: %s\n", a->prog, what, why);
-    return sockflow_exit_code(rc);
-}
-
 int main(int argc, char **argv)
 {
     static char msg[65536]; /* more than the largest datagram (65507) */
@@ -37,25 +28,25 @@ int main(int argc, char **argv)
 
     rc = sockflow_udp_bind_args(&a, &sock);
     if (rc != 0)
-        return fail(&a, "bind", rc);
+        return sockflow_perror(a.prog, rc);
     fprintf(stderr, "%s: listening on %s port %d\n", a.prog, a.host, sockflow_udp_port(sock));
     fflush(stderr);
 
     for (;;) {
         ssize_t n = sockflow_udp_recvfrom(sock, msg, sizeof msg - 1, &from);
         if (n == SOCKFLOW_EMSGSIZE) { /* one bad datagram does not stop a server */
-            (void)fail(&a, "receive", (int)n);
+            (void)sockflow_perror(a.prog, (int)n);
             continue;
         }
         if (n < 0) {
-            rc = fail(&a, "receive", (int)n);
+            rc = sockflow_perror(a.prog, (int)n);
             break;
         }
         msg[n] = '\0';
         printf("client ip = %s port = %d: %s\n", from.ip, from.port, msg);
         rc = sockflow_udp_sendto(sock, msg, (size_t)n, from.ip, from.port);
         if (rc != 0) {
-            rc = fail(&a, "send", rc);
+            rc = sockflow_perror(a.prog, rc);
             break;
         }
         if (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0)

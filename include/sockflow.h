@@ -546,6 +546,14 @@ int sockflow_last_errno(void);
 int sockflow_exit_code(int rc);
 
 /**
+ * perror for sockflow: prints `PREFIX: <this thread's last error message>`
+ * (just the message when `prefix` is NULL or empty) and a newline to
+ * stderr, then returns `sockflow_exit_code(rc)`, so a program can end with
+ * `return sockflow_perror(args.prog, rc);`.
+ */
+int sockflow_perror(const char *prefix, int rc);
+
+/**
  * The tutorials' C servers: prints `client ip = … port = …` on connect (TCP)
  * or before each datagram (UDP), each message on its own line, and
  * `client closed ip = … port = … (reason)`. Prints to the `FILE *` given as

@@ -335,6 +335,8 @@ fn cases() -> Vec<Case> {
         case!(sockflow_last_error_code["-"] => NoPointer, |fx| sockflow_last_error_code()),
         case!(sockflow_last_errno["-"] => NoPointer, |fx| sockflow_last_errno()),
         case!(sockflow_exit_code["-"] => NoPointer, |fx| sockflow_exit_code(SOCKFLOW_EUSAGE)),
+        // NULL prefix: just the message, and the exit status for the code.
+        case!(sockflow_perror["prefix"] => Exactly(Ret::Int(2)), |fx| sockflow_perror(null(), SOCKFLOW_EUSAGE)),
         case!(sockflow_version["-"] => NoPointer, |fx| sockflow_version()),
         // ---- handlers and connections
         case!(sockflow_handler_print["-"] => NoPointer, |fx| sockflow_handler_print()),
