@@ -82,6 +82,20 @@ pub(crate) fn str_arg<'a>(p: *const c_char, name: &str) -> crate::Result<&'a str
     s.to_str().map_err(|_| crate::Error::inval(format!("{name} is not valid UTF-8")))
 }
 
+/// A port from C: `lo`-65535 (0 allowed for binding).
+pub(crate) fn port_arg(port: c_int, lo: c_int) -> crate::Result<u16> {
+    if (lo..=65535).contains(&port) {
+        Ok(port as u16)
+    } else {
+        Err(crate::Error::new(crate::Code::Addr, format!("port {port} is not in {lo}-65535")))
+    }
+}
+
+/// A frame spec from C ("line", "fixed:32", ...).
+pub(crate) fn frame_arg(spec: *const c_char) -> crate::Result<crate::frame::Frame> {
+    crate::frame::Frame::parse(str_arg(spec, "spec")?).map_err(crate::Error::inval)
+}
+
 /// Borrows `len` bytes at `p` (NULL allowed only when `len` is 0).
 pub(crate) fn bytes_arg<'a>(p: *const std::ffi::c_void, len: usize, name: &str) -> crate::Result<&'a [u8]> {
     if len == 0 {

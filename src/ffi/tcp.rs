@@ -7,9 +7,8 @@
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
-use super::{buf_arg, bytes_arg, copy_out, give, str_arg};
+use super::{buf_arg, bytes_arg, copy_out, frame_arg, give, port_arg, str_arg};
 use crate::error::{Code, Error};
-use crate::frame::Frame;
 use crate::net::{self, Family};
 use crate::tcp::{Listener, Stream, DEFAULT_BACKLOG};
 use std::ffi::{c_char, c_int, c_void};
@@ -30,14 +29,6 @@ pub struct sockflow_tcp_listener {
 /// `sockflow_tcp_shutdown`, `sockflow_tcp_close`.
 pub struct sockflow_tcp {
     inner: Stream,
-}
-
-fn port_arg(port: c_int, lo: c_int) -> crate::Result<u16> {
-    if (lo..=65535).contains(&port) {
-        Ok(port as u16)
-    } else {
-        Err(Error::new(Code::Addr, format!("port {port} is not in {lo}-65535")))
-    }
 }
 
 /// Listens on `host`:`port` (`port` 0 = any free port; read it back with
@@ -148,8 +139,7 @@ pub extern "C" fn sockflow_tcp_connect_args(args: *const sockflow_args, out: *mu
 pub extern "C" fn sockflow_tcp_set_frame(t: *mut sockflow_tcp, spec: *const c_char) -> c_int {
     ffi_boundary! {
         let t = try_mut!(t, "tcp");
-        let spec = try_ok!(str_arg(spec, "spec"));
-        t.inner.set_frame(try_ok!(Frame::parse(spec).map_err(Error::inval)));
+                t.inner.set_frame(try_ok!(frame_arg(spec)));
         0
     }
 }

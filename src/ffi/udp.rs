@@ -6,9 +6,8 @@
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
 use super::error::rc;
-use super::{buf_arg, bytes_arg, give, str_arg};
+use super::{buf_arg, bytes_arg, frame_arg, give, port_arg, str_arg};
 use crate::error::{Code, Error};
-use crate::frame::Frame;
 use crate::net::{self, Family};
 use crate::udp::Udp;
 use std::ffi::{c_char, c_int, c_void};
@@ -22,14 +21,6 @@ use std::net::IpAddr;
 /// `sockflow_udp_fd`, `sockflow_udp_close`.
 pub struct sockflow_udp {
     inner: Udp,
-}
-
-fn port_arg(port: c_int, lo: c_int) -> crate::Result<u16> {
-    if (lo..=65535).contains(&port) {
-        Ok(port as u16)
-    } else {
-        Err(Error::new(Code::Addr, format!("port {port} is not in {lo}-65535")))
-    }
 }
 
 /// Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is
@@ -87,8 +78,7 @@ pub extern "C" fn sockflow_udp_connect_args(args: *const sockflow_args, out: *mu
 pub extern "C" fn sockflow_udp_set_frame(u: *mut sockflow_udp, spec: *const c_char) -> c_int {
     ffi_boundary! {
         let u = try_mut!(u, "udp");
-        let spec = try_ok!(str_arg(spec, "spec"));
-        u.inner.set_frame(try_ok!(Frame::parse(spec).map_err(Error::inval)));
+                u.inner.set_frame(try_ok!(frame_arg(spec)));
         0
     }
 }

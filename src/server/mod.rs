@@ -7,6 +7,7 @@
 //! log. The loops themselves are in [`tcp`] and [`udp`]; [`worker`] runs
 //! handlers that block on a thread per connection.
 
+mod base;
 pub mod builtin;
 mod control;
 pub mod tcp;

@@ -5,14 +5,15 @@
 //! and buffers are freed when they empty, so an idle connection costs a few
 //! hundred bytes. Reads go through one shared 64 KiB scratch buffer.
 
-use super::control::{Command, Shared, Signals};
+use super::base::{Base, SIGNALS, WAKER};
+use super::control::Command;
 use super::worker::Worker;
-use super::{Action, CloseReason, Config, Conn, Handler, Log, Mode, ServerHandle, Sink};
+use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
 use crate::frame::{Decoder, Flow, Frame};
 use crate::net;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 use slab::Slab;
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -22,8 +23,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
-const WAKER: Token = Token(usize::MAX - 2);
-const SIGNALS: Token = Token(usize::MAX - 3);
 /// Reads per readiness event before other connections get a turn.
 const READS_PER_TURN: usize = 8;
 /// How long a closing connection may take to flush its replies.
@@ -63,12 +62,9 @@ impl Connection {
 
 /// A bound TCP server, ready to [`run`](TcpServer::run).
 pub struct TcpServer {
-    poll: Poll,
+    base: Base,
     listener: Option<TcpListener>,
-    shared: Arc<Shared>,
-    signals: Option<Signals>,
     handler: Arc<dyn Handler>,
-    log: Log,
     frame: Frame,
     quit: Vec<u8>,
     max_conns: usize,
@@ -95,18 +91,12 @@ impl TcpServer {
         let std = l.into_std();
         std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
         let mut listener = TcpListener::from_std(std);
-        let poll = Poll::new().map_err(|e| Error::io("epoll_create", &e))?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-        let shared = Shared::new(poll.registry(), WAKER, local, cfg.frame, false)?;
-        let signals = if cfg.handle_signals { Some(Signals::watch(poll.registry(), SIGNALS)?) } else { None };
-        let log = Log::new(&mut cfg);
+        let base = Base::new(local, cfg.frame, false, &mut cfg)?;
+        base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
         Ok(TcpServer {
-            poll,
+            base,
             listener: Some(listener),
-            shared,
-            signals,
             handler,
-            log,
             frame: cfg.frame,
             quit: cfg.quit.into_bytes(),
             max_conns: cfg.max_conns.max(1),
@@ -131,22 +121,21 @@ impl TcpServer {
 
     /// A thread-safe handle: stop, send, broadcast.
     pub fn handle(&self) -> ServerHandle {
-        ServerHandle(self.shared.clone())
+        self.base.handle()
     }
 
     /// The bound address (the chosen port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr()
+        self.base.local_addr()
     }
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
     /// signal when configured), then stops accepting, flushes queued
     /// replies, closes every connection and returns.
     pub fn run(mut self) -> Result<()> {
-        let local = self.local_addr();
-        self.log.line(format_args!("listening on {} port {}", local.ip(), local.port()));
+        self.base.announce();
         let mut events = Events::with_capacity(1024);
-        while !self.shared.stopping() {
+        while !self.base.shared.stopping() {
             self.turn(&mut events)?;
         }
         self.shutdown(&mut events);
@@ -170,25 +159,14 @@ impl TcpServer {
 
     fn turn(&mut self, events: &mut Events) -> Result<()> {
         let timeout = self.next_timeout();
-        if let Err(e) = self.poll.poll(events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(());
-            }
-            return Err(Error::io("epoll_wait", &e));
-        }
+        self.base.wait(events, timeout)?;
         for (k, id) in std::mem::take(&mut self.again) {
             self.read(k, id);
         }
         for ev in events.iter() {
             match ev.token() {
                 LISTENER => self.accept_all(),
-                WAKER => {}
-                SIGNALS => {
-                    if self.signals.as_mut().is_some_and(|s| s.drain()) {
-                        self.log.line(format_args!("signal received: stopping"));
-                        self.shared.stop();
-                    }
-                }
+                WAKER | SIGNALS => {}
                 Token(k) => {
                     let Some(id) = self.conns.get(k).map(|c| c.id) else { continue };
                     if ev.is_writable() {
@@ -226,7 +204,7 @@ impl TcpServer {
                 {
                     // Out of descriptors: the pending client stays in the
                     // backlog; try again shortly instead of spinning.
-                    self.log.line(format_args!("{}", Error::io("accept", &e)));
+                    self.base.log.line(format_args!("{}", Error::io("accept", &e)));
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
                 }
@@ -237,7 +215,7 @@ impl TcpServer {
 
     fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr) {
         if self.conns.len() >= self.max_conns {
-            self.log.line(format_args!("too many connections ({}): closing {}", self.conns.len(), net::show(&peer)));
+            self.base.log.line(format_args!("too many connections ({}): closing {}", self.conns.len(), net::show(&peer)));
             return;
         }
         let _ = sock.set_nodelay(true);
@@ -245,19 +223,21 @@ impl TcpServer {
         let k = entry.key();
         let id = (self.next_gen << 32) | k as u64;
         self.next_gen += 1;
-        if self.poll.registry().register(&mut sock, Token(k), Interest::READABLE).is_err() {
+        if self.base.poll.registry().register(&mut sock, Token(k), Interest::READABLE).is_err() {
             return;
         }
         let worker = match self.mode {
             Mode::EventLoop => None,
-            Mode::ThreadPerConnection => match Worker::spawn(id, peer, self.handler.clone(), self.shared.clone(), self.max_queue / 2) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    self.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
-                    let _ = self.poll.registry().deregister(&mut sock);
-                    return;
+            Mode::ThreadPerConnection => {
+                match Worker::spawn(id, peer, self.handler.clone(), self.base.shared.clone(), self.max_queue / 2) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
+                        let _ = self.base.poll.registry().deregister(&mut sock);
+                        return;
+                    }
                 }
-            },
+            }
         };
         entry.insert(Connection {
             sock,
@@ -279,7 +259,7 @@ impl TcpServer {
         if self.mode == Mode::EventLoop {
             let c = &mut self.conns[k];
             let mut conn =
-                Conn { id, peer, user: &mut c.user, sink: Sink::Buf { buf: &mut c.out, frame: self.frame }, shared: &self.shared };
+                Conn { id, peer, user: &mut c.user, sink: Sink::Buf { buf: &mut c.out, frame: self.frame }, shared: &self.base.shared };
             let action = self.handler.on_connect(&mut conn);
             self.after(k, action);
         }
@@ -294,7 +274,7 @@ impl TcpServer {
                 self.flush(k);
                 return self.close_now(k, CloseReason::Error);
             }
-            Action::Stop => self.shared.stop(),
+            Action::Stop => self.base.shared.stop(),
         }
         self.flush(k);
     }
@@ -341,7 +321,7 @@ impl TcpServer {
         let mut verdict: Option<CloseReason> = None;
         let mut stop = false;
         let Connection { decoder, out, user, worker, peer, paused, .. } = c;
-        let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.shared, self.max_queue);
+        let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
         let fed = decoder.feed(&self.scratch[..n], &mut |msg| {
             if !quit.is_empty() && msg == &quit[..] {
                 verdict = Some(CloseReason::Quit);
@@ -372,11 +352,11 @@ impl TcpServer {
             }
         });
         if let Err(e) = fed {
-            self.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
+            self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
             verdict = Some(CloseReason::Error);
         }
         if stop {
-            self.shared.stop();
+            self.base.shared.stop();
         }
         match verdict {
             Some(CloseReason::Error) => {
@@ -451,7 +431,7 @@ impl TcpServer {
                 let _ = c.sock.shutdown(std::net::Shutdown::Write);
                 if c.writable {
                     c.writable = false;
-                    let _ = self.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
+                    let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
                 }
                 self.notify(k, reason);
                 self.drain_input(k);
@@ -459,12 +439,12 @@ impl TcpServer {
             }
             if c.writable {
                 c.writable = false;
-                let _ = self.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
+                let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
             }
         } else {
             if c.queued() > self.max_queue {
                 let queued = c.queued();
-                self.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
+                self.base.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
                 self.close_now(k, CloseReason::Overflow);
                 return false;
             }
@@ -474,7 +454,7 @@ impl TcpServer {
             }
             if !c.writable {
                 c.writable = true;
-                let _ = self.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
+                let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
             }
         }
         true
@@ -522,7 +502,7 @@ impl TcpServer {
                 self.reap();
             }
             None => {
-                let mut conn = Conn { id: c.id, peer: c.peer, user: &mut c.user, sink: Sink::Closed, shared: &self.shared };
+                let mut conn = Conn { id: c.id, peer: c.peer, user: &mut c.user, sink: Sink::Closed, shared: &self.base.shared };
                 self.handler.on_close(&mut conn, reason);
             }
         }
@@ -534,7 +514,7 @@ impl TcpServer {
         if c.closing.is_some() {
             self.lingering -= 1;
         }
-        let _ = self.poll.registry().deregister(&mut c.sock);
+        let _ = self.base.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
     }
 
@@ -562,7 +542,7 @@ impl TcpServer {
     }
 
     fn run_commands(&mut self) {
-        for cmd in self.shared.take() {
+        for cmd in self.base.shared.take() {
             match cmd {
                 Command::Send { id, bytes } => {
                     if let Some(k) = self.find(id) {
@@ -643,7 +623,7 @@ impl TcpServer {
 
     fn shutdown(&mut self, events: &mut Events) {
         if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
+            let _ = self.base.poll.registry().deregister(&mut l);
         }
         self.run_commands();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -658,7 +638,7 @@ impl TcpServer {
         }
         // Let queued replies drain, bounded by each connection's deadline.
         while !self.conns.is_empty() {
-            let _ = self.poll.poll(events, Some(Duration::from_millis(100)));
+            let _ = self.base.poll.poll(events, Some(Duration::from_millis(100)));
             for ev in events.iter() {
                 let Token(k) = ev.token();
                 {
@@ -675,7 +655,6 @@ impl TcpServer {
         for j in self.joins.drain(..) {
             let _ = j.join();
         }
-        let local = self.local_addr();
-        self.log.line(format_args!("stopped ({} port {})", local.ip(), local.port()));
+        self.base.stopped();
     }
 }

@@ -3,32 +3,27 @@
 //! its sender. There are no connections, so `on_connect`/`on_close` are not
 //! called, the quit word has no effect, and handlers run on the loop thread.
 
-use super::control::{Shared, Signals};
-use super::{Action, Config, Conn, Handler, Log, ServerHandle, Sink};
+use super::base::Base;
+use super::{Action, Config, Conn, Handler, ServerHandle, Sink};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::net;
 use crate::udp::datagram_msg;
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 const SOCKET: Token = Token(0);
-const WAKER: Token = Token(1);
-const SIGNALS: Token = Token(2);
 /// Datagrams per readiness event before the loop checks for stop/signals.
 const DATAGRAMS_PER_TURN: usize = 64;
 
 /// A bound UDP server, ready to [`run`](UdpServer::run).
 pub struct UdpServer {
-    poll: Poll,
+    base: Base,
     sock: UdpSocket,
-    shared: Arc<Shared>,
-    signals: Option<Signals>,
     handler: Arc<dyn Handler>,
-    log: Log,
     frame: Frame,
     next_id: u64,
 }
@@ -41,12 +36,9 @@ impl UdpServer {
         let std = u.into_std();
         std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
         let mut sock = UdpSocket::from_std(std);
-        let poll = Poll::new().map_err(|e| Error::io("epoll_create", &e))?;
-        poll.registry().register(&mut sock, SOCKET, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-        let shared = Shared::new(poll.registry(), WAKER, local, cfg.frame, true)?;
-        let signals = if cfg.handle_signals { Some(Signals::watch(poll.registry(), SIGNALS)?) } else { None };
-        let log = Log::new(&mut cfg);
-        Ok(UdpServer { poll, sock, shared, signals, handler, log, frame: cfg.frame, next_id: 1 })
+        let base = Base::new(local, cfg.frame, true, &mut cfg)?;
+        base.poll.registry().register(&mut sock, SOCKET, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
+        Ok(UdpServer { base, sock, handler, frame: cfg.frame, next_id: 1 })
     }
 
     /// Binds the parsed command line's host and port.
@@ -56,48 +48,36 @@ impl UdpServer {
 
     /// A thread-safe handle (stop).
     pub fn handle(&self) -> ServerHandle {
-        ServerHandle(self.shared.clone())
+        self.base.handle()
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr()
+        self.base.local_addr()
     }
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
     /// signal when configured).
     pub fn run(mut self) -> Result<()> {
-        let local = self.local_addr();
-        self.log.line(format_args!("listening on {} port {} (udp)", local.ip(), local.port()));
+        self.base.announce();
         let mut events = Events::with_capacity(64);
         // One buffer larger than any UDP payload: nothing is ever cut.
         let mut buf = vec![0u8; 65536];
         let mut reply = Vec::new();
         let mut more = false;
-        while !self.shared.stopping() {
+        while !self.base.shared.stopping() {
             let timeout = if more { Some(std::time::Duration::ZERO) } else { None };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::io("epoll_wait", &e));
-            }
-            for ev in events.iter() {
-                if ev.token() == SIGNALS && self.signals.as_mut().is_some_and(|s| s.drain()) {
-                    self.log.line(format_args!("signal received: stopping"));
-                    self.shared.stop();
-                }
-            }
+            self.base.wait(&mut events, timeout)?;
             more = self.receive(&mut buf, &mut reply);
         }
-        self.log.line(format_args!("stopped ({} port {})", local.ip(), local.port()));
+        self.base.stopped();
         Ok(())
     }
 
     /// Handles waiting datagrams; true if some may be left.
     fn receive(&mut self, buf: &mut [u8], reply: &mut Vec<u8>) -> bool {
         for _ in 0..DATAGRAMS_PER_TURN {
-            if self.shared.stopping() {
+            if self.base.shared.stopping() {
                 return false;
             }
             let (n, peer) = match self.sock.recv_from(buf) {
@@ -106,14 +86,14 @@ impl UdpServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // e.g. ECONNREFUSED from an earlier reply's ICMP: not fatal.
-                    self.log.line(format_args!("{}", Error::io("recvfrom", &e)));
+                    self.base.log.line(format_args!("{}", Error::io("recvfrom", &e)));
                     continue;
                 }
             };
             let peer = net::canonical(peer);
             let msg = datagram_msg(self.frame, &buf[..n]);
             if msg.len() > self.frame.max_len() {
-                self.log.line(format_args!(
+                self.base.log.line(format_args!(
                     "{}: datagram of {} bytes is over the limit of {}: dropped",
                     net::show(&peer),
                     msg.len(),
@@ -129,10 +109,10 @@ impl UdpServer {
                 peer,
                 user: &mut user,
                 sink: Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply },
-                shared: &self.shared,
+                shared: &self.base.shared,
             };
             if self.handler.on_message(&mut c, msg) == Action::Stop {
-                self.shared.stop();
+                self.base.shared.stop();
             }
         }
         true
