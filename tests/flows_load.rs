@@ -226,6 +226,44 @@ fn hundred_clients_len32_binary() {
     hundred_clients(Wire::Len32, Link::Dynamic);
 }
 
+/// Ten tcp_client processes at once against the print server and the echo
+/// server: each client's lines arrive in order (interleaved with the
+/// others'), and each client gets only its own echoes.
+#[test]
+fn ten_tcp_client_processes_at_once() {
+    const N: usize = 10;
+    const EACH: usize = 200;
+    let link = Link::Static;
+    let input = |c: usize| -> Vec<u8> { (0..EACH).flat_map(|j| format!("client {c} line {j}\n").into_bytes()).collect() };
+    for name in ["tcp_server", "echo_server"] {
+        let (mut srv, port) = server(name, link, &[]);
+        let mut cs: Vec<Proc> = (0..N).map(|_| client("tcp_client", link, &[], port, Input::Piped)).collect();
+        assert!(eventually(default_timeout(), || established_count(srv.pid()) == N), "{name} does not hold {N} connections");
+        for (c, p) in cs.iter_mut().enumerate() {
+            p.write_stdin(&input(c)).unwrap();
+        }
+        for p in &mut cs {
+            p.close_stdin();
+        }
+        for (c, p) in cs.iter_mut().enumerate() {
+            exits_with(p, 0);
+            let want = if name == "echo_server" { String::from_utf8(input(c)).unwrap() } else { String::new() };
+            assert_eq!(p.stdout_text(), want, "client {c} of {name}");
+        }
+        if name == "tcp_server" {
+            assert!(eventually(default_timeout(), || srv.stdout_text().matches("(peer closed)").count() == N), "\n{}", srv.transcript());
+            let out = srv.stdout_text();
+            for c in 0..N {
+                let tag = format!("client {c} line ");
+                let got: Vec<&str> = out.lines().filter(|l| l.starts_with(&tag)).collect();
+                let want: Vec<String> = (0..EACH).map(|j| format!("{tag}{j}")).collect();
+                assert_eq!(got, want, "the lines of client {c} as the server printed them");
+            }
+        }
+        stop(&mut srv, libc::SIGTERM);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 4. Killed, resetting and stuck clients; restart on the same port
 // ---------------------------------------------------------------------------
