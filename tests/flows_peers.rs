@@ -2,12 +2,13 @@
 //!
 //! * the tutorials' Python clients and servers (`tests/peers/tutorial_peers.py`,
 //!   copies of /work/shared/peers/s00*_*.py that take their port);
-//! * the tutorial's own C programs (`s002_*.c`, compiled as published)
-//!   talking to sockflow's examples with `--frame fixed:32`;
+//! * the tutorial's own C programs (`s002_*.c`, verbatim copies in
+//!   `tests/peers/tutorial_c/`, compiled as published) talking to
+//!   sockflow's examples with `--frame fixed:32`;
 //! * `nc` and `socat` as clients with line frames.
 //!
-//! A peer that is not installed (python3, nc, socat, stdbuf, the tutorial
-//! sources) makes its test print a note and pass.
+//! A peer that is not installed (python3, nc, socat, stdbuf, gcc) makes its
+//! test print a note and pass.
 
 mod common;
 #[path = "flows/kit.rs"]
@@ -281,26 +282,41 @@ fn wait_eq_prefix(p: &Proc, prefix: &str) -> String {
 // The tutorial's C programs (seed 002), compiled as published
 // ---------------------------------------------------------------------------
 
-/// Where the tutorial's programs are: `$SOCKFLOW_PEERS_DIR` or /work/shared/peers.
-fn peers_dir() -> PathBuf {
-    std::env::var_os("SOCKFLOW_PEERS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/work/shared/peers"))
+/// The tutorial's four C programs, verbatim copies in `tests/peers/tutorial_c/`.
+const TUTORIAL_C: [&str; 4] = ["s002_tcp_server", "s002_tcp_client", "s002_udp_server", "s002_udp_client"];
+
+/// The originals: `$SOCKFLOW_PEERS_DIR` or /work/shared/peers, when present.
+fn originals_dir() -> Option<PathBuf> {
+    let d = std::env::var_os("SOCKFLOW_PEERS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/work/shared/peers"));
+    d.join("s002_tcp_client.c").is_file().then_some(d)
 }
 
-/// The four s002 programs, built once per test process with gcc as the
+/// The copies are the tutorial's programs as published, byte for byte.
+#[test]
+fn tutorial_c_copies_match_the_originals() {
+    let Some(orig) = originals_dir() else {
+        eprintln!("note: the tutorial's originals are not here (set SOCKFLOW_PEERS_DIR): skipping");
+        return;
+    };
+    for n in TUTORIAL_C {
+        let copy = std::fs::read(root().join(format!("tests/peers/tutorial_c/{n}.c"))).unwrap();
+        let original = std::fs::read(orig.join(format!("{n}.c"))).unwrap();
+        assert!(copy == original, "tests/peers/tutorial_c/{n}.c differs from {}", orig.join(format!("{n}.c")).display());
+    }
+}
+
+/// One of the s002 programs, built once per test process with gcc as the
 /// tutorial's build.sh does (warnings expected, no -Werror), or None with
-/// a note when the sources or gcc are missing.
+/// a note when gcc is missing.
 fn tutorial(name: &str) -> Option<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        let src = peers_dir();
-        if !src.join("s002_tcp_client.c").is_file() {
-            return Err(format!("the tutorial's C sources are not in {} (set SOCKFLOW_PEERS_DIR)", src.display()));
-        }
         if which("gcc").is_none() {
             return Err("gcc not found".into());
         }
+        let src = root().join("tests/peers/tutorial_c");
         let out = tmp_dir(&format!("tutorial-c-{}", std::process::id()));
-        for n in ["s002_tcp_server", "s002_tcp_client", "s002_udp_server", "s002_udp_client"] {
+        for n in TUTORIAL_C {
             let o = Command::new("gcc")
                 .args(["-g", "-O0", "-Wall", "-Wextra", "-o"])
                 .arg(out.join(n))
