@@ -284,6 +284,28 @@ fn pairs_over_ipv6_loopback() {
     stop(&mut srv, libc::SIGTERM);
 }
 
+/// The clients and echo servers agree on every `--frame` (TCP: raw is left
+/// out, its messages are whatever one read returns).
+#[test]
+fn echo_pairs_on_every_frame() {
+    let link = Link::Static;
+    let input = "hello\n\nworld 你好\n";
+    for frame in ["line", "line:100", "fixed:32", "len32", "len32:100"] {
+        let (mut srv, port) = server("echo_server", link, &["--frame", frame]);
+        let mut c = client("tcp_client", link, &["--frame", frame], port, input);
+        exits_with(&mut c, 0);
+        assert_eq!(c.stdout_text(), input, "tcp, --frame {frame}\n{}", c.transcript());
+        stop(&mut srv, libc::SIGTERM);
+    }
+    for frame in ["line", "raw", "fixed:32", "len32"] {
+        let (mut srv, port) = server("udp_echo_server", link, &["--frame", frame]);
+        let mut c = client("udp_client", link, &["--frame", frame], port, Input::Piped);
+        udp_session(&mut c, input.as_bytes(), "world 你好");
+        assert_eq!(c.stdout_text(), input, "udp, --frame {frame}\n{}", c.transcript());
+        stop(&mut srv, libc::SIGTERM);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 5. The clients' input: EOF, quit word, empty line, 1 MiB line, binary
 // ---------------------------------------------------------------------------
