@@ -547,6 +547,34 @@ fn servers_keep_an_unterminated_last_line() {
     stop(&mut srv, libc::SIGTERM);
 }
 
+/// The server dies (SIGKILL) under a connected client that goes on
+/// typing: the client reports it and exits with status 1, never killed by
+/// SIGPIPE (the tutorial's client died silently with status 141).
+#[test]
+fn clients_outlive_a_killed_server() {
+    let link = Link::Dynamic;
+    for (srv_name, cl_name) in [("echo_server", "tcp_client"), ("chat_server", "chat_client")] {
+        let (mut srv, port) = start_with(&example(srv_name, link), &["127.0.0.1", "0"], Input::Piped);
+        let mut c = client(cl_name, link, &[], port, Input::Piped);
+        if srv_name == "echo_server" {
+            c.write_stdin(b"ping\n").unwrap();
+            wait_eq(&c, Stream::Stdout, "ping");
+        } else {
+            srv.wait_for_line(Stream::Stdout, " connected", default_timeout());
+        }
+        srv.kill();
+        // Typing on after the server is gone; a broken pipe here is fine.
+        for i in 0..50 {
+            if c.write_stdin(format!("line {i}\n").as_bytes()).is_err() {
+                break;
+            }
+        }
+        let st = c.wait_exit(default_timeout());
+        assert_exit(&c, st, if cl_name == "tcp_client" { 1 } else { 0 });
+        assert!(c.stderr_text().contains("closed the connection"), "{cl_name} says the server went away\n{}", c.transcript());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 6. Graceful stop with clients connected
 // ---------------------------------------------------------------------------
