@@ -213,6 +213,13 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
         if sock_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match socket::recv(sock, &mut netbuf, MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => {
+                    if matches!(frame, Frame::Line { .. }) && replies.has_pending() {
+                        // The server's last line may lack its newline.
+                        let _ = replies.feed(b"\n", &mut |m| {
+                            io.print(m);
+                            Flow::Continue
+                        });
+                    }
                     if input_open {
                         io.note(format_args!("{} closed the connection", net::show(&s.peer())));
                         return Ok(End::PeerClosed);

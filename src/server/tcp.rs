@@ -292,7 +292,16 @@ impl TcpServer {
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
             let n = match c.sock.read(&mut self.scratch) {
-                Ok(0) => return self.end_input(k, CloseReason::Peer),
+                Ok(0) => {
+                    // A last line without its newline is still a line.
+                    if matches!(self.frame, Frame::Line { .. }) && c.decoder.has_pending() {
+                        self.scratch[0] = b'\n';
+                        if !self.dispatch(k, id, 1) {
+                            return;
+                        }
+                    }
+                    return self.end_input(k, CloseReason::Peer);
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
