@@ -11,24 +11,21 @@ int main(int argc, char **argv)
     sockflow_args args;
     int rc = argc > 1 ? sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_CLIENT)
                       : sockflow_args_init(&args, SOCKFLOW_ROLE_CLIENT, "127.0.0.1", 12345);
+    if (rc != 0)
+        return sockflow_exit_code(rc); // usage or --help already printed
     sockflow_udp *sock = nullptr;
     char reply[4096];
-    if (rc == 0)
-        rc = sockflow_udp_connect_args(&args, &sock);
-    if (rc == 0)
-        rc = sockflow_udp_set_timeout(sock, args.timeout_ms > 0 ? args.timeout_ms : 2000);
-    if (rc == 0)
-        rc = sockflow_udp_send(sock, "hello server!", 13);
-    ssize_t n = rc == 0 ? sockflow_udp_recvfrom(sock, reply, sizeof reply, nullptr) : rc;
+    ssize_t n = sockflow_udp_connect_args(&args, &sock);
+    if (n == 0)
+        n = sockflow_udp_set_timeout(sock, args.timeout_ms > 0 ? args.timeout_ms : 2000);
+    if (n == 0)
+        n = sockflow_udp_send(sock, "hello server!", 13);
+    if (n == 0)
+        n = sockflow_udp_recvfrom(sock, reply, sizeof reply, nullptr);
     if (n >= 0) {
         std::cout << "Received from server: " << reply << std::endl;
         n = sockflow_udp_send(sock, "exit", 4);
     }
-    if (n < 0 && rc != SOCKFLOW_EUSAGE && rc != SOCKFLOW_EHELP) {
-        char why[256];
-        sockflow_last_error(why, sizeof why);
-        std::cerr << "udp_client_cpp: " << why << std::endl;
-    }
     sockflow_udp_close(sock);
-    return sockflow_exit_code(n < 0 ? static_cast<int>(n) : 0);
+    return n < 0 ? sockflow_perror("udp_client_cpp", static_cast<int>(n)) : 0;
 }
