@@ -142,6 +142,25 @@ pub extern "C" fn sockflow_exit_code(rc: c_int) -> c_int {
     }
 }
 
+/// perror for sockflow: prints `PREFIX: <this thread's last error message>`
+/// (just the message when `prefix` is NULL or empty) and a newline to
+/// stderr, then returns `sockflow_exit_code(rc)`, so a program can end with
+/// `return sockflow_perror(args.prog, rc);`.
+#[no_mangle]
+pub extern "C" fn sockflow_perror(prefix: *const c_char, rc: c_int) -> c_int {
+    ffi_boundary! {
+        use std::io::Write;
+        let prefix = if prefix.is_null() { String::new() } else {
+            // SAFETY: non-NULL and NUL-terminated by contract.
+            unsafe { std::ffi::CStr::from_ptr(prefix) }.to_string_lossy().into_owned()
+        };
+        let msg = LAST.with(|l| String::from_utf8_lossy(&l.borrow().msg).into_owned());
+        let mut err = super::stdio::CFile::stderr();
+        let _ = if prefix.is_empty() { writeln!(err, "{msg}") } else { writeln!(err, "{prefix}: {msg}") };
+        sockflow_exit_code(rc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,24 +209,5 @@ mod tests {
         sockflow_last_error(buf.as_mut_ptr(), 64);
         let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
         assert!(s.to_str().unwrap().contains("boom"));
-    }
-}
-
-/// perror for sockflow: prints `PREFIX: <this thread's last error message>`
-/// (just the message when `prefix` is NULL or empty) and a newline to
-/// stderr, then returns `sockflow_exit_code(rc)`, so a program can end with
-/// `return sockflow_perror(args.prog, rc);`.
-#[no_mangle]
-pub extern "C" fn sockflow_perror(prefix: *const c_char, rc: c_int) -> c_int {
-    ffi_boundary! {
-        use std::io::Write;
-        let prefix = if prefix.is_null() { String::new() } else {
-            // SAFETY: non-NULL and NUL-terminated by contract.
-            unsafe { std::ffi::CStr::from_ptr(prefix) }.to_string_lossy().into_owned()
-        };
-        let msg = LAST.with(|l| String::from_utf8_lossy(&l.borrow().msg).into_owned());
-        let mut err = super::stdio::CFile::stderr();
-        let _ = if prefix.is_empty() { writeln!(err, "{msg}") } else { writeln!(err, "{prefix}: {msg}") };
-        sockflow_exit_code(rc)
     }
 }

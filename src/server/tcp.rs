@@ -28,7 +28,7 @@ const READS_PER_TURN: usize = 8;
 /// How long a closing connection may take to flush its replies.
 const LINGER: Duration = Duration::from_secs(5);
 /// Out buffers above this are freed once flushed.
-const KEEP_OUT: usize = 16 * 1024;
+const KEEP_OUT: usize = 512;
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
@@ -51,7 +51,8 @@ struct Connection {
     draining: bool,
     /// `on_close` has run.
     notified: bool,
-    worker: Option<Worker>,
+    /// Thread mode only; boxed so event-loop connections stay small.
+    worker: Option<Box<Worker>>,
 }
 
 impl Connection {
@@ -161,7 +162,7 @@ impl TcpServer {
         let timeout = self.next_timeout();
         self.base.wait(events, timeout)?;
         for (k, id) in std::mem::take(&mut self.again) {
-            self.read(k, id);
+            self.read(k, id, true);
         }
         for ev in events.iter() {
             match ev.token() {
@@ -173,7 +174,7 @@ impl TcpServer {
                         self.flush(k);
                     }
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        self.read(k, id);
+                        self.read(k, id, ev.is_read_closed() || ev.is_error());
                     }
                 }
             }
@@ -230,7 +231,7 @@ impl TcpServer {
             Mode::EventLoop => None,
             Mode::ThreadPerConnection => {
                 match Worker::spawn(id, peer, self.handler.clone(), self.base.shared.clone(), self.max_queue / 2) {
-                    Ok(w) => Some(w),
+                    Ok(w) => Some(Box::new(w)),
                     Err(e) => {
                         self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
                         let _ = self.base.poll.registry().deregister(&mut sock);
@@ -279,7 +280,11 @@ impl TcpServer {
         self.flush(k);
     }
 
-    fn read(&mut self, k: usize, id: u64) {
+    /// Reads and dispatches. `closed_seen`: the event said the peer shut
+    /// down (EPOLLRDHUP), so read on until end of stream; otherwise a short
+    /// read means the socket is empty, and new data raises a new edge, which
+    /// saves the EAGAIN read per event.
+    fn read(&mut self, k: usize, id: u64, closed_seen: bool) {
         match self.conns.get(k) {
             Some(c) if c.id == id && c.draining => return self.drain_input(k),
             Some(c) if c.id == id => {}
@@ -308,7 +313,7 @@ impl TcpServer {
                 Err(_) => return self.close_now(k, CloseReason::Error),
             };
             c.last = Instant::now();
-            if !self.dispatch(k, id, n) {
+            if !self.dispatch(k, id, n) || (n < self.scratch.len() && !closed_seen) {
                 return;
             }
         }
