@@ -90,3 +90,35 @@ fn echo_ok(port: u16, round: usize) {
     BufReader::new(&s).read_line(&mut line).unwrap_or_else(|e| panic!("after {round} over-long lines the server did not answer: {e}"));
     assert_eq!(line, "still here\n", "after {round} over-long lines");
 }
+
+/// Out of descriptors, the accept loop retries ten times a second; its log
+/// used to say so each time, for as long as it lasted. Now the same line is
+/// written a few times per window and then summarised.
+#[test]
+fn running_out_of_descriptors_logs_a_few_lines_not_ten_a_second() {
+    let bin = kit::example("echo_server", Link::Dynamic);
+    let script = format!("ulimit -n 16 && exec '{}' 127.0.0.1 0", bin.display());
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", &script]);
+    let server = common::spawn_cmd(cmd, common::Input::Null);
+    let port = server.wait_listening();
+    // More connections than descriptors: the server hits EMFILE and the
+    // rest wait in the backlog.
+    let held: Vec<TcpStream> = (0..30).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    assert!(
+        kit::eventually(Duration::from_secs(20), || server.stderr_text().contains("Too many open files")),
+        "no EMFILE\n{}",
+        server.transcript()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let text = server.stderr_text();
+    let emfile = text.lines().filter(|l| l.contains("Too many open files")).count();
+    // Old behaviour: about 30 lines in these 3 s.
+    assert!(emfile <= log_burst() + 1, "{emfile} EMFILE lines in 3 s:\n{text}");
+    drop(held);
+}
+
+/// Lines of one kind let through per window (src/server/log.rs `BURST`).
+fn log_burst() -> usize {
+    5
+}

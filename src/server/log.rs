@@ -35,7 +35,7 @@ pub(crate) const QUEUE_BYTES: usize = 256 * 1024;
 /// Lines of one kind written per window before the rest are summarised.
 pub(crate) const BURST: u32 = 5;
 /// The rate-limit window.
-pub(crate) const WINDOW: Duration = Duration::from_secs(1);
+pub(crate) const WINDOW: Duration = Duration::from_secs(5);
 /// How long the end of a server waits for its log to be written out.
 pub(crate) const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// Most kinds of line remembered per window; past it, lines are not limited
