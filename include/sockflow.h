@@ -247,7 +247,11 @@ typedef enum sockflow_mode {
 
 /**
  * A connection as a callback sees it. Valid only during the callback
- * that received it: keep `sockflow_conn_id()` to refer to it later.
+ * that received it, on that callback's thread: keep `sockflow_conn_id()`
+ * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
+ * It is an opaque token, never a pointer to memory: a `sockflow_conn *`
+ * used anywhere else (kept from an earlier callback, passed to another
+ * thread) returns `SOCKFLOW_EBADHANDLE` and never acts on a connection.
  */
 typedef struct sockflow_conn sockflow_conn;
 
@@ -257,7 +261,7 @@ typedef struct sockflow_conn sockflow_conn;
  * `sockflow_server_port`, `sockflow_server_send`,
  * `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
  * `broadcast` and `port` may be called from any thread while `run` runs;
- * `free` only after `run` has returned.
+ * so may `free`, which stops the server and waits for `run` to return.
  */
 typedef struct sockflow_server sockflow_server;
 
@@ -598,7 +602,8 @@ struct sockflow_handler sockflow_handler_upper(void);
  * Sends one message to this connection (framed: a `\n` is added for line
  * frames) or, for UDP, one datagram back to the sender. Replies are queued
  * and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
- * not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close`.
+ * not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close` or for a
+ * `conn` that is not the running callback's.
  */
 int sockflow_conn_send(struct sockflow_conn *c, const void *msg, size_t len);
 
@@ -627,7 +632,8 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
 
 /**
  * The connection's id: unique for the server's life, never reused, never
- * 0. Returns 0 (and sets the last error) for NULL.
+ * 0. Returns 0 (and sets the last error: `SOCKFLOW_EINVAL` for NULL,
+ * `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
  */
 uint64_t sockflow_conn_id(const struct sockflow_conn *c);
 
@@ -637,7 +643,9 @@ uint64_t sockflow_conn_id(const struct sockflow_conn *c);
 int sockflow_conn_peer(const struct sockflow_conn *c, struct sockflow_addr *out);
 
 /**
- * The per-connection user pointer (NULL until set). For UDP it lasts one datagram.
+ * The per-connection user pointer (NULL until set). For UDP it lasts one
+ * datagram. NULL (and the last error set) for a `conn` that is not the
+ * running callback's.
  */
 void *sockflow_conn_user(const struct sockflow_conn *c);
 
@@ -678,9 +686,11 @@ int sockflow_udp_server_new(const struct sockflow_args *args,
 
 /**
  * Runs the server on the calling thread until it is stopped (a callback
- * returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`, or a signal
- * when `handle_signals` is set); then stops accepting, flushes queued
- * replies, closes every connection and returns 0. A server runs once.
+ * returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`,
+ * `sockflow_server_free`, or a signal when `handle_signals` is set); then
+ * stops accepting, flushes queued replies, closes every connection and
+ * returns 0. A server runs once: `SOCKFLOW_EBUSY` while it is running on
+ * another thread, `SOCKFLOW_EBADHANDLE` after it ran.
  */
 int sockflow_server_run(struct sockflow_server *s);
 
@@ -707,8 +717,12 @@ int sockflow_server_send(struct sockflow_server *s, uint64_t id, const void *msg
 int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t len);
 
 /**
- * Frees a server that is not running (never run, or `run` returned).
- * NULL is fine; do not call twice.
+ * Frees a server. If `sockflow_server_run` is running it on another
+ * thread, stops it first and waits for `run` to return (its connections
+ * closed, their `on_close` called). Called from one of the server's own
+ * callbacks, it stops the server and the handle is freed when `run`
+ * returns. NULL is fine; do not call twice, nor race it with the start of
+ * a `run` (a `run` called after `free` uses freed memory).
  */
 void sockflow_server_free(struct sockflow_server *s);
 
