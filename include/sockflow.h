@@ -302,6 +302,9 @@ typedef struct sockflow_tcp_listener sockflow_tcp_listener;
  * `sockflow_udp_set_timeout`, `sockflow_udp_set_broadcast`,
  * `sockflow_udp_join`, `sockflow_udp_leave`, `sockflow_udp_port`,
  * `sockflow_udp_fd`, `sockflow_udp_close`.
+ *
+ * Threads: one thread may receive (`recvfrom`) while another sends;
+ * `set_frame` and `close` need the handle to themselves.
  */
 typedef struct sockflow_udp sockflow_udp;
 
@@ -956,7 +959,8 @@ int sockflow_udp_send(struct sockflow_udp *u, const void *data, size_t len);
  * and, when `from` is not NULL, the sender's address. Returns the message
  * length; `SOCKFLOW_EMSGSIZE` when the datagram was longer than `cap` (its
  * first `cap` bytes are in `buf`: never a silent cut); `SOCKFLOW_ETIMEDOUT`
- * after the timeout.
+ * after the timeout; `SOCKFLOW_EAGAIN` when the descriptor is non-blocking
+ * and no datagram is waiting.
  */
 ssize_t sockflow_udp_recvfrom(struct sockflow_udp *u,
                               void *buf,
