@@ -896,7 +896,9 @@ int sockflow_tcp_peer(const struct sockflow_tcp *t, struct sockflow_addr *out);
 int sockflow_tcp_fd(const struct sockflow_tcp *t);
 
 /**
- * Half-closes: the peer sees end of stream, receiving goes on.
+ * Half-closes: the peer sees end of stream, receiving goes on. Bytes kept
+ * by a non-blocking send go out first; while they cannot, returns
+ * `SOCKFLOW_EAGAIN` without shutting down (call again after POLLOUT).
  */
 int sockflow_tcp_shutdown(struct sockflow_tcp *t);
 

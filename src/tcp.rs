@@ -329,8 +329,13 @@ impl Stream {
         let _ = self.sock.shutdown(Shutdown::Both);
     }
 
-    /// Half-close: no more sends; receiving goes on.
+    /// Half-close: no more sends; receiving goes on. Bytes kept by an
+    /// earlier send go out first: if they cannot all go out now
+    /// (`WouldBlock`/`TimedOut`) nothing is shut down, so a message is never
+    /// cut by the end of stream; call again later.
     pub fn shutdown_write(&self) -> Result<()> {
+        let mut tx = lock(&self.tx);
+        self.flush_kept(&mut tx.unsent)?;
         self.sock.shutdown(Shutdown::Write).map_err(|e| Error::io("shutdown", &e))
     }
 

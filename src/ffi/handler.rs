@@ -249,9 +249,9 @@ fn with_conn<R>(c: *const sockflow_conn, f: impl FnOnce(&mut Conn<'_>) -> R) -> 
         Some((_, _, id)) => Err(Error::new(
             Code::BadHandle,
             format!(
-                "conn handle is stale: it is not the one given to the callback running now (of connection {id}); \
-                 a sockflow_conn * is valid only during the callback that received it: keep sockflow_conn_id() \
-                 and use sockflow_conn_send_to()"
+                "conn handle is stale: it was given to an earlier callback or on another thread, not to the \
+                 callback running now (of connection {id}); a sockflow_conn * is valid only during the callback \
+                 that received it: keep sockflow_conn_id() and use sockflow_conn_send_to()"
             ),
         )),
         None => Err(Error::new(
@@ -270,9 +270,9 @@ thread_local! {
 impl Handler for CHandler {
     fn on_connect(&self, c: &mut Conn<'_>) -> Action {
         match self.h.on_connect {
-            // SAFETY: a C callback with the documented signature.
             Some(f) => {
                 let (_in, conn) = InCallback::enter(c);
+                // SAFETY: a C callback with the documented signature.
                 action_of(unsafe { f(self.ud, conn) })
             }
             None => Action::Continue,

@@ -285,7 +285,9 @@ pub extern "C" fn sockflow_tcp_fd(t: *const sockflow_tcp) -> c_int {
     ffi_boundary! { try_ref!(t, "tcp").inner.fd() }
 }
 
-/// Half-closes: the peer sees end of stream, receiving goes on.
+/// Half-closes: the peer sees end of stream, receiving goes on. Bytes kept
+/// by a non-blocking send go out first; while they cannot, returns
+/// `SOCKFLOW_EAGAIN` without shutting down (call again after POLLOUT).
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_shutdown(t: *mut sockflow_tcp) -> c_int {
     ffi_boundary! { rc(try_ref!(t, "tcp").inner.shutdown_write()) }
