@@ -142,6 +142,7 @@ fn lengths_running_past_the_end_of_memory_are_einval() {
     let mut u = null_mut();
     assert_eq!(sockflow_udp_bind(c"127.0.0.1".as_ptr(), 0, &mut u), 0);
     assert_eq!(sockflow_udp_sendto(u, top, 100, c"127.0.0.1".as_ptr(), 9), SOCKFLOW_EINVAL);
+    assert_eq!(sockflow_udp_send(u, top, 100), SOCKFLOW_EINVAL);
     assert_eq!(sockflow_udp_recvfrom(u, top, 100, null_mut()), SOCKFLOW_EINVAL as isize);
     sockflow_udp_close(u);
     let mut args = unsafe { std::mem::zeroed() };

@@ -22,6 +22,7 @@ static int failures;
 
 static sockflow_conn *kept; /* the first connection's handle, kept (the bug) */
 static char stale_msg[512];
+static int wrap_rc[3]; /* lengths running past the end of memory, in a callback */
 
 static void *use_from_thread(void *c) {
     static int rc;
@@ -33,6 +34,10 @@ static int on_message(void *ud, sockflow_conn *c, const char *msg, size_t len) {
     (void)ud;
     (void)len;
     if (!kept) {
+        const void *top = (const void *)(UINTPTR_MAX - 15);
+        wrap_rc[0] = sockflow_conn_send(c, top, 100);
+        wrap_rc[1] = sockflow_conn_broadcast(c, top, 100, 0);
+        wrap_rc[2] = sockflow_conn_send_to(c, sockflow_conn_id(c), top, 100);
         kept = c;
         return sockflow_conn_send_str(c, "first");
     }
@@ -84,6 +89,7 @@ int main(void) {
     char buf[512];
     exchange(ca, "a", buf, sizeof buf);
     CHECK(strcmp(buf, "first") == 0, "client a got \"%s\"", buf);
+    for (int i = 0; i < 3; i++) CHECK(wrap_rc[i] == SOCKFLOW_EINVAL, "wrapping length %d: %d", i, wrap_rc[i]);
 
     if (sockflow_tcp_connect("127.0.0.1", port, 10000, &cb) != 0) return sockflow_perror("connect b", 1);
     sockflow_tcp_set_timeouts(cb, 20000, 20000);
