@@ -855,8 +855,9 @@ int sockflow_tcp_send_msg(struct sockflow_tcp *t, const void *msg, size_t len);
 
 /**
  * Receives exactly one message (messages glued or split by TCP come out
- * as sent) into `buf` of `cap` bytes. Returns its length `n`, always less
- * than `cap`, and `buf[n]` is a NUL (binary messages may hold NULs too).
+ * as sent) into `buf` of `cap` bytes. Returns its length `n`, less than
+ * `cap`, with a NUL at `buf[n]` (binary messages may hold NULs too), so a
+ * buffer needs one byte more than the longest message.
  *
  * A message that does not fit with its NUL (length >= `cap`) is not lost:
  * the call returns `SOCKFLOW_EMSGSIZE` with the first `cap - 1` bytes and a

@@ -217,8 +217,9 @@ pub extern "C" fn sockflow_tcp_send_msg(t: *mut sockflow_tcp, msg: *const c_void
 }
 
 /// Receives exactly one message (messages glued or split by TCP come out
-/// as sent) into `buf` of `cap` bytes. Returns its length `n`, always less
-/// than `cap`, and `buf[n]` is a NUL (binary messages may hold NULs too).
+/// as sent) into `buf` of `cap` bytes. Returns its length `n`, less than
+/// `cap`, with a NUL at `buf[n]` (binary messages may hold NULs too), so a
+/// buffer needs one byte more than the longest message.
 ///
 /// A message that does not fit with its NUL (length >= `cap`) is not lost:
 /// the call returns `SOCKFLOW_EMSGSIZE` with the first `cap - 1` bytes and a
