@@ -82,7 +82,7 @@ pub extern "C" fn sockflow_udp_connect_args(args: *const sockflow_args, out: *mu
 pub extern "C" fn sockflow_udp_set_frame(u: *mut sockflow_udp, spec: *const c_char) -> c_int {
     ffi_boundary! {
         let u = try_mut!(u, "udp");
-                u.inner.set_frame(try_ok!(frame_arg(spec)));
+        u.inner.set_frame(try_ok!(frame_arg(spec)));
         0
     }
 }
