@@ -132,13 +132,14 @@ pub fn run(link: Link<'_>, input: BorrowedFd<'_>, out: &mut dyn Write, err: &mut
 
 type LineFn<'f> = dyn FnMut(&[u8], &mut Io<'_>) -> Result<Flow> + 'f;
 
-/// Feeds `data` to the line decoder, calling `f` per line; true if `f` stopped.
-fn feed_lines(lines: &mut Decoder, data: &[u8], io: &mut Io<'_>, f: &mut LineFn<'_>) -> Result<bool> {
+/// Feeds `data` to the line decoder (None: the input ended, so a last line
+/// without its newline counts), calling `f` per line; true if `f` stopped.
+fn feed_lines(lines: &mut Decoder, data: Option<&[u8]>, io: &mut Io<'_>, f: &mut LineFn<'_>) -> Result<bool> {
     let mut failure = None;
     let mut stop = false;
     let mut data = data;
     loop {
-        let r = lines.feed(data, &mut |line| match f(line, io) {
+        let mut each = |line: &[u8], _| match f(line, io) {
             Ok(Flow::Continue) => Flow::Continue,
             Ok(Flow::Stop) => {
                 stop = true;
@@ -149,8 +150,12 @@ fn feed_lines(lines: &mut Decoder, data: &[u8], io: &mut Io<'_>, f: &mut LineFn<
                 stop = true;
                 Flow::Stop
             }
-        });
-        data = &[];
+        };
+        let r = match data {
+            Some(d) => lines.feed(d, &mut each),
+            None => lines.finish(&mut each),
+        };
+        data = data.map(|_| &[][..]);
         match r {
             Ok(_) => break,
             Err(_) => {
@@ -169,17 +174,15 @@ fn feed_lines(lines: &mut Decoder, data: &[u8], io: &mut Io<'_>, f: &mut LineFn<
 /// worth; on EOF a last line without its newline too. False once the input
 /// is exhausted.
 fn input_lines(input: BorrowedFd<'_>, lines: &mut Decoder, buf: &mut [u8], io: &mut Io<'_>, f: &mut LineFn<'_>) -> Result<bool> {
-    if feed_lines(lines, &[], io, f)? {
+    if feed_lines(lines, Some(&[]), io, f)? {
         return Ok(true);
     }
     let Some(n) = read_fd(input, buf)? else { return Ok(true) };
     if n == 0 {
-        if lines.has_pending() {
-            feed_lines(lines, b"\n", io, f)?;
-        }
+        feed_lines(lines, None, io, f)?;
         return Ok(false);
     }
-    feed_lines(lines, &buf[..n], io, f)?;
+    feed_lines(lines, Some(&buf[..n]), io, f)?;
     Ok(true)
 }
 
@@ -213,12 +216,12 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
         if sock_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match socket::recv(sock, &mut netbuf, MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => {
-                    if matches!(frame, Frame::Line { .. }) && replies.has_pending() {
-                        // The server's last line may lack its newline.
-                        let _ = replies.feed(b"\n", &mut |m| {
-                            io.print(m);
-                            Flow::Continue
-                        });
+                    // The server's last line may lack its newline.
+                    if let Err(e) = replies.finish(&mut |m, _| {
+                        io.print(m);
+                        Flow::Continue
+                    }) {
+                        io.note(format_args!("{e}"));
                     }
                     if input_open {
                         io.note(format_args!("{} closed the connection", net::show(&s.peer())));
@@ -230,7 +233,7 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
                     quiet_since = Instant::now();
                     let mut data = &netbuf[..n];
                     loop {
-                        let r = replies.feed(data, &mut |m| {
+                        let r = replies.feed(data, &mut |m, _| {
                             io.print(m);
                             Flow::Continue
                         });
