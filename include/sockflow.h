@@ -48,6 +48,14 @@
 #define SOCKFLOW_ARGS_QUIET 256
 
 /**
+ * Flag for `sockflow_args_parse`: without `--frame`, the frame is
+ * `SOCKFLOW_FRAME_RAW` (bytes passed on as they come) instead of
+ * `SOCKFLOW_FRAME_LINE`. The echo servers use it: their echo is byte-exact
+ * whatever the client sends (no newline needed, `\r\n` kept).
+ */
+#define SOCKFLOW_ARGS_RAW 512
+
+/**
  * Success.
  */
 #define SOCKFLOW_OK 0
@@ -445,7 +453,8 @@ extern "C" {
  *
  * `flags` is `SOCKFLOW_ROLE_SERVER` (`[<host>] <port>`, port 0 = any free
  * port) or `SOCKFLOW_ROLE_CLIENT` (`<host> <port>`), optionally OR-ed with
- * `SOCKFLOW_ARGS_QUIET`. Options may come before or after the positional
+ * `SOCKFLOW_ARGS_QUIET` and `SOCKFLOW_ARGS_RAW` (raw frames unless
+ * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
  * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
  *
