@@ -492,16 +492,32 @@ int sockflow_args_set_frame(struct sockflow_args *args, const char *spec);
  * the replies still coming until the server closes or is quiet for the
  * timeout (default 1 s). `in`/`out` NULL mean stdin/stdout; `in` is read
  * through its descriptor, so do not read it with stdio before.
- * Returns 0, `SOCKFLOW_ECLOSED` if the server closed first (said on
- * stderr), or a negative code after printing `PROG: what failed: why`.
+ *
+ * Every reply received is printed before anything else is reported, even
+ * when the connection then fails. How it ends (with
+ * `sockflow_exit_code(rc)` as the exit status):
+ *
+ * | what happened                                      | prints                            | returns  | exit |
+ * |----------------------------------------------------|-----------------------------------|----------|------|
+ * | input ended (EOF or quit word), server then closed | every reply                       | 0        | 0    |
+ * | server closed cleanly (FIN) first                  | every reply, then a note on stderr| 0        | 0    |
+ * | reset or another error                             | every reply, then `PROG: error`   | < 0      | 1    |
+ * | bad command line (from `sockflow_args_parse`)      | usage on stderr                   | EUSAGE   | 2    |
  */
-int sockflow_tcp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+int sockflow_tcp_client_run(const struct sockflow_args *args,
+                            FILE *in,
+                            FILE *out);
 
 /**
  * The tutorial's UDP client in one call: each input line is one datagram
  * (fixed frames padded), replies are printed as they arrive; with a timeout
  * in `args`, each line waits that long for its reply and says so on stderr
- * when none came. The quit word (sent) and EOF end it. As `sockflow_tcp_client_run`.
+ * when none came. The quit word (sent) and EOF end it. Returns 0 (exit
+ * 0) once the input ended; notes on stderr for replies that did not come.
+ * If a datagram was refused (ICMP: no server listening on that port), it
+ * goes on with the input, then returns `SOCKFLOW_EREFUSED` (exit 1);
+ * another socket error ends it at once (exit 1); a bad command line is
+ * exit 2. Every reply received is printed first.
  */
 int sockflow_udp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
@@ -510,14 +526,19 @@ int sockflow_udp_client_run(const struct sockflow_args *args, FILE *in, FILE *ou
  * N` to stderr, waits for one client, prints `client ip = … port = …
  * connected`, then both sides type whenever they like: lines from `in` are
  * sent, the client's lines are printed as `Client: …`. Ends on EOF, the
- * quit word, or when the client leaves; returns 0 or a negative code.
+ * quit word, or when the client leaves; returns (and exits) as
+ * `sockflow_tcp_client_run`: 0 when either side ended cleanly, a negative
+ * code (exit 1) after every line received is printed on a reset or error.
  */
 int sockflow_chat_server_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
 /**
  * The chat client: connects to `args`, then both sides type whenever they
  * like; the server's lines are printed as `Server: …`. Ends on EOF, the
- * quit word, or when the server leaves; returns 0 or a negative code.
+ * quit word, or when the server leaves; returns (and exits) as
+ * `sockflow_tcp_client_run`: 0 when the server closed cleanly (noted on
+ * stderr), a negative code (exit 1) after every line received is printed
+ * on a reset or error.
  */
 int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
 

@@ -7,7 +7,7 @@
 //! over the frame's maximum is refused with a message, never split.
 
 use crate::error::{Code, Error, Result};
-use crate::frame::{Decoder, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame};
 use crate::net;
 use crate::tcp::Stream;
 use crate::udp::Udp;
@@ -186,6 +186,87 @@ fn input_lines(input: BorrowedFd<'_>, lines: &mut Decoder, buf: &mut [u8], io: &
     Ok(true)
 }
 
+/// Where the sending half of a TCP session stands. Whatever the state,
+/// the socket is always polled and read: replies are printed as they
+/// come, and nothing that arrived is lost to an error seen on the way out.
+enum Out {
+    /// Reading the input; framed lines wait in `pending` for the socket.
+    Open,
+    /// The input ended (EOF or the quit word): send what is pending, then
+    /// half-close.
+    Flushing(End),
+    /// Half-closed: replies are printed until the peer closes or has been
+    /// quiet for the drain time.
+    Shut(End),
+    /// A send failed: nothing more is sent, and the socket is read to its
+    /// end so that every reply that arrived is printed before the failure
+    /// is reported. None: the peer had already closed its side (EPIPE), so
+    /// its end of stream comes next and is the outcome; Some: the reset or
+    /// error to report.
+    Broken(Option<Error>),
+}
+
+/// Reads per wake-up before the input gets a turn (reads stop earlier at
+/// EAGAIN); the socket stays readable, so the next poll returns at once.
+const READS_PER_TURN: usize = 16;
+
+/// What the socket said when read.
+enum Heard {
+    /// Nothing was waiting (a spurious wake-up).
+    Nothing,
+    /// Replies (printed); nothing more for now.
+    Data,
+    /// End of stream: the peer closed (everything before it was printed).
+    Eof,
+    /// A reset or another error (everything before it was printed).
+    Failed(Error),
+}
+
+type Step<'a> = dyn FnMut(&mut dyn FnMut(&[u8], Ending) -> Flow) -> Result<Flow> + 'a;
+
+/// Prints every message a decoder step (`feed` or `finish`) gives; an
+/// over-long or cut-short message is noted, and decoding goes on.
+fn print_all(io: &mut Io<'_>, step: &mut Step<'_>) {
+    for _ in 0..1000 {
+        match step(&mut |m, _| {
+            io.print(m);
+            Flow::Continue
+        }) {
+            Ok(_) => return,
+            Err(e) => io.note(format_args!("{e}")),
+        }
+    }
+}
+
+/// Reads what the socket holds, printing each decoded message; at end of
+/// stream or an error, also what the decoder still holds (a last line
+/// without its newline; a cut-short frame is noted), so nothing received
+/// is left unprinted.
+fn read_replies(s: &Stream, replies: &mut Decoder, buf: &mut [u8], io: &mut Io<'_>) -> Heard {
+    let mut heard = Heard::Nothing;
+    for _ in 0..READS_PER_TURN {
+        let end = match socket::recv(s.fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => Heard::Eof,
+            Ok(n) => {
+                heard = Heard::Data;
+                let mut data = &buf[..n];
+                print_all(io, &mut |f| {
+                    let r = replies.feed(data, f);
+                    data = &[];
+                    r
+                });
+                continue;
+            }
+            Err(Errno::EAGAIN) => return heard,
+            Err(Errno::EINTR) => continue,
+            Err(e) => Heard::Failed(Error::errno(format!("recv from {}", net::show(&s.peer())), e)),
+        };
+        print_all(io, &mut |f| replies.finish(f));
+        return end;
+    }
+    heard
+}
+
 fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
     let frame = s.frame();
     let mut lines = Decoder::new(Frame::Line { max: line_max(frame) });
@@ -193,75 +274,76 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
     let mut inbuf = vec![0u8; 64 * 1024];
     let mut netbuf = vec![0u8; crate::tcp::READ_CHUNK];
     let mut pending: Vec<u8> = Vec::new();
-    let mut input_open = true;
-    let mut end = End::Eof;
+    let mut out = Out::Open;
     let mut quiet_since = Instant::now();
-    let sock = s.fd();
+    let peer = net::show(&s.peer());
     loop {
-        if !input_open && pending.is_empty() {
-            let left = io.opts.drain.saturating_sub(quiet_since.elapsed());
-            if left.is_zero() {
-                return Ok(end);
-            }
+        let waiting = matches!(out, Out::Shut(_) | Out::Broken(_));
+        let left = io.opts.drain.saturating_sub(quiet_since.elapsed());
+        if waiting && left.is_zero() {
+            // Quiet for the drain time: done (a broken session with no end
+            // of stream in sight is reported as it broke).
+            return match out {
+                Out::Shut(end) => Ok(end),
+                Out::Broken(Some(e)) => Err(e),
+                _ => Ok(End::PeerClosed),
+            };
         }
-        let mut fds =
-            vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if pending.is_empty() { PollFlags::empty() } else { PollFlags::POLLOUT })];
-        if input_open && pending.is_empty() {
+        let sending = matches!(out, Out::Open | Out::Flushing(_)) && !pending.is_empty();
+        let mut fds = vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if sending { PollFlags::POLLOUT } else { PollFlags::empty() })];
+        let read_input = matches!(out, Out::Open) && pending.is_empty();
+        if read_input {
             fds.push(PollFd::new(input, PollFlags::POLLIN));
         }
-        let timeout = if input_open || !pending.is_empty() { None } else { Some(io.opts.drain.saturating_sub(quiet_since.elapsed())) };
-        poll_fds(&mut fds, timeout)?;
+        poll_fds(&mut fds, if waiting { Some(left) } else { None })?;
         let sock_ev = fds[0].revents().unwrap_or(PollFlags::empty());
         let in_ev = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        // Read before looking at errors or sending: POLLERR/POLLHUP may
+        // come with replies still unread, and a reset is reported only
+        // after them.
         if sock_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            match socket::recv(sock, &mut netbuf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => {
-                    // The server's last line may lack its newline.
-                    if let Err(e) = replies.finish(&mut |m, _| {
-                        io.print(m);
-                        Flow::Continue
-                    }) {
-                        io.note(format_args!("{e}"));
-                    }
-                    if input_open {
-                        io.note(format_args!("{} closed the connection", net::show(&s.peer())));
-                        return Ok(End::PeerClosed);
-                    }
-                    return Ok(end);
-                }
-                Ok(n) => {
-                    quiet_since = Instant::now();
-                    let mut data = &netbuf[..n];
-                    loop {
-                        let r = replies.feed(data, &mut |m, _| {
-                            io.print(m);
-                            Flow::Continue
-                        });
-                        data = &[];
-                        match r {
-                            Ok(_) => break,
-                            Err(e) => io.note(format_args!("{e}")),
+            match read_replies(s, &mut replies, &mut netbuf, io) {
+                Heard::Nothing => {}
+                Heard::Data => quiet_since = Instant::now(),
+                Heard::Eof => {
+                    return match out {
+                        Out::Shut(end) => Ok(end),
+                        Out::Broken(Some(e)) => Err(e),
+                        Out::Open | Out::Flushing(_) | Out::Broken(None) => {
+                            io.note(format_args!("{peer} closed the connection"));
+                            Ok(End::PeerClosed)
                         }
-                    }
+                    };
                 }
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::errno(format!("recv from {}", net::show(&s.peer())), e)),
+                Heard::Failed(e) => {
+                    return Err(match out {
+                        Out::Broken(Some(first)) => first,
+                        _ => e,
+                    })
+                }
             }
         }
-        if !pending.is_empty() && sock_ev.contains(PollFlags::POLLOUT) {
-            match socket::send(sock, &pending, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+        if sending && sock_ev.contains(PollFlags::POLLOUT) {
+            match socket::send(s.fd(), &pending, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => {
                     pending.drain(..n);
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::errno(format!("send to {}", net::show(&s.peer())), e)),
+                Err(e) => {
+                    // Stop sending, not reading: what the peer sent before
+                    // is still to be printed.
+                    pending.clear();
+                    out = Out::Broken((e != Errno::EPIPE).then(|| Error::errno(format!("send to {peer}"), e)));
+                    quiet_since = Instant::now();
+                }
             }
-            if pending.is_empty() && !input_open {
+            if let (Out::Flushing(end), true) = (&out, pending.is_empty()) {
                 let _ = s.shutdown_write();
+                out = Out::Shut(*end);
                 quiet_since = Instant::now();
             }
         }
-        if input_open && pending.is_empty() && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+        if read_input && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             let quit = io.opts.quit.as_bytes().to_vec();
             let mut quit_seen = false;
             let more = input_lines(input, &mut lines, &mut inbuf, io, &mut |line, io| {
@@ -278,15 +360,15 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
                 }
                 Ok(Flow::Continue)
             })?;
-            if quit_seen {
-                end = End::Quit;
-            }
             if quit_seen || !more {
-                input_open = false;
+                let end = if quit_seen { End::Quit } else { End::Eof };
                 quiet_since = Instant::now();
-                if pending.is_empty() {
+                out = if pending.is_empty() {
                     let _ = s.shutdown_write();
-                }
+                    Out::Shut(end)
+                } else {
+                    Out::Flushing(end)
+                };
             }
         }
     }
@@ -304,6 +386,9 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
     let mut end = End::Eof;
     let mut quiet_since = Instant::now();
     let mut awaiting: Option<Instant> = None;
+    // A datagram refused (ICMP: nothing listens there) does not stop the
+    // input, but the session then ends in that error.
+    let mut refused: Option<Error> = None;
     let ufd = u.as_fd();
     loop {
         if let Some(deadline) = awaiting {
@@ -313,7 +398,7 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
             }
         }
         if !input_open && awaiting.is_none() && quiet_since.elapsed() >= io.opts.drain {
-            return Ok(end);
+            return refused.map_or(Ok(end), Err);
         }
         let read_input = input_open && awaiting.is_none();
         let mut fds = vec![PollFd::new(ufd, PollFlags::POLLIN)];
@@ -337,10 +422,11 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
                 }
                 Err(e) if e.code == Code::Refused => {
                     io.note(format_args!("no server is listening (connection refused)"));
+                    refused = Some(e);
                     awaiting = None;
                 }
                 Err(e) if e.code == Code::TimedOut => {}
-                Err(e) => io.note(format_args!("{e}")),
+                Err(e) => return Err(e),
             }
         }
         if read_input && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
@@ -350,7 +436,10 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
             let more = input_lines(input, &mut lines, &mut inbuf, io, &mut |line, io| {
                 match u.send_msg(line, None) {
                     Ok(()) => {}
-                    Err(e) if e.code == Code::Refused => io.note(format_args!("no server is listening (connection refused)")),
+                    Err(e) if e.code == Code::Refused => {
+                        io.note(format_args!("no server is listening (connection refused)"));
+                        refused = Some(e);
+                    }
                     Err(e) => io.note(format_args!("line not sent: {e}")),
                 }
                 if !quit.is_empty() && line == quit.as_bytes() {
