@@ -24,7 +24,9 @@ use sockflow::tcp::Stream as TcpConn;
 use sockflow::Code;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 /// Repetitions of each racy scenario.
 const ROUNDS: usize = 20;
@@ -55,19 +57,24 @@ fn drain(mut s: TcpStream) {
 /// Greets, then closes at once without reading: a FIN, or a reset when the
 /// client's typing arrived first (the server).
 fn greet_and_close(mut s: TcpStream) {
-    s.write_all(format!("{GREETING}\n").as_bytes()).unwrap();
+    s.write_all(GREETING.as_bytes()).unwrap();
+    // Close at once or a little later, so that both a FIN (nothing typed
+    // has arrived yet) and a reset (it has) occur over the rounds.
+    static ROUND: AtomicU64 = AtomicU64::new(0);
+    thread::sleep(Duration::from_millis(ROUND.fetch_add(1, Ordering::Relaxed) % 4 * 10));
 }
 
-/// Greets and closes its side cleanly, then drains: always a FIN.
+/// Greets (no newline) and closes its side cleanly, then drains: always a FIN.
 fn greet_and_fin(mut s: TcpStream) {
-    s.write_all(format!("{GREETING}\n").as_bytes()).unwrap();
+    s.write_all(GREETING.as_bytes()).unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     drain(s);
 }
 
-/// Greets, then resets (SO_LINGER 0) once the client has typed something.
+/// Greets (no newline), then resets (SO_LINGER 0) once the client has
+/// typed something.
 fn greet_and_reset(mut s: TcpStream) {
-    s.write_all(format!("{GREETING}\n").as_bytes()).unwrap();
+    s.write_all(GREETING.as_bytes()).unwrap();
     let _ = s.read(&mut [0u8; 1]);
     reset(s);
 }
