@@ -206,6 +206,17 @@ enum Out {
     Broken(Option<Error>),
 }
 
+/// True if the input is at its end right now (checked without blocking).
+/// When the peer closes, a pipe or file whose EOF is already there means
+/// the input ended first, whichever of the two the loop saw first.
+fn input_ended(input: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(input, PollFlags::POLLIN)];
+    if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0 {
+        return false;
+    }
+    matches!(read_fd(input, &mut [0u8; 1]), Ok(Some(0)))
+}
+
 /// Reads per wake-up before the input gets a turn (reads stop earlier at
 /// EAGAIN); the socket stays readable, so the next poll returns at once.
 const READS_PER_TURN: usize = 16;
@@ -309,6 +320,9 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
                     return match out {
                         Out::Shut(end) => Ok(end),
                         Out::Broken(Some(e)) => Err(e),
+                        // The input had ended too, just not been read yet:
+                        // the usual end, not the server leaving first.
+                        Out::Open if input_ended(input) => Ok(End::Eof),
                         Out::Open | Out::Flushing(_) | Out::Broken(None) => {
                             io.note(format_args!("{peer} closed the connection"));
                             Ok(End::PeerClosed)
