@@ -5,6 +5,16 @@
 //! (the tutorial's lock-step chat hangs on an empty line). Lines are read
 //! through the same line decoder as the network: no 32-byte limit, a line
 //! over the frame's maximum is refused with a message, never split.
+//!
+//! Nothing received is lost to an error: the socket is read whenever it is
+//! readable (POLLIN, POLLHUP or POLLERR: data first, errors after), until
+//! EAGAIN, and a failed send does not end the session but stops sending
+//! and reads the socket to its end; at end of stream or a reset the decoder
+//! gives up what it still holds (a last line without its newline). Linux
+//! keeps data that arrived before a reset readable, and reports the reset
+//! only after it. How a session ends maps to the exit status scripts rely
+//! on (see `sockflow_tcp_client_run`): [`End`] is status 0 (a peer that
+//! closed first is noted on stderr), an error is 1.
 
 use crate::error::{Code, Error, Result};
 use crate::frame::{Decoder, Ending, Flow, Frame};
@@ -28,7 +38,8 @@ pub enum End {
     Eof,
     /// The user typed the quit word (it was sent first).
     Quit,
-    /// The peer closed the connection while the input was still open.
+    /// The peer closed the connection cleanly (FIN) while the input was
+    /// still open; said on stderr. Not an error: every reply was printed.
     PeerClosed,
 }
 
