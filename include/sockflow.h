@@ -845,7 +845,10 @@ int sockflow_tcp_send_msg(struct sockflow_tcp *t, const void *msg, size_t len);
  * as sent) into `buf`, NUL-terminated when there is room. Returns its
  * length; `SOCKFLOW_EMSGSIZE` if it is longer than `cap` (the first `cap`
  * bytes are in `buf`) or than the frame allows; `SOCKFLOW_ECLOSED` at end
- * of stream; `SOCKFLOW_ETIMEDOUT` after the read timeout.
+ * of stream (a last line without its newline is returned first, as a
+ * message; a fixed/len32 frame cut short is `SOCKFLOW_ECLOSED` with a
+ * message saying how many of its bytes arrived); `SOCKFLOW_ETIMEDOUT`
+ * after the read timeout.
  */
 ssize_t sockflow_tcp_recv_msg(struct sockflow_tcp *t, void *buf, size_t cap);
 

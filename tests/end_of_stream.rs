@@ -89,9 +89,23 @@ fn echo_once_and_fin(s: TcpStream) {
     drain(w);
 }
 
-/// Many lines of input: still being sent when the peer closes.
-fn typing() -> Input {
-    (0..20_000).map(|i| format!("typed line {i}\n")).collect::<String>().into_bytes().into()
+/// Runs the client `name` against `port` while typing into it: lines go
+/// to its stdin (a pipe) for as long as it runs, so its input is still
+/// open whenever the peer closes. Returns it with its exit status.
+fn run_typing(name: &str, port: u16) -> (Proc, i32) {
+    let mut c = client(name, Link::Dynamic, &[], port, Input::Piped);
+    let deadline = std::time::Instant::now() + default_timeout();
+    let mut i = 0;
+    while c.try_status().is_none() && std::time::Instant::now() < deadline {
+        let chunk: String = (i..i + 100).map(|k| format!("typed line {k}\n")).collect();
+        i += 100;
+        // Fails (EPIPE) once the client has gone; it ends the loop.
+        if c.write_stdin(chunk.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let code = status(&mut c);
+    (c, code)
 }
 
 /// What the client printed first: the server's first line.
@@ -197,8 +211,7 @@ fn clients_print_the_greeting_before_a_close_or_reset() {
         let (port, t) = peer(ROUNDS, greet_and_close);
         let mut seen = [0usize; 2];
         for round in 0..ROUNDS {
-            let mut c = client(name, Link::Dynamic, &[], port, typing());
-            let code = status(&mut c);
+            let (c, code) = run_typing(name, port);
             assert_eq!(first_line(&c), want, "{name}, round {round}: the greeting is lost\n{}", c.transcript());
             let err = c.stderr_text();
             match code {
@@ -225,8 +238,7 @@ fn clean_close_while_typing_exits_0() {
         for (serve, first) in [(greet_and_fin as fn(TcpStream), GREETING), (echo_once_and_fin, "typed line 0")] {
             let (port, t) = peer(ROUNDS, serve);
             for round in 0..ROUNDS {
-                let mut c = client(name, Link::Dynamic, &[], port, typing());
-                let code = status(&mut c);
+                let (c, code) = run_typing(name, port);
                 assert_eq!(code, 0, "{name}, round {round}\n{}", c.transcript());
                 assert_eq!(c.stdout_text(), format!("{prefix}{first}\n"), "{name}, round {round}\n{}", c.transcript());
                 assert_eq!(c.stderr_text(), format!("{name}: 127.0.0.1:{port} closed the connection\n"), "{name}\n{}", c.transcript());
@@ -260,8 +272,8 @@ fn reset_while_typing_exits_1_after_printing() {
     for (name, prefix) in [("tcp_client", ""), ("chat_client", "Server: ")] {
         let (port, t) = peer(ROUNDS, greet_and_reset);
         for round in 0..ROUNDS {
-            let mut c = client(name, Link::Dynamic, &[], port, typing());
-            assert_eq!(status(&mut c), 1, "{name}, round {round}\n{}", c.transcript());
+            let (c, code) = run_typing(name, port);
+            assert_eq!(code, 1, "{name}, round {round}\n{}", c.transcript());
             assert_eq!(c.stdout_text(), format!("{prefix}{GREETING}\n"), "{name}, round {round}\n{}", c.transcript());
             let err = c.stderr_text();
             assert!(err.starts_with(&format!("{name}: ")) && err.contains("Connection reset by peer"), "{name}\n{}", c.transcript());

@@ -195,7 +195,10 @@ pub extern "C" fn sockflow_tcp_send_msg(t: *mut sockflow_tcp, msg: *const c_void
 /// as sent) into `buf`, NUL-terminated when there is room. Returns its
 /// length; `SOCKFLOW_EMSGSIZE` if it is longer than `cap` (the first `cap`
 /// bytes are in `buf`) or than the frame allows; `SOCKFLOW_ECLOSED` at end
-/// of stream; `SOCKFLOW_ETIMEDOUT` after the read timeout.
+/// of stream (a last line without its newline is returned first, as a
+/// message; a fixed/len32 frame cut short is `SOCKFLOW_ECLOSED` with a
+/// message saying how many of its bytes arrived); `SOCKFLOW_ETIMEDOUT`
+/// after the read timeout.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_recv_msg(t: *mut sockflow_tcp, buf: *mut c_void, cap: usize) -> libc::ssize_t {
     ffi_boundary! {
