@@ -132,3 +132,32 @@ asyncio.run(tcp_echo_client('Hello World!', int(sys.argv[1])))
     assert_eq!(out, "Received: 'Hello World!'\n");
     stop(&mut srv, libc::SIGTERM);
 }
+
+/// `SOCKFLOW_ARGS_RAW` makes `raw` the default frame; `--frame` still wins,
+/// and `--help` tells which default the program has.
+#[test]
+fn args_raw_flag_sets_the_default_frame() {
+    use sockflow::ffi::args::{sockflow_args, sockflow_args_parse, sockflow_frame, SOCKFLOW_ARGS_QUIET, SOCKFLOW_ARGS_RAW};
+    use std::ffi::{c_char, CString};
+    let parse = |argv: &[&str], flags: i32| {
+        let owned: Vec<CString> = argv.iter().map(|s| CString::new(*s).unwrap()).collect();
+        let mut ptrs: Vec<*mut c_char> = owned.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+        ptrs.push(std::ptr::null_mut());
+        // SAFETY: zeroed is a valid sockflow_args (plain data).
+        let mut a: sockflow_args = unsafe { std::mem::zeroed() };
+        let rc = sockflow_args_parse(&mut a, argv.len() as i32, ptrs.as_ptr().cast(), flags);
+        assert_eq!(rc, 0, "{argv:?}");
+        a.frame
+    };
+    let server = 1 | SOCKFLOW_ARGS_QUIET;
+    assert_eq!(parse(&["echo", "80"], server | SOCKFLOW_ARGS_RAW), sockflow_frame::Raw as i32);
+    assert_eq!(parse(&["echo", "--frame", "line", "80"], server | SOCKFLOW_ARGS_RAW), sockflow_frame::Line as i32);
+    assert_eq!(parse(&["tcp_server", "80"], server), sockflow_frame::Line as i32);
+
+    let mut c = spawn(example("echo_server", Link::Dynamic), &["--help"], Input::Null);
+    assert_eq!(c.wait_exit(default_timeout()).code(), Some(0), "\n{}", c.transcript());
+    assert!(c.stdout_text().contains("--frame F        raw (default"), "\n{}", c.transcript());
+    let mut c = spawn(example("tcp_server", Link::Dynamic), &["--help"], Input::Null);
+    assert_eq!(c.wait_exit(default_timeout()).code(), Some(0), "\n{}", c.transcript());
+    assert!(c.stdout_text().contains("--frame F        line (default"), "\n{}", c.transcript());
+}
