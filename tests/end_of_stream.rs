@@ -282,6 +282,50 @@ fn reset_while_typing_exits_1_after_printing() {
     }
 }
 
+/// Lines of a large reply, then an unterminated last one.
+fn big_reply() -> String {
+    let mut r: String = (0..20_000).map(|i| format!("reply line {i}\n")).collect();
+    r.push_str("the end");
+    r
+}
+
+/// Sends `big_reply()`, waits until the client's kernel has acknowledged
+/// every byte (so it is all in the client's receive queue or read), then
+/// resets. Linux keeps that data readable and reports the reset after it.
+fn big_reply_then_reset(mut s: TcpStream) {
+    use std::os::fd::AsRawFd;
+    s.write_all(big_reply().as_bytes()).unwrap();
+    let deadline = std::time::Instant::now() + secs(30);
+    while sockflow::net::unacked(s.as_raw_fd()) > 0 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    reset(s);
+}
+
+/// A reset after a large reply: every byte of it is printed, the
+/// unterminated last line included, then the reset, exit 1.
+#[test]
+fn reset_after_a_large_reply_prints_every_byte() {
+    for (name, prefix) in [("tcp_client", ""), ("chat_client", "Server: ")] {
+        let (port, t) = peer(5, big_reply_then_reset);
+        let want: String = big_reply().lines().map(|l| format!("{prefix}{l}\n")).collect();
+        for round in 0..5 {
+            let (c, code) = run_typing(name, port);
+            assert_eq!(code, 1, "{name}, round {round}\n{}", c.transcript());
+            let out = c.stdout_text();
+            assert!(
+                out == want,
+                "{name}, round {round}: {} of {} bytes printed, ending {:?}",
+                out.len(),
+                want.len(),
+                &out[out.len().saturating_sub(40)..]
+            );
+            assert!(c.stderr_text().contains("Connection reset by peer"), "{name}\n{}", c.stderr_text());
+        }
+        t.join().unwrap();
+    }
+}
+
 /// A bad command line is 2 for every client.
 #[test]
 fn usage_errors_exit_2() {
