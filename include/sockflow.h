@@ -48,6 +48,14 @@
 #define SOCKFLOW_ARGS_QUIET 256
 
 /**
+ * Flag for `sockflow_args_parse`: without `--frame`, the frame is
+ * `SOCKFLOW_FRAME_RAW` (bytes passed on as they come) instead of
+ * `SOCKFLOW_FRAME_LINE`. The echo servers use it: their echo is byte-exact
+ * whatever the client sends (no newline needed, `\r\n` kept).
+ */
+#define SOCKFLOW_ARGS_RAW 512
+
+/**
  * Success.
  */
 #define SOCKFLOW_OK 0
@@ -469,7 +477,8 @@ extern "C" {
  *
  * `flags` is `SOCKFLOW_ROLE_SERVER` (`[<host>] <port>`, port 0 = any free
  * port) or `SOCKFLOW_ROLE_CLIENT` (`<host> <port>`), optionally OR-ed with
- * `SOCKFLOW_ARGS_QUIET`. Options may come before or after the positional
+ * `SOCKFLOW_ARGS_QUIET` and `SOCKFLOW_ARGS_RAW` (raw frames unless
+ * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
  * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
  *
@@ -507,16 +516,32 @@ int sockflow_args_set_frame(struct sockflow_args *args, const char *spec);
  * the replies still coming until the server closes or is quiet for the
  * timeout (default 1 s). `in`/`out` NULL mean stdin/stdout; `in` is read
  * through its descriptor, so do not read it with stdio before.
- * Returns 0, `SOCKFLOW_ECLOSED` if the server closed first (said on
- * stderr), or a negative code after printing `PROG: what failed: why`.
+ *
+ * Every reply received is printed before anything else is reported, even
+ * when the connection then fails. How it ends (with
+ * `sockflow_exit_code(rc)` as the exit status):
+ *
+ * | what happened                                      | prints                            | returns  | exit |
+ * |----------------------------------------------------|-----------------------------------|----------|------|
+ * | input ended (EOF or quit word), server then closed | every reply                       | 0        | 0    |
+ * | server closed cleanly (FIN) first                  | every reply, then a note on stderr| 0        | 0    |
+ * | reset or another error                             | every reply, then `PROG: error`   | < 0      | 1    |
+ * | bad command line (from `sockflow_args_parse`)      | usage on stderr                   | EUSAGE   | 2    |
  */
-int sockflow_tcp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+int sockflow_tcp_client_run(const struct sockflow_args *args,
+                            FILE *in,
+                            FILE *out);
 
 /**
  * The tutorial's UDP client in one call: each input line is one datagram
  * (fixed frames padded), replies are printed as they arrive; with a timeout
  * in `args`, each line waits that long for its reply and says so on stderr
- * when none came. The quit word (sent) and EOF end it. As `sockflow_tcp_client_run`.
+ * when none came. The quit word (sent) and EOF end it. Returns 0 (exit
+ * 0) once the input ended; notes on stderr for replies that did not come.
+ * If a datagram was refused (ICMP: no server listening on that port), it
+ * goes on with the input, then returns `SOCKFLOW_EREFUSED` (exit 1);
+ * another socket error ends it at once (exit 1); a bad command line is
+ * exit 2. Every reply received is printed first.
  */
 int sockflow_udp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
@@ -525,14 +550,19 @@ int sockflow_udp_client_run(const struct sockflow_args *args, FILE *in, FILE *ou
  * N` to stderr, waits for one client, prints `client ip = … port = …
  * connected`, then both sides type whenever they like: lines from `in` are
  * sent, the client's lines are printed as `Client: …`. Ends on EOF, the
- * quit word, or when the client leaves; returns 0 or a negative code.
+ * quit word, or when the client leaves; returns (and exits) as
+ * `sockflow_tcp_client_run`: 0 when either side ended cleanly, a negative
+ * code (exit 1) after every line received is printed on a reset or error.
  */
 int sockflow_chat_server_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
 /**
  * The chat client: connects to `args`, then both sides type whenever they
  * like; the server's lines are printed as `Server: …`. Ends on EOF, the
- * quit word, or when the server leaves; returns 0 or a negative code.
+ * quit word, or when the server leaves; returns (and exits) as
+ * `sockflow_tcp_client_run`: 0 when the server closed cleanly (noted on
+ * stderr), a negative code (exit 1) after every line received is printed
+ * on a reset or error.
  */
 int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
@@ -602,8 +632,11 @@ struct sockflow_handler sockflow_handler_hello(void);
 struct sockflow_handler sockflow_handler_upper(void);
 
 /**
- * Sends one message to this connection (framed: a `\n` is added for line
- * frames) or, for UDP, one datagram back to the sender. Replies are queued
+ * Sends one message to this connection (framed) or, for UDP, one datagram
+ * back to the sender. With line frames, inside `on_message` the reply ends
+ * like the message it answers (`\n`, `\r\n`, or nothing after a last line
+ * or datagram without one), so an echo is byte-exact; in `on_connect` a
+ * `\n` is added. Replies are queued
  * and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
  * not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close` or for a
  * `conn` that is not the running callback's.
@@ -867,11 +900,16 @@ int sockflow_tcp_send_msg(struct sockflow_tcp *t, const void *msg, size_t len);
  * `n = sockflow_tcp_recv_msg(t, NULL, 0); buf = malloc(n + 1);`
  * then `sockflow_tcp_recv_msg(t, buf, n + 1)`.
  *
+ * At end of stream a last line without its newline is returned first, as
+ * a message; the call after it is `SOCKFLOW_ECLOSED`. A fixed/len32 frame
+ * cut short by the end of stream is `SOCKFLOW_ECLOSED` with a message
+ * saying how many of its bytes arrived.
+ *
  * Other errors: `SOCKFLOW_EMSGSIZE` also for a message longer than the
  * frame allows (that one is dropped as it arrives and never stored);
- * `SOCKFLOW_ECLOSED` at end of stream; `SOCKFLOW_ETIMEDOUT` after the read
- * timeout; `SOCKFLOW_EAGAIN` on a non-blocking descriptor with no whole
- * message yet (bytes of a partial one stay buffered in the handle).
+ * `SOCKFLOW_ETIMEDOUT` after the read timeout; `SOCKFLOW_EAGAIN` on a
+ * non-blocking descriptor with no whole message yet (bytes of a partial
+ * one stay buffered in the handle).
  */
 ssize_t sockflow_tcp_recv_msg(struct sockflow_tcp *t, void *buf, size_t cap);
 

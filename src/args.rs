@@ -78,11 +78,21 @@ pub fn synopsis(role: Role) -> &'static str {
 
 /// The full `--help` text.
 pub fn help(prog: &str, role: Role) -> String {
+    help_with(prog, role, Frame::default())
+}
+
+/// The `--help` text of a program whose frame defaults to `frame` (`raw`
+/// for the echo servers, `line` for the rest).
+pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
     let port0 = if role == Role::Server { " (0 = any free port)" } else { "" };
+    let frames = match frame {
+        Frame::Raw { .. } => "raw (default: the bytes as they come), line (at most 64 KiB)",
+        _ => "line (default, at most 64 KiB), raw",
+    };
     format!(
         "usage: {prog} {}\n\
          \n  <host>           IPv4, IPv6 (::1 or [::1]) or a name{}\n  <port>           1-65535{port0}\n\
-         \noptions:\n  --frame F        line (default, at most 64 KiB), raw, fixed:N, len32 (at most 4 MiB); line:MAX, len32:MAX set the longest message\n  \
+         \noptions:\n  --frame F        {frames}, fixed:N, len32 (at most 4 MiB); line:MAX, len32:MAX set the longest message\n  \
          --quit WORD      a message equal to WORD ends the session (default \"quit\"; \"\" for none)\n  \
          --timeout MS     connect/reply timeout in milliseconds (0 = none)\n  \
          -4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",
@@ -156,7 +166,13 @@ impl Error {
 /// (`port "80a" is not a number in 1-65535`); [`usage_line`] puts it in the
 /// usage line. `-h`/`--help` gives `Code::Help`.
 pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
-    let mut a = Args::new(role, prog);
+    parse_with(role, prog, argv, Frame::default())
+}
+
+/// As [`parse`], for a program whose frame defaults to `frame` when no
+/// `--frame` is given (the echo servers: `raw`, a byte-exact echo).
+pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result<Args> {
+    let mut a = Args { frame, ..Args::new(role, prog) };
     let mut pos: Vec<&str> = Vec::new();
     let mut v4 = false;
     let mut v6 = false;
@@ -186,7 +202,7 @@ pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
         }
         match name {
             "--" => flags_done = true,
-            "-h" | "--help" => return Err(Error::new(Code::Help, help(prog, role))),
+            "-h" | "--help" => return Err(Error::new(Code::Help, help_with(prog, role, frame))),
             "-4" => v4 = true,
             "-6" => v6 = true,
             "--frame" => a.frame = Frame::parse(value("a frame (line, raw, fixed:N, len32)")?).map_err(|m| Error::new(Code::Usage, m))?,

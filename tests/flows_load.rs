@@ -476,8 +476,9 @@ fn client_not_reading_is_dropped_without_stalling_others() {
 #[test]
 fn restarted_server_binds_the_same_port_at_once() {
     let link = Link::Dynamic;
-    let (mut srv, port) = server("echo_server", link, &[]);
-    // `quit` makes the server close first: its side keeps TIME_WAIT.
+    // `quit` (a line: echo_server is raw by default) makes the server close
+    // first: its side keeps TIME_WAIT.
+    let (mut srv, port) = server("echo_server", link, &["--frame", "line"]);
     for i in 0..5 {
         let mut s = connect(port);
         s.write_all(format!("hello {i}\nquit\n").as_bytes()).unwrap();
@@ -488,7 +489,7 @@ fn restarted_server_binds_the_same_port_at_once() {
 
     for round in 0..2 {
         let ps = port.to_string();
-        let (mut again, p2) = start(&example("echo_server", link), &["127.0.0.1", &ps]);
+        let (mut again, p2) = start(&example("echo_server", link), &["--frame", "line", "127.0.0.1", &ps]);
         assert_eq!(p2, port);
         echo_roundtrip(port, &format!("after restart {round}"));
         let mut s = connect(port);

@@ -420,9 +420,10 @@ fn greeting_replies_and_close_after_flush() {
     assert_eq!(c.ask("hi"), "echo:hi");
     c.send("multi 3");
     assert_eq!([c.line(), c.line(), c.line()], ["part 1/3", "part 2/3", "part 3/3"]);
-    // Several messages in one write: each answered, in order.
+    // Several messages in one write: each answered, in order; a reply ends
+    // like the message it answers (CRLF for `a`).
     c.w.write_all(b"a\r\nmulti 2\nb\n").unwrap();
-    assert_eq!([c.line(), c.line(), c.line(), c.line()], ["echo:a", "part 1/2", "part 2/2", "echo:b"]);
+    assert_eq!([c.line(), c.line(), c.line(), c.line()], ["echo:a\r", "part 1/2", "part 2/2", "echo:b"]);
     // Close: both replies arrive, then EOF.
     c.send("close");
     assert_eq!(c.line(), "bye 1");
@@ -970,7 +971,8 @@ fn udp_replies_go_to_the_sender() {
     a.send_to(b"from a\n", srv.addr).unwrap();
     b.send_to(b"from b", srv.addr).unwrap();
     assert_eq!(recv(&b), b"echo:from b");
-    assert_eq!(recv(&a), b"echo:from a");
+    // A reply ends like the datagram it answers.
+    assert_eq!(recv(&a), b"echo:from a\n");
     b.send_to(b"multi 2", srv.addr).unwrap();
     assert_eq!(recv(&b), b"part 1/2");
     assert_eq!(recv(&b), b"part 2/2");

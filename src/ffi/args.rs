@@ -18,6 +18,11 @@ pub const SOCKFLOW_QUIT_MAX: usize = 64;
 pub const SOCKFLOW_PROG_MAX: usize = 64;
 /// Flag for `sockflow_args_parse`: print nothing on error or `--help`.
 pub const SOCKFLOW_ARGS_QUIET: c_int = 0x100;
+/// Flag for `sockflow_args_parse`: without `--frame`, the frame is
+/// `SOCKFLOW_FRAME_RAW` (bytes passed on as they come) instead of
+/// `SOCKFLOW_FRAME_LINE`. The echo servers use it: their echo is byte-exact
+/// whatever the client sends (no newline needed, `\r\n` kept).
+pub const SOCKFLOW_ARGS_RAW: c_int = 0x200;
 
 /// Which command-line form a program takes.
 #[repr(C)]
@@ -170,7 +175,8 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
 ///
 /// `flags` is `SOCKFLOW_ROLE_SERVER` (`[<host>] <port>`, port 0 = any free
 /// port) or `SOCKFLOW_ROLE_CLIENT` (`<host> <port>`), optionally OR-ed with
-/// `SOCKFLOW_ARGS_QUIET`. Options may come before or after the positional
+/// `SOCKFLOW_ARGS_QUIET` and `SOCKFLOW_ARGS_RAW` (raw frames unless
+/// `--frame` says otherwise). Options may come before or after the positional
 /// arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
 /// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
 ///
@@ -187,6 +193,7 @@ pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, arg
         check_out!(args, "args");
         let role = try_ok!(role_of(flags));
         let quiet = flags & SOCKFLOW_ARGS_QUIET != 0;
+        let frame = if flags & SOCKFLOW_ARGS_RAW != 0 { Frame::Raw { max: crate::frame::DEFAULT_MAX } } else { Frame::default() };
         if argc < 0 || (argc > 0 && argv.is_null()) {
             return fail(Error::inval("argc/argv: argv is NULL or argc is negative"));
         }
@@ -205,7 +212,7 @@ pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, arg
         }
         let prog = args::prog_name(strs.first().copied());
         let rest = if strs.is_empty() { &strs[..] } else { &strs[1..] };
-        match args::parse(role, &prog, rest) {
+        match args::parse_with(role, &prog, rest, frame) {
             Ok(a) => {
                 // SAFETY: checked non-NULL above.
                 unsafe { *args = sockflow_args::from_core(&a) };

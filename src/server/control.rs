@@ -3,7 +3,7 @@
 //! waker that makes it turn, and SIGINT/SIGTERM delivery.
 
 use crate::error::{Code, Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Ending, Frame};
 use mio::{Registry, Token, Waker};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
@@ -60,25 +60,30 @@ impl Shared {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn framed(&self, msg: &[u8]) -> Result<Vec<u8>> {
+    fn framed(&self, msg: &[u8], ending: Ending) -> Result<Vec<u8>> {
         if self.datagram {
             return Err(Error::new(Code::BadHandle, "a UDP server has no connections to send to; reply from on_message"));
         }
         let mut bytes = Vec::new();
-        self.frame.encode(msg, &mut bytes)?;
+        self.frame.encode_ending(msg, ending, &mut bytes)?;
         Ok(bytes)
     }
 
     /// Queues one framed message for connection `id`.
     pub fn send(&self, id: u64, msg: &[u8]) -> Result<()> {
-        let bytes = self.framed(msg)?;
+        self.send_ending(id, msg, Ending::Lf)
+    }
+
+    /// As `send`, a line ending with `ending` (a worker's reply to a message).
+    pub(crate) fn send_ending(&self, id: u64, msg: &[u8], ending: Ending) -> Result<()> {
+        let bytes = self.framed(msg, ending)?;
         self.push(Command::Send { id, bytes });
         Ok(())
     }
 
     /// Queues one framed message for every connection but `except`.
     pub fn broadcast(&self, msg: &[u8], except: Option<u64>) -> Result<()> {
-        let bytes = self.framed(msg)?;
+        let bytes = self.framed(msg, Ending::Lf)?;
         self.push(Command::Broadcast { bytes, except });
         Ok(())
     }

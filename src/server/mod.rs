@@ -19,7 +19,7 @@ pub use control::{ServerHandle, Shared};
 pub(crate) use log::Log;
 
 use crate::error::Result;
-use crate::frame::Frame;
+use crate::frame::{Ending, Frame};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -148,14 +148,16 @@ pub trait Handler: Send + Sync {
     fn on_close(&self, _c: &mut Conn<'_>, _reason: CloseReason) {}
 }
 
-/// Where a [`Conn`]'s sends go.
+/// Where a [`Conn`]'s sends go. `ending` is the line ending of the message
+/// being answered (a reply ends the same way, so an echo is byte-exact);
+/// `Ending::Lf` outside an answer (`on_connect`).
 pub(crate) enum Sink<'a> {
     /// Straight into the connection's outgoing buffer (event-loop thread).
-    Buf { buf: &'a mut Vec<u8>, frame: Frame },
+    Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending },
     /// Through the server's command queue (worker threads).
-    Queue,
+    Queue { ending: Ending },
     /// A UDP reply to the sender.
-    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8> },
+    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
 }
@@ -196,14 +198,16 @@ impl Conn<'_> {
     }
 
     /// Sends one message to this connection (framed) or, for UDP, one
-    /// datagram to the sender.
+    /// datagram to the sender. Inside `on_message`, a `line` reply ends like
+    /// the message it answers (`\n`, `\r\n`, or nothing for a last line
+    /// without one or a datagram without one); elsewhere with `\n`.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         match &mut self.sink {
-            Sink::Buf { buf, frame } => frame.encode(msg, buf),
-            Sink::Queue => self.shared.send(self.id, msg),
-            Sink::Datagram { sock, frame, scratch } => {
+            Sink::Buf { buf, frame, ending } => frame.encode_ending(msg, *ending, buf),
+            Sink::Queue { ending } => self.shared.send_ending(self.id, msg, *ending),
+            Sink::Datagram { sock, frame, scratch, ending } => {
                 scratch.clear();
-                crate::udp::datagram_encode(*frame, msg, scratch)?;
+                crate::udp::datagram_encode(*frame, msg, *ending, scratch)?;
                 sock.send_to(scratch, self.peer)
                     .map(|_| ())
                     .map_err(|e| crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e))

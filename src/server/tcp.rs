@@ -10,7 +10,7 @@ use super::control::Command;
 use super::worker::Worker;
 use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
-use crate::frame::{Decoder, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame};
 use crate::net;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
@@ -31,6 +31,14 @@ const LINGER: Duration = Duration::from_secs(5);
 const KEEP_OUT: usize = 512;
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+/// What [`TcpServer::dispatch`] decodes.
+enum Input {
+    /// The first n bytes of the scratch buffer (0: only what the decoder holds).
+    Read(usize),
+    /// The peer's end of stream: whatever the decoder still holds.
+    End,
+}
 
 struct Connection {
     sock: TcpStream,
@@ -259,8 +267,8 @@ impl TcpServer {
         });
         if self.mode == Mode::EventLoop {
             let c = &mut self.conns[k];
-            let mut conn =
-                Conn { id, peer, user: &mut c.user, sink: Sink::Buf { buf: &mut c.out, frame: self.frame }, shared: &self.base.shared };
+            let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
+            let mut conn = Conn { id, peer, user: &mut c.user, sink, shared: &self.base.shared };
             let action = self.handler.on_connect(&mut conn);
             self.after(k, action);
         }
@@ -291,19 +299,17 @@ impl TcpServer {
             _ => return,
         }
         // Messages a pause left in the decoder come before new bytes.
-        if !self.dispatch(k, id, 0) {
+        if !self.dispatch(k, id, Input::Read(0)) {
             return;
         }
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
             let n = match c.sock.read(&mut self.scratch) {
                 Ok(0) => {
-                    // A last line without its newline is still a line.
-                    if matches!(self.frame, Frame::Line { .. }) && c.decoder.has_pending() {
-                        self.scratch[0] = b'\n';
-                        if !self.dispatch(k, id, 1) {
-                            return;
-                        }
+                    // The decoder delivers what is left (a last line without
+                    // its newline) or reports a frame cut short.
+                    if !self.dispatch(k, id, Input::End) {
+                        return;
                     }
                     return self.end_input(k, CloseReason::Peer);
                 }
@@ -313,7 +319,7 @@ impl TcpServer {
                 Err(_) => return self.close_now(k, CloseReason::Error),
             };
             c.last = Instant::now();
-            if !self.dispatch(k, id, n) || (n < self.scratch.len() && !closed_seen) {
+            if !self.dispatch(k, id, Input::Read(n)) || (n < self.scratch.len() && !closed_seen) {
                 return;
             }
         }
@@ -321,34 +327,34 @@ impl TcpServer {
         self.again.push((k, id));
     }
 
-    /// Decodes `scratch[..n]` (n = 0: only what the decoder holds) and runs
-    /// the handler per message. False when reading must not go on (closed,
-    /// closing, paused, or the peer is done).
-    fn dispatch(&mut self, k: usize, id: u64, n: usize) -> bool {
+    /// Decodes `scratch[..n]` (n = 0: only what the decoder holds) or, at
+    /// end of stream, what is left, and runs the handler per message. False
+    /// when reading must not go on (closed, closing, paused, or the peer is done).
+    fn dispatch(&mut self, k: usize, id: u64, input: Input) -> bool {
         let Some(c) = self.conns.get_mut(k) else { return false };
         if c.id != id || c.paused || c.ended || c.closing.is_some() {
             return false;
         }
-        if n == 0 && !c.decoder.has_pending() {
+        if !c.decoder.has_pending() && matches!(input, Input::Read(0) | Input::End) {
             return true;
         }
         let mut verdict: Option<CloseReason> = None;
         let mut stop = false;
         let Connection { decoder, out, user, worker, peer, paused, .. } = c;
         let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
-        let fed = decoder.feed(&self.scratch[..n], &mut |msg| {
+        let mut on_message = |msg: &[u8], ending| {
             if !quit.is_empty() && msg == &quit[..] {
                 verdict = Some(CloseReason::Quit);
                 return Flow::Stop;
             }
             if let Some(w) = worker {
-                if w.message(msg) > max_queue {
+                if w.message(msg, ending) > max_queue {
                     *paused = true;
                     return Flow::Stop;
                 }
                 return Flow::Continue;
             }
-            let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame }, shared };
+            let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame, ending }, shared };
             match handler.on_message(&mut conn, msg) {
                 Action::Continue => Flow::Continue,
                 Action::Close => {
@@ -364,7 +370,11 @@ impl TcpServer {
                     Flow::Stop
                 }
             }
-        });
+        };
+        let fed = match input {
+            Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
+            Input::End => decoder.finish(&mut on_message),
+        };
         if let Err(e) = fed {
             self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
             verdict = Some(CloseReason::Error);

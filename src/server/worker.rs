@@ -6,6 +6,7 @@
 
 use super::control::{Command, Shared};
 use super::{Action, CloseReason, Conn, Handler, Sink};
+use crate::frame::Ending;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -14,7 +15,7 @@ use std::thread::JoinHandle;
 
 enum Event {
     Connect,
-    Message(Vec<u8>),
+    Message(Vec<u8>, Ending),
     End(CloseReason),
     Close(CloseReason),
 }
@@ -41,10 +42,11 @@ impl Worker {
         let join = std::thread::Builder::new().name(format!("sockflow-conn-{}", id & 0xffff_ffff)).spawn(move || {
             let mut user = 0usize;
             for ev in rx {
-                let mut c = Conn { id, peer, user: &mut user, sink: Sink::Queue, shared: &shared };
+                let mut c = Conn { id, peer, user: &mut user, sink: Sink::Queue { ending: Ending::Lf }, shared: &shared };
                 let action = match ev {
                     Event::Connect => handler.on_connect(&mut c),
-                    Event::Message(m) => {
+                    Event::Message(m, ending) => {
+                        c.sink = Sink::Queue { ending };
                         let before = q.fetch_sub(m.len(), Ordering::SeqCst);
                         if before > resume_below && before - m.len() <= resume_below {
                             shared.push(Command::Resume { id });
@@ -74,9 +76,9 @@ impl Worker {
     }
 
     /// Hands one message over; returns the bytes now waiting for the thread.
-    pub(crate) fn message(&self, m: &[u8]) -> usize {
+    pub(crate) fn message(&self, m: &[u8], ending: Ending) -> usize {
         let n = self.queued.fetch_add(m.len(), Ordering::SeqCst) + m.len();
-        let _ = self.tx.send(Event::Message(m.to_vec()));
+        let _ = self.tx.send(Event::Message(m.to_vec(), ending));
         n
     }
 
