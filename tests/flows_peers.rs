@@ -487,10 +487,20 @@ fn nc_and_socat_against_tcp_server() {
 #[test]
 fn nc_and_socat_against_echo_server() {
     let (Some(nc), Some(socat)) = (tool("nc"), tool("socat")) else { return };
+    // The default frame is raw: every byte comes back as sent, CRLF included.
     let (mut srv, port) = server("echo_server", LINK, &[]);
     let mut c = nc_tcp(&nc, port, "one\n\ntwo\r\nthree\n");
     exits_with(&mut c, 0);
-    assert_eq!(c.stdout_text(), "one\n\ntwo\nthree\n");
+    assert_eq!(c.stdout_text(), "one\n\ntwo\r\nthree\n");
+    let mut c = spawn(&socat, &["-t", "5", "-", &format!("TCP:127.0.0.1:{port}")], "via socat\nno newline");
+    exits_with(&mut c, 0);
+    assert_eq!(c.stdout_text(), "via socat\nno newline");
+    stop(&mut srv, libc::SIGTERM);
+    // Line frames: each reply ends like its line, and `quit` ends the session.
+    let (mut srv, port) = server("echo_server", LINK, &["--frame", "line"]);
+    let mut c = nc_tcp(&nc, port, "one\n\ntwo\r\nthree\n");
+    exits_with(&mut c, 0);
+    assert_eq!(c.stdout_text(), "one\n\ntwo\r\nthree\n");
     let mut c = spawn(&socat, &["-t", "5", "-", &format!("TCP:127.0.0.1:{port}")], "via socat\nquit\nnot echoed\n");
     exits_with(&mut c, 0);
     assert_eq!(c.stdout_text(), "via socat\n");
@@ -501,12 +511,12 @@ fn nc_and_socat_against_echo_server() {
 fn nc_and_socat_against_udp_upper_server() {
     let (Some(nc), Some(socat)) = (tool("nc"), tool("socat")) else { return };
     let (mut srv, port) = server("udp_upper_server", LINK, &[]);
-    // One line per datagram; the server drops its newline.
+    // One line per datagram; the reply ends like the datagram (here with its newline).
     let mut c = spawn(&nc, &["-u", "-w", "2", "127.0.0.1", &port.to_string()], "hello from nc\n");
     exits_with(&mut c, 0);
-    assert_eq!(c.stdout_text(), "HELLO FROM NC");
+    assert_eq!(c.stdout_text(), "HELLO FROM NC\n");
     let mut c = spawn(&socat, &["-t", "2", "-", &format!("UDP:127.0.0.1:{port}")], "hello from socat\n");
     exits_with(&mut c, 0);
-    assert_eq!(c.stdout_text(), "HELLO FROM SOCAT");
+    assert_eq!(c.stdout_text(), "HELLO FROM SOCAT\n");
     stop(&mut srv, libc::SIGTERM);
 }
