@@ -23,11 +23,6 @@
 
 
 /**
- * Largest `--max-per-ip` accepted.
- */
-#define MAX_PER_IP_MAX 1000000
-
-/**
  * Size of `sockflow_addr.ip` (INET6_ADDRSTRLEN).
  */
 #define SOCKFLOW_IP_MAX 46
