@@ -567,3 +567,113 @@ fn incomplete_message_timeout_closes_a_trickling_client() {
     assert_eq!(&b, b"after\n");
     srv.stop();
 }
+
+// ---------------------------------------------------------------------------
+// 3. Lock-out and stop
+// ---------------------------------------------------------------------------
+
+/// One address gets `max_per_ip` connections; more are closed at once and
+/// the refusals are logged at a bounded rate; a slot freed is usable again.
+#[test]
+fn max_per_ip_refuses_the_extra_connections_of_one_address() {
+    let _g = serial();
+    let log = LogBuf::default();
+    let echo = Arc::new(Echo::default());
+    let srv = start(Config { max_per_ip: 3, ..log.config() }, echo.clone());
+    let mut kept: Vec<TcpStream> = (0..3).map(|_| client(srv.addr)).collect();
+    for (i, s) in kept.iter_mut().enumerate() {
+        s.write_all(format!("kept {i}\n").as_bytes()).unwrap();
+        let mut b = vec![0u8; 7];
+        s.read_exact(&mut b).unwrap();
+    }
+    const EXTRA: usize = 50;
+    for i in 0..EXTRA {
+        let mut s = client(srv.addr);
+        let _ = s.write_all(b"extra\n");
+        assert!(closed_by_server(&mut s), "extra connection {i} was served");
+    }
+    log.wait_for("too many connections from 127.0.0.1 (3): closing 127.0.0.1:");
+    let lines = log.text().lines().filter(|l| l.contains("too many connections from")).count();
+    assert!(lines < EXTRA / 2, "{lines} log lines for {EXTRA} refusals: not rate-limited");
+    // One leaves; once the server has seen it go, a new one is served.
+    drop(kept.pop());
+    assert!(
+        eventually(wait(), || {
+            let mut s = client(srv.addr);
+            s.write_all(b"again\n").is_ok() && {
+                let mut b = [0u8; 6];
+                s.read_exact(&mut b).is_ok() && &b == b"again\n"
+            }
+        }),
+        "no connection accepted after one left"
+    );
+    srv.stop();
+}
+
+/// Blocks on the first message until released (bounded), then counts.
+#[derive(Default)]
+struct Blocker {
+    release: Mutex<bool>,
+    cv: std::sync::Condvar,
+    blocked: AtomicUsize,
+    handled: AtomicUsize,
+    closes: Mutex<Vec<(u64, CloseReason)>>,
+}
+
+impl Handler for Blocker {
+    fn on_message(&self, _c: &mut Conn<'_>, msg: &[u8]) -> Action {
+        if msg == b"block" {
+            self.blocked.fetch_add(1, Ordering::SeqCst);
+            let g = self.release.lock().unwrap();
+            let _ = self.cv.wait_timeout_while(g, secs(60), |r| !*r).unwrap();
+        }
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Action::Continue
+    }
+    fn on_close(&self, c: &mut Conn<'_>, reason: CloseReason) {
+        self.closes.lock().unwrap().push((c.id(), reason));
+    }
+}
+
+/// Stopping a thread-per-connection server returns in bounded time even
+/// when a handler is blocked with messages queued behind it: the queued
+/// messages are dropped, other connections get `on_close(Stopping)`, and
+/// the blocked thread is left behind with a log line.
+#[test]
+fn thread_mode_stop_is_bounded_with_a_blocked_handler() {
+    let _g = serial();
+    let log = LogBuf::default();
+    let h = Arc::new(Blocker::default());
+    let srv = start(Config { mode: Mode::ThreadPerConnection, ..log.config() }, h.clone());
+    let mut stuck = client(srv.addr);
+    let mut idle = client(srv.addr);
+    idle.write_all(b"hello\n").unwrap();
+    assert!(eventually(wait(), || h.handled.load(Ordering::SeqCst) == 1), "the idle client's message");
+    stuck.write_all(b"block\n").unwrap();
+    stuck.write_all(&b"queued\n".repeat(1000)).unwrap();
+    assert!(eventually(wait(), || h.blocked.load(Ordering::SeqCst) == 1), "the handler did not block");
+    let mut srv = srv;
+    srv.handle.stop();
+    let result = srv.done.recv_timeout(wait());
+    // Release the handler either way, so the thread ends.
+    *h.release.lock().unwrap() = true;
+    h.cv.notify_all();
+    result.expect("run() still waiting for a blocked handler").expect("run()");
+    srv.join.take().unwrap().join().unwrap();
+    log.wait_for("connection thread(s) still in a handler");
+    let closes = h.closes.lock().unwrap().clone();
+    assert!(closes.iter().any(|c| c.1 == CloseReason::Stopping), "{closes:?}");
+    // The released thread handles nothing more (its queue was dropped).
+    thread::sleep(Duration::from_millis(100));
+    assert!(h.handled.load(Ordering::SeqCst) <= 2, "{} messages handled after the stop", h.handled.load(Ordering::SeqCst));
+    assert!(closed_by_server(&mut idle));
+}
+
+/// The server closed `s`: end of stream or a reset, not data, not a timeout.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == ErrorKind::ConnectionReset,
+    }
+}

@@ -1565,6 +1565,47 @@ mod c_api {
         assert!(st.bad.lock().unwrap().is_empty(), "{:?}", st.bad.lock().unwrap());
     }
 
+    /// `--timeout` and `--max-per-ip` (in `sockflow_args`) reach a server
+    /// made with the default config (NULL, or fields left 0): the idle
+    /// timeout closes a silent client, the per-address limit refuses the
+    /// extra one. A config field that is set wins over the arguments.
+    #[test]
+    fn c_args_timeout_and_max_per_ip_configure_the_server() {
+        let st = State::default();
+        let mut a = args();
+        a.timeout_ms = 300; // as `--timeout 300`
+        a.max_per_ip = 2; // as `--max-per-ip 2`
+        let srv = new_tcp(&a, None, handler(), &st);
+        let addr = srv.addr();
+        let running = srv.run();
+        let (mut c1, c1_id) = Client::greeted(addr);
+        let (mut c2, c2_id) = Client::greeted(addr);
+        let mut third = Client::connect(addr);
+        third.eof(); // over the limit: closed at once, never greeted
+                     // Both go silent: closed for the idle timeout.
+        c1.eof();
+        c2.eof();
+        let closes = st.wait_closes(2);
+        for id in [c1_id, c2_id] {
+            assert!(closes.iter().any(|c| c.0 == id && c.1 == sockflow_close_reason::Idle as c_int), "{closes:?}");
+        }
+        srv.stop_and_free(running);
+
+        // The config's own values win; 0 keeps the arguments'.
+        let st = State::default();
+        let mut cfg = config();
+        assert_eq!((cfg.idle_timeout_ms, cfg.max_per_ip), (0, 0));
+        cfg.max_per_ip = 1;
+        let srv = new_tcp(&a, Some(&cfg), handler(), &st);
+        let running = srv.run();
+        let (mut c1, _) = Client::greeted(srv.addr());
+        let mut second = Client::connect(srv.addr());
+        second.eof();
+        c1.eof(); // the arguments' idle timeout still applies
+        st.wait_closes(1);
+        srv.stop_and_free(running);
+    }
+
     #[test]
     fn c_bad_arguments() {
         let st = State::default();
@@ -1576,6 +1617,16 @@ mod c_api {
         cfg.max_conns = 0;
         assert_eq!(sockflow_tcp_server_new(&args(), &cfg, handler(), &st as *const State as *mut c_void, &mut s), SOCKFLOW_EINVAL);
         assert!(s.is_null());
+        for bad in [
+            |c: &mut sockflow_server_config| c.max_per_ip = -1,
+            |c: &mut sockflow_server_config| c.incomplete_timeout_ms = -1,
+            |c: &mut sockflow_server_config| c.memory_budget = 0,
+        ] {
+            let mut cfg = config();
+            bad(&mut cfg);
+            assert_eq!(sockflow_tcp_server_new(&args(), &cfg, handler(), &st as *const State as *mut c_void, &mut s), SOCKFLOW_EINVAL);
+            assert!(s.is_null());
+        }
         assert_eq!(sockflow_server_stop(std::ptr::null_mut()), SOCKFLOW_EINVAL);
         assert_eq!(sockflow_server_run(std::ptr::null_mut()), SOCKFLOW_EINVAL);
         sockflow_server_free(std::ptr::null_mut());
