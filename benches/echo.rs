@@ -157,6 +157,10 @@ impl Server {
     /// Its later stderr lines are passed on, prefixed with its name.
     fn start(kind: Kind, bins: &Binaries) -> Server {
         let mut cmd = Command::new(bins.path(kind));
+        if kind == Kind::Sockflow {
+            // Every bench connection comes from 127.0.0.1.
+            cmd.args(["--max-per-ip", "1000000"]);
+        }
         cmd.arg("0").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", bins.path(kind).display()));
         let stderr = child.stderr.take().expect("piped stderr");

@@ -5,7 +5,11 @@
 //! shape, the per-message context [`Conn`], the cross-thread [`Shared`]
 //! control block (stop, sends from other threads, signal wake-ups) and the
 //! log. The loops themselves are in [`tcp`] and [`udp`]; [`worker`] runs
-//! handlers that block on a thread per connection.
+//! handlers that block on a thread per connection. What bounds a TCP
+//! server's memory and keeps it open to everyone: `pushed` (own replies
+//! versus bytes pushed by others, which get different bounds), `budget`
+//! (what all connections together may hold) and `admission` (connections
+//! per address).
 
 mod admission;
 mod base;

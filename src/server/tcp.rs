@@ -668,14 +668,17 @@ impl TcpServer {
                 let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
             }
         }
+        self.account(k);
         // Backpressure on its own replies: high water half of max_queue,
-        // low water a quarter.
+        // low water a quarter. One paused for the budget that now holds
+        // nothing may read again (a little at a time while it is spent).
+        let c = &mut self.conns[k];
         match c.read {
             ReadState::Open if c.own_queued() > self.max_queue / 2 => c.read = ReadState::Paused(Pause::Replies),
             ReadState::Paused(Pause::Replies) if c.own_queued() <= self.max_queue / 4 => self.reopen(k),
+            ReadState::Paused(Pause::Budget) if c.claim == 0 => self.reopen(k),
             _ => {}
         }
-        self.account(k);
         true
     }
 
