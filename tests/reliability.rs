@@ -326,6 +326,28 @@ fn bulk_client_gets_every_byte_back_line() {
     bulk_through_echo_server("line");
 }
 
+/// Messages left behind a pause come before the end of the stream: a
+/// reply big enough to pause the connection, then more messages and the
+/// peer's FIN all at once; every message is answered, then the close.
+#[test]
+fn messages_behind_a_pause_are_answered_before_end_of_stream() {
+    let _g = serial();
+    let frame = sockflow::frame::Frame::Len32 { max: 4 * MIB };
+    let srv = start(Config { frame, log: None, ..Config::default() }, Arc::new(Echo::default()));
+    for round in 0..5 {
+        let mut s = client(srv.addr);
+        let mut wire = len32(b"before");
+        wire.extend(len32(&vec![b'x'; MIB]));
+        wire.extend(len32(format!("after {round}").as_bytes()));
+        s.write_all(&wire).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).unwrap_or_else(|e| panic!("round {round}: {e} after {} bytes", back.len()));
+        assert!(back == wire, "round {round}: {} of {} bytes back", back.len(), wire.len());
+    }
+    srv.stop();
+}
+
 // ---------------------------------------------------------------------------
 // 1b. Thread mode: an empty-line flood at a slow handler
 // ---------------------------------------------------------------------------

@@ -477,6 +477,11 @@ impl TcpServer {
                 }
             }
         });
+        // Stopped by a pause: messages may be left in the decoder. Even if
+        // the flush below lifts the pause, they go first (the loop comes
+        // back through `again`), before any read that could find the end
+        // of the stream.
+        let paused = matches!(fed, Ok(Flow::Stop));
         if let Err(e) = fed {
             self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
             verdict = Some(CloseReason::Error);
@@ -498,7 +503,7 @@ impl TcpServer {
                 self.end_input(k, r);
                 false
             }
-            None => self.flush(k) && self.conns[k].read == ReadState::Open,
+            None => self.flush(k) && !paused && self.conns[k].read == ReadState::Open,
         }
     }
 
