@@ -674,8 +674,20 @@ fn chat_room_broadcast_and_handle_sends() {
 /// server would do it): never dropped, every reply arrives, others are served.
 #[test]
 fn slow_reader_of_its_own_replies_is_paused_not_dropped() {
+    slow_reader_paused(quiet());
+}
+
+/// The same in thread-per-connection mode: the worker's replies count as
+/// the connection's own, and the worker waits while they are over high
+/// water (the requests it already holds must not pile up replies).
+#[test]
+fn thread_mode_slow_reader_of_its_own_replies_is_paused_not_dropped() {
+    slow_reader_paused(threaded());
+}
+
+fn slow_reader_paused(cfg: Config) {
     let rec = Rec::greeting();
-    let srv = start_tcp(quiet(), rec.clone());
+    let srv = start_tcp(cfg, rec.clone());
     let (mut slow, _) = Client::greeted(srv.addr);
     let (mut fast, _) = Client::greeted(srv.addr);
     // 32 requests of 1 MiB of replies each: far past max_queue (1 MiB)

@@ -678,6 +678,11 @@ impl TcpServer {
         // low water a quarter. One paused for the budget that now holds
         // nothing may read again (a little at a time while it is spent).
         let c = &mut self.conns[k];
+        let own = c.own_queued();
+        if let Some(w) = c.worker.as_deref_mut() {
+            // Its thread must wait too: it may hold many messages already.
+            w.replies(own, self.max_queue / 2, self.max_queue / 4);
+        }
         match c.read {
             ReadState::Open if c.own_queued() > self.max_queue / 2 => c.read = ReadState::Paused(Pause::Replies),
             ReadState::Paused(Pause::Replies) if c.own_queued() <= self.max_queue / 4 => self.reopen(k),

@@ -7,7 +7,10 @@
 //! counted in bytes with a fixed overhead per message ([`MSG_OVERHEAD`]):
 //! counting payload bytes alone let a flood of empty lines queue millions
 //! of messages (1.6 GB). The same cost is charged to the server's memory
-//! budget and released by the thread as it takes each message.
+//! budget and released by the thread as it takes each message. While the
+//! connection's own replies are over their high-water mark the thread
+//! waits before handling its next message ([`Worker::replies`]): pausing the
+//! socket alone would still let every message already queued add replies.
 //!
 //! Stopping. A handler may block for as long as it likes, so a stop cannot
 //! wait for every queued message: once the server stops, undelivered
@@ -22,7 +25,7 @@ use super::{Action, CloseReason, Conn, Handler, Sink};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 /// What each queued message costs beyond its bytes (the event, its
@@ -53,6 +56,9 @@ struct Inbox {
     /// Cost of the messages waiting for the thread.
     cost: AtomicUsize,
     life: AtomicU8,
+    /// True while the connection's replies are over high water.
+    held: Mutex<bool>,
+    wake: Condvar,
 }
 
 impl Inbox {
@@ -66,6 +72,22 @@ impl Inbox {
 
     fn set(&self, l: Life) {
         self.life.fetch_max(l as u8, Ordering::SeqCst);
+        // Under the lock: a thread about to wait sees the new life or the wakeup.
+        let _g = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        self.wake.notify_all();
+    }
+
+    fn hold(&self, on: bool) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = on;
+        self.wake.notify_all();
+    }
+
+    /// Waits while held, unless the server is stopping.
+    fn wait_unheld(&self) {
+        let mut g = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        while *g && self.life() == Life::Serving {
+            g = self.wake.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -75,6 +97,8 @@ pub(crate) struct Worker {
     inbox: Arc<Inbox>,
     budget: Arc<Budget>,
     join: JoinHandle<()>,
+    /// The loop's copy of `inbox.held`.
+    held: bool,
 }
 
 impl Worker {
@@ -89,7 +113,12 @@ impl Worker {
         resume_below: usize,
     ) -> std::io::Result<Worker> {
         let (tx, rx) = mpsc::channel();
-        let inbox = Arc::new(Inbox { cost: AtomicUsize::new(0), life: AtomicU8::new(Life::Serving as u8) });
+        let inbox = Arc::new(Inbox {
+            cost: AtomicUsize::new(0),
+            life: AtomicU8::new(Life::Serving as u8),
+            held: Mutex::new(false),
+            wake: Condvar::new(),
+        });
         let (ib, b) = (inbox.clone(), budget.clone());
         let join = std::thread::Builder::new().name(format!("sockflow-conn-{}", id & 0xffff_ffff)).spawn(move || {
             let mut user = 0usize;
@@ -99,6 +128,8 @@ impl Worker {
                 let action = match ev {
                     Event::Connect if life != Life::Abandoned => handler.on_connect(&mut c),
                     Event::Message(m) => {
+                        ib.wait_unheld();
+                        let life = ib.life();
                         let cost = MSG_OVERHEAD + m.len();
                         b.sub(cost);
                         let before = ib.cost.fetch_sub(cost, Ordering::SeqCst);
@@ -132,7 +163,7 @@ impl Worker {
             }
         })?;
         let _ = tx.send(Event::Connect);
-        Ok(Worker { tx, inbox, budget, join })
+        Ok(Worker { tx, inbox, budget, join, held: false })
     }
 
     /// Hands one message over; returns the cost now waiting for the thread.
@@ -155,6 +186,16 @@ impl Worker {
         self.inbox.cost.load(Ordering::SeqCst)
     }
 
+    /// The connection has `own` reply bytes queued: above `high` the thread
+    /// handles no further message until they are down to `low`.
+    pub(crate) fn replies(&mut self, own: usize, high: usize, low: usize) {
+        let held = if self.held { own > low } else { own > high };
+        if held != self.held {
+            self.held = held;
+            self.inbox.hold(held);
+        }
+    }
+
     /// The server is stopping: messages not yet handled are dropped.
     pub(crate) fn stop_delivering(&self) {
         self.inbox.set(Life::Stopping);
@@ -162,6 +203,8 @@ impl Worker {
 
     /// Delivers `on_close`; the thread ends after it.
     pub(crate) fn close(self, reason: CloseReason) -> Parting {
+        // Nothing more will be flushed: a held thread must go on to on_close.
+        self.inbox.hold(false);
         let _ = self.tx.send(Event::Close(reason));
         Parting { join: self.join, inbox: self.inbox }
     }
