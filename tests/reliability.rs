@@ -546,6 +546,83 @@ fn partial_lines_cannot_pin_more_than_the_budget() {
     srv.stop();
 }
 
+/// `big N`: N lines of 32 KiB; anything else: echoed.
+#[derive(Default)]
+struct Big {
+    bigs: AtomicUsize,
+}
+
+impl Handler for Big {
+    fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
+        match msg.strip_prefix(b"big ") {
+            Some(n) => {
+                let line = vec![b'b'; 32 * 1024];
+                for _ in 0..std::str::from_utf8(n).unwrap().parse::<usize>().unwrap() {
+                    let _ = c.send(&line);
+                }
+                self.bigs.fetch_add(1, Ordering::SeqCst);
+            }
+            None => {
+                let _ = c.send(msg);
+            }
+        }
+        Action::Continue
+    }
+}
+
+/// A connection paused because the budget is spent reads again once memory
+/// frees up (here: clients finally reading large replies), and its message
+/// is then answered.
+#[test]
+fn a_connection_paused_for_the_budget_resumes_when_memory_frees() {
+    let _g = serial();
+    let big = Arc::new(Big::default());
+    let srv = start(Config { memory_budget: 8 * MIB, log: None, ..Config::default() }, big.clone());
+    // Four clients ask for 16 MiB each and do not read yet: far more than
+    // the budget stays queued in the server, whatever the kernel takes.
+    let hogs: Vec<TcpStream> = (0..4).map(|_| client(srv.addr)).collect();
+    for h in &hogs {
+        (&*h).write_all(b"big 512\n").unwrap();
+    }
+    assert!(eventually(wait(), || big.bigs.load(Ordering::SeqCst) == 4), "the big requests");
+    // A client with a long line: taken in a little at a time while the
+    // budget is spent, then paused with part of it held.
+    let mut victim = client(srv.addr);
+    let line = vec![b'v'; 30_000];
+    victim.write_all(&line).unwrap();
+    victim.write_all(b"\n").unwrap();
+    victim.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut b = [0u8; 1];
+    let early = victim.read(&mut b);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "answered while the budget was spent: {early:?}"
+    );
+    // The others take their replies: memory frees up, the victim is read.
+    let readers: Vec<_> = hogs
+        .into_iter()
+        .map(|mut h| {
+            thread::spawn(move || {
+                let mut left = 512 * (32 * 1024 + 1);
+                let mut buf = vec![0u8; 64 * 1024];
+                while left > 0 {
+                    let n = h.read(&mut buf).expect("a big reply");
+                    assert!(n > 0, "end of stream with {left} bytes left");
+                    left -= n;
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    victim.set_read_timeout(Some(wait())).unwrap();
+    let mut back = vec![0u8; line.len() + 1];
+    victim.read_exact(&mut back).expect("the paused connection was not resumed");
+    assert!(back[..line.len()] == line[..] && back[line.len()] == b'\n', "wrong echo");
+    srv.stop();
+}
+
 /// A client that keeps a message incomplete (one byte now and then) is
 /// closed after `incomplete_timeout`; one that completes its messages,
 /// however slowly, is not.
