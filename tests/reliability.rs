@@ -3,14 +3,17 @@
 //! * a bulk client (64 KiB writes, 16 MiB in flight) through `echo_server`
 //!   in raw and line mode gets every byte back, in order, and is never
 //!   dropped: the server stops reading it while its replies are queued;
+//!   messages left behind such a pause still come before the end of stream;
 //! * a flood of empty lines at a slow thread-per-connection handler keeps
 //!   the server's memory bounded;
 //! * clients pinning memory in partial messages (`len32` headers for 4 MiB
 //!   followed by all but one byte; 65,000-byte partial lines) cannot push
 //!   the server past its memory budget, while normal clients get exact
-//!   echoes throughout; a message left incomplete too long closes its
+//!   echoes throughout; a connection paused for the budget resumes when
+//!   memory frees up; a message left incomplete too long closes its
 //!   connection (slowloris);
-//! * one address cannot take more than `max_per_ip` connections;
+//! * one address cannot take more than `max_per_ip` connections, and a
+//!   server's `--timeout` is its idle timeout;
 //! * stopping a thread-per-connection server whose handler is blocked,
 //!   with messages still queued, takes bounded time.
 //!
@@ -775,4 +778,34 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
         Ok(n) => n == 0,
         Err(e) => e.kind() == ErrorKind::ConnectionReset,
     }
+}
+
+/// The examples take `--timeout MS` as the idle timeout and `--max-per-ip
+/// N` on the command line (`sockflow_tcp_server_run` with the parsed args).
+#[test]
+fn echo_server_takes_timeout_and_max_per_ip() {
+    let _g = serial();
+    let (mut srv, port) = server("echo_server", Link::Dynamic, &["--frame", "line", "--timeout", "300", "--max-per-ip", "1"]);
+    let mut first = connect(port);
+    first.write_all(b"hello\n").unwrap();
+    let mut b = [0u8; 6];
+    first.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"hello\n");
+    // A second connection from the same address is closed at once.
+    let mut second = connect(port);
+    let _ = second.write_all(b"second\n");
+    assert!(closed_by_server(&mut second), "a second connection was served");
+    // The first, silent now, is closed for the idle timeout.
+    assert!(closed_by_server(&mut first), "an idle connection was kept");
+    let err = srv.stderr_text();
+    assert!(err.contains("too many connections from 127.0.0.1 (1)"), "{}", srv.transcript());
+    // Its slot is free again.
+    assert!(eventually(wait(), || {
+        let mut s = connect(port);
+        s.write_all(b"again\n").is_ok() && {
+            let mut b = [0u8; 6];
+            s.read_exact(&mut b).is_ok() && &b == b"again\n"
+        }
+    }));
+    stop(&mut srv, libc::SIGTERM);
 }
