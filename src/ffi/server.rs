@@ -23,6 +23,11 @@ pub enum sockflow_mode {
     /// Each TCP connection's callbacks run in order on a thread of its own,
     /// so they may block (wait for a keyboard, a database). I/O stays on the
     /// event loop; a connection whose thread falls behind stops being read.
+    /// A stop does not wait for queued messages: those not yet handed to a
+    /// callback are dropped (each connection still gets `on_close` with
+    /// STOPPING), and a thread still inside a callback 2 s after the
+    /// connections closed is left to finish on its own and gets no further
+    /// callback, so `sockflow_server_run` returns in bounded time.
     ThreadPerConnection = 1,
 }
 

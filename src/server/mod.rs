@@ -85,7 +85,10 @@ pub enum Mode {
     EventLoop,
     /// Each TCP connection's callbacks run on a thread of its own, in
     /// order; they may block (e.g. wait for the keyboard). I/O stays on the
-    /// event loop. Callbacks of different connections run concurrently.
+    /// event loop. Callbacks of different connections run concurrently. A
+    /// stop drops messages not yet handed to a callback and leaves a thread
+    /// still inside one after a grace period to finish alone (it gets no
+    /// further callback), so stopping takes bounded time.
     ThreadPerConnection,
 }
 
