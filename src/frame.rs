@@ -266,6 +266,15 @@ impl Decoder {
         }
     }
 
+    /// Allocates room for the rest of the held message ([`missing`]) at
+    /// once, so that a large message does not grow by doubling (which can
+    /// leave up to twice its size allocated, and copies it each time).
+    ///
+    /// [`missing`]: Decoder::missing
+    pub fn reserve_missing(&mut self) {
+        self.pending.reserve_exact(self.missing());
+    }
+
     /// Feeds the bytes of one read and calls `f` with each complete message,
     /// in order. Returns `Stop` if `f` stopped (the rest is kept for the next
     /// call; `feed(&[], f)` resumes), or a `MsgSize` error for a message over

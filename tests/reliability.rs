@@ -59,6 +59,14 @@ fn rss(pid: &str) -> usize {
     kb * 1024
 }
 
+/// This process's RSS with freed heap memory given back first, so that
+/// memory earlier tests freed (resident, reusable) cannot hide growth.
+fn baseline_rss() -> usize {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe { libc::malloc_trim(0) };
+    rss("self")
+}
+
 /// Samples this process's RSS every few ms until dropped; `max()` is the peak.
 struct RssWatch {
     peak: Arc<AtomicUsize>,
@@ -373,7 +381,7 @@ fn empty_line_flood_in_thread_mode_keeps_memory_bounded() {
     let flood = vec![b'\n'; CHUNK];
     let s = client(srv.addr);
     s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-    let before = rss("self");
+    let before = baseline_rss();
     let watch = RssWatch::start();
     // 16 Mi empty messages at most; a paused reader makes a write block
     // (and time out) long before that.
@@ -481,7 +489,7 @@ fn len32_headers_cannot_pin_more_than_the_budget() {
     let srv = start(budget_config(&log, sockflow::frame::Frame::Len32 { max: 4 * MIB }), echo.clone());
     let mut payload = ((4 * MIB) as u32).to_be_bytes().to_vec();
     payload.resize(4 + 4 * MIB - 1, b'a');
-    let before = rss("self");
+    let before = baseline_rss();
     let watch = RssWatch::start();
     let normal = normal_clients(srv.addr, 300, true);
     let attacker = {
@@ -519,7 +527,7 @@ fn partial_lines_cannot_pin_more_than_the_budget() {
     let log = LogBuf::default();
     let srv = start(budget_config(&log, sockflow::frame::Frame::default()), Arc::new(Echo::default()));
     let payload = vec![b'l'; 65_000];
-    let before = rss("self");
+    let before = baseline_rss();
     let watch = RssWatch::start();
     let normal = normal_clients(srv.addr, 300, false);
     let attacker = {

@@ -551,6 +551,7 @@ impl TcpServer {
             return false;
         }
         c.reserved = missing;
+        c.decoder.reserve_missing();
         self.account(k);
         true
     }
