@@ -13,9 +13,15 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
+/// Nothing allocated while no pushed bytes are queued (the usual case), so
+/// idle connections stay small.
 #[derive(Default)]
-pub(crate) struct Pushed {
-    /// Stream offset of the first unsent byte of the queue.
+pub(crate) struct Pushed(Option<Box<Ranges>>);
+
+#[derive(Default)]
+struct Ranges {
+    /// Stream offset of the first unsent byte of the queue (counted from
+    /// when the first of these ranges was pushed).
     head: u64,
     /// Pushed ranges not yet fully sent, in order; adjacent ones merged, so
     /// there are at most as many as own-reply runs between them.
@@ -27,31 +33,34 @@ pub(crate) struct Pushed {
 impl Pushed {
     /// `len` pushed bytes were appended behind `queued` unsent bytes.
     pub(crate) fn add(&mut self, queued: usize, len: usize) {
-        let start = self.head + queued as u64;
+        let r = self.0.get_or_insert_with(Box::default);
+        let start = r.head + queued as u64;
         let end = start + len as u64;
-        self.total += len as u64;
-        match self.ranges.back_mut() {
+        r.total += len as u64;
+        match r.ranges.back_mut() {
             Some(last) if last.end == start => last.end = end,
-            _ => self.ranges.push_back(start..end),
+            _ => r.ranges.push_back(start..end),
         }
     }
 
     /// `n` bytes left the front of the queue.
     pub(crate) fn sent(&mut self, n: usize) {
-        self.head += n as u64;
-        while self.ranges.front().is_some_and(|r| r.end <= self.head) {
-            let r = self.ranges.pop_front().unwrap_or_default();
-            self.total -= r.end - r.start;
+        let Some(r) = self.0.as_deref_mut() else { return };
+        r.head += n as u64;
+        while r.ranges.front().is_some_and(|f| f.end <= r.head) {
+            let f = r.ranges.pop_front().unwrap_or_default();
+            r.total -= f.end - f.start;
         }
-        if self.ranges.is_empty() && self.ranges.capacity() > 8 {
-            self.ranges = VecDeque::new();
+        if r.ranges.is_empty() {
+            self.0 = None;
         }
     }
 
     /// Pushed bytes still queued.
     pub(crate) fn bytes(&self) -> usize {
-        let sent_of_first = self.ranges.front().map_or(0, |r| self.head.saturating_sub(r.start));
-        (self.total - sent_of_first) as usize
+        let Some(r) = self.0.as_deref() else { return 0 };
+        let sent_of_first = r.ranges.front().map_or(0, |f| r.head.saturating_sub(f.start));
+        (r.total - sent_of_first) as usize
     }
 }
 
@@ -71,11 +80,11 @@ mod tests {
         p.sent(3); // first run done
         assert_eq!(p.bytes(), 4);
         p.add(7, 2); // right behind the second run: merged
-        assert_eq!(p.ranges.len(), 1);
+        assert_eq!(p.0.as_ref().unwrap().ranges.len(), 1);
         p.sent(3); // own bytes
         assert_eq!(p.bytes(), 6);
         p.sent(6);
         assert_eq!(p.bytes(), 0);
-        assert!(p.ranges.is_empty());
+        assert!(p.0.is_none(), "freed once every pushed byte is sent");
     }
 }

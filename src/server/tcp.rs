@@ -398,8 +398,7 @@ impl TcpServer {
             let Some(c) = self.conns.get_mut(k) else { return };
             let Some(limit) = c.allowance(&self.budget, self.scratch.len()) else {
                 c.read = ReadState::Paused(Pause::Budget);
-                self.budget_paused.push((k, id));
-                return;
+                return self.list_budget_paused(k, id);
             };
             let n = match c.sock.read(&mut self.scratch[..limit]) {
                 Ok(0) => {
@@ -571,6 +570,19 @@ impl TcpServer {
             self.again.push((k, c.id));
             ReadState::Open
         };
+    }
+
+    /// Remembers a connection paused for the budget. Entries of connections
+    /// resumed or closed meanwhile are dropped when the list gets long, so
+    /// it stays within twice the number of connections.
+    fn list_budget_paused(&mut self, k: usize, id: u64) {
+        if self.budget_paused.len() >= 2 * self.conns.len() + 16 {
+            let conns = &self.conns;
+            self.budget_paused.retain(|&(k, id)| conns.get(k).is_some_and(|c| c.id == id && c.read == ReadState::Paused(Pause::Budget)));
+            self.budget_paused.sort_unstable();
+            self.budget_paused.dedup();
+        }
+        self.budget_paused.push((k, id));
     }
 
     /// Once the budget is relieved, every connection it paused reads again
