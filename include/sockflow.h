@@ -249,6 +249,11 @@ typedef enum sockflow_mode {
      * Each TCP connection's callbacks run in order on a thread of its own,
      * so they may block (wait for a keyboard, a database). I/O stays on the
      * event loop; a connection whose thread falls behind stops being read.
+     * A stop does not wait for queued messages: those not yet handed to a
+     * callback are dropped (each connection still gets `on_close` with
+     * STOPPING), and a thread still inside a callback 2 s after the
+     * connections closed is left to finish on its own and gets no further
+     * callback, so `sockflow_server_run` returns in bounded time.
      */
     SOCKFLOW_MODE_THREAD_PER_CONNECTION = 1,
 } sockflow_mode;
@@ -352,13 +357,19 @@ typedef struct sockflow_args {
      */
     char quit[SOCKFLOW_QUIT_MAX];
     /**
-     * Connect/reply timeout in milliseconds (`--timeout`; 0 = none).
+     * `--timeout` in milliseconds (0 = none): a client's connect/reply
+     * timeout, a TCP server's idle timeout.
      */
     int timeout_ms;
     /**
      * The program's name (basename of argv[0]) for messages.
      */
     char prog[SOCKFLOW_PROG_MAX];
+    /**
+     * `--max-per-ip` (servers): most connections at once from one address;
+     * 0 = not given (the server's default, 256).
+     */
+    int max_per_ip;
 } sockflow_args;
 
 /**
@@ -434,12 +445,17 @@ typedef struct sockflow_server_config {
      */
     int max_conns;
     /**
-     * Close a connection after this many ms without traffic (default 0 = never).
+     * Close a connection after this many ms without traffic (default 0 =
+     * the `--timeout` of the `sockflow_args`, whose 0 means never).
      */
     int idle_timeout_ms;
     /**
-     * Most reply bytes queued for one client that does not read; past it the
-     * client is dropped with reason OVERFLOW (default 1 MiB).
+     * Per-connection queue bound (default 1 MiB). A client's own replies
+     * past half of it stop reading from that client until it has taken
+     * them (backpressure: nothing is dropped); messages pushed to it by
+     * `sockflow_server_send`/`_broadcast`/`sockflow_conn_send_to` past it
+     * drop the client with reason OVERFLOW. Also bounds the messages
+     * waiting for a connection's thread (64 bytes + length each).
      */
     size_t max_queue;
     /**
@@ -464,6 +480,25 @@ typedef struct sockflow_server_config {
      * Non-zero: no log lines at all.
      */
     int quiet;
+    /**
+     * Most connections at once from one address (IPv6: one /64); more are
+     * closed at once with a log line. Default 0 = the `--max-per-ip` of the
+     * `sockflow_args`, or 256 when it was not given.
+     */
+    int max_per_ip;
+    /**
+     * Close a connection that holds an incomplete message for this many ms
+     * (slowloris); the clock restarts at each complete message. Default
+     * 60000; 0 = never.
+     */
+    int incomplete_timeout_ms;
+    /**
+     * Most bytes all connections together may hold in partial messages and
+     * queues (default 256 MiB). Over it, clients holding data are not read
+     * until memory frees up, and a `len32`/`fixed` message whose length
+     * cannot be reserved closes its connection (reason ERROR, logged).
+     */
+    size_t memory_budget;
 } sockflow_server_config;
 
 
@@ -480,7 +515,8 @@ extern "C" {
  * `SOCKFLOW_ARGS_QUIET` and `SOCKFLOW_ARGS_RAW` (raw frames unless
  * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
- * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
+ * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
+ * servers also take `--max-per-ip N`.
  *
  * Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
  * (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not

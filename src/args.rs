@@ -21,6 +21,8 @@ pub const HOST_MAX: usize = 255;
 pub const QUIT_MAX: usize = 63;
 /// Longest timeout accepted: one day.
 pub const TIMEOUT_MAX_MS: u32 = 86_400_000;
+/// Largest `--max-per-ip` accepted.
+pub const MAX_PER_IP_MAX: u32 = 1_000_000;
 /// The default quit word.
 pub const DEFAULT_QUIT: &str = "quit";
 
@@ -35,8 +37,12 @@ pub struct Args {
     pub frame: Frame,
     /// A message equal to this ends a session (empty = no quit word).
     pub quit: String,
-    /// Milliseconds; 0 = no timeout.
+    /// Milliseconds; 0 = no timeout. A client's connect/reply timeout, a
+    /// TCP server's idle timeout.
     pub timeout_ms: u32,
+    /// `--max-per-ip` (servers): most connections from one address; None =
+    /// the server's default.
+    pub max_per_ip: Option<u32>,
     /// Program name for messages (basename of argv[0]).
     pub prog: String,
 }
@@ -52,6 +58,7 @@ impl Args {
             frame: Frame::default(),
             quit: DEFAULT_QUIT.into(),
             timeout_ms: 0,
+            max_per_ip: None,
             prog: prog.into(),
         }
     }
@@ -89,13 +96,19 @@ pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
         Frame::Raw { .. } => "raw (default: the bytes as they come), line (at most 64 KiB)",
         _ => "line (default, at most 64 KiB), raw",
     };
+    let per_role = match role {
+        Role::Server => {
+            "--timeout MS     close a TCP connection after MS milliseconds without traffic (0 = never, the default)\n  \
+             --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  "
+        }
+        Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",
+    };
     format!(
         "usage: {prog} {}\n\
          \n  <host>           IPv4, IPv6 (::1 or [::1]) or a name{}\n  <port>           1-65535{port0}\n\
          \noptions:\n  --frame F        {frames}, fixed:N, len32 (at most 4 MiB); line:MAX, len32:MAX set the longest message\n  \
          --quit WORD      a message equal to WORD ends the session (default \"quit\"; \"\" for none)\n  \
-         --timeout MS     connect/reply timeout in milliseconds (0 = none)\n  \
-         -4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",
+         {per_role}-4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",
         synopsis(role),
         if role == Role::Server { " (default 0.0.0.0, or :: with -6)" } else { "" },
     )
@@ -134,6 +147,14 @@ fn parse_timeout(s: &str) -> Result<u32> {
     match s.parse::<u32>() {
         Ok(n) if ok && n <= TIMEOUT_MAX_MS => Ok(n),
         _ => Err(Error::new(Code::Usage, format!("timeout \"{s}\" is not a number of milliseconds in 0-{TIMEOUT_MAX_MS}"))),
+    }
+}
+
+fn parse_max_per_ip(s: &str) -> Result<u32> {
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match s.parse::<u32>() {
+        Ok(n) if ok && (1..=MAX_PER_IP_MAX).contains(&n) => Ok(n),
+        _ => Err(Error::new(Code::Usage, format!("--max-per-ip \"{s}\" is not a number in 1-{MAX_PER_IP_MAX}"))),
     }
 }
 
@@ -214,6 +235,8 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
                 a.quit = w.into();
             }
             "--timeout" => a.timeout_ms = parse_timeout(value("milliseconds")?)?,
+            "--max-per-ip" if role == Role::Server => a.max_per_ip = Some(parse_max_per_ip(value("a number of connections")?)?),
+            "--max-per-ip" => return Err(Error::new(Code::Usage, "--max-per-ip is a server option")),
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
     }

@@ -284,6 +284,35 @@ impl Decoder {
         self.pending.len()
     }
 
+    /// Bytes still to arrive before the held message is complete, when the
+    /// frame says how long it is (`len32` once its header is in, `fixed:N`);
+    /// 0 when that is unknown (`line`, `raw`, a partial header) or nothing is
+    /// partial. Lets a server reserve memory for a message before it arrives.
+    pub fn missing(&self) -> usize {
+        let held = self.pending.len();
+        match (self.frame, self.pending.get(..4)) {
+            (Frame::Len32 { max }, Some(h)) => {
+                let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+                if len > max {
+                    0
+                } else {
+                    (4 + len).saturating_sub(held)
+                }
+            }
+            (Frame::Fixed(n), _) if held > 0 => n.max(1).saturating_sub(held),
+            _ => 0,
+        }
+    }
+
+    /// Allocates room for the rest of the held message ([`missing`]) at
+    /// once, so that a large message does not grow by doubling (which can
+    /// leave up to twice its size allocated, and copies it each time).
+    ///
+    /// [`missing`]: Decoder::missing
+    pub fn reserve_missing(&mut self) {
+        self.pending.reserve_exact(self.missing());
+    }
+
     /// Feeds the bytes of one read and calls `f` with each complete message
     /// and how it ended, in order. Returns `Stop` if `f` stopped (the rest is
     /// kept for the next call; `feed(&[], f)` resumes), or a `MsgSize` error
@@ -452,6 +481,22 @@ mod tests {
         assert!(out.is_empty());
         Frame::Fixed(4).encode(b"abc", &mut out).unwrap();
         assert_eq!(out, b"abc\0");
+    }
+
+    #[test]
+    fn missing_counts_what_a_declared_message_still_needs() {
+        let mut d = Decoder::new(Frame::Len32 { max: 100 });
+        let mut none = |_: &[u8], _| Flow::Continue;
+        d.feed(b"\0\0", &mut none).unwrap();
+        assert_eq!(d.missing(), 0); // header incomplete: unknown
+        d.feed(b"\0\x0aabc", &mut none).unwrap();
+        assert_eq!(d.missing(), 7);
+        d.feed(b"defghij", &mut none).unwrap();
+        assert_eq!(d.missing(), 0);
+        let mut f = Decoder::new(Frame::Fixed(8));
+        f.feed(b"ab", &mut none).unwrap();
+        assert_eq!(f.missing(), 6);
+        assert_eq!(Decoder::new(Frame::default()).missing(), 0);
     }
 
     #[test]

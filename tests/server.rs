@@ -670,27 +670,66 @@ fn chat_room_broadcast_and_handle_sends() {
 // 4. A client that does not read
 // ---------------------------------------------------------------------------
 
+/// A client that sends requests faster than it reads their (large) replies
+/// is not read any more until it catches up (backpressure, as an epoll
+/// server would do it): never dropped, every reply arrives, others are served.
 #[test]
-fn slow_reader_dropped_with_overflow_others_served() {
+fn slow_reader_of_its_own_replies_is_paused_not_dropped() {
+    slow_reader_paused(quiet());
+}
+
+/// The same in thread-per-connection mode: the worker's replies count as
+/// the connection's own, and the worker waits while they are over high
+/// water (the requests it already holds must not pile up replies).
+#[test]
+fn thread_mode_slow_reader_of_its_own_replies_is_paused_not_dropped() {
+    slow_reader_paused(threaded());
+}
+
+fn slow_reader_paused(cfg: Config) {
+    let rec = Rec::greeting();
+    let srv = start_tcp(cfg, rec.clone());
+    let (mut slow, _) = Client::greeted(srv.addr);
+    let (mut fast, _) = Client::greeted(srv.addr);
+    // 32 requests of 1 MiB of replies each: far past max_queue (1 MiB)
+    // and what kernel buffers take (a few MiB).
+    const N: usize = 32;
+    slow.w.write_all("big 32\n".repeat(N).as_bytes()).unwrap();
+    eventually("the first big request", || rec.got("big 32"));
+    for _ in 0..20 {
+        assert_eq!(fast.ask("ping"), "echo:ping");
+    }
+    let handled = rec.msgs.lock().unwrap().iter().filter(|m| m.1 == "big 32").count();
+    assert!(handled < N / 2, "{handled} of {N} requests handled for a client that reads nothing: not paused");
+    assert!(rec.closes().is_empty(), "dropped: {:?}", rec.closes());
+    for i in 0..N * 32 {
+        assert_eq!(slow.line().len(), BIG_LINE, "reply line {i}");
+    }
+    assert_eq!(slow.ask("done"), "echo:done");
+    srv.stop().unwrap();
+    rec.assert_each_closed_once();
+    assert!(rec.closes().iter().all(|c| c.1 == CloseReason::Stopping), "{:?}", rec.closes());
+}
+
+/// Bytes pushed by others (`ServerHandle::send`, broadcasts) past
+/// `max_queue` drop a client that does not take them (`Overflow`): slowing
+/// its own input cannot help there.
+#[test]
+fn pushed_bytes_past_max_queue_drop_a_client_that_does_not_read() {
     let rec = Rec::greeting();
     let log = LogBuf::default();
-    let max_queue = 4 << 20;
-    let srv = start_tcp(Config { max_queue, ..log.config() }, rec.clone());
-    let (mut slow, slow_id) = Client::greeted(srv.addr);
+    let srv = start_tcp(log.config(), rec.clone());
+    let (_slow, slow_id) = Client::greeted(srv.addr);
     let (mut fast, _) = Client::greeted(srv.addr);
-
-    // 256 KiB the slow client does not read: stuck, not dropped.
-    slow.send("big 8");
-    eventually("the big request", || rec.got("big 8"));
-    assert_eq!(fast.ask("ping"), "echo:ping");
-    assert!(rec.closes().is_empty(), "dropped too early: {:?}", rec.closes());
-
-    // More than kernel buffers and max_queue together: dropped.
-    for _ in 0..64 {
-        if rec.reason_of(slow_id).is_some() || slow.w.write_all(b"big 32\n").is_err() {
+    let line = vec![b'p'; BIG_LINE];
+    for i in 0..4096 {
+        if rec.reason_of(slow_id).is_some() {
             break;
         }
-        assert_eq!(fast.ask("ping"), "echo:ping");
+        srv.handle.send(slow_id, &line).unwrap();
+        if i % 64 == 63 {
+            assert_eq!(fast.ask("ping"), "echo:ping");
+        }
     }
     rec.wait_closes(1);
     assert_eq!(rec.reason_of(slow_id), Some(CloseReason::Overflow));
@@ -1540,6 +1579,47 @@ mod c_api {
         assert!(st.bad.lock().unwrap().is_empty(), "{:?}", st.bad.lock().unwrap());
     }
 
+    /// `--timeout` and `--max-per-ip` (in `sockflow_args`) reach a server
+    /// made with the default config (NULL, or fields left 0): the idle
+    /// timeout closes a silent client, the per-address limit refuses the
+    /// extra one. A config field that is set wins over the arguments.
+    #[test]
+    fn c_args_timeout_and_max_per_ip_configure_the_server() {
+        let st = State::default();
+        let mut a = args();
+        a.timeout_ms = 300; // as `--timeout 300`
+        a.max_per_ip = 2; // as `--max-per-ip 2`
+        let srv = new_tcp(&a, None, handler(), &st);
+        let addr = srv.addr();
+        let running = srv.run();
+        let (mut c1, c1_id) = Client::greeted(addr);
+        let (mut c2, c2_id) = Client::greeted(addr);
+        let mut third = Client::connect(addr);
+        third.eof(); // over the limit: closed at once, never greeted
+                     // Both go silent: closed for the idle timeout.
+        c1.eof();
+        c2.eof();
+        let closes = st.wait_closes(2);
+        for id in [c1_id, c2_id] {
+            assert!(closes.iter().any(|c| c.0 == id && c.1 == sockflow_close_reason::Idle as c_int), "{closes:?}");
+        }
+        srv.stop_and_free(running);
+
+        // The config's own values win; 0 keeps the arguments'.
+        let st = State::default();
+        let mut cfg = config();
+        assert_eq!((cfg.idle_timeout_ms, cfg.max_per_ip), (0, 0));
+        cfg.max_per_ip = 1;
+        let srv = new_tcp(&a, Some(&cfg), handler(), &st);
+        let running = srv.run();
+        let (mut c1, _) = Client::greeted(srv.addr());
+        let mut second = Client::connect(srv.addr());
+        second.eof();
+        c1.eof(); // the arguments' idle timeout still applies
+        st.wait_closes(1);
+        srv.stop_and_free(running);
+    }
+
     #[test]
     fn c_bad_arguments() {
         let st = State::default();
@@ -1551,6 +1631,16 @@ mod c_api {
         cfg.max_conns = 0;
         assert_eq!(sockflow_tcp_server_new(&args(), &cfg, handler(), &st as *const State as *mut c_void, &mut s), SOCKFLOW_EINVAL);
         assert!(s.is_null());
+        for bad in [
+            |c: &mut sockflow_server_config| c.max_per_ip = -1,
+            |c: &mut sockflow_server_config| c.incomplete_timeout_ms = -1,
+            |c: &mut sockflow_server_config| c.memory_budget = 0,
+        ] {
+            let mut cfg = config();
+            bad(&mut cfg);
+            assert_eq!(sockflow_tcp_server_new(&args(), &cfg, handler(), &st as *const State as *mut c_void, &mut s), SOCKFLOW_EINVAL);
+            assert!(s.is_null());
+        }
         assert_eq!(sockflow_server_stop(std::ptr::null_mut()), SOCKFLOW_EINVAL);
         assert_eq!(sockflow_server_run(std::ptr::null_mut()), SOCKFLOW_EINVAL);
         sockflow_server_free(std::ptr::null_mut());

@@ -73,10 +73,14 @@ pub struct sockflow_args {
     /// A message equal to this ends a session (`--quit`, default "quit";
     /// empty = none).
     pub quit: [c_char; SOCKFLOW_QUIT_MAX],
-    /// Connect/reply timeout in milliseconds (`--timeout`; 0 = none).
+    /// `--timeout` in milliseconds (0 = none): a client's connect/reply
+    /// timeout, a TCP server's idle timeout.
     pub timeout_ms: c_int,
     /// The program's name (basename of argv[0]) for messages.
     pub prog: [c_char; SOCKFLOW_PROG_MAX],
+    /// `--max-per-ip` (servers): most connections at once from one address;
+    /// 0 = not given (the server's default, 256).
+    pub max_per_ip: c_int,
 }
 
 fn role_of(r: c_int) -> crate::Result<Role> {
@@ -107,6 +111,7 @@ impl sockflow_args {
             quit: [0; SOCKFLOW_QUIT_MAX],
             timeout_ms: a.timeout_ms as c_int,
             prog: [0; SOCKFLOW_PROG_MAX],
+            max_per_ip: a.max_per_ip.map_or(0, |n| n as c_int),
         };
         let (kind, size) = match a.frame {
             Frame::Line { max } => (sockflow_frame::Line, max),
@@ -158,6 +163,11 @@ impl sockflow_args {
             return Err(Error::inval(format!("args.timeout_ms {} is negative", self.timeout_ms)));
         }
         a.timeout_ms = self.timeout_ms as u32;
+        a.max_per_ip = match self.max_per_ip {
+            0 => None,
+            n if n > 0 && n as u32 <= args::MAX_PER_IP_MAX => Some(n as u32),
+            n => return Err(Error::inval(format!("args.max_per_ip {n} is not in 0-{}", args::MAX_PER_IP_MAX))),
+        };
         Ok(a)
     }
 }
@@ -178,7 +188,8 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
 /// `SOCKFLOW_ARGS_QUIET` and `SOCKFLOW_ARGS_RAW` (raw frames unless
 /// `--frame` says otherwise). Options may come before or after the positional
 /// arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
-/// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
+/// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
+/// servers also take `--max-per-ip N`.
 ///
 /// Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
 /// (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not

@@ -12,8 +12,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Work handed to the loop thread.
 pub(crate) enum Command {
-    /// Framed bytes for one connection.
+    /// Framed bytes pushed to one connection by others (held against
+    /// `max_queue`: past it the connection is dropped).
     Send { id: u64, bytes: Vec<u8> },
+    /// A connection's own reply, from its worker thread (backpressure:
+    /// past the high-water mark the connection is not read).
+    Reply { id: u64, bytes: Vec<u8> },
     /// Framed bytes for every connection but `except`.
     Broadcast { bytes: Vec<u8>, except: Option<u64> },
     /// Close the connection: gracefully for `Handler`, at once for `Error`.
@@ -71,13 +75,16 @@ impl Shared {
 
     /// Queues one framed message for connection `id`.
     pub fn send(&self, id: u64, msg: &[u8]) -> Result<()> {
-        self.send_ending(id, msg, Ending::Lf)
+        let bytes = self.framed(msg, Ending::Lf)?;
+        self.push(Command::Send { id, bytes });
+        Ok(())
     }
 
-    /// As `send`, a line ending with `ending` (a worker's reply to a message).
-    pub(crate) fn send_ending(&self, id: u64, msg: &[u8], ending: Ending) -> Result<()> {
+    /// Queues one framed reply from connection `id`'s own worker thread; a
+    /// line ends with `ending`, the ending of the message it answers.
+    pub(crate) fn reply(&self, id: u64, msg: &[u8], ending: Ending) -> Result<()> {
         let bytes = self.framed(msg, ending)?;
-        self.push(Command::Send { id, bytes });
+        self.push(Command::Reply { id, bytes });
         Ok(())
     }
 
