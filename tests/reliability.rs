@@ -25,15 +25,17 @@
 mod common;
 #[path = "flows/kit.rs"]
 mod kit;
+#[path = "server/kit.rs"]
+mod skit;
 
 use common::*;
 use kit::*;
-use sockflow::server::tcp::TcpServer;
-use sockflow::server::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle};
+use skit::*;
+use sockflow::server::{Action, CloseReason, Config, Conn, Handler, Mode};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -107,72 +109,6 @@ const MIB: usize = 1 << 20;
 // ---------------------------------------------------------------------------
 // A server in this process
 // ---------------------------------------------------------------------------
-
-/// A server whose `run()` is on a spawned thread; dropping it stops it.
-struct Running {
-    handle: ServerHandle,
-    addr: SocketAddr,
-    done: mpsc::Receiver<sockflow::Result<()>>,
-    join: Option<JoinHandle<()>>,
-}
-
-fn start(cfg: Config, h: Arc<dyn Handler>) -> Running {
-    let s = TcpServer::bind(&["127.0.0.1:0".parse().unwrap()], cfg, h).expect("bind");
-    let (handle, addr) = (s.handle(), s.local_addr());
-    let (tx, done) = mpsc::channel();
-    let join = thread::spawn(move || {
-        let _ = tx.send(s.run());
-    });
-    Running { handle, addr, done, join: Some(join) }
-}
-
-impl Running {
-    /// Stops and waits (bounded) for `run()` to return.
-    fn stop(mut self) {
-        self.handle.stop();
-        self.done.recv_timeout(wait()).expect("run() did not return after stop").expect("run()");
-        self.join.take().unwrap().join().unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(j) = self.join.take() {
-            self.handle.stop();
-            if self.done.recv_timeout(wait()).is_ok() {
-                let _ = j.join();
-            }
-        }
-    }
-}
-
-/// A log writer the test can read.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn wait_for(&self, needle: &str) {
-        assert!(eventually(wait(), || self.text().contains(needle)), "no log line containing {needle:?}:\n{}", self.text());
-    }
-
-    fn config(&self) -> Config {
-        Config { log: Some(Box::new(self.clone())), name: "t".into(), ..Config::default() }
-    }
-}
 
 /// Echoes each message; records closes.
 #[derive(Default)]
@@ -344,7 +280,7 @@ fn bulk_client_gets_every_byte_back_line() {
 fn messages_behind_a_pause_are_answered_before_end_of_stream() {
     let _g = serial();
     let frame = sockflow::frame::Frame::Len32 { max: 4 * MIB };
-    let srv = start(Config { frame, log: None, ..Config::default() }, Arc::new(Echo::default()));
+    let srv = start_tcp(Config { frame, log: None, ..Config::default() }, Arc::new(Echo::default()));
     for round in 0..5 {
         let mut s = client(srv.addr);
         let mut wire = len32(b"before");
@@ -356,7 +292,7 @@ fn messages_behind_a_pause_are_answered_before_end_of_stream() {
         s.read_to_end(&mut back).unwrap_or_else(|e| panic!("round {round}: {e} after {} bytes", back.len()));
         assert!(back == wire, "round {round}: {} of {} bytes back", back.len(), wire.len());
     }
-    srv.stop();
+    srv.stop().expect("run()");
 }
 
 // ---------------------------------------------------------------------------
@@ -377,7 +313,7 @@ impl Handler for Slow {
 fn empty_line_flood_in_thread_mode_keeps_memory_bounded() {
     let _g = serial();
     let cfg = Config { log: None, mode: Mode::ThreadPerConnection, ..Config::default() };
-    let srv = start(cfg, Arc::new(Slow));
+    let srv = start_tcp(cfg, Arc::new(Slow));
     let flood = vec![b'\n'; CHUNK];
     let s = client(srv.addr);
     s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -403,7 +339,7 @@ fn empty_line_flood_in_thread_mode_keeps_memory_bounded() {
     assert!(blocked, "{sent} empty lines were all taken by a handler that handles 100 per second");
     assert!(growth < 16 * MIB, "RSS grew by {} KiB for {sent} queued empty lines", growth / 1024);
     // Stopping does not wait for the thousands of queued messages.
-    srv.stop();
+    srv.stop().expect("run()");
 }
 
 // ---------------------------------------------------------------------------
@@ -486,7 +422,7 @@ fn len32_headers_cannot_pin_more_than_the_budget() {
     let _g = serial();
     let log = LogBuf::default();
     let echo = Arc::new(Echo::default());
-    let srv = start(budget_config(&log, sockflow::frame::Frame::Len32 { max: 4 * MIB }), echo.clone());
+    let srv = start_tcp(budget_config(&log, sockflow::frame::Frame::Len32 { max: 4 * MIB }), echo.clone());
     let mut payload = ((4 * MIB) as u32).to_be_bytes().to_vec();
     payload.resize(4 + 4 * MIB - 1, b'a');
     let before = baseline_rss();
@@ -516,7 +452,7 @@ fn len32_headers_cannot_pin_more_than_the_budget() {
     for h in normal_clients(srv.addr, 20, true) {
         h.join().expect("a normal client failed after the attack");
     }
-    srv.stop();
+    srv.stop().expect("run()");
 }
 
 /// 1,000 clients each hold a 65,000-byte line without its newline: 62 MiB
@@ -525,7 +461,7 @@ fn len32_headers_cannot_pin_more_than_the_budget() {
 fn partial_lines_cannot_pin_more_than_the_budget() {
     let _g = serial();
     let log = LogBuf::default();
-    let srv = start(budget_config(&log, sockflow::frame::Frame::default()), Arc::new(Echo::default()));
+    let srv = start_tcp(budget_config(&log, sockflow::frame::Frame::default()), Arc::new(Echo::default()));
     let payload = vec![b'l'; 65_000];
     let before = baseline_rss();
     let watch = RssWatch::start();
@@ -554,7 +490,7 @@ fn partial_lines_cannot_pin_more_than_the_budget() {
     for h in normal_clients(srv.addr, 20, false) {
         h.join().expect("a normal client failed after the attack");
     }
-    srv.stop();
+    srv.stop().expect("run()");
 }
 
 /// `big N`: N lines of 32 KiB; anything else: echoed.
@@ -588,7 +524,7 @@ impl Handler for Big {
 fn a_connection_paused_for_the_budget_resumes_when_memory_frees() {
     let _g = serial();
     let big = Arc::new(Big::default());
-    let srv = start(Config { memory_budget: 8 * MIB, log: None, ..Config::default() }, big.clone());
+    let srv = start_tcp(Config { memory_budget: 8 * MIB, log: None, ..Config::default() }, big.clone());
     // Four clients ask for 16 MiB each and do not read yet: far more than
     // the budget stays queued in the server, whatever the kernel takes.
     let hogs: Vec<TcpStream> = (0..4).map(|_| client(srv.addr)).collect();
@@ -631,7 +567,7 @@ fn a_connection_paused_for_the_budget_resumes_when_memory_frees() {
     let mut back = vec![0u8; line.len() + 1];
     victim.read_exact(&mut back).expect("the paused connection was not resumed");
     assert!(back[..line.len()] == line[..] && back[line.len()] == b'\n', "wrong echo");
-    srv.stop();
+    srv.stop().expect("run()");
 }
 
 /// A client that keeps a message incomplete (one byte now and then) is
@@ -643,7 +579,7 @@ fn incomplete_message_timeout_closes_a_trickling_client() {
     let log = LogBuf::default();
     let echo = Arc::new(Echo::default());
     let cfg = Config { incomplete_timeout: Some(Duration::from_millis(600)), ..log.config() };
-    let srv = start(cfg, echo.clone());
+    let srv = start_tcp(cfg, echo.clone());
     let mut slow = client(srv.addr);
     let mut steady = client(srv.addr);
     let deadline = Instant::now() + wait();
@@ -675,7 +611,7 @@ fn incomplete_message_timeout_closes_a_trickling_client() {
     let mut b = [0u8; 6];
     steady.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"after\n");
-    srv.stop();
+    srv.stop().expect("run()");
 }
 
 // ---------------------------------------------------------------------------
@@ -689,7 +625,7 @@ fn max_per_ip_refuses_the_extra_connections_of_one_address() {
     let _g = serial();
     let log = LogBuf::default();
     let echo = Arc::new(Echo::default());
-    let srv = start(Config { max_per_ip: 3, ..log.config() }, echo.clone());
+    let srv = start_tcp(Config { max_per_ip: 3, ..log.config() }, echo.clone());
     let mut kept: Vec<TcpStream> = (0..3).map(|_| client(srv.addr)).collect();
     for (i, s) in kept.iter_mut().enumerate() {
         s.write_all(format!("kept {i}\n").as_bytes()).unwrap();
@@ -717,7 +653,7 @@ fn max_per_ip_refuses_the_extra_connections_of_one_address() {
         }),
         "no connection accepted after one left"
     );
-    srv.stop();
+    srv.stop().expect("run()");
 }
 
 /// Blocks on the first message until released (bounded), then counts.
@@ -754,7 +690,7 @@ fn thread_mode_stop_is_bounded_with_a_blocked_handler() {
     let _g = serial();
     let log = LogBuf::default();
     let h = Arc::new(Blocker::default());
-    let srv = start(Config { mode: Mode::ThreadPerConnection, ..log.config() }, h.clone());
+    let srv = start_tcp(Config { mode: Mode::ThreadPerConnection, ..log.config() }, h.clone());
     let mut stuck = client(srv.addr);
     let mut idle = client(srv.addr);
     idle.write_all(b"hello\n").unwrap();
@@ -763,13 +699,11 @@ fn thread_mode_stop_is_bounded_with_a_blocked_handler() {
     stuck.write_all(&b"queued\n".repeat(1000)).unwrap();
     assert!(eventually(wait(), || h.blocked.load(Ordering::SeqCst) == 1), "the handler did not block");
     let mut srv = srv;
-    srv.handle.stop();
-    let result = srv.done.recv_timeout(wait());
+    let result = srv.try_stop();
     // Release the handler either way, so the thread ends.
     *h.release.lock().unwrap() = true;
     h.cv.notify_all();
     result.expect("run() still waiting for a blocked handler").expect("run()");
-    srv.join.take().unwrap().join().unwrap();
     log.wait_for("connection thread(s) still in a handler");
     let closes = h.closes.lock().unwrap().clone();
     assert!(closes.iter().any(|c| c.1 == CloseReason::Stopping), "{closes:?}");

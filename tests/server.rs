@@ -9,24 +9,20 @@
 //! [`Running`] dropped by a failing test does the same). Timing is only ever
 //! checked against generous upper bounds.
 
+#[path = "server/kit.rs"]
+mod skit;
+
+use skit::*;
 use sockflow::frame::Frame;
 use sockflow::server::tcp::TcpServer;
-use sockflow::server::udp::UdpServer;
-use sockflow::server::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle};
+use sockflow::server::{Action, CloseReason, Config, Conn, Handler, Mode};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
-
-/// Upper bound of any single wait (a reply, a close, a server's exit).
-const WAIT: Duration = Duration::from_secs(10);
-
-fn any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
 
 /// Defaults, silent.
 fn quiet() -> Config {
@@ -39,102 +35,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         thread::sleep(Duration::from_millis(5));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Log capture
-// ---------------------------------------------------------------------------
-
-/// A log writer whose lines the test can read.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn wait_for(&self, needle: &str) {
-        eventually(&format!("log line containing {needle:?}"), || self.text().contains(needle));
-    }
-
-    fn config(&self) -> Config {
-        Config { log: Some(Box::new(self.clone())), name: "t".into(), ..Config::default() }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A server on its own thread
-// ---------------------------------------------------------------------------
-
-/// A server whose `run()` is on a spawned thread. Dropping it (e.g. when an
-/// assertion failed) stops the server and joins the thread, bounded.
-struct Running {
-    handle: ServerHandle,
-    addr: SocketAddr,
-    done: mpsc::Receiver<sockflow::Result<()>>,
-    join: Option<JoinHandle<()>>,
-}
-
-fn spawn_run(handle: ServerHandle, addr: SocketAddr, run: impl FnOnce() -> sockflow::Result<()> + Send + 'static) -> Running {
-    let (tx, done) = mpsc::channel();
-    let join = thread::Builder::new()
-        .name("server-run".into())
-        .spawn(move || {
-            let _ = tx.send(run());
-        })
-        .unwrap();
-    Running { handle, addr, done, join: Some(join) }
-}
-
-fn start_tcp(cfg: Config, h: Arc<dyn Handler>) -> Running {
-    let s = TcpServer::bind(&[any_port()], cfg, h).expect("bind");
-    let (handle, addr) = (s.handle(), s.local_addr());
-    assert_ne!(addr.port(), 0);
-    spawn_run(handle, addr, move || s.run())
-}
-
-fn start_udp(cfg: Config, h: Arc<dyn Handler>) -> Running {
-    let s = UdpServer::bind(&[any_port()], cfg, h).expect("bind");
-    let (handle, addr) = (s.handle(), s.local_addr());
-    assert_ne!(addr.port(), 0);
-    spawn_run(handle, addr, move || s.run())
-}
-
-impl Running {
-    /// Waits for `run()` to return by itself (bounded) and joins its thread.
-    fn wait_exit(&mut self) -> sockflow::Result<()> {
-        let r = self.done.recv_timeout(WAIT).expect("run() did not return in time");
-        self.join.take().unwrap().join().expect("run thread panicked");
-        r
-    }
-
-    /// Stops through the handle and waits for `run()`.
-    fn stop(mut self) -> sockflow::Result<()> {
-        self.handle.stop();
-        self.wait_exit()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(j) = self.join.take() {
-            self.handle.stop();
-            if self.done.recv_timeout(WAIT).is_ok() {
-                let _ = j.join();
-            }
-        }
     }
 }
 
@@ -1287,7 +1187,8 @@ mod c_api {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, UdpSocket};
     use std::sync::{mpsc, Condvar, Mutex};
-    use std::thread::{self, JoinHandle};
+    use std::thread;
+    use std::thread::JoinHandle;
 
     /// What the C-style callbacks saw (their userdata).
     #[derive(Default)]
