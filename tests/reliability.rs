@@ -415,60 +415,29 @@ fn budget_config(log: &LogBuf, frame: sockflow::frame::Frame) -> Config {
     Config { frame, memory_budget: BUDGET, max_per_ip: 2000, ..log.config() }
 }
 
-/// 200 clients each declare a 4 MiB `len32` message and send all of it but
-/// its last byte: without a budget they pin 800 MiB.
-#[test]
-fn len32_headers_cannot_pin_more_than_the_budget() {
-    let _g = serial();
-    let log = LogBuf::default();
-    let echo = Arc::new(Echo::default());
-    let srv = start_tcp(budget_config(&log, sockflow::frame::Frame::Len32 { max: 4 * MIB }), echo.clone());
-    let mut payload = ((4 * MIB) as u32).to_be_bytes().to_vec();
-    payload.resize(4 + 4 * MIB - 1, b'a');
-    let before = baseline_rss();
-    let watch = RssWatch::start();
-    let normal = normal_clients(srv.addr, 300, true);
-    let attacker = {
-        let (addr, payload) = (srv.addr, payload.clone());
-        thread::spawn(move || attack(addr, 200, &payload, secs(30)))
-    };
-    for h in normal {
-        h.join().expect("a normal client failed during the attack");
-    }
-    let sent = attacker.join().unwrap();
-    let growth = watch.max().saturating_sub(before);
-    drop(watch);
-    eprintln!("len32 attack: {} MiB sent, RSS growth {} KiB", sent / MIB, growth / 1024);
-    log.wait_for("does not fit in the memory budget");
-    assert!(
-        growth < BUDGET + MARGIN,
-        "RSS grew by {} MiB (budget {} MiB) while attackers sent {} MiB",
-        growth / MIB,
-        BUDGET / MIB,
-        sent / MIB
-    );
-    assert!(echo.closes.lock().unwrap().iter().any(|c| c.1 == CloseReason::Error));
-    // After the attack, still serving.
-    for h in normal_clients(srv.addr, 20, true) {
-        h.join().expect("a normal client failed after the attack");
-    }
-    srv.stop().expect("run()");
+/// What a memory attack left: the server (still running), its log and
+/// handler, what the attackers sent and the peak RSS growth meanwhile.
+struct Attack {
+    srv: Running,
+    log: LogBuf,
+    echo: Arc<Echo>,
+    sent: usize,
+    growth: usize,
 }
 
-/// 1,000 clients each hold a 65,000-byte line without its newline: 62 MiB
-/// without a budget.
-#[test]
-fn partial_lines_cannot_pin_more_than_the_budget() {
-    let _g = serial();
+/// Starts an echo server with the test budget, then `attackers` clients
+/// each send `payload` and hold on while 5 normal clients (`len32` or line
+/// messages) must get exact echoes throughout.
+fn budget_attack(frame: sockflow::frame::Frame, payload: Vec<u8>, attackers: usize, len32: bool) -> Attack {
     let log = LogBuf::default();
-    let srv = start_tcp(budget_config(&log, sockflow::frame::Frame::default()), Arc::new(Echo::default()));
-    let payload = vec![b'l'; 65_000];
+    let echo = Arc::new(Echo::default());
+    let srv = start_tcp(budget_config(&log, frame), echo.clone());
     let before = baseline_rss();
     let watch = RssWatch::start();
-    let normal = normal_clients(srv.addr, 300, false);
+    let normal = normal_clients(srv.addr, 300, len32);
     let attacker = {
-        let (addr, payload) = (srv.addr, payload.clone());
-        thread::spawn(move || attack(addr, 1000, &payload, secs(30)))
+        let addr = srv.addr;
+        thread::spawn(move || attack(addr, attackers, &payload, secs(30)))
     };
     for h in normal {
         h.join().expect("a normal client failed during the attack");
@@ -477,20 +446,50 @@ fn partial_lines_cannot_pin_more_than_the_budget() {
     // Give the server time to take in what the kernel holds.
     thread::sleep(Duration::from_millis(500));
     let growth = watch.max().saturating_sub(before);
-    drop(watch);
-    eprintln!("partial-line attack: {} MiB sent, RSS growth {} KiB", sent / MIB, growth / 1024);
-    assert!(sent >= 60 * MIB, "the attack sent only {} MiB", sent / MIB);
-    assert!(
-        growth < BUDGET + MARGIN,
-        "RSS grew by {} MiB (budget {} MiB) while attackers sent {} MiB",
-        growth / MIB,
-        BUDGET / MIB,
-        sent / MIB
-    );
-    for h in normal_clients(srv.addr, 20, false) {
-        h.join().expect("a normal client failed after the attack");
+    Attack { srv, log, echo, sent, growth }
+}
+
+impl Attack {
+    /// RSS growth stayed under the budget (plus the margin), and normal
+    /// clients are still served after the attack.
+    fn check(self, what: &str, len32: bool) -> (LogBuf, Arc<Echo>) {
+        eprintln!("{what}: {} MiB sent, RSS growth {} KiB", self.sent / MIB, self.growth / 1024);
+        assert!(
+            self.growth < BUDGET + MARGIN,
+            "{what}: RSS grew by {} MiB (budget {} MiB) while attackers sent {} MiB",
+            self.growth / MIB,
+            BUDGET / MIB,
+            self.sent / MIB
+        );
+        for h in normal_clients(self.srv.addr, 20, len32) {
+            h.join().expect("a normal client failed after the attack");
+        }
+        self.srv.stop().expect("run()");
+        (self.log, self.echo)
     }
-    srv.stop().expect("run()");
+}
+
+/// 200 clients each declare a 4 MiB `len32` message and send all of it but
+/// its last byte: without a budget they pin 800 MiB.
+#[test]
+fn len32_headers_cannot_pin_more_than_the_budget() {
+    let _g = serial();
+    let mut payload = ((4 * MIB) as u32).to_be_bytes().to_vec();
+    payload.resize(4 + 4 * MIB - 1, b'a');
+    let a = budget_attack(sockflow::frame::Frame::Len32 { max: 4 * MIB }, payload, 200, true);
+    let (log, echo) = a.check("len32 attack", true);
+    log.wait_for("does not fit in the memory budget");
+    assert!(echo.closes.lock().unwrap().iter().any(|c| c.1 == CloseReason::Error));
+}
+
+/// 1,000 clients each hold a 65,000-byte line without its newline: 62 MiB
+/// without a budget.
+#[test]
+fn partial_lines_cannot_pin_more_than_the_budget() {
+    let _g = serial();
+    let a = budget_attack(sockflow::frame::Frame::default(), vec![b'l'; 65_000], 1000, false);
+    assert!(a.sent >= 60 * MIB, "the attack sent only {} MiB", a.sent / MIB);
+    a.check("partial-line attack", false);
 }
 
 /// `big N`: N lines of 32 KiB; anything else: echoed.
