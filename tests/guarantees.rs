@@ -3,7 +3,7 @@
 //! * every exported function is a panic boundary: its body is wrapped in
 //!   `ffi_boundary!` (a source check over `src/ffi/`, so a new export cannot
 //!   forget it; what the macro does with a panic is the unit test
-//!   `ffi::macros::tests::a_panic_becomes_an_error_code_and_a_message`);
+//!   `ffi::error::tests::panics_become_codes`);
 //! * the process's signal dispositions are untouched unless a server is
 //!   configured to handle SIGINT/SIGTERM: serving, resets and sends to a
 //!   vanished peer change no `sigaction`.

@@ -216,5 +216,8 @@ mod tests {
         sockflow_last_error(buf.as_mut_ptr(), 64);
         let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
         assert!(s.to_str().unwrap().contains("boom"));
+        // Functions returning a pointer give NULL.
+        let p: *mut u8 = ffi_boundary! { panic!("boom {}", 2) };
+        assert!(p.is_null());
     }
 }
