@@ -14,6 +14,9 @@
 //!   (the port of a server's `... listening on HOST port N` line),
 //!   [`Proc::wait_exit`]. Dropping a `Proc` kills the child (by PID) and reaps it.
 //!
+//! * [`CProgram::sanitized`]: the same build with ASan and UBSan
+//!   ([`SANITIZE_FLAGS`], run under [`SANITIZE_ENV`]).
+//!
 //! Environment knobs: `SOCKFLOW_TEST_WRAPPER` runs every spawned program under
 //! a wrapper (e.g. `valgrind -q --error-exitcode=99`), which also multiplies
 //! every timeout by 10 (override with `SOCKFLOW_TEST_TIMEOUT_SCALE`).
@@ -298,6 +301,12 @@ impl CProgram {
         self
     }
 
+    /// Built with AddressSanitizer and UndefinedBehaviorSanitizer (see
+    /// [`SANITIZE_FLAGS`]); run it with [`SANITIZE_ENV`] set.
+    pub fn sanitized(self) -> CProgram {
+        SANITIZE_FLAGS.iter().fold(self, |p, f| p.flag(f))
+    }
+
     /// The binary's file name (default: the first source's stem).
     pub fn name(mut self, n: &str) -> CProgram {
         self.name = n.to_string();
@@ -392,6 +401,18 @@ impl CProgram {
         Ok(bin)
     }
 }
+
+/// Compile and link flags of a sanitized build: ASan and UBSan on the C
+/// side, undefined behaviour made fatal so that it cannot scroll by.
+pub const SANITIZE_FLAGS: [&str; 3] = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
+
+/// The environment a sanitized program runs with: every report ends the
+/// program with a status of its own (ASan 86, UBSan aborts), stacks are
+/// printed, and leaks are checked at exit.
+pub const SANITIZE_ENV: [(&str, &str); 2] = [
+    ("ASAN_OPTIONS", "exitcode=86:detect_leaks=1:abort_on_error=0:halt_on_error=1"),
+    ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+];
 
 /// `c_examples/<src>.c` (or the path `src`) built with gcc, C99.
 pub fn build_c(src: &str, link: Link) -> PathBuf {
