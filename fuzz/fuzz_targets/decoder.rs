@@ -20,14 +20,7 @@
 use libfuzzer_sys::fuzz_target;
 use sockflow::frame::{Decoder, Flow, Frame, DEFAULT_LEN32_MAX, DEFAULT_MAX};
 use sockflow::Code;
-use sockflow_fuzz::{split, Input};
-
-/// One thing a decoder reports.
-#[derive(Debug, PartialEq, Eq)]
-enum Event {
-    Msg(Vec<u8>),
-    TooLong,
-}
+use sockflow_fuzz::{model, split, Event, Input};
 
 /// The frame the input asks for. Maxima of 0 and `fixed:0`/`fixed:1` are
 /// included: `Frame::parse` refuses them, but the enum is public and the
@@ -41,70 +34,6 @@ fn frame_of(mode: u8, size: u8) -> Frame {
         2 => Frame::Fixed(if default { 32 } else { small }),
         _ => Frame::Len32 { max: if default { DEFAULT_LEN32_MAX } else { small } },
     }
-}
-
-/// The model: what a decoder must report for the whole `stream`, and the
-/// bytes of an unfinished message it must still hold at the end. Raw frames
-/// have no boundaries of their own, so they are checked separately.
-fn model(frame: Frame, stream: &[u8]) -> (Vec<Event>, &[u8]) {
-    let mut ev = Vec::new();
-    let mut pos = 0;
-    let held = loop {
-        let rest = &stream[pos..];
-        match frame {
-            // A line ends at `\n`; one `\r` before it is not part of it; a
-            // line longer than max is reported (once) and skipped. An
-            // unfinished line is reported as soon as it cannot fit any more
-            // (more than max + 1 bytes: room for a `\r`).
-            Frame::Line { max } => match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    let line = rest[..i].strip_suffix(b"\r").unwrap_or(&rest[..i]);
-                    ev.push(if line.len() > max { Event::TooLong } else { Event::Msg(line.to_vec()) });
-                    pos += i + 1;
-                }
-                None if rest.len() > max + 1 => {
-                    ev.push(Event::TooLong);
-                    break &rest[..0];
-                }
-                None => break rest,
-            },
-            Frame::Raw { .. } => break &rest[..0],
-            // N-byte frames (fixed:0 acts as fixed:1); the message is the
-            // text before the first NUL; a frame without one is refused.
-            Frame::Fixed(n) => {
-                let n = n.max(1);
-                if rest.len() < n {
-                    break rest;
-                }
-                ev.push(match rest[..n].iter().position(|&b| b == 0) {
-                    Some(end) => Event::Msg(rest[..end].to_vec()),
-                    None => Event::TooLong,
-                });
-                pos += n;
-            }
-            // A 4-byte big-endian length, then the message; one over max is
-            // reported at its header and its bytes skipped.
-            Frame::Len32 { max } => {
-                if rest.len() < 4 {
-                    break rest;
-                }
-                let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                if len > max {
-                    ev.push(Event::TooLong);
-                    if rest.len() < 4 + len {
-                        break &rest[..0]; // still skipping: nothing held
-                    }
-                    pos += 4 + len;
-                } else if rest.len() < 4 + len {
-                    break rest;
-                } else {
-                    ev.push(Event::Msg(rest[4..4 + len].to_vec()));
-                    pos += 4 + len;
-                }
-            }
-        }
-    };
-    (ev, held)
 }
 
 /// The most a decoder may hold after a read it fully consumed: one
