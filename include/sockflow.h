@@ -133,6 +133,11 @@
 #define SOCKFLOW_EHELP -16
 
 /**
+ * The object is busy: `sockflow_server_run` on a server already running.
+ */
+#define SOCKFLOW_EBUSY -17
+
+/**
  * How messages are delimited on a TCP stream (`--frame`).
  */
 typedef enum sockflow_frame {
@@ -242,7 +247,11 @@ typedef enum sockflow_mode {
 
 /**
  * A connection as a callback sees it. Valid only during the callback
- * that received it: keep `sockflow_conn_id()` to refer to it later.
+ * that received it, on that callback's thread: keep `sockflow_conn_id()`
+ * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
+ * It is an opaque token, never a pointer to memory: a `sockflow_conn *`
+ * used anywhere else (kept from an earlier callback, passed to another
+ * thread) returns `SOCKFLOW_EBADHANDLE` and never acts on a connection.
  */
 typedef struct sockflow_conn sockflow_conn;
 
@@ -252,7 +261,7 @@ typedef struct sockflow_conn sockflow_conn;
  * `sockflow_server_port`, `sockflow_server_send`,
  * `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
  * `broadcast` and `port` may be called from any thread while `run` runs;
- * `free` only after `run` has returned.
+ * so may `free`, which stops the server and waits for `run` to return.
  */
 typedef struct sockflow_server sockflow_server;
 
@@ -260,9 +269,21 @@ typedef struct sockflow_server sockflow_server;
  * A connected TCP stream with a framing for messages (line by default).
  * Methods: `sockflow_tcp_connect`, `sockflow_tcp_connect_args`,
  * `sockflow_tcp_send`, `sockflow_tcp_recv`, `sockflow_tcp_send_msg`,
- * `sockflow_tcp_recv_msg`, `sockflow_tcp_set_frame`,
+ * `sockflow_tcp_recv_msg`, `sockflow_tcp_flush`, `sockflow_tcp_set_frame`,
  * `sockflow_tcp_set_timeouts`, `sockflow_tcp_peer`, `sockflow_tcp_fd`,
  * `sockflow_tcp_shutdown`, `sockflow_tcp_close`.
+ *
+ * Threads: one thread may receive (`recv`, `recv_msg`) while another sends
+ * (`send`, `send_msg`, `flush`, `shutdown`), e.g. a client with a reader
+ * thread and a writer thread; `peer`, `fd` and `set_timeouts` may be
+ * called from either. `set_frame` waits for a receive in progress.
+ * `close` only when no other thread is using the handle.
+ *
+ * Non-blocking use: after `fcntl(sockflow_tcp_fd(t), F_SETFL, O_NONBLOCK)`
+ * a call that cannot go on now returns `SOCKFLOW_EAGAIN` (poll the
+ * descriptor, then call again); a receive or send timeout still gives
+ * `SOCKFLOW_ETIMEDOUT`. A message is never cut, lost or sent twice: see
+ * `sockflow_tcp_send_msg` and `sockflow_tcp_flush`.
  */
 typedef struct sockflow_tcp sockflow_tcp;
 
@@ -281,6 +302,9 @@ typedef struct sockflow_tcp_listener sockflow_tcp_listener;
  * `sockflow_udp_set_timeout`, `sockflow_udp_set_broadcast`,
  * `sockflow_udp_join`, `sockflow_udp_leave`, `sockflow_udp_port`,
  * `sockflow_udp_fd`, `sockflow_udp_close`.
+ *
+ * Threads: one thread may receive (`recvfrom`) while another sends;
+ * `set_frame` and `close` need the handle to themselves.
  */
 typedef struct sockflow_udp sockflow_udp;
 
@@ -523,8 +547,9 @@ const char *sockflow_strerror(int code);
  * `bind 0.0.0.0:80: Permission denied`) into `buf`, snprintf-style: at most
  * `len - 1` bytes and always a NUL when `len > 0`. Returns the message's full
  * length, so a return `>= len` means it was cut. `buf` may be NULL when
- * `len` is 0. The message stays until the next failure on this thread;
- * successful calls do not clear it.
+ * `len` is 0. Any `len` works, `SIZE_MAX` too: no more than the message and
+ * its NUL is ever written. The message stays until the next failure on
+ * this thread; successful calls do not clear it.
  */
 size_t sockflow_last_error(char *buf, size_t len);
 
@@ -580,7 +605,8 @@ struct sockflow_handler sockflow_handler_upper(void);
  * Sends one message to this connection (framed: a `\n` is added for line
  * frames) or, for UDP, one datagram back to the sender. Replies are queued
  * and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
- * not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close`.
+ * not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close` or for a
+ * `conn` that is not the running callback's.
  */
 int sockflow_conn_send(struct sockflow_conn *c, const void *msg, size_t len);
 
@@ -609,7 +635,8 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
 
 /**
  * The connection's id: unique for the server's life, never reused, never
- * 0. Returns 0 (and sets the last error) for NULL.
+ * 0. Returns 0 (and sets the last error: `SOCKFLOW_EINVAL` for NULL,
+ * `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
  */
 uint64_t sockflow_conn_id(const struct sockflow_conn *c);
 
@@ -619,7 +646,9 @@ uint64_t sockflow_conn_id(const struct sockflow_conn *c);
 int sockflow_conn_peer(const struct sockflow_conn *c, struct sockflow_addr *out);
 
 /**
- * The per-connection user pointer (NULL until set). For UDP it lasts one datagram.
+ * The per-connection user pointer (NULL until set). For UDP it lasts one
+ * datagram. NULL (and the last error set) for a `conn` that is not the
+ * running callback's.
  */
 void *sockflow_conn_user(const struct sockflow_conn *c);
 
@@ -660,9 +689,11 @@ int sockflow_udp_server_new(const struct sockflow_args *args,
 
 /**
  * Runs the server on the calling thread until it is stopped (a callback
- * returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`, or a signal
- * when `handle_signals` is set); then stops accepting, flushes queued
- * replies, closes every connection and returns 0. A server runs once.
+ * returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`,
+ * `sockflow_server_free`, or a signal when `handle_signals` is set); then
+ * stops accepting, flushes queued replies, closes every connection and
+ * returns 0. A server runs once: `SOCKFLOW_EBUSY` while it is running on
+ * another thread, `SOCKFLOW_EBADHANDLE` after it ran.
  */
 int sockflow_server_run(struct sockflow_server *s);
 
@@ -689,8 +720,12 @@ int sockflow_server_send(struct sockflow_server *s, uint64_t id, const void *msg
 int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t len);
 
 /**
- * Frees a server that is not running (never run, or `run` returned).
- * NULL is fine; do not call twice.
+ * Frees a server. If `sockflow_server_run` is running it on another
+ * thread, stops it first and waits for `run` to return (its connections
+ * closed, their `on_close` called). Called from one of the server's own
+ * callbacks, it stops the server and the handle is freed when `run`
+ * returns. NULL is fine; do not call twice, nor race it with the start of
+ * a `run` (a `run` called after `free` uses freed memory).
  */
 void sockflow_server_free(struct sockflow_server *s);
 
@@ -789,7 +824,9 @@ int sockflow_tcp_set_timeouts(struct sockflow_tcp *t, int read_ms, int write_ms)
 /**
  * Sends all `len` bytes of `data` (partial writes completed, EINTR
  * retried, no SIGPIPE: a closed peer gives `SOCKFLOW_ECLOSED` or
- * `SOCKFLOW_ECONNRESET`). Returns 0 or a negative code.
+ * `SOCKFLOW_ECONNRESET`). Returns 0 or a negative code. On a non-blocking
+ * descriptor or after a send timeout, the rules of `sockflow_tcp_send_msg`
+ * apply: 0 = taken, `SOCKFLOW_EAGAIN`/`SOCKFLOW_ETIMEDOUT` = not taken.
  */
 int sockflow_tcp_send(struct sockflow_tcp *t, const void *data, size_t len);
 
@@ -801,20 +838,51 @@ ssize_t sockflow_tcp_recv(struct sockflow_tcp *t, void *buf, size_t cap);
 
 /**
  * Sends one message through the connection's frame (e.g. appends `\n` for
- * line frames). Returns 0, `SOCKFLOW_EMSGSIZE` when it does not fit the
- * frame, `SOCKFLOW_EINVAL` for a newline in a line (or a NUL in a fixed
- * frame); nothing is sent then.
+ * line frames). Returns 0 when the message was taken; `SOCKFLOW_EMSGSIZE`
+ * when it does not fit the frame, `SOCKFLOW_EINVAL` for a newline in a
+ * line (or a NUL in a fixed frame): nothing is sent then.
+ *
+ * On a non-blocking descriptor (or when a send timeout expires) a message
+ * is never cut, lost or sent twice: 0 means it was taken, either all sent
+ * or sent in part with the rest kept in the handle, to go out before
+ * anything else on the next `send`, `send_msg` or `sockflow_tcp_flush`.
+ * `SOCKFLOW_EAGAIN` (`SOCKFLOW_ETIMEDOUT` after a timeout) means it was NOT
+ * taken, nothing of it was sent: either the socket took nothing, or bytes
+ * kept from an earlier message could not all go out yet. Wait for POLLOUT
+ * on `sockflow_tcp_fd()` and call again with the same message.
  */
 int sockflow_tcp_send_msg(struct sockflow_tcp *t, const void *msg, size_t len);
 
 /**
  * Receives exactly one message (messages glued or split by TCP come out
- * as sent) into `buf`, NUL-terminated when there is room. Returns its
- * length; `SOCKFLOW_EMSGSIZE` if it is longer than `cap` (the first `cap`
- * bytes are in `buf`) or than the frame allows; `SOCKFLOW_ECLOSED` at end
- * of stream; `SOCKFLOW_ETIMEDOUT` after the read timeout.
+ * as sent) into `buf` of `cap` bytes. Returns its length `n`, less than
+ * `cap`, with a NUL at `buf[n]` (binary messages may hold NULs too), so a
+ * buffer needs one byte more than the longest message.
+ *
+ * A message that does not fit with its NUL (length >= `cap`) is not lost:
+ * the call returns `SOCKFLOW_EMSGSIZE` with the first `cap - 1` bytes and a
+ * NUL in `buf`, and the whole message is kept for the next call. With
+ * `cap` 0 (`buf` may then be NULL) the call waits for the next message and
+ * returns its length without taking it, so a caller can size a buffer:
+ * `n = sockflow_tcp_recv_msg(t, NULL, 0); buf = malloc(n + 1);`
+ * then `sockflow_tcp_recv_msg(t, buf, n + 1)`.
+ *
+ * Other errors: `SOCKFLOW_EMSGSIZE` also for a message longer than the
+ * frame allows (that one is dropped as it arrives and never stored);
+ * `SOCKFLOW_ECLOSED` at end of stream; `SOCKFLOW_ETIMEDOUT` after the read
+ * timeout; `SOCKFLOW_EAGAIN` on a non-blocking descriptor with no whole
+ * message yet (bytes of a partial one stay buffered in the handle).
  */
 ssize_t sockflow_tcp_recv_msg(struct sockflow_tcp *t, void *buf, size_t cap);
+
+/**
+ * Sends the bytes a `send`/`send_msg` on a non-blocking descriptor (or
+ * after a send timeout) kept in the handle. Returns 0 once nothing is
+ * kept (at once when nothing was), `SOCKFLOW_EAGAIN`/`SOCKFLOW_ETIMEDOUT`
+ * while some bytes still are, or another negative code for a broken
+ * connection. Call it before closing a non-blocking handle.
+ */
+int sockflow_tcp_flush(struct sockflow_tcp *t);
 
 /**
  * Writes the peer's address to `*out`. Returns 0 or `SOCKFLOW_EINVAL`.
@@ -829,13 +897,17 @@ int sockflow_tcp_peer(const struct sockflow_tcp *t, struct sockflow_addr *out);
 int sockflow_tcp_fd(const struct sockflow_tcp *t);
 
 /**
- * Half-closes: the peer sees end of stream, receiving goes on.
+ * Half-closes: the peer sees end of stream, receiving goes on. Bytes kept
+ * by a non-blocking send go out first; while they cannot, returns
+ * `SOCKFLOW_EAGAIN` without shutting down (call again after POLLOUT).
  */
 int sockflow_tcp_shutdown(struct sockflow_tcp *t);
 
 /**
- * Shuts the connection down, closes it and frees the handle. NULL is fine;
- * do not call twice.
+ * Shuts the connection down, closes it and frees the handle (bytes kept
+ * by a non-blocking send get one last try: use `sockflow_tcp_flush` to
+ * know they went out). NULL is fine; do not call twice, nor while another
+ * thread is using the handle.
  */
 void sockflow_tcp_close(struct sockflow_tcp *t);
 
@@ -890,7 +962,8 @@ int sockflow_udp_send(struct sockflow_udp *u, const void *data, size_t len);
  * and, when `from` is not NULL, the sender's address. Returns the message
  * length; `SOCKFLOW_EMSGSIZE` when the datagram was longer than `cap` (its
  * first `cap` bytes are in `buf`: never a silent cut); `SOCKFLOW_ETIMEDOUT`
- * after the timeout.
+ * after the timeout; `SOCKFLOW_EAGAIN` when the descriptor is non-blocking
+ * and no datagram is waiting.
  */
 ssize_t sockflow_udp_recvfrom(struct sockflow_udp *u,
                               void *buf,

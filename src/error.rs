@@ -43,11 +43,13 @@ pub enum Code {
     Usage = 15,
     /// `-h`/`--help` was given; usage was printed.
     Help = 16,
+    /// The object is busy: e.g. a server that is already running.
+    Busy = 17,
 }
 
 impl Code {
     /// Every code, in order (used by `sockflow_strerror` and the tests).
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 17] = [
         Code::Inval,
         Code::Addr,
         Code::Resolve,
@@ -64,6 +66,7 @@ impl Code {
         Code::Reset,
         Code::Usage,
         Code::Help,
+        Code::Busy,
     ];
 
     /// The negative value C sees.
@@ -95,6 +98,7 @@ impl Code {
             Code::Reset => c"connection reset by peer",
             Code::Usage => c"bad command line",
             Code::Help => c"help requested",
+            Code::Busy => c"busy (already running)",
         }
     }
 }

@@ -141,30 +141,58 @@ pub fn wait(fd: BorrowedFd<'_>, events: PollFlags, timeout: Option<Duration>) ->
     }
 }
 
-/// Sends all of `data`: partial writes are completed, EINTR retried, and
-/// MSG_NOSIGNAL means a closed peer is an error (`Closed`), never SIGPIPE.
-/// A socket with a send timeout gives `TimedOut` when it expires.
-pub fn send_all(fd: impl AsFd, mut data: &[u8]) -> Result<()> {
-    let fd = fd.as_fd();
-    while !data.is_empty() {
-        match socket::send(fd.as_raw_fd(), data, MsgFlags::MSG_NOSIGNAL) {
-            Ok(n) => data = &data[n..],
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Err(Error::new(Code::TimedOut, "send: timed out")),
-            Err(e) => return Err(Error::errno("send", e)),
-        }
+/// What `EAGAIN` means on this socket. It has two causes that call for
+/// different reactions: a send/receive timeout (SO_SNDTIMEO/SO_RCVTIMEO)
+/// expired, so the caller gives up (`TimedOut`); or the descriptor is
+/// non-blocking (a C program set O_NONBLOCK on `sockflow_tcp_fd()` to poll it
+/// itself), so the caller polls and retries (`WouldBlock`). The flag is
+/// looked up only when EAGAIN comes back, so the common path pays nothing.
+pub fn would_block(fd: BorrowedFd<'_>, what: &str) -> Error {
+    let nonblocking = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|fl| fl & libc::O_NONBLOCK != 0);
+    if nonblocking {
+        Error { code: Code::WouldBlock, errno: libc::EAGAIN, msg: format!("{what}: would block (the descriptor is non-blocking)") }
+    } else {
+        Error::new(Code::TimedOut, format!("{what}: timed out"))
     }
-    Ok(())
 }
 
-/// One `recv`, EINTR retried. `Ok(0)` is end of stream; a socket with a
-/// receive timeout gives `TimedOut` when it expires.
+/// Sends as much of `data` as the socket takes without an error: partial
+/// writes are continued, EINTR retried, and MSG_NOSIGNAL means a closed peer
+/// is an error (`Closed`), never SIGPIPE. Returns how many bytes went out
+/// and, when not all did, why (`TimedOut`/`WouldBlock` from [`would_block`],
+/// or the socket's error). The count lets a caller keep the rest instead of
+/// losing or repeating it.
+pub fn send_prefix(fd: impl AsFd, data: &[u8]) -> (usize, Option<Error>) {
+    let fd = fd.as_fd();
+    let mut sent = 0;
+    while sent < data.len() {
+        match socket::send(fd.as_raw_fd(), &data[sent..], MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return (sent, Some(would_block(fd, "send"))),
+            Err(e) => return (sent, Some(Error::errno("send", e))),
+        }
+    }
+    (sent, None)
+}
+
+/// Sends all of `data` (see [`send_prefix`]); what was sent before an error
+/// is not reported.
+pub fn send_all(fd: impl AsFd, data: &[u8]) -> Result<()> {
+    match send_prefix(fd, data) {
+        (_, None) => Ok(()),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// One `recv`, EINTR retried. `Ok(0)` is end of stream; EAGAIN is
+/// `TimedOut` or `WouldBlock` (see [`would_block`]).
 pub fn recv(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
     loop {
         match socket::recv(fd.as_fd().as_raw_fd(), buf, MsgFlags::empty()) {
             Ok(n) => return Ok(n),
             Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Err(Error::new(Code::TimedOut, "recv: timed out")),
+            Err(Errno::EAGAIN) => return Err(would_block(fd.as_fd(), "recv")),
             Err(e) => return Err(Error::errno("recv", e)),
         }
     }

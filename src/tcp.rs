@@ -9,6 +9,7 @@ use nix::poll::PollFlags;
 use nix::sys::socket::SockType;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The listen backlog used when the caller does not choose one.
@@ -53,7 +54,7 @@ impl Listener {
             return Err(Error::new(Code::TimedOut, format!("accept on {}: timed out", net::show(&self.local))));
         }
         let (sock, peer) = self.sock.accept().map_err(|e| Error::io(format!("accept on {}", net::show(&self.local)), &e))?;
-        let mut s = Stream::new(sock, peer);
+        let s = Stream::new(sock, peer);
         s.set_frame(self.frame);
         Ok(s)
     }
@@ -75,18 +76,59 @@ impl Listener {
 }
 
 /// A connected TCP stream.
+///
+/// Sending and receiving are separately locked, so one thread may receive
+/// (blocked in [`Stream::recv_msg`]) while another sends: the usual client
+/// with a reader thread and a writer thread. Both take `&self`.
 #[derive(Debug)]
 pub struct Stream {
     sock: TcpStream,
     peer: SocketAddr,
+    tx: Mutex<Sender>,
+    rx: Mutex<Receiver>,
+}
+
+/// The send side.
+#[derive(Debug)]
+struct Sender {
+    frame: Frame,
+    /// Bytes of a message already taken but not yet sent: a non-blocking
+    /// socket (or a send timeout) stopped it part way. They go out before
+    /// anything else, so a message is never cut, lost or sent twice.
+    unsent: Vec<u8>,
+    /// The encoded message (reused between sends).
+    out: Vec<u8>,
+}
+
+/// The receive side.
+#[derive(Debug)]
+struct Receiver {
     decoder: Decoder,
     scratch: Vec<u8>,
+    /// A message the caller left (its buffer was too small): handed out
+    /// first by the next call.
+    held: Option<Vec<u8>>,
 }
+
+/// Locks either side; a panic while holding it leaves plain data behind,
+/// still consistent, so a poisoned lock is simply taken.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Buffers above this are freed once empty (idle streams stay small).
+const KEEP_CAPACITY: usize = 64 * 1024;
 
 impl Stream {
     /// Wraps an accepted or connected socket (line framing to start with).
     pub fn new(sock: TcpStream, peer: SocketAddr) -> Stream {
-        Stream { sock, peer: net::canonical(peer), decoder: Decoder::new(Frame::default()), scratch: Vec::new() }
+        let frame = Frame::default();
+        Stream {
+            sock,
+            peer: net::canonical(peer),
+            tx: Mutex::new(Sender { frame, unsent: Vec::new(), out: Vec::new() }),
+            rx: Mutex::new(Receiver { decoder: Decoder::new(frame), scratch: Vec::new(), held: None }),
+        }
     }
 
     /// Connects to each address in turn until one accepts, each attempt
@@ -106,19 +148,24 @@ impl Stream {
     /// Connects to the parsed command line's host and port with its timeout
     /// and frame.
     pub fn from_args(a: &Args) -> Result<Stream> {
-        let mut s = Stream::connect(&a.addrs()?, a.timeout())?;
+        let s = Stream::connect(&a.addrs()?, a.timeout())?;
         s.set_frame(a.frame);
         Ok(s)
     }
 
-    /// Changes the framing; bytes already buffered are dropped.
-    pub fn set_frame(&mut self, frame: Frame) {
-        self.decoder = Decoder::new(frame);
+    /// Changes the framing; bytes already received are dropped (bytes
+    /// already taken for sending still go out). Waits for a receive in
+    /// progress on another thread.
+    pub fn set_frame(&self, frame: Frame) {
+        lock(&self.tx).frame = frame;
+        let mut rx = lock(&self.rx);
+        rx.decoder = Decoder::new(frame);
+        rx.held = None;
     }
 
     /// The framing in use.
     pub fn frame(&self) -> Frame {
-        self.decoder.frame()
+        lock(&self.tx).frame
     }
 
     /// The peer's address (IPv4-mapped addresses shown as IPv4).
@@ -136,12 +183,60 @@ impl Stream {
         net::set_timeouts(&self.sock, read, write)
     }
 
-    /// Sends every byte (see [`net::send_all`]).
+    /// Sends every byte of `data`, after any bytes kept from an earlier send.
+    ///
+    /// `Ok` means `data` was taken: sent, or, when the socket would block
+    /// (non-blocking descriptor) or its send timeout expired part way, sent
+    /// in part with the rest kept for the next send or [`Stream::flush`].
+    /// `WouldBlock`/`TimedOut` means nothing of `data` was sent and it was
+    /// not taken (the kept bytes could not all go out, or the socket took
+    /// nothing): send it again later. Other errors: the connection is broken.
     pub fn send(&self, data: &[u8]) -> Result<()> {
-        net::send_all(&self.sock, data).map_err(|mut e| {
-            e.msg = e.msg.replacen("send", &format!("send to {}", net::show(&self.peer)), 1);
-            e
-        })
+        let mut tx = lock(&self.tx);
+        self.push(&mut tx.unsent, data)
+    }
+
+    /// Sends the bytes kept by an earlier send. `Ok` once none are left;
+    /// `WouldBlock`/`TimedOut` while some still are.
+    pub fn flush(&self) -> Result<()> {
+        let mut tx = lock(&self.tx);
+        self.flush_kept(&mut tx.unsent)
+    }
+
+    /// How many bytes of taken messages are still waiting to be sent.
+    pub fn unsent(&self) -> usize {
+        lock(&self.tx).unsent.len()
+    }
+
+    fn push(&self, unsent: &mut Vec<u8>, data: &[u8]) -> Result<()> {
+        // Kept bytes first: if they cannot all go out, `data` is not taken.
+        self.flush_kept(unsent)?;
+        match net::send_prefix(&self.sock, data) {
+            (_, None) => Ok(()),
+            (n, Some(e)) if n > 0 && matches!(e.code, Code::WouldBlock | Code::TimedOut) => {
+                unsent.extend_from_slice(&data[n..]);
+                Ok(())
+            }
+            (_, Some(e)) => Err(self.named(e)),
+        }
+    }
+
+    fn flush_kept(&self, unsent: &mut Vec<u8>) -> Result<()> {
+        if unsent.is_empty() {
+            return Ok(());
+        }
+        let (n, err) = net::send_prefix(&self.sock, unsent);
+        unsent.drain(..n);
+        if unsent.is_empty() && unsent.capacity() > KEEP_CAPACITY {
+            *unsent = Vec::new();
+        }
+        err.map_or(Ok(()), |e| Err(self.named(e)))
+    }
+
+    /// `send to 127.0.0.1:80: ...` rather than `send: ...`.
+    fn named(&self, mut e: Error) -> Error {
+        e.msg = e.msg.replacen("send", &format!("send to {}", net::show(&self.peer)), 1);
+        e
     }
 
     /// One read of at most `buf.len()` bytes. End of stream is `Closed`.
@@ -156,39 +251,70 @@ impl Stream {
         Error::new(Code::Closed, format!("{} closed the connection", net::show(&self.peer)))
     }
 
-    /// Sends one message through the frame.
+    /// Sends one message through the frame, with [`Stream::send`]'s rules:
+    /// `Ok` = taken (never cut: a part the socket did not take is kept and
+    /// goes out first next time), `WouldBlock`/`TimedOut` = not taken.
     pub fn send_msg(&self, msg: &[u8]) -> Result<()> {
-        let mut out = Vec::new();
-        self.frame().encode(msg, &mut out)?;
-        self.send(&out)
+        let mut tx = lock(&self.tx);
+        let Sender { frame, unsent, out } = &mut *tx;
+        out.clear();
+        frame.encode(msg, out)?;
+        let r = self.push(unsent, out);
+        if out.capacity() > KEEP_CAPACITY {
+            *out = Vec::new();
+        }
+        r
     }
 
     /// Receives one message and hands it to `f`. Messages glued in one read
     /// are kept for the next call. `Closed` at end of stream (a partial
     /// message then is lost and said so), `MsgSize` for an over-long one.
-    pub fn recv_msg<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    pub fn recv_msg<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.recv_msg_or_keep(|m| Ok::<R, std::convert::Infallible>(f(m))).map(|r| match r {
+            Ok(v) => v,
+            Err(never) => match never {},
+        })
+    }
+
+    /// Like [`Stream::recv_msg`], but `f` may leave the message (`Err`, e.g.
+    /// the caller's buffer is too small): it is then kept whole and handed
+    /// to `f` first by the next call, so a retry with a bigger buffer gets it.
+    pub fn recv_msg_or_keep<R, E>(&self, f: impl FnOnce(&[u8]) -> std::result::Result<R, E>) -> Result<std::result::Result<R, E>> {
+        let mut rx = lock(&self.rx);
+        let Receiver { decoder, scratch, held } = &mut *rx;
+        if let Some(m) = held.take() {
+            let r = f(&m);
+            if r.is_err() {
+                *held = Some(m);
+            }
+            return Ok(r);
+        }
         let mut f = Some(f);
         let mut got = None;
-        if self.scratch.is_empty() {
-            self.scratch = vec![0; READ_CHUNK];
+        if scratch.is_empty() {
+            *scratch = vec![0; READ_CHUNK];
         }
         // First whatever is buffered, then one read at a time.
         let mut n = 0;
         loop {
             let mut take = |m: &[u8]| {
                 if let Some(f) = f.take() {
-                    got = Some(f(m));
+                    let r = f(m);
+                    if r.is_err() {
+                        *held = Some(m.to_vec());
+                    }
+                    got = Some(r);
                 }
                 Flow::Stop
             };
-            self.decoder.feed(&self.scratch[..n], &mut take)?;
+            decoder.feed(&scratch[..n], &mut take)?;
             if let Some(r) = got {
                 return Ok(r);
             }
-            n = net::recv(&self.sock, &mut self.scratch)?;
+            n = net::recv(&self.sock, scratch)?;
             if n == 0 {
                 let mut e = self.closed();
-                if self.decoder.has_pending() {
+                if decoder.has_pending() {
                     e.msg.push_str(" in the middle of a message");
                 }
                 return Err(e);
@@ -196,13 +322,20 @@ impl Stream {
         }
     }
 
-    /// Graceful close: shutdown both directions, then close.
+    /// Graceful close: one last try at bytes kept by a send, then shutdown
+    /// both directions and close.
     pub fn close(self) {
+        let _ = self.flush();
         let _ = self.sock.shutdown(Shutdown::Both);
     }
 
-    /// Half-close: no more sends; receiving goes on.
+    /// Half-close: no more sends; receiving goes on. Bytes kept by an
+    /// earlier send go out first: if they cannot all go out now
+    /// (`WouldBlock`/`TimedOut`) nothing is shut down, so a message is never
+    /// cut by the end of stream; call again later.
     pub fn shutdown_write(&self) -> Result<()> {
+        let mut tx = lock(&self.tx);
+        self.flush_kept(&mut tx.unsent)?;
         self.sock.shutdown(Shutdown::Write).map_err(|e| Error::io("shutdown", &e))
     }
 

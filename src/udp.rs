@@ -143,7 +143,7 @@ impl Udp {
                     return Ok((m.bytes, net::canonical(from)));
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::EAGAIN) => return Err(Error::new(Code::TimedOut, "recvfrom: timed out")),
+                Err(nix::errno::Errno::EAGAIN) => return Err(net::would_block(self.sock.as_fd(), "recvfrom")),
                 Err(e) => return Err(Error::errno("recvfrom", e)),
             }
         }

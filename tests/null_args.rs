@@ -505,6 +505,7 @@ fn cases() -> Vec<Case> {
             sockflow_tcp_recv_msg(null_mut(), b.as_mut_ptr().cast(), 8)
         }),
         case!(sockflow_tcp_recv_msg["buf"] => Null("buf"), |fx| sockflow_tcp_recv_msg(fx.tcp, null_mut(), 8)),
+        case!(sockflow_tcp_flush["t"] => Null("tcp"), |fx| sockflow_tcp_flush(null_mut())),
         case!(sockflow_tcp_peer["t"] => Null("tcp"), |fx| {
             let mut a: sockflow_addr = unsafe { std::mem::zeroed() };
             sockflow_tcp_peer(null(), &mut a)

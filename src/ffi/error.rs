@@ -38,6 +38,8 @@ pub const SOCKFLOW_ECONNRESET: c_int = -14;
 pub const SOCKFLOW_EUSAGE: c_int = -15;
 /// `-h`/`--help` was given and help was printed: exit with status 0.
 pub const SOCKFLOW_EHELP: c_int = -16;
+/// The object is busy: `sockflow_server_run` on a server already running.
+pub const SOCKFLOW_EBUSY: c_int = -17;
 
 struct Last {
     code: c_int,
@@ -101,13 +103,17 @@ pub extern "C" fn sockflow_strerror(code: c_int) -> *const c_char {
 /// `bind 0.0.0.0:80: Permission denied`) into `buf`, snprintf-style: at most
 /// `len - 1` bytes and always a NUL when `len > 0`. Returns the message's full
 /// length, so a return `>= len` means it was cut. `buf` may be NULL when
-/// `len` is 0. The message stays until the next failure on this thread;
-/// successful calls do not clear it.
+/// `len` is 0. Any `len` works, `SIZE_MAX` too: no more than the message and
+/// its NUL is ever written. The message stays until the next failure on
+/// this thread; successful calls do not clear it.
 #[no_mangle]
 pub extern "C" fn sockflow_last_error(buf: *mut c_char, len: usize) -> usize {
     ffi_boundary! {
         LAST.with(|l| {
             let l = l.borrow();
+            // Only the message and its NUL are written, so a larger `len`
+            // (SIZE_MAX: "big enough") is cut to that before making a slice.
+            let len = len.min(l.msg.len() + 1);
             match super::buf_arg(buf.cast(), len, "buf") {
                 Ok(dst) => super::copy_cstr(&l.msg, dst),
                 Err(_) => l.msg.len(),
@@ -184,6 +190,7 @@ mod tests {
             (SOCKFLOW_ECONNRESET, Code::Reset),
             (SOCKFLOW_EUSAGE, Code::Usage),
             (SOCKFLOW_EHELP, Code::Help),
+            (SOCKFLOW_EBUSY, Code::Busy),
         ];
         assert_eq!(table.len(), Code::ALL.len());
         for (c, code) in table {

@@ -3,12 +3,14 @@
 
 use super::addr::sockflow_addr;
 use super::bytes_arg;
-use super::error::rc;
+use super::error::{fail, rc};
 use super::stdio::CFile;
-use crate::error::Error;
-use crate::server::{builtin, Action, CloseReason, Conn, Handler};
+use crate::error::{Code, Error};
+use crate::server::{builtin, Action, CloseReason, Conn, Handler, Shared};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// What a callback returns.
 #[repr(C)]
@@ -55,7 +57,11 @@ fn reason_code(r: CloseReason) -> c_int {
 }
 
 /// A connection as a callback sees it. Valid only during the callback
-/// that received it: keep `sockflow_conn_id()` to refer to it later.
+/// that received it, on that callback's thread: keep `sockflow_conn_id()`
+/// to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
+/// It is an opaque token, never a pointer to memory: a `sockflow_conn *`
+/// used anywhere else (kept from an earlier callback, passed to another
+/// thread) returns `SOCKFLOW_EBADHANDLE` and never acts on a connection.
 pub struct sockflow_conn {
     _private: [u8; 0],
 }
@@ -165,8 +171,95 @@ fn action_of(rc: c_int) -> Action {
     }
 }
 
-fn conn_ptr(c: &mut Conn<'_>) -> *mut sockflow_conn {
-    (c as *mut Conn<'_>).cast()
+/// The callback running on this thread, as its `sockflow_conn *` stands for it.
+struct Call {
+    token: usize,
+    /// The `&mut Conn` the callback was given, lifetime erased.
+    conn: *mut c_void,
+    id: u64,
+    /// The server's control block, to tell its own callbacks from others'.
+    server: *const Shared,
+}
+
+thread_local! {
+    /// Callbacks running on this thread, innermost last (a callback may run
+    /// a server of its own, so this is a stack; only the innermost is usable).
+    static CALLS: RefCell<Vec<Call>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Serial number of callback invocations, process-wide, so a token is never
+/// valid on another thread or in a later callback.
+static SERIAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Tokens look nothing like heap pointers: the top bits form a non-canonical
+/// address on 64-bit machines (dereferencing one faults at once instead of
+/// reading another connection's memory) and the low bit is set.
+#[cfg(target_pointer_width = "64")]
+const TAG: usize = 0x5F0C << 48;
+#[cfg(target_pointer_width = "64")]
+const SERIAL_MASK: usize = (1 << 47) - 1;
+#[cfg(not(target_pointer_width = "64"))]
+const TAG: usize = 0;
+#[cfg(not(target_pointer_width = "64"))]
+const SERIAL_MASK: usize = (1 << 31) - 1;
+
+/// Marks a callback as running on this thread until dropped.
+struct InCallback;
+
+impl InCallback {
+    /// Records `c` as the running callback's connection and returns the
+    /// token C is given for it.
+    fn enter(c: &mut Conn<'_>) -> (InCallback, *mut sockflow_conn) {
+        let token = TAG | ((SERIAL.fetch_add(1, Ordering::Relaxed) & SERIAL_MASK) << 1) | 1;
+        let call = Call { token, conn: (c as *mut Conn<'_>).cast(), id: c.id(), server: Arc::as_ptr(c.shared) };
+        CALLS.with(|s| s.borrow_mut().push(call));
+        (InCallback, token as *mut sockflow_conn)
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        CALLS.with(|s| s.borrow_mut().pop());
+    }
+}
+
+/// True when this thread is inside a callback of the server whose control
+/// block is `server` (`sockflow_server_free` cannot wait for that server).
+pub(crate) fn in_callback_of(server: &Arc<Shared>) -> bool {
+    CALLS.with(|s| s.borrow().iter().any(|c| std::ptr::eq(c.server, Arc::as_ptr(server))))
+}
+
+/// The one way from a `sockflow_conn *` to its connection: the token must
+/// be the one of the callback running now on this thread. Anything else
+/// (a token kept from an earlier callback, one from another thread, a
+/// garbage pointer) is refused without being dereferenced.
+fn with_conn<R>(c: *const sockflow_conn, f: impl FnOnce(&mut Conn<'_>) -> R) -> crate::Result<R> {
+    if c.is_null() {
+        return Err(Error::inval("conn is NULL"));
+    }
+    let top = CALLS.with(|s| s.borrow().last().map(|k| (k.token, k.conn, k.id)));
+    match top {
+        Some((token, conn, _)) if token == c as usize => {
+            // SAFETY: `conn` is the `&mut Conn` given to the callback now
+            // running on this thread (its Rust frame is suspended in C below
+            // us and does not touch it); `InCallback` removes it before that
+            // frame uses the connection again.
+            Ok(f(unsafe { &mut *conn.cast::<Conn<'_>>() }))
+        }
+        Some((_, _, id)) => Err(Error::new(
+            Code::BadHandle,
+            format!(
+                "conn handle is stale: it was given to an earlier callback or on another thread, not to the \
+                 callback running now (of connection {id}); a sockflow_conn * is valid only during the callback \
+                 that received it: keep sockflow_conn_id() and use sockflow_conn_send_to()"
+            ),
+        )),
+        None => Err(Error::new(
+            Code::BadHandle,
+            "conn handle used outside its callback: no callback is running on this thread; a sockflow_conn * is \
+             valid only during the callback that received it: keep sockflow_conn_id() and use sockflow_server_send()",
+        )),
+    }
 }
 
 thread_local! {
@@ -177,8 +270,11 @@ thread_local! {
 impl Handler for CHandler {
     fn on_connect(&self, c: &mut Conn<'_>) -> Action {
         match self.h.on_connect {
-            // SAFETY: a C callback with the documented signature.
-            Some(f) => action_of(unsafe { f(self.ud, conn_ptr(c)) }),
+            Some(f) => {
+                let (_in, conn) = InCallback::enter(c);
+                // SAFETY: a C callback with the documented signature.
+                action_of(unsafe { f(self.ud, conn) })
+            }
             None => Action::Continue,
         }
     }
@@ -190,8 +286,10 @@ impl Handler for CHandler {
         buf.clear();
         buf.extend_from_slice(msg);
         buf.push(0);
+        let (in_cb, conn) = InCallback::enter(c);
         // SAFETY: a C callback with the documented signature; `buf` outlives the call.
-        let rc = unsafe { f(self.ud, conn_ptr(c), buf.as_ptr().cast(), msg.len()) };
+        let rc = unsafe { f(self.ud, conn, buf.as_ptr().cast(), msg.len()) };
+        drop(in_cb);
         if buf.capacity() <= 64 * 1024 {
             MSG.with(|m| *m.borrow_mut() = buf);
         }
@@ -200,8 +298,9 @@ impl Handler for CHandler {
 
     fn on_close(&self, c: &mut Conn<'_>, reason: CloseReason) {
         if let Some(f) = self.h.on_close {
+            let (_in, conn) = InCallback::enter(c);
             // SAFETY: a C callback with the documented signature.
-            unsafe { f(self.ud, conn_ptr(c), reason_code(reason)) }
+            unsafe { f(self.ud, conn, reason_code(reason)) }
         }
     }
 }
@@ -223,35 +322,28 @@ pub(crate) fn to_core(h: sockflow_handler, ud: *mut c_void) -> crate::Result<std
     })
 }
 
-/// The `Conn` behind a callback's `sockflow_conn *`.
-fn conn<'a>(c: *mut sockflow_conn) -> Option<&'a mut Conn<'a>> {
-    // SAFETY: a sockflow_conn* is only ever handed out as a cast &mut Conn,
-    // valid for the duration of the callback (documented).
-    unsafe { c.cast::<Conn<'a>>().as_mut() }
-}
-
 /// Sends one message to this connection (framed: a `\n` is added for line
 /// frames) or, for UDP, one datagram back to the sender. Replies are queued
 /// and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
-/// not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close`.
+/// not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close` or for a
+/// `conn` that is not the running callback's.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send(c: *mut sockflow_conn, msg: *const c_void, len: usize) -> c_int {
-    ffi_boundary! {
-        let Some(c) = conn(c) else { return super::error::null_arg("conn") };
-        rc(c.send(try_ok!(bytes_arg(msg, len, "msg"))))
-    }
+    ffi_boundary! { rc(with_conn(c, |c| c.send(bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
 }
 
 /// `sockflow_conn_send` of a NUL-terminated string (without its NUL).
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send_str(c: *mut sockflow_conn, s: *const c_char) -> c_int {
     ffi_boundary! {
-        let Some(c) = conn(c) else { return super::error::null_arg("conn") };
-        if s.is_null() {
-            return super::error::null_arg("s");
-        }
-        // SAFETY: non-NULL, NUL-terminated by contract.
-        rc(c.send(unsafe { std::ffi::CStr::from_ptr(s) }.to_bytes()))
+        let send = |c: &mut Conn<'_>| {
+            if s.is_null() {
+                return Err(Error::inval("s is NULL"));
+            }
+            // SAFETY: non-NULL, NUL-terminated by contract.
+            c.send(unsafe { std::ffi::CStr::from_ptr(s) }.to_bytes())
+        };
+        rc(with_conn(c, send).and_then(|r| r))
     }
 }
 
@@ -260,41 +352,32 @@ pub extern "C" fn sockflow_conn_send_str(c: *mut sockflow_conn, s: *const c_char
 /// callback returns. TCP only.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_broadcast(c: *mut sockflow_conn, msg: *const c_void, len: usize, include_self: c_int) -> c_int {
-    ffi_boundary! {
-        let Some(c) = conn(c) else { return super::error::null_arg("conn") };
-        rc(c.broadcast(try_ok!(bytes_arg(msg, len, "msg")), include_self != 0))
-    }
+    ffi_boundary! { rc(with_conn(c, |c| c.broadcast(bytes_arg(msg, len, "msg")?, include_self != 0)).and_then(|r| r)) }
 }
 
 /// Sends one message to another connection of the same server, by id
 /// (from `sockflow_conn_id`). An id that is gone is ignored. TCP only.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send_to(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
-    ffi_boundary! {
-        let Some(c) = conn(c) else { return super::error::null_arg("conn") };
-        rc(c.server().send(id, try_ok!(bytes_arg(msg, len, "msg"))))
-    }
+    ffi_boundary! { rc(with_conn(c, |c| c.server().send(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
 }
 
 /// Asks the server to stop gracefully once this callback returns.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_stop_server(c: *mut sockflow_conn) -> c_int {
-    ffi_boundary! {
-        let Some(c) = conn(c) else { return super::error::null_arg("conn") };
-        c.server().stop();
-        0
-    }
+    ffi_boundary! { rc(with_conn(c, |c| c.server().stop())) }
 }
 
 /// The connection's id: unique for the server's life, never reused, never
-/// 0. Returns 0 (and sets the last error) for NULL.
+/// 0. Returns 0 (and sets the last error: `SOCKFLOW_EINVAL` for NULL,
+/// `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
 #[no_mangle]
 pub extern "C" fn sockflow_conn_id(c: *const sockflow_conn) -> u64 {
     ffi_boundary! {
-        match conn(c.cast_mut()) {
-            Some(c) => c.id(),
-            None => {
-                super::error::null_arg("conn");
+        match with_conn(c, |c| c.id()) {
+            Ok(id) => id,
+            Err(e) => {
+                fail(e);
                 0
             }
         }
@@ -305,21 +388,23 @@ pub extern "C" fn sockflow_conn_id(c: *const sockflow_conn) -> u64 {
 #[no_mangle]
 pub extern "C" fn sockflow_conn_peer(c: *const sockflow_conn, out: *mut sockflow_addr) -> c_int {
     ffi_boundary! {
-        let Some(c) = conn(c.cast_mut()) else { return super::error::null_arg("conn") };
+        let peer = try_ok!(with_conn(c, |c| c.peer()));
         check_out!(out, "out");
-        sockflow_addr::write_opt(out, c.peer());
+        sockflow_addr::write_opt(out, peer);
         0
     }
 }
 
-/// The per-connection user pointer (NULL until set). For UDP it lasts one datagram.
+/// The per-connection user pointer (NULL until set). For UDP it lasts one
+/// datagram. NULL (and the last error set) for a `conn` that is not the
+/// running callback's.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_user(c: *const sockflow_conn) -> *mut c_void {
     ffi_boundary! {
-        match conn(c.cast_mut()) {
-            Some(c) => c.user() as *mut c_void,
-            None => {
-                super::error::null_arg("conn");
+        match with_conn(c, |c| c.user()) {
+            Ok(u) => u as *mut c_void,
+            Err(e) => {
+                fail(e);
                 std::ptr::null_mut()
             }
         }
@@ -330,9 +415,5 @@ pub extern "C" fn sockflow_conn_user(c: *const sockflow_conn) -> *mut c_void {
 /// what it points to in `on_close`.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_set_user(c: *mut sockflow_conn, user: *mut c_void) -> c_int {
-    ffi_boundary! {
-        let Some(c) = conn(c) else { return super::error::null_arg("conn") };
-        c.set_user(user as usize);
-        0
-    }
+    ffi_boundary! { rc(with_conn(c, |c| c.set_user(user as usize))) }
 }

@@ -96,18 +96,28 @@ pub(crate) fn frame_arg(spec: *const c_char) -> crate::Result<crate::frame::Fram
     crate::frame::Frame::parse(str_arg(spec, "spec")?).map_err(crate::Error::inval)
 }
 
+/// Checks a C buffer before a slice is made of it: non-NULL unless `len`
+/// is 0, `len` at most `isize::MAX` and `p + len` not past the end of the
+/// address space. No real buffer breaks these, but a wrong length (a
+/// negative `ssize_t` passed as `size_t`) does, and making a slice of it
+/// would already be undefined behaviour, before any byte is touched.
+fn span(p: *const std::ffi::c_void, len: usize, name: &str) -> crate::Result<()> {
+    if p.is_null() {
+        return Err(crate::Error::inval(format!("{name} is NULL")));
+    }
+    if len > isize::MAX as usize || (p as usize).checked_add(len).is_none() {
+        return Err(crate::Error::inval(format!("{name} length {len} is too large (it runs past the end of memory)")));
+    }
+    Ok(())
+}
+
 /// Borrows `len` bytes at `p` (NULL allowed only when `len` is 0).
 pub(crate) fn bytes_arg<'a>(p: *const std::ffi::c_void, len: usize, name: &str) -> crate::Result<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
     }
-    if p.is_null() {
-        return Err(crate::Error::inval(format!("{name} is NULL")));
-    }
-    if len > isize::MAX as usize {
-        return Err(crate::Error::inval(format!("{name} length is too large")));
-    }
-    // SAFETY: non-NULL; the caller promises `len` readable bytes.
+    span(p, len, name)?;
+    // SAFETY: checked by `span`; the caller promises `len` readable bytes.
     Ok(unsafe { std::slice::from_raw_parts(p as *const u8, len) })
 }
 
@@ -116,25 +126,9 @@ pub(crate) fn buf_arg<'a>(p: *mut std::ffi::c_void, cap: usize, name: &str) -> c
     if cap == 0 {
         return Ok(&mut []);
     }
-    if p.is_null() {
-        return Err(crate::Error::inval(format!("{name} is NULL")));
-    }
-    if cap > isize::MAX as usize {
-        return Err(crate::Error::inval(format!("{name} length is too large")));
-    }
-    // SAFETY: non-NULL; the caller promises `cap` writable bytes.
+    span(p, cap, name)?;
+    // SAFETY: checked by `span`; the caller promises `cap` writable bytes.
     Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, cap) })
-}
-
-/// Copies `src` into the C buffer `dst` of `cap` bytes, NUL-terminated when
-/// it fits (snprintf-style); returns `src.len()`.
-pub(crate) fn copy_out(src: &[u8], dst: &mut [u8]) -> usize {
-    let n = src.len().min(dst.len());
-    dst[..n].copy_from_slice(&src[..n]);
-    if n < dst.len() {
-        dst[n] = 0;
-    }
-    src.len()
 }
 
 /// snprintf-style copy: at most `dst.len() - 1` bytes and always a NUL

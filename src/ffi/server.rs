@@ -2,16 +2,16 @@
 
 use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
-use super::handler::{sockflow_handler, to_core};
+use super::handler::{in_callback_of, sockflow_handler, to_core};
 use super::stdio::CFile;
 use super::{bytes_arg, give};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
 use crate::server::{Config, Mode, ServerHandle};
 use std::ffi::{c_int, c_void};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How a server runs its callbacks (`sockflow_server_config.mode`).
@@ -113,15 +113,52 @@ enum Engine {
     Udp(UdpServer),
 }
 
+impl Engine {
+    fn run(self) -> crate::Result<()> {
+        match self {
+            Engine::Tcp(t) => t.run(),
+            Engine::Udp(u) => u.run(),
+        }
+    }
+}
+
+/// Where a server handle is in its one run.
+enum State {
+    /// Bound, not run yet.
+    Ready(Engine),
+    /// `sockflow_server_run` is running it on some thread.
+    Running,
+    /// Running, and `sockflow_server_free` was called from one of its own
+    /// callbacks (which cannot wait for the run): the run frees the handle
+    /// when it returns.
+    RunningThenFree,
+    /// `run` returned (a server runs once).
+    Done,
+}
+
+/// The run state, shared (through an `Arc`) by the handle and a running
+/// `run`, so the run never touches the handle's memory once it has started
+/// and `free` can wait on `ended` for it to finish.
+struct Run {
+    state: Mutex<State>,
+    ended: Condvar,
+}
+
+impl Run {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A server, bound and ready to run. Methods: `sockflow_tcp_server_new`,
 /// `sockflow_udp_server_new`, `sockflow_server_run`, `sockflow_server_stop`,
 /// `sockflow_server_port`, `sockflow_server_send`,
 /// `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
 /// `broadcast` and `port` may be called from any thread while `run` runs;
-/// `free` only after `run` has returned.
+/// so may `free`, which stops the server and waits for `run` to return.
 pub struct sockflow_server {
     handle: ServerHandle,
-    engine: Mutex<Option<Engine>>,
+    run: Arc<Run>,
 }
 
 fn new_server(
@@ -142,7 +179,7 @@ fn new_server(
         Engine::Tcp(s) => s.handle(),
         Engine::Udp(s) => s.handle(),
     };
-    Ok(sockflow_server { handle, engine: Mutex::new(Some(engine)) })
+    Ok(sockflow_server { handle, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) })
 }
 
 /// Binds a TCP server on the host and port of `args` (with their frame and
@@ -181,22 +218,51 @@ pub extern "C" fn sockflow_udp_server_new(
     }
 }
 
-fn run_engine(s: &sockflow_server) -> crate::Result<()> {
-    let engine = s.engine.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match engine {
-        Some(Engine::Tcp(t)) => t.run(),
-        Some(Engine::Udp(u)) => u.run(),
-        None => Err(Error::new(crate::Code::BadHandle, "server already ran (a server runs once)")),
+/// Runs the server behind `p` (checked non-NULL) once, on this thread.
+fn run_server(p: *mut sockflow_server) -> crate::Result<()> {
+    // SAFETY: a live handle from `give`, per contract; only read here, before
+    // the state says Running (from then on `free` waits for this run).
+    let run = Arc::clone(&unsafe { &*p }.run);
+    let engine = {
+        let mut st = run.lock();
+        match std::mem::replace(&mut *st, State::Running) {
+            State::Ready(e) => e,
+            busy @ (State::Running | State::RunningThenFree) => {
+                *st = busy;
+                return Err(Error::new(Code::Busy, "server is already running (on another thread): a server runs once"));
+            }
+            State::Done => {
+                *st = State::Done;
+                return Err(Error::new(Code::BadHandle, "server already ran (a server runs once)"));
+            }
+        }
+    };
+    let r = engine.run();
+    let mut st = run.lock();
+    let free = matches!(*st, State::RunningThenFree);
+    *st = State::Done;
+    run.ended.notify_all();
+    drop(st);
+    if free {
+        // SAFETY: `free` was called from one of this server's callbacks and
+        // left the handle to us; nothing else frees it.
+        drop(unsafe { Box::from_raw(p) });
     }
+    r
 }
 
 /// Runs the server on the calling thread until it is stopped (a callback
-/// returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`, or a signal
-/// when `handle_signals` is set); then stops accepting, flushes queued
-/// replies, closes every connection and returns 0. A server runs once.
+/// returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`,
+/// `sockflow_server_free`, or a signal when `handle_signals` is set); then
+/// stops accepting, flushes queued replies, closes every connection and
+/// returns 0. A server runs once: `SOCKFLOW_EBUSY` while it is running on
+/// another thread, `SOCKFLOW_EBADHANDLE` after it ran.
 #[no_mangle]
 pub extern "C" fn sockflow_server_run(s: *mut sockflow_server) -> c_int {
-    ffi_boundary! { rc(run_engine(try_ref!(s, "server"))) }
+    ffi_boundary! {
+        try_ref!(s, "server");
+        rc(run_server(s))
+    }
 }
 
 /// Asks a running server to stop gracefully; returns at once. Safe from any
@@ -234,15 +300,39 @@ pub extern "C" fn sockflow_server_broadcast(s: *mut sockflow_server, msg: *const
     }
 }
 
-/// Frees a server that is not running (never run, or `run` returned).
-/// NULL is fine; do not call twice.
+/// Frees a server. If `sockflow_server_run` is running it on another
+/// thread, stops it first and waits for `run` to return (its connections
+/// closed, their `on_close` called). Called from one of the server's own
+/// callbacks, it stops the server and the handle is freed when `run`
+/// returns. NULL is fine; do not call twice, nor race it with the start of
+/// a `run` (a `run` called after `free` uses freed memory).
 #[no_mangle]
 pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
     ffi_boundary! {
-        if !s.is_null() {
-            // SAFETY: created by Box::into_raw in this module, freed once.
-            drop(unsafe { Box::from_raw(s) });
+        if s.is_null() {
+            return;
         }
+        // SAFETY: a live handle from `give`, per contract.
+        let server = unsafe { &*s };
+        server.handle.stop();
+        let run = Arc::clone(&server.run);
+        let mut st = run.lock();
+        loop {
+            match *st {
+                State::Running if in_callback_of(&server.handle.0) => {
+                    *st = State::RunningThenFree;
+                    return;
+                }
+                State::Running => st = run.ended.wait(st).unwrap_or_else(|p| p.into_inner()),
+                // Freed already, from a callback: the run will free it.
+                State::RunningThenFree => return,
+                State::Ready(_) | State::Done => break,
+            }
+        }
+        drop(st);
+        // SAFETY: created by Box::into_raw in this module, freed once, and
+        // no run is using it any more.
+        drop(unsafe { Box::from_raw(s) });
     }
 }
 
@@ -256,7 +346,13 @@ fn run_once(args: *const sockflow_args, handler: sockflow_handler, userdata: *mu
     let prog = core_args(args).map(|a| a.prog).unwrap_or_else(|_| "sockflow".into());
     let mut cfg = defaults();
     cfg.handle_signals = 1;
-    match new_server(args, &cfg, handler, userdata, udp).and_then(|s| run_engine(&s)) {
+    let r = new_server(args, &cfg, handler, userdata, udp).and_then(|s| {
+        let p = Box::into_raw(Box::new(s));
+        let r = run_server(p);
+        sockflow_server_free(p);
+        r
+    });
+    match r {
         Ok(()) => 0,
         Err(e) => report(&prog, e),
     }

@@ -1,13 +1,15 @@
 //! TCP primitives: `sockflow_tcp_listener` and `sockflow_tcp`.
 //!
-//! A handle may be used by one thread at a time. Every handle returned
-//! through an out-parameter is owned by the caller and freed by its close
-//! function (which accepts NULL; never call it twice).
+//! Threads: a `sockflow_tcp` may be used by one receiving thread and one
+//! sending thread at the same time (the core keeps the two sides under
+//! separate locks); a listener by one thread at a time. Every handle
+//! returned through an out-parameter is owned by the caller and freed by
+//! its close function (which accepts NULL; never call it twice).
 
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
-use super::{buf_arg, bytes_arg, copy_out, frame_arg, give, port_arg, str_arg};
+use super::{buf_arg, bytes_arg, copy_cstr, frame_arg, give, port_arg, str_arg};
 use crate::error::{Code, Error};
 use crate::net::{self, Family};
 use crate::tcp::{Listener, Stream, DEFAULT_BACKLOG};
@@ -24,9 +26,21 @@ pub struct sockflow_tcp_listener {
 /// A connected TCP stream with a framing for messages (line by default).
 /// Methods: `sockflow_tcp_connect`, `sockflow_tcp_connect_args`,
 /// `sockflow_tcp_send`, `sockflow_tcp_recv`, `sockflow_tcp_send_msg`,
-/// `sockflow_tcp_recv_msg`, `sockflow_tcp_set_frame`,
+/// `sockflow_tcp_recv_msg`, `sockflow_tcp_flush`, `sockflow_tcp_set_frame`,
 /// `sockflow_tcp_set_timeouts`, `sockflow_tcp_peer`, `sockflow_tcp_fd`,
 /// `sockflow_tcp_shutdown`, `sockflow_tcp_close`.
+///
+/// Threads: one thread may receive (`recv`, `recv_msg`) while another sends
+/// (`send`, `send_msg`, `flush`, `shutdown`), e.g. a client with a reader
+/// thread and a writer thread; `peer`, `fd` and `set_timeouts` may be
+/// called from either. `set_frame` waits for a receive in progress.
+/// `close` only when no other thread is using the handle.
+///
+/// Non-blocking use: after `fcntl(sockflow_tcp_fd(t), F_SETFL, O_NONBLOCK)`
+/// a call that cannot go on now returns `SOCKFLOW_EAGAIN` (poll the
+/// descriptor, then call again); a receive or send timeout still gives
+/// `SOCKFLOW_ETIMEDOUT`. A message is never cut, lost or sent twice: see
+/// `sockflow_tcp_send_msg` and `sockflow_tcp_flush`.
 pub struct sockflow_tcp {
     inner: Stream,
 }
@@ -138,8 +152,8 @@ pub extern "C" fn sockflow_tcp_connect_args(args: *const sockflow_args, out: *mu
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_set_frame(t: *mut sockflow_tcp, spec: *const c_char) -> c_int {
     ffi_boundary! {
-        let t = try_mut!(t, "tcp");
-                t.inner.set_frame(try_ok!(frame_arg(spec)));
+        let t = try_ref!(t, "tcp");
+        t.inner.set_frame(try_ok!(frame_arg(spec)));
         0
     }
 }
@@ -156,7 +170,9 @@ pub extern "C" fn sockflow_tcp_set_timeouts(t: *mut sockflow_tcp, read_ms: c_int
 
 /// Sends all `len` bytes of `data` (partial writes completed, EINTR
 /// retried, no SIGPIPE: a closed peer gives `SOCKFLOW_ECLOSED` or
-/// `SOCKFLOW_ECONNRESET`). Returns 0 or a negative code.
+/// `SOCKFLOW_ECONNRESET`). Returns 0 or a negative code. On a non-blocking
+/// descriptor or after a send timeout, the rules of `sockflow_tcp_send_msg`
+/// apply: 0 = taken, `SOCKFLOW_EAGAIN`/`SOCKFLOW_ETIMEDOUT` = not taken.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_send(t: *mut sockflow_tcp, data: *const c_void, len: usize) -> c_int {
     ffi_boundary! {
@@ -180,9 +196,18 @@ pub extern "C" fn sockflow_tcp_recv(t: *mut sockflow_tcp, buf: *mut c_void, cap:
 }
 
 /// Sends one message through the connection's frame (e.g. appends `\n` for
-/// line frames). Returns 0, `SOCKFLOW_EMSGSIZE` when it does not fit the
-/// frame, `SOCKFLOW_EINVAL` for a newline in a line (or a NUL in a fixed
-/// frame); nothing is sent then.
+/// line frames). Returns 0 when the message was taken; `SOCKFLOW_EMSGSIZE`
+/// when it does not fit the frame, `SOCKFLOW_EINVAL` for a newline in a
+/// line (or a NUL in a fixed frame): nothing is sent then.
+///
+/// On a non-blocking descriptor (or when a send timeout expires) a message
+/// is never cut, lost or sent twice: 0 means it was taken, either all sent
+/// or sent in part with the rest kept in the handle, to go out before
+/// anything else on the next `send`, `send_msg` or `sockflow_tcp_flush`.
+/// `SOCKFLOW_EAGAIN` (`SOCKFLOW_ETIMEDOUT` after a timeout) means it was NOT
+/// taken, nothing of it was sent: either the socket took nothing, or bytes
+/// kept from an earlier message could not all go out yet. Wait for POLLOUT
+/// on `sockflow_tcp_fd()` and call again with the same message.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_send_msg(t: *mut sockflow_tcp, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! {
@@ -192,24 +217,54 @@ pub extern "C" fn sockflow_tcp_send_msg(t: *mut sockflow_tcp, msg: *const c_void
 }
 
 /// Receives exactly one message (messages glued or split by TCP come out
-/// as sent) into `buf`, NUL-terminated when there is room. Returns its
-/// length; `SOCKFLOW_EMSGSIZE` if it is longer than `cap` (the first `cap`
-/// bytes are in `buf`) or than the frame allows; `SOCKFLOW_ECLOSED` at end
-/// of stream; `SOCKFLOW_ETIMEDOUT` after the read timeout.
+/// as sent) into `buf` of `cap` bytes. Returns its length `n`, less than
+/// `cap`, with a NUL at `buf[n]` (binary messages may hold NULs too), so a
+/// buffer needs one byte more than the longest message.
+///
+/// A message that does not fit with its NUL (length >= `cap`) is not lost:
+/// the call returns `SOCKFLOW_EMSGSIZE` with the first `cap - 1` bytes and a
+/// NUL in `buf`, and the whole message is kept for the next call. With
+/// `cap` 0 (`buf` may then be NULL) the call waits for the next message and
+/// returns its length without taking it, so a caller can size a buffer:
+/// `n = sockflow_tcp_recv_msg(t, NULL, 0); buf = malloc(n + 1);`
+/// then `sockflow_tcp_recv_msg(t, buf, n + 1)`.
+///
+/// Other errors: `SOCKFLOW_EMSGSIZE` also for a message longer than the
+/// frame allows (that one is dropped as it arrives and never stored);
+/// `SOCKFLOW_ECLOSED` at end of stream; `SOCKFLOW_ETIMEDOUT` after the read
+/// timeout; `SOCKFLOW_EAGAIN` on a non-blocking descriptor with no whole
+/// message yet (bytes of a partial one stay buffered in the handle).
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_recv_msg(t: *mut sockflow_tcp, buf: *mut c_void, cap: usize) -> libc::ssize_t {
     ffi_boundary! {
-        let t = try_mut!(t, "tcp");
+        let t = try_ref!(t, "tcp");
         let buf = try_ok!(buf_arg(buf, cap, "buf"));
-        if buf.is_empty() {
-            return fail(Error::inval("cap is 0")) as libc::ssize_t;
+        let got = try_ok!(t.inner.recv_msg_or_keep(|m| {
+            copy_cstr(m, buf);
+            if m.len() < cap { Ok(m.len()) } else { Err(m.len()) }
+        }));
+        match got {
+            Ok(n) => n as isize,
+            Err(n) if cap == 0 => n as isize,
+            Err(n) => fail(Error::new(
+                Code::MsgSize,
+                format!(
+                    "message of {n} bytes does not fit the buffer of {cap} bytes with its NUL: it is kept for the next call \
+                     (a cap of 0 returns its length)"
+                ),
+            )) as isize,
         }
-        let n = try_ok!(t.inner.recv_msg(|m| copy_out(m, buf)));
-        if n > cap {
-            return fail(Error::new(Code::MsgSize, format!("message of {n} bytes is longer than the buffer ({cap})"))) as isize;
-        }
-        n as isize
     }
+}
+
+/// Sends the bytes a `send`/`send_msg` on a non-blocking descriptor (or
+/// after a send timeout) kept in the handle. Returns 0 once nothing is
+/// kept (at once when nothing was), `SOCKFLOW_EAGAIN`/`SOCKFLOW_ETIMEDOUT`
+/// while some bytes still are, or another negative code for a broken
+/// connection. Call it before closing a non-blocking handle.
+#[no_mangle]
+pub extern "C" fn sockflow_tcp_flush(t: *mut sockflow_tcp) -> c_int {
+    ffi_boundary! { rc(try_ref!(t, "tcp").inner.flush()) }
 }
 
 /// Writes the peer's address to `*out`. Returns 0 or `SOCKFLOW_EINVAL`.
@@ -231,14 +286,18 @@ pub extern "C" fn sockflow_tcp_fd(t: *const sockflow_tcp) -> c_int {
     ffi_boundary! { try_ref!(t, "tcp").inner.fd() }
 }
 
-/// Half-closes: the peer sees end of stream, receiving goes on.
+/// Half-closes: the peer sees end of stream, receiving goes on. Bytes kept
+/// by a non-blocking send go out first; while they cannot, returns
+/// `SOCKFLOW_EAGAIN` without shutting down (call again after POLLOUT).
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_shutdown(t: *mut sockflow_tcp) -> c_int {
     ffi_boundary! { rc(try_ref!(t, "tcp").inner.shutdown_write()) }
 }
 
-/// Shuts the connection down, closes it and frees the handle. NULL is fine;
-/// do not call twice.
+/// Shuts the connection down, closes it and frees the handle (bytes kept
+/// by a non-blocking send get one last try: use `sockflow_tcp_flush` to
+/// know they went out). NULL is fine; do not call twice, nor while another
+/// thread is using the handle.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_close(t: *mut sockflow_tcp) {
     ffi_boundary! {

@@ -1,7 +1,8 @@
 //! UDP primitives: `sockflow_udp`.
 //!
-//! A handle may be used by one thread at a time; it is owned by the caller
-//! and freed by `sockflow_udp_close` (NULL is fine; never call it twice).
+//! Threads: one thread may receive while another sends (every call but
+//! `set_frame` and `close` only reads the handle). A handle is owned by the
+//! caller and freed by `sockflow_udp_close` (NULL is fine; never call it twice).
 
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
@@ -19,6 +20,9 @@ use std::net::IpAddr;
 /// `sockflow_udp_set_timeout`, `sockflow_udp_set_broadcast`,
 /// `sockflow_udp_join`, `sockflow_udp_leave`, `sockflow_udp_port`,
 /// `sockflow_udp_fd`, `sockflow_udp_close`.
+///
+/// Threads: one thread may receive (`recvfrom`) while another sends;
+/// `set_frame` and `close` need the handle to themselves.
 pub struct sockflow_udp {
     inner: Udp,
 }
@@ -78,7 +82,7 @@ pub extern "C" fn sockflow_udp_connect_args(args: *const sockflow_args, out: *mu
 pub extern "C" fn sockflow_udp_set_frame(u: *mut sockflow_udp, spec: *const c_char) -> c_int {
     ffi_boundary! {
         let u = try_mut!(u, "udp");
-                u.inner.set_frame(try_ok!(frame_arg(spec)));
+        u.inner.set_frame(try_ok!(frame_arg(spec)));
         0
     }
 }
@@ -110,7 +114,8 @@ pub extern "C" fn sockflow_udp_send(u: *mut sockflow_udp, data: *const c_void, l
 /// and, when `from` is not NULL, the sender's address. Returns the message
 /// length; `SOCKFLOW_EMSGSIZE` when the datagram was longer than `cap` (its
 /// first `cap` bytes are in `buf`: never a silent cut); `SOCKFLOW_ETIMEDOUT`
-/// after the timeout.
+/// after the timeout; `SOCKFLOW_EAGAIN` when the descriptor is non-blocking
+/// and no datagram is waiting.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_recvfrom(u: *mut sockflow_udp, buf: *mut c_void, cap: usize, from: *mut sockflow_addr) -> libc::ssize_t {
     ffi_boundary! {

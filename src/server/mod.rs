@@ -10,17 +10,19 @@
 mod base;
 pub mod builtin;
 mod control;
+mod log;
 pub mod tcp;
 pub mod udp;
 mod worker;
 
 pub use control::{ServerHandle, Shared};
+pub(crate) use log::Log;
 
 use crate::error::Result;
 use crate::frame::Frame;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a handler wants after a callback.
@@ -130,26 +132,6 @@ impl Config {
     /// Defaults, with the frame, quit word and name of parsed arguments.
     pub fn from_args(a: &crate::args::Args) -> Config {
         Config { frame: a.frame, quit: a.quit.clone(), name: a.prog.clone(), ..Config::default() }
-    }
-}
-
-/// The server's log: one line per event, flushed at once (a killed server
-/// loses nothing).
-pub(crate) struct Log {
-    name: String,
-    out: Option<Mutex<Box<dyn Write + Send>>>,
-}
-
-impl Log {
-    pub(crate) fn new(cfg: &mut Config) -> Log {
-        Log { name: cfg.name.clone(), out: cfg.log.take().map(Mutex::new) }
-    }
-
-    pub(crate) fn line(&self, text: std::fmt::Arguments<'_>) {
-        if let Some(out) = &self.out {
-            let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(o, "{}: {}", self.name, text).and_then(|_| o.flush());
-        }
     }
 }
 
