@@ -2,7 +2,8 @@
 //! UndefinedBehaviorSanitizer (gcc, `CProgram::sanitized`), linked to
 //! `libsockflow.so`, running their main flows on loopback: server and
 //! client pairs over TCP (echo, hello, print, chat, primitives) and UDP
-//! (echo, upper, print, primitives, the C++ pair).
+//! (echo, upper, print, primitives, the C++ pair); and every C test program
+//! in `tests/c/`.
 //!
 //! A program fails the test when it exits with another status than the
 //! flow's, or when its stderr holds a sanitizer report (ASan, LeakSanitizer
@@ -134,6 +135,26 @@ fn planted_bugs_are_reported() {
         assert!(p.stderr_text().contains(want), "{arg}: expected {want:?}\n{}", p.transcript());
         assert!(report(&p).is_some());
         assert!(!st.success(), "{arg}: a sanitizer report must fail the program\n{}", p.transcript());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The C tests (`tests/c/*.c`: each prints OK and exits 0 when its checks hold)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn c_tests() {
+    let dir = root().join("tests/c");
+    let mut srcs: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+    srcs.retain(|p| p.extension().is_some_and(|e| e == "c"));
+    srcs.sort();
+    for src in srcs {
+        let bin = CProgram::new(&src.to_string_lossy()).flag("-pthread").sanitized().build();
+        let mut p = run(&bin, &[], Input::Null);
+        let st = p.wait_exit(secs(120));
+        assert!(report(&p).is_none(), "{}: sanitizer report\n{}", src.display(), p.transcript());
+        assert_exit(&p, st, 0);
+        assert!(p.stdout_text().starts_with("OK"), "{} printed no OK\n{}", src.display(), p.transcript());
     }
 }
 
