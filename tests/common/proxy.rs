@@ -102,9 +102,11 @@ pub struct TcpFaults {
     /// `max_stall`: the sender's buffers fill and TCP flow control pushes back.
     pub stall_per_mille: u32,
     pub max_stall: Duration,
-    /// Chance (per mille) that a connection is reset after a random number
-    /// of bytes (below `reset_within`) forwarded in a random direction.
-    pub reset_per_mille: u32,
+    /// Every `reset_every`-th connection (in accept order; 0 = none) is
+    /// reset after a random number of bytes, below `reset_within`,
+    /// forwarded in a random direction. Chosen by count rather than chance
+    /// so that a run always has both reset and intact connections.
+    pub reset_every: usize,
     pub reset_within: usize,
 }
 
@@ -151,7 +153,8 @@ impl TcpProxy {
                 let Ok(client) = client else { continue };
                 let rng = rng.fork(n as u64);
                 let (faults, rs) = (faults.clone(), rs.clone());
-                thread::spawn(move || Link::run(client, upstream, faults, rng, rs));
+                let reset = faults.reset_every > 0 && n % faults.reset_every == faults.reset_every - 1;
+                thread::spawn(move || Link::run(client, upstream, faults, reset, rng, rs));
             }
         });
         TcpProxy { addr, stop, stats }
@@ -198,7 +201,7 @@ struct Link {
 }
 
 impl Link {
-    fn run(client: TcpStream, upstream: SocketAddr, faults: TcpFaults, mut rng: Rng, stats: Arc<TcpStats>) {
+    fn run(client: TcpStream, upstream: SocketAddr, faults: TcpFaults, reset: bool, mut rng: Rng, stats: Arc<TcpStats>) {
         let Ok(peer) = client.peer_addr() else { return };
         let server = match TcpStream::connect(upstream) {
             Ok(s) => s,
@@ -209,7 +212,7 @@ impl Link {
             let _ = s.set_nodelay(true); // each piece its own segment
             let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
         }
-        let reset_at = rng.chance(faults.reset_per_mille).then(|| {
+        let reset_at = reset.then(|| {
             let dir = if rng.chance(500) { Dir::ToServer } else { Dir::ToClient };
             (dir, AtomicUsize::new(rng.range(0, faults.reset_within.max(1) - 1)))
         });
