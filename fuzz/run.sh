@@ -29,9 +29,11 @@ failed=()
 for t in $(cargo +nightly fuzz list); do
     printf '\n==> fuzz %s for %s s\n' "$t" "$secs"
     mkdir -p "$work/$t"
+    seeds=()
+    [[ -d "corpus/$t" ]] && seeds=("corpus/$t")
     # -timeout: one input running past 30 s is a hang, reported as a crash.
     # The outer timeout only guards against libFuzzer itself not stopping.
-    if ! timeout $((secs + 300)) cargo +nightly fuzz run "$t" "$work/$t" "corpus/$t" -- \
+    if ! timeout $((secs + 300)) cargo +nightly fuzz run "$t" "$work/$t" "${seeds[@]}" -- \
         -max_total_time="$secs" -timeout=30 -max_len=4096 -print_final_stats=1 \
         2>"$work/$t.log"; then
         tail -n 60 "$work/$t.log" >&2
