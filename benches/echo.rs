@@ -157,6 +157,11 @@ impl Server {
     /// Its later stderr lines are passed on, prefixed with its name.
     fn start(kind: Kind, bins: &Binaries) -> Server {
         let mut cmd = Command::new(bins.path(kind));
+        if kind == Kind::Sockflow {
+            // echo_server is raw by default; the figures are for line frames.
+            // Every bench connection comes from 127.0.0.1.
+            cmd.args(["--frame", "line", "--max-per-ip", "1000000"]);
+        }
         cmd.arg("0").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", bins.path(kind).display()));
         let stderr = child.stderr.take().expect("piped stderr");

@@ -48,6 +48,14 @@
 #define SOCKFLOW_ARGS_QUIET 256
 
 /**
+ * Flag for `sockflow_args_parse`: without `--frame`, the frame is
+ * `SOCKFLOW_FRAME_RAW` (bytes passed on as they come) instead of
+ * `SOCKFLOW_FRAME_LINE`. The echo servers use it: their echo is byte-exact
+ * whatever the client sends (no newline needed, `\r\n` kept).
+ */
+#define SOCKFLOW_ARGS_RAW 512
+
+/**
  * Success.
  */
 #define SOCKFLOW_OK 0
@@ -241,6 +249,11 @@ typedef enum sockflow_mode {
      * Each TCP connection's callbacks run in order on a thread of its own,
      * so they may block (wait for a keyboard, a database). I/O stays on the
      * event loop; a connection whose thread falls behind stops being read.
+     * A stop does not wait for queued messages: those not yet handed to a
+     * callback are dropped (each connection still gets `on_close` with
+     * STOPPING), and a thread still inside a callback 2 s after the
+     * connections closed is left to finish on its own and gets no further
+     * callback, so `sockflow_server_run` returns in bounded time.
      */
     SOCKFLOW_MODE_THREAD_PER_CONNECTION = 1,
 } sockflow_mode;
@@ -344,13 +357,19 @@ typedef struct sockflow_args {
      */
     char quit[SOCKFLOW_QUIT_MAX];
     /**
-     * Connect/reply timeout in milliseconds (`--timeout`; 0 = none).
+     * `--timeout` in milliseconds (0 = none): a client's connect/reply
+     * timeout, a TCP server's idle timeout.
      */
     int timeout_ms;
     /**
      * The program's name (basename of argv[0]) for messages.
      */
     char prog[SOCKFLOW_PROG_MAX];
+    /**
+     * `--max-per-ip` (servers): most connections at once from one address;
+     * 0 = not given (the server's default, 256).
+     */
+    int max_per_ip;
 } sockflow_args;
 
 /**
@@ -426,12 +445,17 @@ typedef struct sockflow_server_config {
      */
     int max_conns;
     /**
-     * Close a connection after this many ms without traffic (default 0 = never).
+     * Close a connection after this many ms without traffic (default 0 =
+     * the `--timeout` of the `sockflow_args`, whose 0 means never).
      */
     int idle_timeout_ms;
     /**
-     * Most reply bytes queued for one client that does not read; past it the
-     * client is dropped with reason OVERFLOW (default 1 MiB).
+     * Per-connection queue bound (default 1 MiB). A client's own replies
+     * past half of it stop reading from that client until it has taken
+     * them (backpressure: nothing is dropped); messages pushed to it by
+     * `sockflow_server_send`/`_broadcast`/`sockflow_conn_send_to` past it
+     * drop the client with reason OVERFLOW. Also bounds the messages
+     * waiting for a connection's thread (64 bytes + length each).
      */
     size_t max_queue;
     /**
@@ -456,6 +480,25 @@ typedef struct sockflow_server_config {
      * Non-zero: no log lines at all.
      */
     int quiet;
+    /**
+     * Most connections at once from one address (IPv6: one /64); more are
+     * closed at once with a log line. Default 0 = the `--max-per-ip` of the
+     * `sockflow_args`, or 256 when it was not given.
+     */
+    int max_per_ip;
+    /**
+     * Close a connection that holds an incomplete message for this many ms
+     * (slowloris); the clock restarts at each complete message. Default
+     * 60000; 0 = never.
+     */
+    int incomplete_timeout_ms;
+    /**
+     * Most bytes all connections together may hold in partial messages and
+     * queues (default 256 MiB). Over it, clients holding data are not read
+     * until memory frees up, and a `len32`/`fixed` message whose length
+     * cannot be reserved closes its connection (reason ERROR, logged).
+     */
+    size_t memory_budget;
 } sockflow_server_config;
 
 
@@ -469,9 +512,11 @@ extern "C" {
  *
  * `flags` is `SOCKFLOW_ROLE_SERVER` (`[<host>] <port>`, port 0 = any free
  * port) or `SOCKFLOW_ROLE_CLIENT` (`<host> <port>`), optionally OR-ed with
- * `SOCKFLOW_ARGS_QUIET`. Options may come before or after the positional
+ * `SOCKFLOW_ARGS_QUIET` and `SOCKFLOW_ARGS_RAW` (raw frames unless
+ * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
- * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
+ * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
+ * servers also take `--max-per-ip N`.
  *
  * Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
  * (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
@@ -507,16 +552,32 @@ int sockflow_args_set_frame(struct sockflow_args *args, const char *spec);
  * the replies still coming until the server closes or is quiet for the
  * timeout (default 1 s). `in`/`out` NULL mean stdin/stdout; `in` is read
  * through its descriptor, so do not read it with stdio before.
- * Returns 0, `SOCKFLOW_ECLOSED` if the server closed first (said on
- * stderr), or a negative code after printing `PROG: what failed: why`.
+ *
+ * Every reply received is printed before anything else is reported, even
+ * when the connection then fails. How it ends (with
+ * `sockflow_exit_code(rc)` as the exit status):
+ *
+ * | what happened                                      | prints                            | returns  | exit |
+ * |----------------------------------------------------|-----------------------------------|----------|------|
+ * | input ended (EOF or quit word), server then closed | every reply                       | 0        | 0    |
+ * | server closed cleanly (FIN) first                  | every reply, then a note on stderr| 0        | 0    |
+ * | reset or another error                             | every reply, then `PROG: error`   | < 0      | 1    |
+ * | bad command line (from `sockflow_args_parse`)      | usage on stderr                   | EUSAGE   | 2    |
  */
-int sockflow_tcp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+int sockflow_tcp_client_run(const struct sockflow_args *args,
+                            FILE *in,
+                            FILE *out);
 
 /**
  * The tutorial's UDP client in one call: each input line is one datagram
  * (fixed frames padded), replies are printed as they arrive; with a timeout
  * in `args`, each line waits that long for its reply and says so on stderr
- * when none came. The quit word (sent) and EOF end it. As `sockflow_tcp_client_run`.
+ * when none came. The quit word (sent) and EOF end it. Returns 0 (exit
+ * 0) once the input ended; notes on stderr for replies that did not come.
+ * If a datagram was refused (ICMP: no server listening on that port), it
+ * goes on with the input, then returns `SOCKFLOW_EREFUSED` (exit 1);
+ * another socket error ends it at once (exit 1); a bad command line is
+ * exit 2. Every reply received is printed first.
  */
 int sockflow_udp_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
@@ -525,14 +586,19 @@ int sockflow_udp_client_run(const struct sockflow_args *args, FILE *in, FILE *ou
  * N` to stderr, waits for one client, prints `client ip = … port = …
  * connected`, then both sides type whenever they like: lines from `in` are
  * sent, the client's lines are printed as `Client: …`. Ends on EOF, the
- * quit word, or when the client leaves; returns 0 or a negative code.
+ * quit word, or when the client leaves; returns (and exits) as
+ * `sockflow_tcp_client_run`: 0 when either side ended cleanly, a negative
+ * code (exit 1) after every line received is printed on a reset or error.
  */
 int sockflow_chat_server_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
 /**
  * The chat client: connects to `args`, then both sides type whenever they
  * like; the server's lines are printed as `Server: …`. Ends on EOF, the
- * quit word, or when the server leaves; returns 0 or a negative code.
+ * quit word, or when the server leaves; returns (and exits) as
+ * `sockflow_tcp_client_run`: 0 when the server closed cleanly (noted on
+ * stderr), a negative code (exit 1) after every line received is printed
+ * on a reset or error.
  */
 int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
 
@@ -602,8 +668,11 @@ struct sockflow_handler sockflow_handler_hello(void);
 struct sockflow_handler sockflow_handler_upper(void);
 
 /**
- * Sends one message to this connection (framed: a `\n` is added for line
- * frames) or, for UDP, one datagram back to the sender. Replies are queued
+ * Sends one message to this connection (framed) or, for UDP, one datagram
+ * back to the sender. With line frames, inside `on_message` the reply ends
+ * like the message it answers (`\n`, `\r\n`, or nothing after a last line
+ * or datagram without one), so an echo is byte-exact; in `on_connect` a
+ * `\n` is added. Replies are queued
  * and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
  * not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close` or for a
  * `conn` that is not the running callback's.
@@ -867,11 +936,16 @@ int sockflow_tcp_send_msg(struct sockflow_tcp *t, const void *msg, size_t len);
  * `n = sockflow_tcp_recv_msg(t, NULL, 0); buf = malloc(n + 1);`
  * then `sockflow_tcp_recv_msg(t, buf, n + 1)`.
  *
+ * At end of stream a last line without its newline is returned first, as
+ * a message; the call after it is `SOCKFLOW_ECLOSED`. A fixed/len32 frame
+ * cut short by the end of stream is `SOCKFLOW_ECLOSED` with a message
+ * saying how many of its bytes arrived.
+ *
  * Other errors: `SOCKFLOW_EMSGSIZE` also for a message longer than the
  * frame allows (that one is dropped as it arrives and never stored);
- * `SOCKFLOW_ECLOSED` at end of stream; `SOCKFLOW_ETIMEDOUT` after the read
- * timeout; `SOCKFLOW_EAGAIN` on a non-blocking descriptor with no whole
- * message yet (bytes of a partial one stay buffered in the handle).
+ * `SOCKFLOW_ETIMEDOUT` after the read timeout; `SOCKFLOW_EAGAIN` on a
+ * non-blocking descriptor with no whole message yet (bytes of a partial
+ * one stay buffered in the handle).
  */
 ssize_t sockflow_tcp_recv_msg(struct sockflow_tcp *t, void *buf, size_t cap);
 

@@ -21,6 +21,8 @@ pub const HOST_MAX: usize = 255;
 pub const QUIT_MAX: usize = 63;
 /// Longest timeout accepted: one day.
 pub const TIMEOUT_MAX_MS: u32 = 86_400_000;
+/// Largest `--max-per-ip` accepted.
+pub const MAX_PER_IP_MAX: u32 = 1_000_000;
 /// The default quit word.
 pub const DEFAULT_QUIT: &str = "quit";
 
@@ -35,8 +37,12 @@ pub struct Args {
     pub frame: Frame,
     /// A message equal to this ends a session (empty = no quit word).
     pub quit: String,
-    /// Milliseconds; 0 = no timeout.
+    /// Milliseconds; 0 = no timeout. A client's connect/reply timeout, a
+    /// TCP server's idle timeout.
     pub timeout_ms: u32,
+    /// `--max-per-ip` (servers): most connections from one address; None =
+    /// the server's default.
+    pub max_per_ip: Option<u32>,
     /// Program name for messages (basename of argv[0]).
     pub prog: String,
 }
@@ -52,6 +58,7 @@ impl Args {
             frame: Frame::default(),
             quit: DEFAULT_QUIT.into(),
             timeout_ms: 0,
+            max_per_ip: None,
             prog: prog.into(),
         }
     }
@@ -78,14 +85,30 @@ pub fn synopsis(role: Role) -> &'static str {
 
 /// The full `--help` text.
 pub fn help(prog: &str, role: Role) -> String {
+    help_with(prog, role, Frame::default())
+}
+
+/// The `--help` text of a program whose frame defaults to `frame` (`raw`
+/// for the echo servers, `line` for the rest).
+pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
     let port0 = if role == Role::Server { " (0 = any free port)" } else { "" };
+    let frames = match frame {
+        Frame::Raw { .. } => "raw (default: the bytes as they come), line (at most 64 KiB)",
+        _ => "line (default, at most 64 KiB), raw",
+    };
+    let per_role = match role {
+        Role::Server => {
+            "--timeout MS     close a TCP connection after MS milliseconds without traffic (0 = never, the default)\n  \
+             --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  "
+        }
+        Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",
+    };
     format!(
         "usage: {prog} {}\n\
          \n  <host>           IPv4, IPv6 (::1 or [::1]) or a name{}\n  <port>           1-65535{port0}\n\
-         \noptions:\n  --frame F        line (default, at most 64 KiB), raw, fixed:N, len32 (at most 4 MiB); line:MAX, len32:MAX set the longest message\n  \
+         \noptions:\n  --frame F        {frames}, fixed:N, len32 (at most 4 MiB); line:MAX, len32:MAX set the longest message\n  \
          --quit WORD      a message equal to WORD ends the session (default \"quit\"; \"\" for none)\n  \
-         --timeout MS     connect/reply timeout in milliseconds (0 = none)\n  \
-         -4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",
+         {per_role}-4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",
         synopsis(role),
         if role == Role::Server { " (default 0.0.0.0, or :: with -6)" } else { "" },
     )
@@ -127,6 +150,14 @@ fn parse_timeout(s: &str) -> Result<u32> {
     }
 }
 
+fn parse_max_per_ip(s: &str) -> Result<u32> {
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match s.parse::<u32>() {
+        Ok(n) if ok && (1..=MAX_PER_IP_MAX).contains(&n) => Ok(n),
+        _ => Err(Error::new(Code::Usage, format!("--max-per-ip \"{s}\" is not a number in 1-{MAX_PER_IP_MAX}"))),
+    }
+}
+
 fn check_host(h: &str, family: Family) -> Result<String> {
     if h.is_empty() {
         return Err(Error::new(Code::Usage, "host is empty"));
@@ -156,7 +187,13 @@ impl Error {
 /// (`port "80a" is not a number in 1-65535`); [`usage_line`] puts it in the
 /// usage line. `-h`/`--help` gives `Code::Help`.
 pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
-    let mut a = Args::new(role, prog);
+    parse_with(role, prog, argv, Frame::default())
+}
+
+/// As [`parse`], for a program whose frame defaults to `frame` when no
+/// `--frame` is given (the echo servers: `raw`, a byte-exact echo).
+pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result<Args> {
+    let mut a = Args { frame, ..Args::new(role, prog) };
     let mut pos: Vec<&str> = Vec::new();
     let mut v4 = false;
     let mut v6 = false;
@@ -186,7 +223,7 @@ pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
         }
         match name {
             "--" => flags_done = true,
-            "-h" | "--help" => return Err(Error::new(Code::Help, help(prog, role))),
+            "-h" | "--help" => return Err(Error::new(Code::Help, help_with(prog, role, frame))),
             "-4" => v4 = true,
             "-6" => v6 = true,
             "--frame" => a.frame = Frame::parse(value("a frame (line, raw, fixed:N, len32)")?).map_err(|m| Error::new(Code::Usage, m))?,
@@ -198,6 +235,8 @@ pub fn parse(role: Role, prog: &str, argv: &[&str]) -> Result<Args> {
                 a.quit = w.into();
             }
             "--timeout" => a.timeout_ms = parse_timeout(value("milliseconds")?)?,
+            "--max-per-ip" if role == Role::Server => a.max_per_ip = Some(parse_max_per_ip(value("a number of connections")?)?),
+            "--max-per-ip" => return Err(Error::new(Code::Usage, "--max-per-ip is a server option")),
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
     }

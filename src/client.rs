@@ -5,9 +5,21 @@
 //! (the tutorial's lock-step chat hangs on an empty line). Lines are read
 //! through the same line decoder as the network: no 32-byte limit, a line
 //! over the frame's maximum is refused with a message, never split.
+//!
+//! Nothing received is lost to an error: the socket is read whenever it is
+//! readable (POLLIN, POLLHUP or POLLERR: data first, errors after), until
+//! EAGAIN, and a failed send does not end the session but stops sending
+//! and reads the socket to its end; at end of stream or a reset the decoder
+//! gives up what it still holds (a last line without its newline). Linux
+//! keeps every byte that reached our receive queue before a reset readable
+//! and reports the reset only after it (measured: a 113 KiB queue read
+//! whole, then ECONNRESET); what the peer's kernel had not transmitted yet
+//! dies with the reset on its side, which no reader can recover. How a session ends maps to the exit status scripts rely
+//! on (see `sockflow_tcp_client_run`): [`End`] is status 0 (a peer that
+//! closed first is noted on stderr), an error is 1.
 
 use crate::error::{Code, Error, Result};
-use crate::frame::{Decoder, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame};
 use crate::net;
 use crate::tcp::Stream;
 use crate::udp::Udp;
@@ -28,7 +40,8 @@ pub enum End {
     Eof,
     /// The user typed the quit word (it was sent first).
     Quit,
-    /// The peer closed the connection while the input was still open.
+    /// The peer closed the connection cleanly (FIN) while the input was
+    /// still open; said on stderr. Not an error: every reply was printed.
     PeerClosed,
 }
 
@@ -132,13 +145,14 @@ pub fn run(link: Link<'_>, input: BorrowedFd<'_>, out: &mut dyn Write, err: &mut
 
 type LineFn<'f> = dyn FnMut(&[u8], &mut Io<'_>) -> Result<Flow> + 'f;
 
-/// Feeds `data` to the line decoder, calling `f` per line; true if `f` stopped.
-fn feed_lines(lines: &mut Decoder, data: &[u8], io: &mut Io<'_>, f: &mut LineFn<'_>) -> Result<bool> {
+/// Feeds `data` to the line decoder (None: the input ended, so a last line
+/// without its newline counts), calling `f` per line; true if `f` stopped.
+fn feed_lines(lines: &mut Decoder, data: Option<&[u8]>, io: &mut Io<'_>, f: &mut LineFn<'_>) -> Result<bool> {
     let mut failure = None;
     let mut stop = false;
     let mut data = data;
     loop {
-        let r = lines.feed(data, &mut |line| match f(line, io) {
+        let mut each = |line: &[u8], _| match f(line, io) {
             Ok(Flow::Continue) => Flow::Continue,
             Ok(Flow::Stop) => {
                 stop = true;
@@ -149,8 +163,12 @@ fn feed_lines(lines: &mut Decoder, data: &[u8], io: &mut Io<'_>, f: &mut LineFn<
                 stop = true;
                 Flow::Stop
             }
-        });
-        data = &[];
+        };
+        let r = match data {
+            Some(d) => lines.feed(d, &mut each),
+            None => lines.finish(&mut each),
+        };
+        data = data.map(|_| &[][..]);
         match r {
             Ok(_) => break,
             Err(_) => {
@@ -169,18 +187,108 @@ fn feed_lines(lines: &mut Decoder, data: &[u8], io: &mut Io<'_>, f: &mut LineFn<
 /// worth; on EOF a last line without its newline too. False once the input
 /// is exhausted.
 fn input_lines(input: BorrowedFd<'_>, lines: &mut Decoder, buf: &mut [u8], io: &mut Io<'_>, f: &mut LineFn<'_>) -> Result<bool> {
-    if feed_lines(lines, &[], io, f)? {
+    if feed_lines(lines, Some(&[]), io, f)? {
         return Ok(true);
     }
     let Some(n) = read_fd(input, buf)? else { return Ok(true) };
     if n == 0 {
-        if lines.has_pending() {
-            feed_lines(lines, b"\n", io, f)?;
-        }
+        feed_lines(lines, None, io, f)?;
         return Ok(false);
     }
-    feed_lines(lines, &buf[..n], io, f)?;
+    feed_lines(lines, Some(&buf[..n]), io, f)?;
     Ok(true)
+}
+
+/// Where the sending half of a TCP session stands. Whatever the state,
+/// the socket is always polled and read: replies are printed as they
+/// come, and nothing that arrived is lost to an error seen on the way out.
+enum Out {
+    /// Reading the input; framed lines wait in `pending` for the socket.
+    Open,
+    /// The input ended (EOF or the quit word): send what is pending, then
+    /// half-close.
+    Flushing(End),
+    /// Half-closed: replies are printed until the peer closes or has been
+    /// quiet for the drain time.
+    Shut(End),
+    /// A send failed: nothing more is sent, and the socket is read to its
+    /// end so that every reply that arrived is printed before the failure
+    /// is reported. None: the peer had already closed its side (EPIPE), so
+    /// its end of stream comes next and is the outcome; Some: the reset or
+    /// error to report.
+    Broken(Option<Error>),
+}
+
+/// True if the input is at its end right now (checked without blocking).
+/// When the peer closes, a pipe or file whose EOF is already there means
+/// the input ended first, whichever of the two the loop saw first.
+fn input_ended(input: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(input, PollFlags::POLLIN)];
+    if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0 {
+        return false;
+    }
+    matches!(read_fd(input, &mut [0u8; 1]), Ok(Some(0)))
+}
+
+/// Reads per wake-up before the input gets a turn (reads stop earlier at
+/// EAGAIN); the socket stays readable, so the next poll returns at once.
+const READS_PER_TURN: usize = 16;
+
+/// What the socket said when read.
+enum Heard {
+    /// Nothing was waiting (a spurious wake-up).
+    Nothing,
+    /// Replies (printed); nothing more for now.
+    Data,
+    /// End of stream: the peer closed (everything before it was printed).
+    Eof,
+    /// A reset or another error (everything before it was printed).
+    Failed(Error),
+}
+
+type Step<'a> = dyn FnMut(&mut dyn FnMut(&[u8], Ending) -> Flow) -> Result<Flow> + 'a;
+
+/// Prints every message a decoder step (`feed` or `finish`) gives; an
+/// over-long or cut-short message is noted, and decoding goes on.
+fn print_all(io: &mut Io<'_>, step: &mut Step<'_>) {
+    for _ in 0..1000 {
+        match step(&mut |m, _| {
+            io.print(m);
+            Flow::Continue
+        }) {
+            Ok(_) => return,
+            Err(e) => io.note(format_args!("{e}")),
+        }
+    }
+}
+
+/// Reads what the socket holds, printing each decoded message; at end of
+/// stream or an error, also what the decoder still holds (a last line
+/// without its newline; a cut-short frame is noted), so nothing received
+/// is left unprinted.
+fn read_replies(s: &Stream, replies: &mut Decoder, buf: &mut [u8], io: &mut Io<'_>) -> Heard {
+    let mut heard = Heard::Nothing;
+    for _ in 0..READS_PER_TURN {
+        let end = match socket::recv(s.fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => Heard::Eof,
+            Ok(n) => {
+                heard = Heard::Data;
+                let mut data = &buf[..n];
+                print_all(io, &mut |f| {
+                    let r = replies.feed(data, f);
+                    data = &[];
+                    r
+                });
+                continue;
+            }
+            Err(Errno::EAGAIN) => return heard,
+            Err(Errno::EINTR) => continue,
+            Err(e) => Heard::Failed(Error::errno(format!("recv from {}", net::show(&s.peer())), e)),
+        };
+        print_all(io, &mut |f| replies.finish(f));
+        return end;
+    }
+    heard
 }
 
 fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
@@ -190,75 +298,79 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
     let mut inbuf = vec![0u8; 64 * 1024];
     let mut netbuf = vec![0u8; crate::tcp::READ_CHUNK];
     let mut pending: Vec<u8> = Vec::new();
-    let mut input_open = true;
-    let mut end = End::Eof;
+    let mut out = Out::Open;
     let mut quiet_since = Instant::now();
-    let sock = s.fd();
+    let peer = net::show(&s.peer());
     loop {
-        if !input_open && pending.is_empty() {
-            let left = io.opts.drain.saturating_sub(quiet_since.elapsed());
-            if left.is_zero() {
-                return Ok(end);
-            }
+        let waiting = matches!(out, Out::Shut(_) | Out::Broken(_));
+        let left = io.opts.drain.saturating_sub(quiet_since.elapsed());
+        if waiting && left.is_zero() {
+            // Quiet for the drain time: done (a broken session with no end
+            // of stream in sight is reported as it broke).
+            return match out {
+                Out::Shut(end) => Ok(end),
+                Out::Broken(Some(e)) => Err(e),
+                _ => Ok(End::PeerClosed),
+            };
         }
-        let mut fds =
-            vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if pending.is_empty() { PollFlags::empty() } else { PollFlags::POLLOUT })];
-        if input_open && pending.is_empty() {
+        let sending = matches!(out, Out::Open | Out::Flushing(_)) && !pending.is_empty();
+        let mut fds = vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if sending { PollFlags::POLLOUT } else { PollFlags::empty() })];
+        let read_input = matches!(out, Out::Open) && pending.is_empty();
+        if read_input {
             fds.push(PollFd::new(input, PollFlags::POLLIN));
         }
-        let timeout = if input_open || !pending.is_empty() { None } else { Some(io.opts.drain.saturating_sub(quiet_since.elapsed())) };
-        poll_fds(&mut fds, timeout)?;
+        poll_fds(&mut fds, if waiting { Some(left) } else { None })?;
         let sock_ev = fds[0].revents().unwrap_or(PollFlags::empty());
         let in_ev = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        // Read before looking at errors or sending: POLLERR/POLLHUP may
+        // come with replies still unread, and a reset is reported only
+        // after them.
         if sock_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            match socket::recv(sock, &mut netbuf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => {
-                    if matches!(frame, Frame::Line { .. }) && replies.has_pending() {
-                        // The server's last line may lack its newline.
-                        let _ = replies.feed(b"\n", &mut |m| {
-                            io.print(m);
-                            Flow::Continue
-                        });
-                    }
-                    if input_open {
-                        io.note(format_args!("{} closed the connection", net::show(&s.peer())));
-                        return Ok(End::PeerClosed);
-                    }
-                    return Ok(end);
-                }
-                Ok(n) => {
-                    quiet_since = Instant::now();
-                    let mut data = &netbuf[..n];
-                    loop {
-                        let r = replies.feed(data, &mut |m| {
-                            io.print(m);
-                            Flow::Continue
-                        });
-                        data = &[];
-                        match r {
-                            Ok(_) => break,
-                            Err(e) => io.note(format_args!("{e}")),
+            match read_replies(s, &mut replies, &mut netbuf, io) {
+                Heard::Nothing => {}
+                Heard::Data => quiet_since = Instant::now(),
+                Heard::Eof => {
+                    return match out {
+                        Out::Shut(end) => Ok(end),
+                        Out::Broken(Some(e)) => Err(e),
+                        // The input had ended too, just not been read yet:
+                        // the usual end, not the server leaving first.
+                        Out::Open if input_ended(input) => Ok(End::Eof),
+                        Out::Open | Out::Flushing(_) | Out::Broken(None) => {
+                            io.note(format_args!("{peer} closed the connection"));
+                            Ok(End::PeerClosed)
                         }
-                    }
+                    };
                 }
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::errno(format!("recv from {}", net::show(&s.peer())), e)),
+                Heard::Failed(e) => {
+                    return Err(match out {
+                        Out::Broken(Some(first)) => first,
+                        _ => e,
+                    })
+                }
             }
         }
-        if !pending.is_empty() && sock_ev.contains(PollFlags::POLLOUT) {
-            match socket::send(sock, &pending, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+        if sending && sock_ev.contains(PollFlags::POLLOUT) {
+            match socket::send(s.fd(), &pending, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => {
                     pending.drain(..n);
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::errno(format!("send to {}", net::show(&s.peer())), e)),
+                Err(e) => {
+                    // Stop sending, not reading: what the peer sent before
+                    // is still to be printed.
+                    pending.clear();
+                    out = Out::Broken((e != Errno::EPIPE).then(|| Error::errno(format!("send to {peer}"), e)));
+                    quiet_since = Instant::now();
+                }
             }
-            if pending.is_empty() && !input_open {
+            if let (Out::Flushing(end), true) = (&out, pending.is_empty()) {
                 let _ = s.shutdown_write();
+                out = Out::Shut(*end);
                 quiet_since = Instant::now();
             }
         }
-        if input_open && pending.is_empty() && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+        if read_input && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             let quit = io.opts.quit.as_bytes().to_vec();
             let mut quit_seen = false;
             let more = input_lines(input, &mut lines, &mut inbuf, io, &mut |line, io| {
@@ -275,15 +387,15 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
                 }
                 Ok(Flow::Continue)
             })?;
-            if quit_seen {
-                end = End::Quit;
-            }
             if quit_seen || !more {
-                input_open = false;
+                let end = if quit_seen { End::Quit } else { End::Eof };
                 quiet_since = Instant::now();
-                if pending.is_empty() {
+                out = if pending.is_empty() {
                     let _ = s.shutdown_write();
-                }
+                    Out::Shut(end)
+                } else {
+                    Out::Flushing(end)
+                };
             }
         }
     }
@@ -301,6 +413,9 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
     let mut end = End::Eof;
     let mut quiet_since = Instant::now();
     let mut awaiting: Option<Instant> = None;
+    // A datagram refused (ICMP: nothing listens there) does not stop the
+    // input, but the session then ends in that error.
+    let mut refused: Option<Error> = None;
     let ufd = u.as_fd();
     loop {
         if let Some(deadline) = awaiting {
@@ -310,7 +425,7 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
             }
         }
         if !input_open && awaiting.is_none() && quiet_since.elapsed() >= io.opts.drain {
-            return Ok(end);
+            return refused.map_or(Ok(end), Err);
         }
         let read_input = input_open && awaiting.is_none();
         let mut fds = vec![PollFd::new(ufd, PollFlags::POLLIN)];
@@ -334,10 +449,11 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
                 }
                 Err(e) if e.code == Code::Refused => {
                     io.note(format_args!("no server is listening (connection refused)"));
+                    refused = Some(e);
                     awaiting = None;
                 }
                 Err(e) if e.code == Code::TimedOut => {}
-                Err(e) => io.note(format_args!("{e}")),
+                Err(e) => return Err(e),
             }
         }
         if read_input && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
@@ -347,7 +463,10 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
             let more = input_lines(input, &mut lines, &mut inbuf, io, &mut |line, io| {
                 match u.send_msg(line, None) {
                     Ok(()) => {}
-                    Err(e) if e.code == Code::Refused => io.note(format_args!("no server is listening (connection refused)")),
+                    Err(e) if e.code == Code::Refused => {
+                        io.note(format_args!("no server is listening (connection refused)"));
+                        refused = Some(e);
+                    }
                     Err(e) => io.note(format_args!("line not sent: {e}")),
                 }
                 if !quit.is_empty() && line == quit.as_bytes() {

@@ -6,6 +6,12 @@
 //! sequence of reads back into exactly the messages that were sent, and
 //! [`Frame::encode`] writes them. Every buffer is bounded by the frame's
 //! maximum message length.
+//!
+//! End of stream belongs here too ([`Decoder::finish`]), so that every path
+//! treats the bytes left at EOF the same way: a last line without its
+//! newline is still a line; a cut-short fixed or len32 frame is reported,
+//! never silently dropped. And each line says how it ended ([`Ending`]), so
+//! a reply can end the same way (an echo gives back the very bytes it got).
 
 use crate::error::{Code, Error, Result};
 use std::fmt;
@@ -95,10 +101,16 @@ impl Frame {
         }
     }
 
-    /// Appends `msg`, framed, to `out`. Fails (and appends nothing) when the
-    /// message cannot be framed: too long, a `\n` inside a line, a NUL inside
-    /// a fixed frame.
+    /// Appends `msg`, framed, to `out` (a line ends with `\n`). Fails (and
+    /// appends nothing) when the message cannot be framed: too long, a `\n`
+    /// inside a line, a NUL inside a fixed frame.
     pub fn encode(&self, msg: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.encode_ending(msg, Ending::Lf, out)
+    }
+
+    /// As [`encode`](Frame::encode), a line ending with `ending` (the one of
+    /// the message being answered); other frames have no ending to choose.
+    pub fn encode_ending(&self, msg: &[u8], ending: Ending, out: &mut Vec<u8>) -> Result<()> {
         let too_long = || {
             Error::new(Code::MsgSize, format!("message of {} bytes is longer than {} allows ({} bytes)", msg.len(), self, self.max_len()))
         };
@@ -110,9 +122,9 @@ impl Frame {
                 if msg.contains(&b'\n') {
                     return Err(Error::inval("a line message cannot contain a newline"));
                 }
-                out.reserve(msg.len() + 1);
+                out.reserve(msg.len() + 2);
                 out.extend_from_slice(msg);
-                out.push(b'\n');
+                out.extend_from_slice(ending.bytes());
             }
             Frame::Raw { .. } => out.extend_from_slice(msg),
             Frame::Fixed(n) => {
@@ -138,11 +150,11 @@ impl Frame {
         match *self {
             Frame::Line { max } => match memchr(b'\n', buf) {
                 Some(i) => {
-                    let end = if i > 0 && buf[i - 1] == b'\r' { i - 1 } else { i };
+                    let (end, ending) = if i > 0 && buf[i - 1] == b'\r' { (i - 1, Ending::CrLf) } else { (i, Ending::Lf) };
                     if end > max {
                         Step::TooLong { used: i + 1, skip: Skip::None, len: end }
                     } else {
-                        Step::Msg { start: 0, end, used: i + 1 }
+                        Step::Msg { start: 0, end, used: i + 1, ending }
                     }
                 }
                 // max + 1: room for a `\r` that will be stripped.
@@ -152,13 +164,13 @@ impl Frame {
             // A maximum of 0 (built by hand) would never make progress.
             Frame::Raw { max } if !buf.is_empty() => {
                 let end = buf.len().min(max.max(1));
-                Step::Msg { start: 0, end, used: end }
+                Step::Msg { start: 0, end, used: end, ending: Ending::None }
             }
             Frame::Raw { .. } => Step::Need,
             Frame::Fixed(n) if buf.len() >= n.max(1) => {
                 let n = n.max(1);
                 match memchr(0, &buf[..n]) {
-                    Some(end) => Step::Msg { start: 0, end, used: n },
+                    Some(end) => Step::Msg { start: 0, end, used: n, ending: Ending::None },
                     // No NUL: a C reader would run past the frame; refuse it.
                     None => Step::TooLong { used: n, skip: Skip::None, len: n },
                 }
@@ -169,7 +181,7 @@ impl Frame {
                 if len > max {
                     Step::TooLong { used: 4, skip: Skip::Bytes(len), len }
                 } else if buf.len() >= 4 + len {
-                    Step::Msg { start: 4, end: 4 + len, used: 4 + len }
+                    Step::Msg { start: 4, end: 4 + len, used: 4 + len, ending: Ending::None }
                 } else {
                     Step::Need
                 }
@@ -184,10 +196,36 @@ fn memchr(b: u8, s: &[u8]) -> Option<usize> {
     memchr::memchr(b, s)
 }
 
+/// How a message ended on the wire. Only `line` frames have endings; a
+/// reply to a message is framed with the ending of that message, so
+/// `hello\r\n` is answered `...\r\n` and an unterminated last line (or a
+/// datagram without a newline) is answered without one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ending {
+    /// `\n` (also what messages sent on their own initiative use).
+    #[default]
+    Lf,
+    /// `\r\n`.
+    CrLf,
+    /// Nothing: the stream (or datagram) ended first; other frames too.
+    None,
+}
+
+impl Ending {
+    /// The bytes that end a line this way.
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Ending::Lf => b"\n",
+            Ending::CrLf => b"\r\n",
+            Ending::None => b"",
+        }
+    }
+}
+
 /// What [`Frame::parse_one`] found.
 enum Step {
     Need,
-    Msg { start: usize, end: usize, used: usize },
+    Msg { start: usize, end: usize, used: usize, ending: Ending },
     TooLong { used: usize, skip: Skip, len: usize },
 }
 
@@ -246,12 +284,41 @@ impl Decoder {
         self.pending.len()
     }
 
-    /// Feeds the bytes of one read and calls `f` with each complete message,
-    /// in order. Returns `Stop` if `f` stopped (the rest is kept for the next
-    /// call; `feed(&[], f)` resumes), or a `MsgSize` error for a message over
-    /// the maximum: that message is dropped and decoding resumes after it on
-    /// the next call.
-    pub fn feed(&mut self, data: &[u8], f: &mut dyn FnMut(&[u8]) -> Flow) -> Result<Flow> {
+    /// Bytes still to arrive before the held message is complete, when the
+    /// frame says how long it is (`len32` once its header is in, `fixed:N`);
+    /// 0 when that is unknown (`line`, `raw`, a partial header) or nothing is
+    /// partial. Lets a server reserve memory for a message before it arrives.
+    pub fn missing(&self) -> usize {
+        let held = self.pending.len();
+        match (self.frame, self.pending.get(..4)) {
+            (Frame::Len32 { max }, Some(h)) => {
+                let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+                if len > max {
+                    0
+                } else {
+                    (4 + len).saturating_sub(held)
+                }
+            }
+            (Frame::Fixed(n), _) if held > 0 => n.max(1).saturating_sub(held),
+            _ => 0,
+        }
+    }
+
+    /// Allocates room for the rest of the held message ([`missing`]) at
+    /// once, so that a large message does not grow by doubling (which can
+    /// leave up to twice its size allocated, and copies it each time).
+    ///
+    /// [`missing`]: Decoder::missing
+    pub fn reserve_missing(&mut self) {
+        self.pending.reserve_exact(self.missing());
+    }
+
+    /// Feeds the bytes of one read and calls `f` with each complete message
+    /// and how it ended, in order. Returns `Stop` if `f` stopped (the rest is
+    /// kept for the next call; `feed(&[], f)` resumes), or a `MsgSize` error
+    /// for a message over the maximum: that message is dropped and decoding
+    /// resumes after it on the next call.
+    pub fn feed(&mut self, data: &[u8], f: &mut dyn FnMut(&[u8], Ending) -> Flow) -> Result<Flow> {
         if self.pending.is_empty() {
             // Fast path: parse straight from the caller's buffer and copy
             // only a trailing partial message.
@@ -271,8 +338,40 @@ impl Decoder {
         }
     }
 
+    /// The stream ended: delivers what is left, like `feed`: first complete
+    /// messages a `Stop` left, then a last line without its newline (ending
+    /// [`Ending::None`]). A fixed or len32 frame cut short is a `Closed`
+    /// error saying how many of its bytes arrived. Afterwards the decoder is
+    /// empty, so calling `finish` again (end of stream is sticky) gives
+    /// nothing more. On `Stop` or an error, call it again to go on.
+    pub fn finish(&mut self, f: &mut dyn FnMut(&[u8], Ending) -> Flow) -> Result<Flow> {
+        if self.feed(&[], f)? == Flow::Stop {
+            return Ok(Flow::Stop);
+        }
+        // An over-long message being skipped was reported already.
+        self.skip = Skip::None;
+        let rest = std::mem::take(&mut self.pending);
+        let cut = |what: String| Err(Error::new(Code::Closed, format!("the stream ended in the middle of a {} frame: {what}", self.frame)));
+        match self.frame {
+            _ if rest.is_empty() => Ok(Flow::Continue),
+            // Only max + 1 bytes ending in `\r` can be over (parse_one
+            // reports longer ones as they arrive); the `\r` is data here.
+            Frame::Line { max } if rest.len() > max => Err(Error::new(
+                Code::MsgSize,
+                format!("incoming message of {} bytes is longer than {} allows ({max} bytes)", rest.len(), self.frame),
+            )),
+            Frame::Line { .. } | Frame::Raw { .. } => Ok(f(&rest, Ending::None)),
+            Frame::Fixed(n) => cut(format!("{} of {n} bytes arrived", rest.len())),
+            Frame::Len32 { .. } if rest.len() < 4 => cut(format!("{} of the 4 length bytes arrived", rest.len())),
+            Frame::Len32 { .. } => {
+                let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                cut(format!("{} of {} bytes arrived (4 of them the length)", rest.len(), 4 + len))
+            }
+        }
+    }
+
     /// Decodes from `buf`; returns how many bytes were consumed.
-    fn run(&mut self, buf: &[u8], f: &mut dyn FnMut(&[u8]) -> Flow) -> (usize, Result<Flow>) {
+    fn run(&mut self, buf: &[u8], f: &mut dyn FnMut(&[u8], Ending) -> Flow) -> (usize, Result<Flow>) {
         let mut pos = 0;
         loop {
             match self.skip {
@@ -295,8 +394,8 @@ impl Decoder {
             }
             match self.frame.parse_one(&buf[pos..]) {
                 Step::Need => return (pos, Ok(Flow::Continue)),
-                Step::Msg { start, end, used } => {
-                    let flow = f(&buf[pos + start..pos + end]);
+                Step::Msg { start, end, used, ending } => {
+                    let flow = f(&buf[pos + start..pos + end], ending);
                     pos += used;
                     if flow == Flow::Stop {
                         return (pos, Ok(Flow::Stop));
@@ -331,7 +430,7 @@ mod tests {
         for c in chunks {
             let mut data: &[u8] = c;
             loop {
-                let r = d.feed(data, &mut |m| {
+                let r = d.feed(data, &mut |m, _| {
                     out.push(Ok(m.to_vec()));
                     Flow::Continue
                 });
@@ -385,16 +484,32 @@ mod tests {
     }
 
     #[test]
+    fn missing_counts_what_a_declared_message_still_needs() {
+        let mut d = Decoder::new(Frame::Len32 { max: 100 });
+        let mut none = |_: &[u8], _| Flow::Continue;
+        d.feed(b"\0\0", &mut none).unwrap();
+        assert_eq!(d.missing(), 0); // header incomplete: unknown
+        d.feed(b"\0\x0aabc", &mut none).unwrap();
+        assert_eq!(d.missing(), 7);
+        d.feed(b"defghij", &mut none).unwrap();
+        assert_eq!(d.missing(), 0);
+        let mut f = Decoder::new(Frame::Fixed(8));
+        f.feed(b"ab", &mut none).unwrap();
+        assert_eq!(f.missing(), 6);
+        assert_eq!(Decoder::new(Frame::default()).missing(), 0);
+    }
+
+    #[test]
     fn stop_keeps_the_rest() {
         let mut d = Decoder::new(Frame::default());
         let mut seen = Vec::new();
-        let r = d.feed(b"a\nb\nc", &mut |m| {
+        let r = d.feed(b"a\nb\nc", &mut |m, _| {
             seen.push(m.to_vec());
             Flow::Stop
         });
         assert_eq!(r.unwrap(), Flow::Stop);
         assert_eq!(seen, vec![b"a".to_vec()]);
-        d.feed(b"\n", &mut |m| {
+        d.feed(b"\n", &mut |m, _| {
             seen.push(m.to_vec());
             Flow::Continue
         })

@@ -267,8 +267,10 @@ impl Stream {
     }
 
     /// Receives one message and hands it to `f`. Messages glued in one read
-    /// are kept for the next call. `Closed` at end of stream (a partial
-    /// message then is lost and said so), `MsgSize` for an over-long one.
+    /// are kept for the next call. At end of stream a last line without its
+    /// newline is still a message; the call after it is `Closed`. A fixed or
+    /// len32 frame cut short by the end of stream is `Closed` saying how many
+    /// of its bytes arrived; an over-long message is `MsgSize`.
     pub fn recv_msg<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.recv_msg_or_keep(|m| Ok::<R, std::convert::Infallible>(f(m))).map(|r| match r {
             Ok(v) => v,
@@ -294,10 +296,12 @@ impl Stream {
         if scratch.is_empty() {
             *scratch = vec![0; READ_CHUNK];
         }
-        // First whatever is buffered, then one read at a time.
+        // First whatever is buffered, then one read at a time; at end of
+        // stream what the decoder still holds.
         let mut n = 0;
+        let mut ended = false;
         loop {
-            let mut take = |m: &[u8]| {
+            let mut take = |m: &[u8], _| {
                 if let Some(f) = f.take() {
                     let r = f(m);
                     if r.is_err() {
@@ -307,18 +311,21 @@ impl Stream {
                 }
                 Flow::Stop
             };
-            decoder.feed(&scratch[..n], &mut take)?;
+            if ended {
+                decoder.finish(&mut take)?;
+            } else {
+                decoder.feed(&scratch[..n], &mut take)?;
+            }
             if let Some(r) = got {
                 return Ok(r);
             }
-            n = net::recv(&self.sock, scratch)?;
-            if n == 0 {
-                let mut e = self.closed();
-                if decoder.has_pending() {
-                    e.msg.push_str(" in the middle of a message");
-                }
-                return Err(e);
+            if ended {
+                // End of stream is sticky: the call after the last message
+                // reads 0 again and ends here.
+                return Err(self.closed());
             }
+            n = net::recv(&self.sock, scratch)?;
+            ended = n == 0;
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::args::Args;
 use crate::error::{Code, Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Ending, Frame};
 use crate::net;
 use nix::sys::socket::{self, MsgFlags, SockType, SockaddrStorage};
 use std::io::IoSliceMut;
@@ -14,28 +14,40 @@ use std::time::Duration;
 /// The largest UDP payload (IPv4).
 pub const MAX_DATAGRAM: usize = 65507;
 
-/// The message a datagram carries under `frame`: for `fixed:N` the text
-/// before the first NUL (the tutorial's padded 32-byte datagrams), for
-/// `line` without one trailing newline (`nc -u` sends one), otherwise all.
-pub fn datagram_msg(frame: Frame, d: &[u8]) -> &[u8] {
+/// The message a datagram carries under `frame`, and how it ended: for
+/// `fixed:N` the text before the first NUL (the tutorial's padded 32-byte
+/// datagrams), for `line` without one trailing `\n` or `\r\n` (`nc -u`
+/// sends one; the reply gets it back), otherwise all.
+pub fn datagram_msg(frame: Frame, d: &[u8]) -> (&[u8], Ending) {
     match frame {
-        Frame::Fixed(_) => &d[..d.iter().position(|&b| b == 0).unwrap_or(d.len())],
-        Frame::Line { .. } => {
-            let d = d.strip_suffix(b"\n").unwrap_or(d);
-            d.strip_suffix(b"\r").unwrap_or(d)
-        }
-        _ => d,
+        Frame::Fixed(_) => (&d[..d.iter().position(|&b| b == 0).unwrap_or(d.len())], Ending::None),
+        Frame::Line { .. } => match d.strip_suffix(b"\n") {
+            Some(d) => match d.strip_suffix(b"\r") {
+                Some(d) => (d, Ending::CrLf),
+                None => (d, Ending::Lf),
+            },
+            None => (d, Ending::None),
+        },
+        _ => (d, Ending::None),
     }
 }
 
 /// Appends the datagram for `msg` under `frame` to `out`: `fixed:N` frames
-/// are NUL-padded to N bytes; others are the message as is.
-pub fn datagram_encode(frame: Frame, msg: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    if msg.len() > MAX_DATAGRAM {
-        return Err(Error::new(Code::MsgSize, format!("datagram of {} bytes is over the UDP limit of {MAX_DATAGRAM}", msg.len())));
+/// are NUL-padded to N bytes; a `line` ends with `ending` (that of the
+/// datagram answered; [`Ending::None`] for one sent on its own); others are
+/// the message as is.
+pub fn datagram_encode(frame: Frame, msg: &[u8], ending: Ending, out: &mut Vec<u8>) -> Result<()> {
+    let len = msg.len() + ending.bytes().len();
+    if len > MAX_DATAGRAM {
+        return Err(Error::new(Code::MsgSize, format!("datagram of {len} bytes is over the UDP limit of {MAX_DATAGRAM}")));
     }
     match frame {
         Frame::Fixed(_) => frame.encode(msg, out),
+        Frame::Line { .. } => {
+            out.extend_from_slice(msg);
+            out.extend_from_slice(ending.bytes());
+            Ok(())
+        }
         _ => {
             out.extend_from_slice(msg);
             Ok(())
@@ -96,7 +108,7 @@ impl Udp {
 
     /// The message a received datagram carries (see [`datagram_msg`]).
     pub fn msg_of<'a>(&self, d: &'a [u8]) -> &'a [u8] {
-        datagram_msg(self.frame, d)
+        datagram_msg(self.frame, d).0
     }
 
     /// Sends one datagram to `to`.
@@ -116,7 +128,7 @@ impl Udp {
     /// peer when `to` is None.
     pub fn send_msg(&self, msg: &[u8], to: Option<SocketAddr>) -> Result<()> {
         let mut out = Vec::new();
-        datagram_encode(self.frame, msg, &mut out)?;
+        datagram_encode(self.frame, msg, Ending::None, &mut out)?;
         match to {
             Some(a) => self.send_to(&out, a),
             None => self.send(&out),

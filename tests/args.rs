@@ -21,6 +21,7 @@ struct Fields {
     frame: Frame,
     quit: String,
     timeout_ms: u32,
+    max_per_ip: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +59,7 @@ impl Start {
             frame: Frame::Line { max: DEFAULT_MAX },
             quit: "quit".into(),
             timeout_ms: 0,
+            max_per_ip: None,
         };
         Row { role: self.0, argv: self.1, want: Want::Ok(f) }
     }
@@ -97,6 +99,9 @@ impl Row {
     }
     fn timeout(self, ms: u32) -> Row {
         self.fields(|f| f.timeout_ms = ms)
+    }
+    fn max_per_ip(self, n: u32) -> Row {
+        self.fields(|f| f.max_per_ip = Some(n))
     }
 }
 
@@ -223,6 +228,14 @@ fn rows() -> Vec<Row> {
         srv(&["--timeout", "", "80"]).usage(timeout_err("")),
         srv(&["--timeout", "99999999999999999999", "80"]).usage(timeout_err("99999999999999999999")),
         srv(&["80", "--timeout"]).usage("--timeout needs milliseconds"),
+        // ---- --max-per-ip (servers only)
+        srv(&["--max-per-ip", "10", "80"]).ok("0.0.0.0", 80).max_per_ip(10),
+        srv(&["80", "--max-per-ip=1000000"]).ok("0.0.0.0", 80).max_per_ip(1_000_000),
+        srv(&["--max-per-ip", "0", "80"]).usage("--max-per-ip \"0\" is not a number in 1-1000000"),
+        srv(&["--max-per-ip", "1000001", "80"]).usage("--max-per-ip \"1000001\" is not a number in 1-1000000"),
+        srv(&["--max-per-ip", "-3", "80"]).usage("--max-per-ip \"-3\" is not a number in 1-1000000"),
+        srv(&["80", "--max-per-ip"]).usage("--max-per-ip needs a number of connections"),
+        cli(&["--max-per-ip", "10", "127.0.0.1", "80"]).usage("--max-per-ip is a server option"),
         // ---- everything at once, flags before and after the positionals
         cli(&["--timeout", "500", "--frame", "fixed:32", "127.0.0.1", "--quit", "bye", "9000", "-4"])
             .ok("127.0.0.1", 9000)
@@ -314,6 +327,7 @@ fn check_c_fields(what: &str, c: &sockflow_args, role: Role, prog: &str, f: &Fie
     assert_eq!((c.frame, c.frame_size), frame_c(f.frame), "{what}: frame");
     assert_eq!(field(&c.quit), f.quit, "{what}: quit");
     assert_eq!(c.timeout_ms, f.timeout_ms as c_int, "{what}: timeout_ms");
+    assert_eq!(c.max_per_ip, f.max_per_ip.map_or(0, |n| n as c_int), "{what}: max_per_ip");
     assert_eq!(field(&c.prog), prog, "{what}: prog");
 }
 
@@ -356,6 +370,7 @@ fn check_row(row: &Row) {
                     frame: a.frame,
                     quit: a.quit.clone(),
                     timeout_ms: a.timeout_ms,
+                    max_per_ip: a.max_per_ip,
                 };
                 assert_eq!(&got, f, "{what}");
                 assert_eq!((a.role, a.prog.as_str()), (row.role, "prog"), "{what}");
@@ -411,10 +426,14 @@ fn usage_lines() {
     let help = args::help("srv", Role::Server);
     assert!(help.starts_with("usage: srv [options] [<host>] <port>\n"), "{help}");
     assert!(help.contains("(0 = any free port)"));
-    for opt in ["--frame F", "--quit WORD", "--timeout MS", "-4, -6", "-h, --help"] {
+    for opt in ["--frame F", "--quit WORD", "--timeout MS", "--max-per-ip N", "-4, -6", "-h, --help"] {
         assert!(help.contains(opt), "help lacks {opt}");
     }
-    assert!(args::help("cli", Role::Client).starts_with("usage: cli [options] <host> <port>\n"));
+    // --timeout means an idle timeout on a server, connect/reply on a client.
+    assert!(help.contains("--timeout MS     close a TCP connection after MS milliseconds without traffic"), "{help}");
+    let cli_help = args::help("cli", Role::Client);
+    assert!(cli_help.starts_with("usage: cli [options] <host> <port>\n"));
+    assert!(cli_help.contains("--timeout MS     connect/reply timeout") && !cli_help.contains("--max-per-ip"), "{cli_help}");
 }
 
 #[test]
@@ -512,6 +531,7 @@ fn init_and_set_frame() {
         frame: Frame::Line { max: DEFAULT_MAX },
         quit: "quit".into(),
         timeout_ms: 0,
+        max_per_ip: None,
     };
     check_c_fields("init server", &a, Role::Server, "sockflow", &f);
     assert_eq!(sockflow_args_init(&mut a, role_flag(Role::Client), c"::1".as_ptr(), 9000), 0);

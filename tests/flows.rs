@@ -79,7 +79,9 @@ fn tcp_client_with_echo_server(link: Link) {
     let input = "hello\n\nhello world\n\t tabs and  spaces \nüñí©ødé 你好\ncrlf\r\nquit\nnot sent\n";
     let mut c = client("tcp_client", link, &[], port, input);
     exits_with(&mut c, 0);
-    assert_eq!(c.stdout_text(), "hello\n\nhello world\n\t tabs and  spaces \nüñí©ødé 你好\ncrlf\n", "\n{}", c.transcript());
+    // The client sends its quit word and stops there; the echo server (raw,
+    // byte-exact by default) echoes it like any other bytes.
+    assert_eq!(c.stdout_text(), "hello\n\nhello world\n\t tabs and  spaces \nüñí©ødé 你好\ncrlf\nquit\n", "\n{}", c.transcript());
     assert_eq!(c.stderr_text(), "");
 
     // EOF without the quit word, last line without a newline.
@@ -105,20 +107,23 @@ fn tcp_client_echo_server_mixed_links() {
 fn tcp_client_with_hello_server(link: Link) {
     let (mut srv, port) = server("hello_server", link, &[]);
 
-    // The tutorial's exchange; `exit` ends it after the input ended.
+    // The tutorial's exchange; `exit` makes the server close. Whether the
+    // client's input was seen to end before that (usually) or not, the
+    // status is 0, and stderr at most notes the close.
     let mut c = client("tcp_client", link, &[], port, "Genji\nHanzo\nMcree\nexit\n");
     exits_with(&mut c, 0);
     assert_eq!(c.stdout_text(), "welcome\nHello Genji\nHello Hanzo\nHello Mcree\n", "\n{}", c.transcript());
-    assert_eq!(c.stderr_text(), "");
+    let err = c.stderr_text();
+    assert!(err.is_empty() || err == format!("tcp_client: 127.0.0.1:{port} closed the connection\n"), "\n{}", c.transcript());
 
-    // The server closes first (on `exit`) while the input is still open:
-    // the client says so on stderr and exits with status 1.
+    // The server closes first (on `exit`, cleanly) while the input is still
+    // open: the client says so on stderr and exits with status 0.
     let mut c = client("tcp_client", link, &[], port, Input::Piped);
     wait_eq(&c, Stream::Stdout, "welcome");
     c.write_stdin(b"Genji\n").unwrap();
     wait_eq(&c, Stream::Stdout, "Hello Genji");
     c.write_stdin(b"exit\n").unwrap();
-    exits_with(&mut c, 1);
+    exits_with(&mut c, 0);
     assert_eq!(c.stdout_text(), "welcome\nHello Genji\n");
     assert!(c.stderr_text().contains("closed the connection"), "expected a note that the server closed\n{}", c.transcript());
     stop(&mut srv, libc::SIGTERM);
@@ -532,7 +537,7 @@ fn servers_keep_an_unterminated_last_line() {
     let mut s = connect(port);
     s.write_all(b"a\nb").unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(String::from_utf8_lossy(&read_to_eof(&mut s)), "a\nb\n");
+    assert_eq!(String::from_utf8_lossy(&read_to_eof(&mut s)), "a\nb");
     stop(&mut srv, libc::SIGTERM);
 
     let (mut srv, port) = server("tcp_server", link, &[]);
@@ -547,8 +552,10 @@ fn servers_keep_an_unterminated_last_line() {
 }
 
 /// The server dies (SIGKILL) under a connected client that goes on
-/// typing: the client reports it and exits with status 1, never killed by
-/// SIGPIPE (the tutorial's client died silently with status 141).
+/// typing: the client reports it, never killed by SIGPIPE (the tutorial's
+/// client died silently with status 141). The kernel closes the dead
+/// server's socket with a FIN, or a reset when typed lines were unread:
+/// exit 0 with "closed the connection", or 1 with the reset.
 #[test]
 fn clients_outlive_a_killed_server() {
     let link = Link::Dynamic;
@@ -569,8 +576,12 @@ fn clients_outlive_a_killed_server() {
             }
         }
         let st = c.wait_exit(default_timeout());
-        assert_exit(&c, st, if cl_name == "tcp_client" { 1 } else { 0 });
-        assert!(c.stderr_text().contains("closed the connection"), "{cl_name} says the server went away\n{}", c.transcript());
+        let err = c.stderr_text();
+        match st.code() {
+            Some(0) => assert!(err.contains("closed the connection"), "{cl_name} says the server went away\n{}", c.transcript()),
+            Some(1) => assert!(err.contains("reset by peer"), "{cl_name} says the server went away\n{}", c.transcript()),
+            _ => panic!("{cl_name}: {}\n{}", describe(st), c.transcript()),
+        }
     }
 }
 
@@ -596,8 +607,9 @@ fn graceful_stop(sig: i32) {
     for s in &mut raw {
         assert_eq!(read_to_eof(s), b"", "a client saw data instead of the end of stream");
     }
-    // The interactive client learns the server went away: status 1, a note.
-    exits_with(&mut c, 1);
+    // The interactive client learns the server went away (cleanly): a
+    // note, status 0.
+    exits_with(&mut c, 0);
     assert!(c.stderr_text().contains("closed the connection"), "\n{}", c.transcript());
     let out = srv.stdout_text();
     assert_eq!(

@@ -148,14 +148,14 @@ fn say(c: &mut Proc, line: &str, reply: &str) {
 #[test]
 fn tcp_client_against_python_tcp_servers() {
     // s003's threaded server: `welcome`, then `Hello <chunk>`; `exit` makes
-    // it close first, which the client reports (status 1).
+    // it close first (cleanly), which the client notes (status 0).
     let Some((mut s003, port)) = py_server("s003_tcp_threaded_server", Input::Null) else { return };
     let mut c = client("tcp_client", LINK, &["--frame", "raw"], port, Input::Piped);
     wait_eq(&c, Stream::Stdout, "welcome");
     say(&mut c, "Genji", "Hello Genji");
     say(&mut c, "Hanzo", "Hello Hanzo");
     c.write_stdin(b"exit\n").unwrap();
-    exits_with(&mut c, 1);
+    exits_with(&mut c, 0);
     assert_eq!(c.stdout_text(), "welcome\nHello Genji\nHello Hanzo\n");
     assert!(c.stderr_text().contains("closed the connection"), "\n{}", c.transcript());
     assert!(s003.stdout_text().starts_with("accept new connection from ('127.0.0.1', "), "\n{}", s003.transcript());
@@ -172,11 +172,11 @@ fn tcp_client_against_python_tcp_servers() {
     wait_eq(&s001, Stream::Stdout, "收到: 你好,服务器!");
     s001.kill();
 
-    // s004's server answers once and closes first.
+    // s004's server answers once and closes first (cleanly: status 0).
     let (mut s004, port) = py_server("s004_tcp_server", Input::Null).unwrap();
     let mut c = client("tcp_client", LINK, &["--frame", "raw"], port, Input::Piped);
     say(&mut c, "Hello, Server", "Hello, Client");
-    exits_with(&mut c, 1);
+    exits_with(&mut c, 0);
     assert!(c.stderr_text().contains("closed the connection"), "\n{}", c.transcript());
     assert_eq!(c.stdout_text(), "Hello, Client\n");
     s004.kill();
@@ -187,7 +187,8 @@ fn tcp_client_against_python_tcp_servers() {
     say(&mut c, "hello, server", "hello, tcp client!");
     say(&mut c, "again", "hello, tcp client!");
     c.write_stdin(b"exit\n").unwrap();
-    exits_with(&mut c, 1);
+    exits_with(&mut c, 0);
+    assert!(c.stderr_text().contains("closed the connection"), "\n{}", c.transcript());
     exits_with(&mut s000, 0);
     let out = s000.stdout_text();
     let got = lines(&out);
@@ -486,10 +487,20 @@ fn nc_and_socat_against_tcp_server() {
 #[test]
 fn nc_and_socat_against_echo_server() {
     let (Some(nc), Some(socat)) = (tool("nc"), tool("socat")) else { return };
+    // The default frame is raw: every byte comes back as sent, CRLF included.
     let (mut srv, port) = server("echo_server", LINK, &[]);
     let mut c = nc_tcp(&nc, port, "one\n\ntwo\r\nthree\n");
     exits_with(&mut c, 0);
-    assert_eq!(c.stdout_text(), "one\n\ntwo\nthree\n");
+    assert_eq!(c.stdout_text(), "one\n\ntwo\r\nthree\n");
+    let mut c = spawn(&socat, &["-t", "5", "-", &format!("TCP:127.0.0.1:{port}")], "via socat\nno newline");
+    exits_with(&mut c, 0);
+    assert_eq!(c.stdout_text(), "via socat\nno newline");
+    stop(&mut srv, libc::SIGTERM);
+    // Line frames: each reply ends like its line, and `quit` ends the session.
+    let (mut srv, port) = server("echo_server", LINK, &["--frame", "line"]);
+    let mut c = nc_tcp(&nc, port, "one\n\ntwo\r\nthree\n");
+    exits_with(&mut c, 0);
+    assert_eq!(c.stdout_text(), "one\n\ntwo\r\nthree\n");
     let mut c = spawn(&socat, &["-t", "5", "-", &format!("TCP:127.0.0.1:{port}")], "via socat\nquit\nnot echoed\n");
     exits_with(&mut c, 0);
     assert_eq!(c.stdout_text(), "via socat\n");
@@ -500,12 +511,12 @@ fn nc_and_socat_against_echo_server() {
 fn nc_and_socat_against_udp_upper_server() {
     let (Some(nc), Some(socat)) = (tool("nc"), tool("socat")) else { return };
     let (mut srv, port) = server("udp_upper_server", LINK, &[]);
-    // One line per datagram; the server drops its newline.
+    // One line per datagram; the reply ends like the datagram (here with its newline).
     let mut c = spawn(&nc, &["-u", "-w", "2", "127.0.0.1", &port.to_string()], "hello from nc\n");
     exits_with(&mut c, 0);
-    assert_eq!(c.stdout_text(), "HELLO FROM NC");
+    assert_eq!(c.stdout_text(), "HELLO FROM NC\n");
     let mut c = spawn(&socat, &["-t", "2", "-", &format!("UDP:127.0.0.1:{port}")], "hello from socat\n");
     exits_with(&mut c, 0);
-    assert_eq!(c.stdout_text(), "HELLO FROM SOCAT");
+    assert_eq!(c.stdout_text(), "HELLO FROM SOCAT\n");
     stop(&mut srv, libc::SIGTERM);
 }

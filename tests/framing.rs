@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use sockflow::frame::{Decoder, Flow, Frame, DEFAULT_MAX};
+use sockflow::frame::{Decoder, Ending, Flow, Frame, DEFAULT_MAX};
 use sockflow::Code;
 
 /// What the decoder produced, in order.
@@ -75,7 +75,7 @@ fn decode_with(d: &mut Decoder, reads: &[&[u8]], stops: &[bool]) -> Vec<Ev> {
         loop {
             rounds += 1;
             assert!(rounds < 1_000_000, "decoder makes no progress");
-            let r = d.feed(data, &mut |m| {
+            let r = d.feed(data, &mut |m, _| {
                 out.push(Ev::Msg(m.to_vec()));
                 let stop = !stops.is_empty() && stops[n % stops.len()];
                 n += 1;
@@ -431,12 +431,12 @@ fn tutorial_c_client_frames() {
     two.extend(frame(&[b"ok", &[0; 30]]));
     let mut d = Decoder::new(Frame::Fixed(32));
     let mut got = Vec::new();
-    let e = d.feed(&two, &mut |m| {
+    let e = d.feed(&two, &mut |m, _| {
         got.push(m.to_vec());
         Flow::Continue
     });
     assert_eq!(e.unwrap_err().code, sockflow::Code::MsgSize);
-    d.feed(&[], &mut |m| {
+    d.feed(&[], &mut |m, _| {
         got.push(m.to_vec());
         Flow::Continue
     })
@@ -525,10 +525,10 @@ fn over_long_line_with_and_without_newline() {
     assert_eq!(decode_with(&mut d, &[b"ijklmnop", b"qrst"], &[]), vec![]);
     assert!(!d.has_pending());
     assert_eq!(decode_with(&mut d, &[b"uv\r\nnext\r\n"], &[]), msgs(&[b"next"]));
-    let e = Decoder::new(f).feed(b"abcdefgh", &mut |_| Flow::Continue).unwrap_err();
+    let e = Decoder::new(f).feed(b"abcdefgh", &mut |_, _| Flow::Continue).unwrap_err();
     assert_eq!(e.code, Code::MsgSize);
     assert_eq!(e.msg, "incoming message of more than 8 bytes is longer than line:4 allows (4 bytes)");
-    let e = Decoder::new(f).feed(b"abcdef\n", &mut |_| Flow::Continue).unwrap_err();
+    let e = Decoder::new(f).feed(b"abcdef\n", &mut |_, _| Flow::Continue).unwrap_err();
     assert_eq!(e.msg, "incoming message of 6 bytes is longer than line:4 allows (4 bytes)");
 }
 
@@ -540,7 +540,7 @@ fn len32_header_over_max() {
     for reads in all_two_cuts(&wire) {
         assert_eq!(decode(f, &reads, &[]), vec![Ev::TooLong, Ev::Msg(b"\0\0\0\x01".to_vec())]);
     }
-    let e = Decoder::new(f).feed(b"\0\0\0\x05", &mut |_| Flow::Continue).unwrap_err();
+    let e = Decoder::new(f).feed(b"\0\0\0\x05", &mut |_, _| Flow::Continue).unwrap_err();
     assert_eq!(e.code, Code::MsgSize);
     assert_eq!(e.msg, "incoming message of 5 bytes is longer than len32:4 allows (4 bytes)");
 }
@@ -552,7 +552,7 @@ fn len32_huge_header() {
     let mut d = Decoder::new(Frame::Len32 { max: DEFAULT_MAX });
     let mut got = Vec::new();
     for (i, b) in [0xffu8; 4].iter().enumerate() {
-        let r = d.feed(std::slice::from_ref(b), &mut |m| {
+        let r = d.feed(std::slice::from_ref(b), &mut |m, _| {
             got.push(m.to_vec());
             Flow::Continue
         });
@@ -575,7 +575,7 @@ fn len32_huge_header() {
             assert_eq!(decode_with(&mut d, &[&tail], &[]), msgs(&[b"ok"]));
             break;
         }
-        assert_eq!(d.feed(&chunk[..n], &mut |_| panic!("a message inside the skipped body")).unwrap(), Flow::Continue);
+        assert_eq!(d.feed(&chunk[..n], &mut |_, _| panic!("a message inside the skipped body")).unwrap(), Flow::Continue);
         assert_eq!(d.buffered(), 0);
         left -= n as u64;
     }
@@ -626,7 +626,7 @@ fn stop_keeps_the_rest_for_the_next_feed() {
     let mut d = Decoder::new(Frame::default());
     let mut seen: Vec<Vec<u8>> = Vec::new();
     fn take_one(d: &mut Decoder, data: &[u8], seen: &mut Vec<Vec<u8>>) -> sockflow::Result<Flow> {
-        d.feed(data, &mut |m| {
+        d.feed(data, &mut |m, _| {
             seen.push(m.to_vec());
             Flow::Stop
         })
@@ -661,7 +661,7 @@ fn stop_keeps_the_rest_for_the_next_feed() {
 fn empty_reads_and_fresh_decoders() {
     for f in [Frame::default(), Frame::Raw { max: 4 }, Frame::Fixed(2), Frame::Len32 { max: 1 }] {
         let mut d = Decoder::new(f);
-        assert_eq!(d.feed(&[], &mut |_| panic!("no message in nothing")).unwrap(), Flow::Continue);
+        assert_eq!(d.feed(&[], &mut |_, _| panic!("no message in nothing")).unwrap(), Flow::Continue);
         assert!(!d.has_pending());
         assert_eq!(d.buffered(), 0);
         assert_eq!(d.frame(), f);
@@ -685,7 +685,7 @@ fn hand_built_degenerate_frames_terminate() {
         let mut errors = 0;
         let mut data: &[u8] = b"ab\0";
         loop {
-            let r = d.feed(data, &mut |m| {
+            let r = d.feed(data, &mut |m, _| {
                 n += 1;
                 assert!(n < 100, "{f:?} makes no progress");
                 got.push(Ev::Msg(m.to_vec()));
@@ -710,4 +710,156 @@ fn hand_built_degenerate_frames_terminate() {
     let mut out = Vec::new();
     Frame::Fixed(0).encode(b"", &mut out).unwrap();
     assert_eq!(out, b"\0");
+}
+
+// ---- line endings and end of stream -------------------------------------
+
+/// Everything a decoder gives for `reads` followed by end of stream: the
+/// messages with their endings, each over-long one as `Err(MsgSize)`, and
+/// what `finish` reported.
+fn decode_to_end(frame: Frame, reads: &[&[u8]]) -> Vec<Result<(Vec<u8>, Ending), sockflow::Error>> {
+    let mut d = Decoder::new(frame);
+    let mut out = Vec::new();
+    for read in reads {
+        let mut data: &[u8] = read;
+        for _ in 0..1000 {
+            let r = d.feed(data, &mut |m, e| {
+                out.push(Ok((m.to_vec(), e)));
+                Flow::Continue
+            });
+            data = &[];
+            match r {
+                Ok(_) => break,
+                Err(e) => out.push(Err(e)),
+            }
+        }
+    }
+    for _ in 0..1000 {
+        let r = d.finish(&mut |m, e| {
+            out.push(Ok((m.to_vec(), e)));
+            Flow::Continue
+        });
+        match r {
+            Ok(_) => break,
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    assert!(!d.has_pending(), "{frame} holds {} bytes after finish", d.buffered());
+    assert_eq!(d.finish(&mut |_, _| panic!("a message after the end")).unwrap(), Flow::Continue);
+    out
+}
+
+fn endings() -> impl Strategy<Value = Ending> {
+    prop_oneof![Just(Ending::Lf), Just(Ending::CrLf)]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Each line comes with the ending it had (the last one may have none)
+    /// and encoding every message back with its ending gives the very bytes
+    /// that arrived: what an echo needs to be byte-exact.
+    #[test]
+    fn line_endings_come_back_exactly(
+        (frame, ms) in line_frames().prop_flat_map(|f| (Just(f), prop::collection::vec(message(f), 0..12))),
+        ends in prop::collection::vec(endings(), 1..8),
+        unterminated in any::<bool>(),
+        how in cuts(),
+    ) {
+        let mut wire = Vec::new();
+        let mut want = Vec::new();
+        for (i, m) in ms.iter().enumerate() {
+            // An unterminated empty last line is no line at all.
+            let e = if unterminated && i + 1 == ms.len() && !m.is_empty() { Ending::None } else { ends[i % ends.len()] };
+            frame.encode_ending(m, e, &mut wire).unwrap();
+            want.push((m.clone(), e));
+        }
+        let got: Vec<_> = decode_to_end(frame, &cut(&wire, &how)).into_iter().map(|r| r.unwrap()).collect();
+        prop_assert_eq!(&got, &want);
+        let mut again = Vec::new();
+        for (m, e) in &got {
+            frame.encode_ending(m, *e, &mut again).unwrap();
+        }
+        prop_assert_eq!(again, wire);
+    }
+
+    /// A stream that ends inside a fixed or len32 frame: every whole frame
+    /// before the cut is delivered, then one `Closed` error that says how
+    /// many of the frame's bytes arrived; a cut on a boundary is a clean end.
+    #[test]
+    fn end_of_stream_inside_a_frame_is_reported(
+        (frame, ms) in prop_oneof![fixed_frames(), len32_frames()].prop_flat_map(|f| (Just(f), prop::collection::vec(message(f), 1..8))),
+        at in any::<prop::sample::Index>(),
+        how in cuts(),
+    ) {
+        let mut wire = Vec::new();
+        let mut bounds = vec![0];
+        for m in &ms {
+            frame.encode(m, &mut wire).unwrap();
+            bounds.push(wire.len());
+        }
+        let k = at.index(wire.len() + 1);
+        let whole = bounds.iter().filter(|&&b| b <= k).count() - 1;
+        let got = decode_to_end(frame, &cut(&wire[..k], &how));
+        let msgs: Vec<Vec<u8>> = got.iter().filter_map(|r| r.as_ref().ok().map(|(m, _)| m.clone())).collect();
+        prop_assert_eq!(&msgs[..], &ms[..whole]);
+        let errs: Vec<&sockflow::Error> = got.iter().filter_map(|r| r.as_ref().err()).collect();
+        let start = bounds[whole];
+        if k == start {
+            prop_assert!(errs.is_empty(), "clean end reported as {:?}", errs);
+        } else {
+            prop_assert_eq!(errs.len(), 1);
+            prop_assert_eq!(errs[0].code, Code::Closed);
+            let have = k - start;
+            let said = match frame {
+                Frame::Len32 { .. } if have < 4 => format!("{have} of the 4 length bytes arrived"),
+                _ => format!("{have} of {} bytes arrived", bounds[whole + 1] - start),
+            };
+            prop_assert!(errs[0].msg.contains(&said), "{:?} does not say {:?}", errs[0].msg, said);
+            prop_assert!(matches!(got.last(), Some(Err(_))), "the error comes after every message");
+        }
+    }
+}
+
+#[test]
+fn finish_gives_the_last_unterminated_line_once() {
+    let got: Vec<_> = decode_to_end(Frame::default(), &[b"one\r\ntwo\nthr", b"ee"]).into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![(b"one".to_vec(), Ending::CrLf), (b"two".to_vec(), Ending::Lf), (b"three".to_vec(), Ending::None)]);
+    // A trailing `\r` without its `\n` is data, so the echo stays exact.
+    let got = decode_to_end(Frame::default(), &[b"x\r"]);
+    assert_eq!(got.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(), vec![(b"x\r".to_vec(), Ending::None)]);
+    // An over-long line cut by the end is reported once, as it arrived.
+    let got = decode_to_end(Frame::Line { max: 3 }, &[b"abcdefgh"]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].as_ref().unwrap_err().code, Code::MsgSize);
+    // max + 1 bytes ending in `\r`: held for a `\n` that never comes.
+    let got = decode_to_end(Frame::Line { max: 3 }, &[b"abc\r"]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].as_ref().unwrap_err().code, Code::MsgSize);
+    // Raw holds nothing: every read is a message.
+    let got = decode_to_end(Frame::Raw { max: 4 }, &[b"abcdef"]);
+    assert_eq!(got.into_iter().map(|r| r.unwrap().0).collect::<Vec<_>>(), vec![b"abcd".to_vec(), b"ef".to_vec()]);
+    // Messages a `Stop` left are delivered by `finish` before the last line.
+    let mut d = Decoder::new(Frame::default());
+    d.feed(b"a\nb\nc", &mut |_, _| Flow::Stop).unwrap();
+    let mut seen = Vec::new();
+    while d.has_pending() {
+        d.finish(&mut |m, e| {
+            seen.push((m.to_vec(), e));
+            Flow::Stop
+        })
+        .unwrap();
+    }
+    assert_eq!(seen, vec![(b"b".to_vec(), Ending::Lf), (b"c".to_vec(), Ending::None)]);
+}
+
+#[test]
+fn end_of_stream_messages_say_what_was_cut() {
+    let got = decode_to_end(Frame::Len32 { max: 100 }, &[b"\0\0\0\x64abc"]);
+    let e = got[0].as_ref().unwrap_err();
+    assert_eq!(e.code, Code::Closed);
+    assert!(e.msg.contains("len32:100") && e.msg.contains("7 of 104 bytes arrived"), "{}", e.msg);
+    let got = decode_to_end(Frame::Fixed(32), &[b"hello"]);
+    let e = got[0].as_ref().unwrap_err();
+    assert!(e.msg.contains("fixed:32") && e.msg.contains("5 of 32 bytes arrived"), "{}", e.msg);
 }

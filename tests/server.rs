@@ -9,24 +9,20 @@
 //! [`Running`] dropped by a failing test does the same). Timing is only ever
 //! checked against generous upper bounds.
 
+#[path = "server/kit.rs"]
+mod skit;
+
+use skit::*;
 use sockflow::frame::Frame;
 use sockflow::server::tcp::TcpServer;
-use sockflow::server::udp::UdpServer;
-use sockflow::server::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle};
+use sockflow::server::{Action, CloseReason, Config, Conn, Handler, Mode};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
-
-/// Upper bound of any single wait (a reply, a close, a server's exit).
-const WAIT: Duration = Duration::from_secs(10);
-
-fn any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
 
 /// Defaults, silent.
 fn quiet() -> Config {
@@ -39,102 +35,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         thread::sleep(Duration::from_millis(5));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Log capture
-// ---------------------------------------------------------------------------
-
-/// A log writer whose lines the test can read.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn wait_for(&self, needle: &str) {
-        eventually(&format!("log line containing {needle:?}"), || self.text().contains(needle));
-    }
-
-    fn config(&self) -> Config {
-        Config { log: Some(Box::new(self.clone())), name: "t".into(), ..Config::default() }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A server on its own thread
-// ---------------------------------------------------------------------------
-
-/// A server whose `run()` is on a spawned thread. Dropping it (e.g. when an
-/// assertion failed) stops the server and joins the thread, bounded.
-struct Running {
-    handle: ServerHandle,
-    addr: SocketAddr,
-    done: mpsc::Receiver<sockflow::Result<()>>,
-    join: Option<JoinHandle<()>>,
-}
-
-fn spawn_run(handle: ServerHandle, addr: SocketAddr, run: impl FnOnce() -> sockflow::Result<()> + Send + 'static) -> Running {
-    let (tx, done) = mpsc::channel();
-    let join = thread::Builder::new()
-        .name("server-run".into())
-        .spawn(move || {
-            let _ = tx.send(run());
-        })
-        .unwrap();
-    Running { handle, addr, done, join: Some(join) }
-}
-
-fn start_tcp(cfg: Config, h: Arc<dyn Handler>) -> Running {
-    let s = TcpServer::bind(&[any_port()], cfg, h).expect("bind");
-    let (handle, addr) = (s.handle(), s.local_addr());
-    assert_ne!(addr.port(), 0);
-    spawn_run(handle, addr, move || s.run())
-}
-
-fn start_udp(cfg: Config, h: Arc<dyn Handler>) -> Running {
-    let s = UdpServer::bind(&[any_port()], cfg, h).expect("bind");
-    let (handle, addr) = (s.handle(), s.local_addr());
-    assert_ne!(addr.port(), 0);
-    spawn_run(handle, addr, move || s.run())
-}
-
-impl Running {
-    /// Waits for `run()` to return by itself (bounded) and joins its thread.
-    fn wait_exit(&mut self) -> sockflow::Result<()> {
-        let r = self.done.recv_timeout(WAIT).expect("run() did not return in time");
-        self.join.take().unwrap().join().expect("run thread panicked");
-        r
-    }
-
-    /// Stops through the handle and waits for `run()`.
-    fn stop(mut self) -> sockflow::Result<()> {
-        self.handle.stop();
-        self.wait_exit()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(j) = self.join.take() {
-            self.handle.stop();
-            if self.done.recv_timeout(WAIT).is_ok() {
-                let _ = j.join();
-            }
-        }
     }
 }
 
@@ -420,9 +320,10 @@ fn greeting_replies_and_close_after_flush() {
     assert_eq!(c.ask("hi"), "echo:hi");
     c.send("multi 3");
     assert_eq!([c.line(), c.line(), c.line()], ["part 1/3", "part 2/3", "part 3/3"]);
-    // Several messages in one write: each answered, in order.
+    // Several messages in one write: each answered, in order; a reply ends
+    // like the message it answers (CRLF for `a`).
     c.w.write_all(b"a\r\nmulti 2\nb\n").unwrap();
-    assert_eq!([c.line(), c.line(), c.line(), c.line()], ["echo:a", "part 1/2", "part 2/2", "echo:b"]);
+    assert_eq!([c.line(), c.line(), c.line(), c.line()], ["echo:a\r", "part 1/2", "part 2/2", "echo:b"]);
     // Close: both replies arrive, then EOF.
     c.send("close");
     assert_eq!(c.line(), "bye 1");
@@ -669,27 +570,66 @@ fn chat_room_broadcast_and_handle_sends() {
 // 4. A client that does not read
 // ---------------------------------------------------------------------------
 
+/// A client that sends requests faster than it reads their (large) replies
+/// is not read any more until it catches up (backpressure, as an epoll
+/// server would do it): never dropped, every reply arrives, others are served.
 #[test]
-fn slow_reader_dropped_with_overflow_others_served() {
+fn slow_reader_of_its_own_replies_is_paused_not_dropped() {
+    slow_reader_paused(quiet());
+}
+
+/// The same in thread-per-connection mode: the worker's replies count as
+/// the connection's own, and the worker waits while they are over high
+/// water (the requests it already holds must not pile up replies).
+#[test]
+fn thread_mode_slow_reader_of_its_own_replies_is_paused_not_dropped() {
+    slow_reader_paused(threaded());
+}
+
+fn slow_reader_paused(cfg: Config) {
+    let rec = Rec::greeting();
+    let srv = start_tcp(cfg, rec.clone());
+    let (mut slow, _) = Client::greeted(srv.addr);
+    let (mut fast, _) = Client::greeted(srv.addr);
+    // 32 requests of 1 MiB of replies each: far past max_queue (1 MiB)
+    // and what kernel buffers take (a few MiB).
+    const N: usize = 32;
+    slow.w.write_all("big 32\n".repeat(N).as_bytes()).unwrap();
+    eventually("the first big request", || rec.got("big 32"));
+    for _ in 0..20 {
+        assert_eq!(fast.ask("ping"), "echo:ping");
+    }
+    let handled = rec.msgs.lock().unwrap().iter().filter(|m| m.1 == "big 32").count();
+    assert!(handled < N / 2, "{handled} of {N} requests handled for a client that reads nothing: not paused");
+    assert!(rec.closes().is_empty(), "dropped: {:?}", rec.closes());
+    for i in 0..N * 32 {
+        assert_eq!(slow.line().len(), BIG_LINE, "reply line {i}");
+    }
+    assert_eq!(slow.ask("done"), "echo:done");
+    srv.stop().unwrap();
+    rec.assert_each_closed_once();
+    assert!(rec.closes().iter().all(|c| c.1 == CloseReason::Stopping), "{:?}", rec.closes());
+}
+
+/// Bytes pushed by others (`ServerHandle::send`, broadcasts) past
+/// `max_queue` drop a client that does not take them (`Overflow`): slowing
+/// its own input cannot help there.
+#[test]
+fn pushed_bytes_past_max_queue_drop_a_client_that_does_not_read() {
     let rec = Rec::greeting();
     let log = LogBuf::default();
-    let max_queue = 4 << 20;
-    let srv = start_tcp(Config { max_queue, ..log.config() }, rec.clone());
-    let (mut slow, slow_id) = Client::greeted(srv.addr);
+    let srv = start_tcp(log.config(), rec.clone());
+    let (_slow, slow_id) = Client::greeted(srv.addr);
     let (mut fast, _) = Client::greeted(srv.addr);
-
-    // 256 KiB the slow client does not read: stuck, not dropped.
-    slow.send("big 8");
-    eventually("the big request", || rec.got("big 8"));
-    assert_eq!(fast.ask("ping"), "echo:ping");
-    assert!(rec.closes().is_empty(), "dropped too early: {:?}", rec.closes());
-
-    // More than kernel buffers and max_queue together: dropped.
-    for _ in 0..64 {
-        if rec.reason_of(slow_id).is_some() || slow.w.write_all(b"big 32\n").is_err() {
+    let line = vec![b'p'; BIG_LINE];
+    for i in 0..4096 {
+        if rec.reason_of(slow_id).is_some() {
             break;
         }
-        assert_eq!(fast.ask("ping"), "echo:ping");
+        srv.handle.send(slow_id, &line).unwrap();
+        if i % 64 == 63 {
+            assert_eq!(fast.ask("ping"), "echo:ping");
+        }
     }
     rec.wait_closes(1);
     assert_eq!(rec.reason_of(slow_id), Some(CloseReason::Overflow));
@@ -970,7 +910,8 @@ fn udp_replies_go_to_the_sender() {
     a.send_to(b"from a\n", srv.addr).unwrap();
     b.send_to(b"from b", srv.addr).unwrap();
     assert_eq!(recv(&b), b"echo:from b");
-    assert_eq!(recv(&a), b"echo:from a");
+    // A reply ends like the datagram it answers.
+    assert_eq!(recv(&a), b"echo:from a\n");
     b.send_to(b"multi 2", srv.addr).unwrap();
     assert_eq!(recv(&b), b"part 1/2");
     assert_eq!(recv(&b), b"part 2/2");
@@ -1246,7 +1187,8 @@ mod c_api {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, UdpSocket};
     use std::sync::{mpsc, Condvar, Mutex};
-    use std::thread::{self, JoinHandle};
+    use std::thread;
+    use std::thread::JoinHandle;
 
     /// What the C-style callbacks saw (their userdata).
     #[derive(Default)]
@@ -1538,6 +1480,47 @@ mod c_api {
         assert!(st.bad.lock().unwrap().is_empty(), "{:?}", st.bad.lock().unwrap());
     }
 
+    /// `--timeout` and `--max-per-ip` (in `sockflow_args`) reach a server
+    /// made with the default config (NULL, or fields left 0): the idle
+    /// timeout closes a silent client, the per-address limit refuses the
+    /// extra one. A config field that is set wins over the arguments.
+    #[test]
+    fn c_args_timeout_and_max_per_ip_configure_the_server() {
+        let st = State::default();
+        let mut a = args();
+        a.timeout_ms = 300; // as `--timeout 300`
+        a.max_per_ip = 2; // as `--max-per-ip 2`
+        let srv = new_tcp(&a, None, handler(), &st);
+        let addr = srv.addr();
+        let running = srv.run();
+        let (mut c1, c1_id) = Client::greeted(addr);
+        let (mut c2, c2_id) = Client::greeted(addr);
+        let mut third = Client::connect(addr);
+        third.eof(); // over the limit: closed at once, never greeted
+                     // Both go silent: closed for the idle timeout.
+        c1.eof();
+        c2.eof();
+        let closes = st.wait_closes(2);
+        for id in [c1_id, c2_id] {
+            assert!(closes.iter().any(|c| c.0 == id && c.1 == sockflow_close_reason::Idle as c_int), "{closes:?}");
+        }
+        srv.stop_and_free(running);
+
+        // The config's own values win; 0 keeps the arguments'.
+        let st = State::default();
+        let mut cfg = config();
+        assert_eq!((cfg.idle_timeout_ms, cfg.max_per_ip), (0, 0));
+        cfg.max_per_ip = 1;
+        let srv = new_tcp(&a, Some(&cfg), handler(), &st);
+        let running = srv.run();
+        let (mut c1, _) = Client::greeted(srv.addr());
+        let mut second = Client::connect(srv.addr());
+        second.eof();
+        c1.eof(); // the arguments' idle timeout still applies
+        st.wait_closes(1);
+        srv.stop_and_free(running);
+    }
+
     #[test]
     fn c_bad_arguments() {
         let st = State::default();
@@ -1549,6 +1532,16 @@ mod c_api {
         cfg.max_conns = 0;
         assert_eq!(sockflow_tcp_server_new(&args(), &cfg, handler(), &st as *const State as *mut c_void, &mut s), SOCKFLOW_EINVAL);
         assert!(s.is_null());
+        for bad in [
+            |c: &mut sockflow_server_config| c.max_per_ip = -1,
+            |c: &mut sockflow_server_config| c.incomplete_timeout_ms = -1,
+            |c: &mut sockflow_server_config| c.memory_budget = 0,
+        ] {
+            let mut cfg = config();
+            bad(&mut cfg);
+            assert_eq!(sockflow_tcp_server_new(&args(), &cfg, handler(), &st as *const State as *mut c_void, &mut s), SOCKFLOW_EINVAL);
+            assert!(s.is_null());
+        }
         assert_eq!(sockflow_server_stop(std::ptr::null_mut()), SOCKFLOW_EINVAL);
         assert_eq!(sockflow_server_run(std::ptr::null_mut()), SOCKFLOW_EINVAL);
         sockflow_server_free(std::ptr::null_mut());

@@ -18,6 +18,11 @@ pub const SOCKFLOW_QUIT_MAX: usize = 64;
 pub const SOCKFLOW_PROG_MAX: usize = 64;
 /// Flag for `sockflow_args_parse`: print nothing on error or `--help`.
 pub const SOCKFLOW_ARGS_QUIET: c_int = 0x100;
+/// Flag for `sockflow_args_parse`: without `--frame`, the frame is
+/// `SOCKFLOW_FRAME_RAW` (bytes passed on as they come) instead of
+/// `SOCKFLOW_FRAME_LINE`. The echo servers use it: their echo is byte-exact
+/// whatever the client sends (no newline needed, `\r\n` kept).
+pub const SOCKFLOW_ARGS_RAW: c_int = 0x200;
 
 /// Which command-line form a program takes.
 #[repr(C)]
@@ -68,10 +73,14 @@ pub struct sockflow_args {
     /// A message equal to this ends a session (`--quit`, default "quit";
     /// empty = none).
     pub quit: [c_char; SOCKFLOW_QUIT_MAX],
-    /// Connect/reply timeout in milliseconds (`--timeout`; 0 = none).
+    /// `--timeout` in milliseconds (0 = none): a client's connect/reply
+    /// timeout, a TCP server's idle timeout.
     pub timeout_ms: c_int,
     /// The program's name (basename of argv[0]) for messages.
     pub prog: [c_char; SOCKFLOW_PROG_MAX],
+    /// `--max-per-ip` (servers): most connections at once from one address;
+    /// 0 = not given (the server's default, 256).
+    pub max_per_ip: c_int,
 }
 
 fn role_of(r: c_int) -> crate::Result<Role> {
@@ -102,6 +111,7 @@ impl sockflow_args {
             quit: [0; SOCKFLOW_QUIT_MAX],
             timeout_ms: a.timeout_ms as c_int,
             prog: [0; SOCKFLOW_PROG_MAX],
+            max_per_ip: a.max_per_ip.map_or(0, |n| n as c_int),
         };
         let (kind, size) = match a.frame {
             Frame::Line { max } => (sockflow_frame::Line, max),
@@ -153,6 +163,11 @@ impl sockflow_args {
             return Err(Error::inval(format!("args.timeout_ms {} is negative", self.timeout_ms)));
         }
         a.timeout_ms = self.timeout_ms as u32;
+        a.max_per_ip = match self.max_per_ip {
+            0 => None,
+            n if n > 0 && n as u32 <= args::MAX_PER_IP_MAX => Some(n as u32),
+            n => return Err(Error::inval(format!("args.max_per_ip {n} is not in 0-{}", args::MAX_PER_IP_MAX))),
+        };
         Ok(a)
     }
 }
@@ -170,9 +185,11 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
 ///
 /// `flags` is `SOCKFLOW_ROLE_SERVER` (`[<host>] <port>`, port 0 = any free
 /// port) or `SOCKFLOW_ROLE_CLIENT` (`<host> <port>`), optionally OR-ed with
-/// `SOCKFLOW_ARGS_QUIET`. Options may come before or after the positional
+/// `SOCKFLOW_ARGS_QUIET` and `SOCKFLOW_ARGS_RAW` (raw frames unless
+/// `--frame` says otherwise). Options may come before or after the positional
 /// arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
-/// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options.
+/// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
+/// servers also take `--max-per-ip N`.
 ///
 /// Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
 /// (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
@@ -187,6 +204,7 @@ pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, arg
         check_out!(args, "args");
         let role = try_ok!(role_of(flags));
         let quiet = flags & SOCKFLOW_ARGS_QUIET != 0;
+        let frame = if flags & SOCKFLOW_ARGS_RAW != 0 { Frame::Raw { max: crate::frame::DEFAULT_MAX } } else { Frame::default() };
         if argc < 0 || (argc > 0 && argv.is_null()) {
             return fail(Error::inval("argc/argv: argv is NULL or argc is negative"));
         }
@@ -205,7 +223,7 @@ pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, arg
         }
         let prog = args::prog_name(strs.first().copied());
         let rest = if strs.is_empty() { &strs[..] } else { &strs[1..] };
-        match args::parse(role, &prog, rest) {
+        match args::parse_with(role, &prog, rest, frame) {
             Ok(a) => {
                 // SAFETY: checked non-NULL above.
                 unsafe { *args = sockflow_args::from_core(&a) };

@@ -322,8 +322,11 @@ pub(crate) fn to_core(h: sockflow_handler, ud: *mut c_void) -> crate::Result<std
     })
 }
 
-/// Sends one message to this connection (framed: a `\n` is added for line
-/// frames) or, for UDP, one datagram back to the sender. Replies are queued
+/// Sends one message to this connection (framed) or, for UDP, one datagram
+/// back to the sender. With line frames, inside `on_message` the reply ends
+/// like the message it answers (`\n`, `\r\n`, or nothing after a last line
+/// or datagram without one), so an echo is byte-exact; in `on_connect` a
+/// `\n` is added. Replies are queued
 /// and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
 /// not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close` or for a
 /// `conn` that is not the running callback's.

@@ -58,3 +58,37 @@ macro_rules! check_out {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::c_int;
+
+    fn panics_inside() -> c_int {
+        ffi_boundary! {
+            let v: Vec<c_int> = Vec::new();
+            v[3]
+        }
+    }
+
+    fn panics_for_a_pointer() -> *mut u8 {
+        ffi_boundary! { panic!("boom {}", 42) }
+    }
+
+    /// The guarantee behind every export: a panic inside the boundary comes
+    /// out as `SOCKFLOW_EPANIC` (or NULL) with a message, never as an unwind.
+    #[test]
+    fn a_panic_becomes_an_error_code_and_a_message() {
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let rc = panics_inside();
+        let p = panics_for_a_pointer();
+        std::panic::set_hook(quiet);
+        assert_eq!(rc, crate::ffi::error::SOCKFLOW_EPANIC);
+        assert!(p.is_null());
+        let mut buf = [0 as std::ffi::c_char; 128];
+        crate::ffi::error::sockflow_last_error(buf.as_mut_ptr(), buf.len());
+        // SAFETY: NUL-terminated by sockflow_last_error.
+        let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+        assert_eq!(msg, "internal error (panic caught): boom 42");
+    }
+}

@@ -23,6 +23,11 @@ pub enum sockflow_mode {
     /// Each TCP connection's callbacks run in order on a thread of its own,
     /// so they may block (wait for a keyboard, a database). I/O stays on the
     /// event loop; a connection whose thread falls behind stops being read.
+    /// A stop does not wait for queued messages: those not yet handed to a
+    /// callback are dropped (each connection still gets `on_close` with
+    /// STOPPING), and a thread still inside a callback 2 s after the
+    /// connections closed is left to finish on its own and gets no further
+    /// callback, so `sockflow_server_run` returns in bounded time.
     ThreadPerConnection = 1,
 }
 
@@ -34,10 +39,15 @@ pub struct sockflow_server_config {
     /// Most simultaneous connections (default 10000); more are closed at once
     /// with a log line.
     pub max_conns: c_int,
-    /// Close a connection after this many ms without traffic (default 0 = never).
+    /// Close a connection after this many ms without traffic (default 0 =
+    /// the `--timeout` of the `sockflow_args`, whose 0 means never).
     pub idle_timeout_ms: c_int,
-    /// Most reply bytes queued for one client that does not read; past it the
-    /// client is dropped with reason OVERFLOW (default 1 MiB).
+    /// Per-connection queue bound (default 1 MiB). A client's own replies
+    /// past half of it stop reading from that client until it has taken
+    /// them (backpressure: nothing is dropped); messages pushed to it by
+    /// `sockflow_server_send`/`_broadcast`/`sockflow_conn_send_to` past it
+    /// drop the client with reason OVERFLOW. Also bounds the messages
+    /// waiting for a connection's thread (64 bytes + length each).
     pub max_queue: usize,
     /// A `sockflow_mode` (default `SOCKFLOW_MODE_EVENT_LOOP`).
     pub mode: c_int,
@@ -51,6 +61,19 @@ pub struct sockflow_server_config {
     pub log: *mut libc::FILE,
     /// Non-zero: no log lines at all.
     pub quiet: c_int,
+    /// Most connections at once from one address (IPv6: one /64); more are
+    /// closed at once with a log line. Default 0 = the `--max-per-ip` of the
+    /// `sockflow_args`, or 256 when it was not given.
+    pub max_per_ip: c_int,
+    /// Close a connection that holds an incomplete message for this many ms
+    /// (slowloris); the clock restarts at each complete message. Default
+    /// 60000; 0 = never.
+    pub incomplete_timeout_ms: c_int,
+    /// Most bytes all connections together may hold in partial messages and
+    /// queues (default 256 MiB). Over it, clients holding data are not read
+    /// until memory frees up, and a `len32`/`fixed` message whose length
+    /// cannot be reserved closes its connection (reason ERROR, logged).
+    pub memory_budget: usize,
 }
 
 fn defaults() -> sockflow_server_config {
@@ -64,6 +87,9 @@ fn defaults() -> sockflow_server_config {
         backlog: d.backlog,
         log: std::ptr::null_mut(),
         quiet: 0,
+        max_per_ip: 0,
+        incomplete_timeout_ms: d.incomplete_timeout.map_or(0, |t| t.as_millis() as c_int),
+        memory_budget: d.memory_budget,
     }
 }
 
@@ -88,9 +114,26 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     if c.max_queue == 0 {
         return Err(Error::inval("cfg.max_queue is 0"));
     }
+    if c.max_per_ip < 0 {
+        return Err(Error::inval(format!("cfg.max_per_ip {} is negative", c.max_per_ip)));
+    }
+    if c.incomplete_timeout_ms < 0 {
+        return Err(Error::inval(format!("cfg.incomplete_timeout_ms {} is negative", c.incomplete_timeout_ms)));
+    }
+    if c.memory_budget == 0 {
+        return Err(Error::inval("cfg.memory_budget is 0"));
+    }
     cfg.max_conns = c.max_conns as usize;
-    cfg.idle_timeout = (c.idle_timeout_ms > 0).then(|| Duration::from_millis(c.idle_timeout_ms as u64));
+    // 0 keeps what the arguments gave (`--timeout`, `--max-per-ip`).
+    if c.idle_timeout_ms > 0 {
+        cfg.idle_timeout = Some(Duration::from_millis(c.idle_timeout_ms as u64));
+    }
+    if c.max_per_ip > 0 {
+        cfg.max_per_ip = c.max_per_ip as usize;
+    }
+    cfg.incomplete_timeout = (c.incomplete_timeout_ms > 0).then(|| Duration::from_millis(c.incomplete_timeout_ms as u64));
     cfg.max_queue = c.max_queue;
+    cfg.memory_budget = c.memory_budget;
     cfg.mode = match c.mode {
         0 => Mode::EventLoop,
         1 => Mode::ThreadPerConnection,

@@ -229,11 +229,16 @@ pub extern "C" fn sockflow_tcp_send_msg(t: *mut sockflow_tcp, msg: *const c_void
 /// `n = sockflow_tcp_recv_msg(t, NULL, 0); buf = malloc(n + 1);`
 /// then `sockflow_tcp_recv_msg(t, buf, n + 1)`.
 ///
+/// At end of stream a last line without its newline is returned first, as
+/// a message; the call after it is `SOCKFLOW_ECLOSED`. A fixed/len32 frame
+/// cut short by the end of stream is `SOCKFLOW_ECLOSED` with a message
+/// saying how many of its bytes arrived.
+///
 /// Other errors: `SOCKFLOW_EMSGSIZE` also for a message longer than the
 /// frame allows (that one is dropped as it arrives and never stored);
-/// `SOCKFLOW_ECLOSED` at end of stream; `SOCKFLOW_ETIMEDOUT` after the read
-/// timeout; `SOCKFLOW_EAGAIN` on a non-blocking descriptor with no whole
-/// message yet (bytes of a partial one stay buffered in the handle).
+/// `SOCKFLOW_ETIMEDOUT` after the read timeout; `SOCKFLOW_EAGAIN` on a
+/// non-blocking descriptor with no whole message yet (bytes of a partial
+/// one stay buffered in the handle).
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_recv_msg(t: *mut sockflow_tcp, buf: *mut c_void, cap: usize) -> libc::ssize_t {
     ffi_boundary! {

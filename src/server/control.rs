@@ -3,7 +3,7 @@
 //! waker that makes it turn, and SIGINT/SIGTERM delivery.
 
 use crate::error::{Code, Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Ending, Frame};
 use mio::{Registry, Token, Waker};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
@@ -12,8 +12,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Work handed to the loop thread.
 pub(crate) enum Command {
-    /// Framed bytes for one connection.
+    /// Framed bytes pushed to one connection by others (held against
+    /// `max_queue`: past it the connection is dropped).
     Send { id: u64, bytes: Vec<u8> },
+    /// A connection's own reply, from its worker thread (backpressure:
+    /// past the high-water mark the connection is not read).
+    Reply { id: u64, bytes: Vec<u8> },
     /// Framed bytes for every connection but `except`.
     Broadcast { bytes: Vec<u8>, except: Option<u64> },
     /// Close the connection: gracefully for `Handler`, at once for `Error`.
@@ -60,25 +64,33 @@ impl Shared {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn framed(&self, msg: &[u8]) -> Result<Vec<u8>> {
+    fn framed(&self, msg: &[u8], ending: Ending) -> Result<Vec<u8>> {
         if self.datagram {
             return Err(Error::new(Code::BadHandle, "a UDP server has no connections to send to; reply from on_message"));
         }
         let mut bytes = Vec::new();
-        self.frame.encode(msg, &mut bytes)?;
+        self.frame.encode_ending(msg, ending, &mut bytes)?;
         Ok(bytes)
     }
 
     /// Queues one framed message for connection `id`.
     pub fn send(&self, id: u64, msg: &[u8]) -> Result<()> {
-        let bytes = self.framed(msg)?;
+        let bytes = self.framed(msg, Ending::Lf)?;
         self.push(Command::Send { id, bytes });
+        Ok(())
+    }
+
+    /// Queues one framed reply from connection `id`'s own worker thread; a
+    /// line ends with `ending`, the ending of the message it answers.
+    pub(crate) fn reply(&self, id: u64, msg: &[u8], ending: Ending) -> Result<()> {
+        let bytes = self.framed(msg, ending)?;
+        self.push(Command::Reply { id, bytes });
         Ok(())
     }
 
     /// Queues one framed message for every connection but `except`.
     pub fn broadcast(&self, msg: &[u8], except: Option<u64>) -> Result<()> {
-        let bytes = self.framed(msg)?;
+        let bytes = self.framed(msg, Ending::Lf)?;
         self.push(Command::Broadcast { bytes, except });
         Ok(())
     }

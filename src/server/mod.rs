@@ -5,12 +5,19 @@
 //! shape, the per-message context [`Conn`], the cross-thread [`Shared`]
 //! control block (stop, sends from other threads, signal wake-ups) and the
 //! log. The loops themselves are in [`tcp`] and [`udp`]; [`worker`] runs
-//! handlers that block on a thread per connection.
+//! handlers that block on a thread per connection. What bounds a TCP
+//! server's memory and keeps it open to everyone: `pushed` (own replies
+//! versus bytes pushed by others, which get different bounds), `budget`
+//! (what all connections together may hold) and `admission` (connections
+//! per address).
 
+mod admission;
 mod base;
+mod budget;
 pub mod builtin;
 mod control;
 mod log;
+mod pushed;
 pub mod tcp;
 pub mod udp;
 mod worker;
@@ -19,7 +26,7 @@ pub use control::{ServerHandle, Shared};
 pub(crate) use log::Log;
 
 use crate::error::Result;
-use crate::frame::Frame;
+use crate::frame::{Ending, Frame};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,7 +87,10 @@ pub enum Mode {
     EventLoop,
     /// Each TCP connection's callbacks run on a thread of its own, in
     /// order; they may block (e.g. wait for the keyboard). I/O stays on the
-    /// event loop. Callbacks of different connections run concurrently.
+    /// event loop. Callbacks of different connections run concurrently. A
+    /// stop drops messages not yet handed to a callback and leaves a thread
+    /// still inside one after a grace period to finish alone (it gets no
+    /// further callback), so stopping takes bounded time.
     ThreadPerConnection,
 }
 
@@ -94,11 +104,35 @@ pub struct Config {
     /// Most simultaneous connections; more are accepted and closed at once
     /// with a log line. Default 10,000.
     pub max_conns: usize,
-    /// Close a connection after this long without traffic. Default none.
+    /// Most simultaneous connections from one address (IPv6: one /64); more
+    /// are accepted and closed at once with a log line. Default 256: well
+    /// above what one host (or a NAT or proxy in front of a few hundred
+    /// users) opens to one service, while one host can take at most 256 of
+    /// the default 10,000 `max_conns` and so cannot lock everyone else out.
+    pub max_per_ip: usize,
+    /// Close a connection after this long without traffic. Default none
+    /// (`from_args`: the `--timeout` of a server's command line).
     pub idle_timeout: Option<Duration>,
-    /// Most bytes queued for one connection (replies not yet taken by a slow
-    /// reader); past it the connection is dropped (`Overflow`). Default 1 MiB.
+    /// Close a connection holding an incomplete message for this long
+    /// (reason `Error`), so clients that trickle a byte now and then
+    /// (slowloris) cannot hold memory and descriptors forever. The clock
+    /// restarts at every complete message. Default 60 s; None = never.
+    pub incomplete_timeout: Option<Duration>,
+    /// Per-connection queue bound. A connection's own replies (sent by its
+    /// handler in answer to its messages) past half of it stop reading from
+    /// it until they fall under a quarter (backpressure: TCP then slows the
+    /// sender, nothing is lost); bytes pushed to it by others (`send`,
+    /// broadcasts) past it drop it (`Overflow`), since slowing its sender
+    /// cannot help. In thread-per-connection mode it also bounds the
+    /// messages waiting for the worker (each counting 64 bytes plus its
+    /// length). Default 1 MiB.
     pub max_queue: usize,
+    /// Most bytes all connections together may hold in partial messages and
+    /// queues. Over it, connections holding something are not read until it
+    /// frees up, while those holding nothing still are (a little at a time),
+    /// and a message whose declared length (`len32`, `fixed:N`) cannot be
+    /// reserved closes its connection (reason `Error`). Default 256 MiB.
+    pub memory_budget: usize,
     /// How handlers run. Default [`Mode::EventLoop`].
     pub mode: Mode,
     /// Stop gracefully on SIGINT/SIGTERM. Default false (signals untouched).
@@ -117,8 +151,11 @@ impl Default for Config {
             frame: Frame::default(),
             quit: crate::args::DEFAULT_QUIT.into(),
             max_conns: 10_000,
+            max_per_ip: 256,
             idle_timeout: None,
+            incomplete_timeout: Some(Duration::from_secs(60)),
             max_queue: 1 << 20,
+            memory_budget: 256 << 20,
             mode: Mode::EventLoop,
             handle_signals: false,
             backlog: crate::tcp::DEFAULT_BACKLOG,
@@ -129,9 +166,18 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Defaults, with the frame, quit word and name of parsed arguments.
+    /// Defaults, with the frame, quit word and name of parsed arguments,
+    /// their `--timeout` as the idle timeout and their `--max-per-ip`.
     pub fn from_args(a: &crate::args::Args) -> Config {
-        Config { frame: a.frame, quit: a.quit.clone(), name: a.prog.clone(), ..Config::default() }
+        let d = Config::default();
+        Config {
+            frame: a.frame,
+            quit: a.quit.clone(),
+            name: a.prog.clone(),
+            idle_timeout: a.timeout(),
+            max_per_ip: a.max_per_ip.map_or(d.max_per_ip, |n| n as usize),
+            ..d
+        }
     }
 }
 
@@ -148,14 +194,16 @@ pub trait Handler: Send + Sync {
     fn on_close(&self, _c: &mut Conn<'_>, _reason: CloseReason) {}
 }
 
-/// Where a [`Conn`]'s sends go.
+/// Where a [`Conn`]'s sends go. `ending` is the line ending of the message
+/// being answered (a reply ends the same way, so an echo is byte-exact);
+/// `Ending::Lf` outside an answer (`on_connect`).
 pub(crate) enum Sink<'a> {
     /// Straight into the connection's outgoing buffer (event-loop thread).
-    Buf { buf: &'a mut Vec<u8>, frame: Frame },
+    Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending },
     /// Through the server's command queue (worker threads).
-    Queue,
+    Queue { ending: Ending },
     /// A UDP reply to the sender.
-    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8> },
+    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
 }
@@ -196,14 +244,16 @@ impl Conn<'_> {
     }
 
     /// Sends one message to this connection (framed) or, for UDP, one
-    /// datagram to the sender.
+    /// datagram to the sender. Inside `on_message`, a `line` reply ends like
+    /// the message it answers (`\n`, `\r\n`, or nothing for a last line
+    /// without one or a datagram without one); elsewhere with `\n`.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         match &mut self.sink {
-            Sink::Buf { buf, frame } => frame.encode(msg, buf),
-            Sink::Queue => self.shared.send(self.id, msg),
-            Sink::Datagram { sock, frame, scratch } => {
+            Sink::Buf { buf, frame, ending } => frame.encode_ending(msg, *ending, buf),
+            Sink::Queue { ending } => self.shared.reply(self.id, msg, *ending),
+            Sink::Datagram { sock, frame, scratch, ending } => {
                 scratch.clear();
-                crate::udp::datagram_encode(*frame, msg, scratch)?;
+                crate::udp::datagram_encode(*frame, msg, *ending, scratch)?;
                 sock.send_to(scratch, self.peer)
                     .map(|_| ())
                     .map_err(|e| crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e))

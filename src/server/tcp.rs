@@ -4,13 +4,29 @@
 //! holding at most one partial message, the unsent replies, a user slot),
 //! and buffers are freed when they empty, so an idle connection costs a few
 //! hundred bytes. Reads go through one shared 64 KiB scratch buffer.
+//!
+//! Memory is bounded without dropping healthy clients, as a hand-written
+//! epoll server would do it: a connection whose own replies pile up (it
+//! sends faster than it reads) is simply not read until they drain, so TCP
+//! flow control slows it down; only bytes pushed to it by others can drop
+//! it (`Overflow`, see `pushed.rs`). Everything connections hold (partial
+//! messages, queues) is charged to a server-wide [`Budget`]: over it, the
+//! connections holding something stop being read, those holding nothing
+//! read a little at a time (well-behaved clients complete their messages
+//! and go on), and a message whose declared length cannot be reserved is
+//! refused. A message left incomplete for `incomplete_timeout` closes its
+//! connection (slowloris), and `max_per_ip` keeps one host from taking
+//! every connection slot.
 
+use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
+use super::budget::Budget;
 use super::control::Command;
-use super::worker::Worker;
+use super::pushed::Pushed;
+use super::worker::{Parting, Worker};
 use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
-use crate::frame::{Decoder, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame};
 use crate::net;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
@@ -19,7 +35,6 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -31,6 +46,42 @@ const LINGER: Duration = Duration::from_secs(5);
 const KEEP_OUT: usize = 512;
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Largest read for a connection holding nothing while the memory budget is
+/// spent: enough for the messages of a well-behaved client, too little for
+/// many connections together to matter. Messages this small are always
+/// taken in, reserved or not.
+const TRICKLE: usize = 4096;
+/// How long a stop waits for connection threads still inside a handler.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether the loop reads from a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadState {
+    Open,
+    /// Not read until the cause clears; data that arrives meanwhile waits
+    /// in the kernel (and slows the sender).
+    Paused(Pause),
+    /// The peer is done; a worker is finishing (thread mode).
+    Ended,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pause {
+    /// Its own replies passed the high-water mark; until they drain.
+    Replies,
+    /// Its worker thread has `max_queue` waiting; until it catches up.
+    Worker,
+    /// The memory budget is spent and it holds some; until memory frees up.
+    Budget,
+}
+
+/// What [`TcpServer::dispatch`] decodes.
+enum Input {
+    /// The first n bytes of the scratch buffer (0: only what the decoder holds).
+    Read(usize),
+    /// The peer's end of stream: whatever the decoder still holds.
+    End,
+}
 
 struct Connection {
     sock: TcpStream,
@@ -41,12 +92,20 @@ struct Connection {
     out_pos: usize,
     user: usize,
     last: Instant,
+    /// Which of `out`'s unsent bytes others pushed (the rest are replies).
+    pushed: Pushed,
+    /// Bytes charged to the budget for this connection.
+    claim: usize,
+    /// Part of `claim` reserved for the rest of a partial message of known
+    /// length (`len32`, `fixed:N`), so that it can complete.
+    reserved: usize,
+    /// Since when the decoder has held an incomplete message without a
+    /// message completing.
+    partial_since: Option<Instant>,
     /// Set when the connection is to close once its replies are flushed.
     closing: Option<(CloseReason, Instant)>,
     writable: bool,
-    paused: bool,
-    /// The peer is done; a worker is finishing (thread mode).
-    ended: bool,
+    read: ReadState,
     /// Closing gracefully: replies sent, write side shut, waiting for the peer's FIN.
     draining: bool,
     /// `on_close` has run.
@@ -58,6 +117,26 @@ struct Connection {
 impl Connection {
     fn queued(&self) -> usize {
         self.out.len() - self.out_pos
+    }
+
+    /// Queued replies of its own (not pushed by others).
+    fn own_queued(&self) -> usize {
+        self.queued() - self.pushed.bytes()
+    }
+
+    /// How much the next read may take: all of `full` while the budget has
+    /// room; over it, what is reserved for a partial message, a trickle for
+    /// a connection holding nothing, or None: pause it.
+    fn allowance(&self, budget: &Budget, full: usize) -> Option<usize> {
+        if !budget.over() {
+            Some(full)
+        } else if self.reserved > 0 {
+            Some(self.reserved.min(full))
+        } else if self.claim == 0 {
+            Some(TRICKLE.min(full))
+        } else {
+            None
+        }
     }
 }
 
@@ -71,14 +150,20 @@ pub struct TcpServer {
     max_conns: usize,
     max_queue: usize,
     idle: Option<Duration>,
+    incomplete: Option<Duration>,
     mode: Mode,
+    budget: Arc<Budget>,
+    /// Connections paused for the budget (resumed together when it frees up).
+    budget_paused: Vec<(usize, u64)>,
+    per_ip: PerAddress,
+    refusals: Throttle,
     conns: Slab<Connection>,
     scratch: Vec<u8>,
     next_gen: u64,
     /// Connections with data left to read after their turn.
     again: Vec<(usize, u64)>,
     accept_paused_until: Option<Instant>,
-    joins: Vec<JoinHandle<()>>,
+    joins: Vec<Parting>,
     /// Connections waiting to flush before they close (they need sweeps).
     lingering: usize,
     last_sweep: Instant,
@@ -103,7 +188,12 @@ impl TcpServer {
             max_conns: cfg.max_conns.max(1),
             max_queue: cfg.max_queue.max(1),
             idle: cfg.idle_timeout,
+            incomplete: cfg.incomplete_timeout,
             mode: cfg.mode,
+            budget: Arc::new(Budget::new(cfg.memory_budget)),
+            budget_paused: Vec::new(),
+            per_ip: PerAddress::new(cfg.max_per_ip),
+            refusals: Throttle::default(),
             conns: Slab::new(),
             scratch: vec![0; crate::tcp::READ_CHUNK],
             next_gen: 1,
@@ -148,7 +238,8 @@ impl TcpServer {
             return Some(Duration::ZERO);
         }
         let mut t = None;
-        if self.idle.is_some() || self.lingering > 0 {
+        let timed = self.incomplete.is_some() && !self.conns.is_empty();
+        if self.idle.is_some() || self.lingering > 0 || timed || !self.budget_paused.is_empty() {
             t = Some(SWEEP_EVERY);
         }
         if let Some(until) = self.accept_paused_until {
@@ -184,6 +275,7 @@ impl TcpServer {
             self.accept_all();
         }
         self.run_commands();
+        self.resume_budget_paused();
         if self.last_sweep.elapsed() >= SWEEP_EVERY {
             self.sweep();
         }
@@ -214,10 +306,20 @@ impl TcpServer {
         }
     }
 
+    /// Logs a refused connection, at most once a second.
+    fn refused(&mut self, why: std::fmt::Arguments<'_>, peer: &SocketAddr) {
+        if let Some(skipped) = self.refusals.ready() {
+            let more = if skipped > 0 { format!(" ({skipped} more refused since the last such line)") } else { String::new() };
+            self.base.log.line(format_args!("{why}: closing {}{more}", net::show(peer)));
+        }
+    }
+
     fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr) {
         if self.conns.len() >= self.max_conns {
-            self.base.log.line(format_args!("too many connections ({}): closing {}", self.conns.len(), net::show(&peer)));
-            return;
+            return self.refused(format_args!("too many connections ({})", self.conns.len()), &peer);
+        }
+        if !self.per_ip.enter(peer.ip()) {
+            return self.refused(format_args!("too many connections from {} ({})", peer.ip(), self.per_ip.max()), &peer);
         }
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
@@ -225,16 +327,19 @@ impl TcpServer {
         let id = (self.next_gen << 32) | k as u64;
         self.next_gen += 1;
         if self.base.poll.registry().register(&mut sock, Token(k), Interest::READABLE).is_err() {
+            self.per_ip.leave(peer.ip());
             return;
         }
         let worker = match self.mode {
             Mode::EventLoop => None,
             Mode::ThreadPerConnection => {
-                match Worker::spawn(id, peer, self.handler.clone(), self.base.shared.clone(), self.max_queue / 2) {
+                let (shared, budget) = (self.base.shared.clone(), self.budget.clone());
+                match Worker::spawn(id, peer, self.handler.clone(), shared, budget, self.max_queue / 2) {
                     Ok(w) => Some(Box::new(w)),
                     Err(e) => {
                         self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
                         let _ = self.base.poll.registry().deregister(&mut sock);
+                        self.per_ip.leave(peer.ip());
                         return;
                     }
                 }
@@ -249,18 +354,21 @@ impl TcpServer {
             out_pos: 0,
             user: 0,
             last: Instant::now(),
+            pushed: Pushed::default(),
+            claim: 0,
+            reserved: 0,
+            partial_since: None,
             closing: None,
             writable: false,
-            paused: false,
-            ended: false,
+            read: ReadState::Open,
             draining: false,
             notified: false,
             worker,
         });
         if self.mode == Mode::EventLoop {
             let c = &mut self.conns[k];
-            let mut conn =
-                Conn { id, peer, user: &mut c.user, sink: Sink::Buf { buf: &mut c.out, frame: self.frame }, shared: &self.base.shared };
+            let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
+            let mut conn = Conn { id, peer, user: &mut c.user, sink, shared: &self.base.shared };
             let action = self.handler.on_connect(&mut conn);
             self.after(k, action);
         }
@@ -291,19 +399,21 @@ impl TcpServer {
             _ => return,
         }
         // Messages a pause left in the decoder come before new bytes.
-        if !self.dispatch(k, id, 0) {
+        if !self.dispatch(k, id, Input::Read(0)) {
             return;
         }
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
-            let n = match c.sock.read(&mut self.scratch) {
+            let Some(limit) = c.allowance(&self.budget, self.scratch.len()) else {
+                c.read = ReadState::Paused(Pause::Budget);
+                return self.list_budget_paused(k, id);
+            };
+            let n = match c.sock.read(&mut self.scratch[..limit]) {
                 Ok(0) => {
-                    // A last line without its newline is still a line.
-                    if matches!(self.frame, Frame::Line { .. }) && c.decoder.has_pending() {
-                        self.scratch[0] = b'\n';
-                        if !self.dispatch(k, id, 1) {
-                            return;
-                        }
+                    // The decoder delivers what is left (a last line without
+                    // its newline) or reports a frame cut short.
+                    if !self.dispatch(k, id, Input::End) {
+                        return;
                     }
                     return self.end_input(k, CloseReason::Peer);
                 }
@@ -313,7 +423,7 @@ impl TcpServer {
                 Err(_) => return self.close_now(k, CloseReason::Error),
             };
             c.last = Instant::now();
-            if !self.dispatch(k, id, n) || (n < self.scratch.len() && !closed_seen) {
+            if !self.dispatch(k, id, Input::Read(n)) || (n < limit && !closed_seen) {
                 return;
             }
         }
@@ -321,35 +431,46 @@ impl TcpServer {
         self.again.push((k, id));
     }
 
-    /// Decodes `scratch[..n]` (n = 0: only what the decoder holds) and runs
-    /// the handler per message. False when reading must not go on (closed,
-    /// closing, paused, or the peer is done).
-    fn dispatch(&mut self, k: usize, id: u64, n: usize) -> bool {
+    /// Decodes `scratch[..n]` (n = 0: only what the decoder holds) or, at
+    /// end of stream, what is left, and runs the handler per message. False
+    /// when reading must not go on (closed, closing, paused, or the peer is done).
+    fn dispatch(&mut self, k: usize, id: u64, input: Input) -> bool {
         let Some(c) = self.conns.get_mut(k) else { return false };
-        if c.id != id || c.paused || c.ended || c.closing.is_some() {
+        if c.id != id || c.read != ReadState::Open || c.closing.is_some() {
             return false;
         }
-        if n == 0 && !c.decoder.has_pending() {
+        if !c.decoder.has_pending() && matches!(input, Input::Read(0) | Input::End) {
             return true;
         }
+        let held_before = c.decoder.buffered();
+        let n = match input {
+            Input::Read(n) => n,
+            Input::End => 0,
+        };
         let mut verdict: Option<CloseReason> = None;
         let mut stop = false;
-        let Connection { decoder, out, user, worker, peer, paused, .. } = c;
+        let Connection { decoder, out, out_pos, pushed, user, worker, peer, read, .. } = c;
         let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
-        let fed = decoder.feed(&self.scratch[..n], &mut |msg| {
+        let mut on_message = |msg: &[u8], ending| {
             if !quit.is_empty() && msg == &quit[..] {
                 verdict = Some(CloseReason::Quit);
                 return Flow::Stop;
             }
             if let Some(w) = worker {
-                if w.message(msg) > max_queue {
-                    *paused = true;
+                if w.message(msg, ending) > max_queue {
+                    *read = ReadState::Paused(Pause::Worker);
                     return Flow::Stop;
                 }
                 return Flow::Continue;
             }
-            let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame }, shared };
+            let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame, ending }, shared };
             match handler.on_message(&mut conn, msg) {
+                // Its own replies past high water: the rest waits (in the
+                // decoder, then in the kernel) until they drain.
+                Action::Continue if out.len() - *out_pos - pushed.bytes() > max_queue / 2 => {
+                    *read = ReadState::Paused(Pause::Replies);
+                    Flow::Stop
+                }
                 Action::Continue => Flow::Continue,
                 Action::Close => {
                     verdict = Some(CloseReason::Handler);
@@ -364,13 +485,26 @@ impl TcpServer {
                     Flow::Stop
                 }
             }
-        });
+        };
+        let fed = match input {
+            Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
+            Input::End => decoder.finish(&mut on_message),
+        };
+        // Stopped by a pause: messages may be left in the decoder. Even if
+        // the flush below lifts the pause, they go first (the loop comes
+        // back through `again`), before any read that could find the end
+        // of the stream.
+        let paused = matches!(fed, Ok(Flow::Stop));
         if let Err(e) = fed {
             self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
             verdict = Some(CloseReason::Error);
         }
         if stop {
             self.base.shared.stop();
+        }
+        self.progress(k, held_before + n);
+        if verdict.is_none() && !self.reserve(k) {
+            verdict = Some(CloseReason::Error);
         }
         match verdict {
             Some(CloseReason::Error) => {
@@ -382,7 +516,99 @@ impl TcpServer {
                 self.end_input(k, r);
                 false
             }
-            None => self.flush(k) && !self.conns[k].paused,
+            None => self.flush(k) && !paused && self.conns[k].read == ReadState::Open,
+        }
+    }
+
+    /// Restarts the incomplete-message clock when a message completed (the
+    /// decoder consumed some of the `offered` bytes) and stops it when
+    /// nothing is held.
+    fn progress(&mut self, k: usize, offered: usize) {
+        let c = &mut self.conns[k];
+        let held = c.decoder.buffered();
+        c.partial_since = match held {
+            0 => None,
+            _ if held < offered => Some(Instant::now()),
+            _ => c.partial_since.or_else(|| Some(Instant::now())),
+        };
+    }
+
+    /// Recharges connection `k`'s holdings to the budget.
+    fn account(&mut self, k: usize) {
+        let Some(c) = self.conns.get_mut(k) else { return };
+        c.reserved = c.reserved.min(c.decoder.missing());
+        let claim = c.decoder.buffered() + c.reserved + c.queued();
+        self.budget.update(c.claim, claim);
+        c.claim = claim;
+    }
+
+    /// Reserves what the partial message of known length still needs; false
+    /// (logged) when it does not fit in what is left of the budget: the
+    /// message could never complete, so the connection is closed. Messages
+    /// of at most `TRICKLE` bytes always fit.
+    fn reserve(&mut self, k: usize) -> bool {
+        self.account(k);
+        let c = &mut self.conns[k];
+        let missing = c.decoder.missing();
+        if missing <= c.reserved {
+            return true;
+        }
+        let extra = missing - c.reserved;
+        let total = missing + c.decoder.buffered();
+        if extra > self.budget.room() && total > TRICKLE {
+            let (used, limit) = (self.budget.used(), self.budget.limit());
+            let peer = net::show(&c.peer);
+            self.base.log.line(format_args!(
+                "closing {peer}: a message of {total} bytes does not fit in the memory budget ({used} of {limit} bytes in use)"
+            ));
+            return false;
+        }
+        c.reserved = missing;
+        c.decoder.reserve_missing();
+        self.account(k);
+        true
+    }
+
+    /// Reads again from connection `k`, paused until now, unless another
+    /// cause holds it.
+    fn reopen(&mut self, k: usize) {
+        let high = self.max_queue / 2;
+        let Some(c) = self.conns.get_mut(k) else { return };
+        c.read = if c.own_queued() > high {
+            ReadState::Paused(Pause::Replies)
+        } else if c.worker.as_ref().is_some_and(|w| w.queued() > self.max_queue) {
+            ReadState::Paused(Pause::Worker)
+        } else {
+            // Edge-triggered: data that came while paused raised no new
+            // event, so read it now.
+            self.again.push((k, c.id));
+            ReadState::Open
+        };
+    }
+
+    /// Remembers a connection paused for the budget. Entries of connections
+    /// resumed or closed meanwhile are dropped when the list gets long, so
+    /// it stays within twice the number of connections.
+    fn list_budget_paused(&mut self, k: usize, id: u64) {
+        if self.budget_paused.len() >= 2 * self.conns.len() + 16 {
+            let conns = &self.conns;
+            self.budget_paused.retain(|&(k, id)| conns.get(k).is_some_and(|c| c.id == id && c.read == ReadState::Paused(Pause::Budget)));
+            self.budget_paused.sort_unstable();
+            self.budget_paused.dedup();
+        }
+        self.budget_paused.push((k, id));
+    }
+
+    /// Once the budget is relieved, every connection it paused reads again
+    /// (and is paused again if it still holds too much).
+    fn resume_budget_paused(&mut self) {
+        if self.budget_paused.is_empty() || !self.budget.relieved() {
+            return;
+        }
+        for (k, id) in std::mem::take(&mut self.budget_paused) {
+            if self.conns.get(k).is_some_and(|c| c.id == id && c.read == ReadState::Paused(Pause::Budget)) {
+                self.reopen(k);
+            }
         }
     }
 
@@ -419,6 +645,7 @@ impl TcpServer {
             match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
                 Ok(n) => {
                     c.out_pos += n;
+                    c.pushed.sent(n);
                     c.last = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -456,7 +683,9 @@ impl TcpServer {
                 let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
             }
         } else {
-            if c.queued() > self.max_queue {
+            // Only what others pushed can drop it: its own replies pause
+            // reading instead (below).
+            if c.pushed.bytes() > self.max_queue {
                 let queued = c.queued();
                 self.base.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
                 self.close_now(k, CloseReason::Overflow);
@@ -471,6 +700,22 @@ impl TcpServer {
                 let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
             }
         }
+        self.account(k);
+        // Backpressure on its own replies: high water half of max_queue,
+        // low water a quarter. One paused for the budget that now holds
+        // nothing may read again (a little at a time while it is spent).
+        let c = &mut self.conns[k];
+        let own = c.own_queued();
+        if let Some(w) = c.worker.as_deref_mut() {
+            // Its thread must wait too: it may hold many messages already.
+            w.replies(own, self.max_queue / 2, self.max_queue / 4);
+        }
+        match c.read {
+            ReadState::Open if c.own_queued() > self.max_queue / 2 => c.read = ReadState::Paused(Pause::Replies),
+            ReadState::Paused(Pause::Replies) if c.own_queued() <= self.max_queue / 4 => self.reopen(k),
+            ReadState::Paused(Pause::Budget) if c.claim == 0 => self.reopen(k),
+            _ => {}
+        }
         true
     }
 
@@ -481,8 +726,8 @@ impl TcpServer {
         let Some(c) = self.conns.get_mut(k) else { return };
         match &c.worker {
             Some(w) => {
-                if !c.ended {
-                    c.ended = true;
+                if c.read != ReadState::Ended {
+                    c.read = ReadState::Ended;
                     w.end(reason);
                 }
             }
@@ -512,7 +757,7 @@ impl TcpServer {
         c.notified = true;
         match c.worker.take() {
             Some(w) => {
-                self.joins.extend(w.close(reason));
+                self.joins.push(w.close(reason));
                 self.reap();
             }
             None => {
@@ -528,6 +773,8 @@ impl TcpServer {
         if c.closing.is_some() {
             self.lingering -= 1;
         }
+        self.budget.sub(c.claim);
+        self.per_ip.leave(c.peer.ip());
         let _ = self.base.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
     }
@@ -537,7 +784,7 @@ impl TcpServer {
     fn reap(&mut self) {
         let (done, live): (Vec<_>, Vec<_>) = self.joins.drain(..).partition(|j| j.is_finished());
         for j in done {
-            let _ = j.join();
+            j.join();
         }
         self.joins = live;
     }
@@ -547,9 +794,13 @@ impl TcpServer {
         self.conns.get(k).filter(|c| c.id == id).map(|_| k)
     }
 
-    fn queue(&mut self, k: usize, bytes: &[u8]) {
+    /// Queues bytes for connection `k`: its own reply, or `pushed` by others.
+    fn queue(&mut self, k: usize, bytes: &[u8], pushed: bool) {
         let c = &mut self.conns[k];
         if c.closing.is_none() {
+            if pushed {
+                c.pushed.add(c.queued(), bytes.len());
+            }
             c.out.extend_from_slice(bytes);
             self.flush(k);
         }
@@ -560,14 +811,19 @@ impl TcpServer {
             match cmd {
                 Command::Send { id, bytes } => {
                     if let Some(k) = self.find(id) {
-                        self.queue(k, &bytes);
+                        self.queue(k, &bytes, true);
+                    }
+                }
+                Command::Reply { id, bytes } => {
+                    if let Some(k) = self.find(id) {
+                        self.queue(k, &bytes, false);
                     }
                 }
                 Command::Broadcast { bytes, except } => {
                     let keys: Vec<usize> = self.conns.iter().filter(|(_, c)| Some(c.id) != except).map(|(k, _)| k).collect();
                     for k in keys {
                         if self.conns.contains(k) {
-                            self.queue(k, &bytes);
+                            self.queue(k, &bytes, true);
                         }
                     }
                 }
@@ -588,12 +844,10 @@ impl TcpServer {
                 }
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {
-                        let c = &mut self.conns[k];
-                        if c.paused && c.worker.as_ref().is_some_and(|w| w.queued() <= self.max_queue / 2) {
-                            c.paused = false;
-                            // Edge-triggered: data that came while paused
-                            // raised no new event, so read it now.
-                            self.again.push((k, id));
+                        let c = &self.conns[k];
+                        if c.read == ReadState::Paused(Pause::Worker) && c.worker.as_ref().is_some_and(|w| w.queued() <= self.max_queue / 2)
+                        {
+                            self.reopen(k);
                         }
                     }
                 }
@@ -601,13 +855,14 @@ impl TcpServer {
         }
     }
 
-    /// Idle timeouts and closing connections that will not flush: a scan
-    /// of every connection, so at most once per `SWEEP_EVERY`.
+    /// Idle timeouts, incomplete messages held too long, and closing
+    /// connections that will not flush: a scan of every connection, so at
+    /// most once per `SWEEP_EVERY`.
     fn sweep(&mut self) {
         let now = Instant::now();
         self.last_sweep = now;
         self.reap();
-        if self.idle.is_none() && self.lingering == 0 {
+        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() {
             return;
         }
         let mut expired = Vec::new();
@@ -623,6 +878,15 @@ impl TcpServer {
                     expired.push((k, if r == CloseReason::Stopping || c.draining { r } else { CloseReason::Error }))
                 }
                 None if self.idle.is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
+                // Not while its replies or its worker hold it back: then the
+                // wait is the server's, not the peer's.
+                None if self.incomplete.zip(c.partial_since).is_some_and(|(t, since)| now.duration_since(since) >= t)
+                    && !matches!(c.read, ReadState::Paused(Pause::Replies | Pause::Worker)) =>
+                {
+                    let t = self.incomplete.unwrap_or_default();
+                    self.base.log.line(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
+                    expired.push((k, CloseReason::Error));
+                }
                 _ => {}
             }
         }
@@ -640,6 +904,13 @@ impl TcpServer {
             let _ = self.base.poll.registry().deregister(&mut l);
         }
         self.run_commands();
+        // Messages not yet handed to a handler are dropped: a blocked
+        // handler could otherwise hold the stop for as long as it has input.
+        for (_, c) in self.conns.iter() {
+            if let Some(w) = &c.worker {
+                w.stop_delivering();
+            }
+        }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
             if let Some(c) = self.conns.get_mut(k) {
@@ -666,9 +937,30 @@ impl TcpServer {
             }
             self.sweep();
         }
-        for j in self.joins.drain(..) {
-            let _ = j.join();
-        }
+        self.join_workers();
         self.base.stopped();
+    }
+
+    /// Waits (at most `STOP_WAIT`) for the connection threads; one still
+    /// inside a handler after that is left to finish on its own.
+    fn join_workers(&mut self) {
+        let deadline = Instant::now() + STOP_WAIT;
+        while self.joins.iter().any(|j| !j.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (done, stuck): (Vec<_>, Vec<_>) = self.joins.drain(..).partition(|j| j.is_finished());
+        for j in done {
+            j.join();
+        }
+        if !stuck.is_empty() {
+            self.base.log.line(format_args!(
+                "{} connection thread(s) still in a handler after {} ms: not waiting for them",
+                stuck.len(),
+                STOP_WAIT.as_millis()
+            ));
+            for j in stuck {
+                j.abandon();
+            }
+        }
     }
 }

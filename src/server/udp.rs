@@ -91,7 +91,7 @@ impl UdpServer {
                 }
             };
             let peer = net::canonical(peer);
-            let msg = datagram_msg(self.frame, &buf[..n]);
+            let (msg, ending) = datagram_msg(self.frame, &buf[..n]);
             if msg.len() > self.frame.max_len() {
                 self.base.log.line(format_args!(
                     "{}: datagram of {} bytes is over the limit of {}: dropped",
@@ -108,7 +108,7 @@ impl UdpServer {
                 id,
                 peer,
                 user: &mut user,
-                sink: Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply },
+                sink: Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending },
                 shared: &self.base.shared,
             };
             if self.handler.on_message(&mut c, msg) == Action::Stop {

@@ -5,20 +5,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <sockflow.h>
+#include "check.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL line %d: ", __LINE__);                   \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, " (last error: %d)\n", sockflow_last_error_code()); \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
 
 static sockflow_conn *kept; /* the first connection's handle, kept (the bug) */
 static char stale_msg[512];
@@ -72,10 +63,8 @@ static void exchange(sockflow_tcp *t, const char *send, char *buf, size_t cap) {
 
 int main(void) {
     sockflow_args a;
-    sockflow_args_init(&a, SOCKFLOW_ROLE_SERVER, "127.0.0.1", 0);
     sockflow_server_config cfg;
-    sockflow_server_config_init(&cfg);
-    cfg.quiet = 1;
+    loopback_server(&a, &cfg);
     sockflow_handler h = {NULL, on_message, NULL, 0};
     sockflow_server *s = NULL;
     if (sockflow_tcp_server_new(&a, &cfg, h, NULL, &s) != 0) return sockflow_perror("server_new", 1);
@@ -125,7 +114,5 @@ int main(void) {
     pthread_join(th, &rc);
     CHECK(*(int *)rc == 0, "run returned %d", *(int *)rc);
     sockflow_server_free(s);
-    if (failures) return 1;
-    puts("OK");
-    return 0;
+    return checks_done();
 }

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <sockflow.h>
+#include "check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,8 @@ static void *writer(void *t) {
 
 int main(void) {
     sockflow_args a;
-    sockflow_args_init(&a, SOCKFLOW_ROLE_SERVER, "127.0.0.1", 0);
     sockflow_server_config cfg;
-    sockflow_server_config_init(&cfg);
-    cfg.quiet = 1;
+    loopback_server(&a, &cfg);
     sockflow_server *s = NULL;
     if (sockflow_tcp_server_new(&a, &cfg, sockflow_handler_echo(), NULL, &s) != 0) return sockflow_perror("server", 1);
     pthread_t server, w;

@@ -5,19 +5,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <sockflow.h>
+#include "check.h"
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL line %d: ", __LINE__);                   \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int run_rc = 99;
@@ -66,10 +57,8 @@ static int free_myself(void *ud, sockflow_conn *c, const char *msg, size_t len) 
 
 static sockflow_server *start(sockflow_handler h, int mode, pthread_t *th) {
     sockflow_args a;
-    sockflow_args_init(&a, SOCKFLOW_ROLE_SERVER, "127.0.0.1", 0);
     sockflow_server_config cfg;
-    sockflow_server_config_init(&cfg);
-    cfg.quiet = 1;
+    loopback_server(&a, &cfg);
     cfg.mode = mode;
     sockflow_server *s = NULL;
     if (sockflow_tcp_server_new(&a, &cfg, h, NULL, &s) != 0) {
@@ -148,7 +137,5 @@ static void scenario(int mode) {
 int main(void) {
     scenario(SOCKFLOW_MODE_EVENT_LOOP);
     scenario(SOCKFLOW_MODE_THREAD_PER_CONNECTION);
-    if (failures) return 1;
-    puts("OK");
-    return 0;
+    return checks_done();
 }
