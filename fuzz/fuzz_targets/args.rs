@@ -42,7 +42,7 @@ fn no_dns(argv: &mut [String]) {
             flags_done = true;
             continue;
         }
-        if !flags_done && matches!(a.as_str(), "--frame" | "--quit" | "--timeout") {
+        if !flags_done && matches!(a.as_str(), "--frame" | "--quit" | "--timeout" | "--max-per-ip") {
             value_next = true;
             continue;
         }
@@ -58,6 +58,9 @@ fn no_dns(argv: &mut [String]) {
 /// An accepted command line written back as one (every field explicit).
 fn rebuild(a: &Args) -> Vec<String> {
     let mut v = vec![format!("--frame={}", a.frame), format!("--quit={}", a.quit), format!("--timeout={}", a.timeout_ms)];
+    if let Some(n) = a.max_per_ip {
+        v.push(format!("--max-per-ip={n}"));
+    }
     match a.family {
         Family::V4 => v.push("-4".into()),
         Family::V6 => v.push("-6".into()),
@@ -81,6 +84,9 @@ fn check_accepted(a: &Args, role: Role, prog: &str, argv: &[&str]) {
     assert!(argv.iter().any(|s| s.parse::<u32>() == Ok(u32::from(a.port))), "port {} is none of {argv:?}", a.port);
     assert!(a.quit.len() <= args::QUIT_MAX && !a.quit.contains(['\n', '\r', '\0']), "quit {:?}", a.quit);
     assert!(a.timeout_ms <= args::TIMEOUT_MAX_MS);
+    if let Some(n) = a.max_per_ip {
+        assert!(role == Role::Server && (1..=args::MAX_PER_IP_MAX).contains(&n), "--max-per-ip {n} for a {role:?}");
+    }
     assert_eq!(Frame::parse(&a.frame.to_string()), Ok(a.frame), "frame {} does not round-trip", a.frame);
     assert!(a.frame.max_len() >= 1, "frame {} carries nothing", a.frame);
     let again: Vec<String> = rebuild(a);

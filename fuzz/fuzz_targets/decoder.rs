@@ -14,7 +14,8 @@
 //! Checked: the same messages and over-long reports in the same order; no
 //! callback after a `Stop`; errors are `MsgSize` with a message; between
 //! reads the decoder holds no more than one partial message; at the end it
-//! holds exactly the model's unfinished message.
+//! holds exactly the model's unfinished message, which `finish` delivers as
+//! the last line or reports (too long, truncated frame).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -51,7 +52,6 @@ fn bound(frame: Frame) -> usize {
 /// bytes `held`: nothing, the last line (its `\r`, if any, is data), a line
 /// over the maximum, or a truncated frame.
 #[derive(Debug, PartialEq, Eq)]
-#[allow(dead_code)] // used once Decoder::finish is merged (see end_of_stream)
 enum End {
     Clean,
     LastLine(Vec<u8>),
@@ -59,7 +59,6 @@ enum End {
     Truncated,
 }
 
-#[allow(dead_code)]
 fn expected_end(frame: Frame, held: &[u8]) -> End {
     match frame {
         _ if held.is_empty() => End::Clean,
@@ -69,27 +68,35 @@ fn expected_end(frame: Frame, held: &[u8]) -> End {
     }
 }
 
-/// The decoder's one `feed` call. With the end-of-stream branch (h-eos)
-/// merged, its callback also gets the message's `Ending`: the body becomes
-/// `dec.feed(data, &mut |m, _| cb(m))`.
+/// The decoder's one `feed` call (message endings are checked by the
+/// framing tests; here the messages themselves).
 fn feed(dec: &mut Decoder, data: &[u8], cb: &mut dyn FnMut(&[u8]) -> Flow) -> sockflow::Result<Flow> {
-    dec.feed(data, cb)
+    dec.feed(data, &mut |m, _| cb(m))
 }
 
 /// End of stream: the decoder holds exactly the model's unfinished
-/// message. With `Decoder::finish` merged (h-eos), uncomment the check of
-/// what it reports (adapting the call if its signature changed):
+/// message, and `finish` delivers it as the last line, refuses it as too
+/// long, or reports a truncated frame (`Closed`, with a message); after
+/// it the decoder holds nothing.
 fn end_of_stream(dec: &mut Decoder, held: &[u8]) {
     assert_eq!(dec.buffered(), held.len(), "bytes held at end of stream");
-    // let frame = dec.frame();
-    // let mut last = None;
-    // let got = match dec.finish(&mut |m, _| { last = Some(m.to_vec()); Flow::Continue }) {
-    //     Ok(_) => last.map_or(End::Clean, End::LastLine),
-    //     Err(e) if e.code == Code::MsgSize => End::TooLong,
-    //     Err(e) => { assert_eq!(e.code, Code::Closed, "{}", e.msg); assert!(!e.msg.is_empty()); End::Truncated }
-    // };
-    // assert_eq!(got, expected_end(frame, held), "{frame}: end of stream");
-    // assert_eq!(dec.buffered(), 0, "finish leaves nothing held");
+    let frame = dec.frame();
+    let mut last = None;
+    let got = match dec.finish(&mut |m, _| {
+        assert!(last.is_none(), "finish delivered two messages");
+        last = Some(m.to_vec());
+        Flow::Continue
+    }) {
+        Ok(_) => last.map_or(End::Clean, End::LastLine),
+        Err(e) if e.code == Code::MsgSize => End::TooLong,
+        Err(e) => {
+            assert_eq!(e.code, Code::Closed, "{}", e.msg);
+            assert!(!e.msg.is_empty());
+            End::Truncated
+        }
+    };
+    assert_eq!(got, expected_end(frame, held), "{frame}: end of stream");
+    assert_eq!(dec.buffered(), 0, "finish leaves nothing held");
 }
 
 /// Feeds `reads` as the input says and returns what the decoder reported.
