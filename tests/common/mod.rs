@@ -9,13 +9,12 @@
 //!   `-std=c99 -Wall -Wextra -Werror -pedantic` (C++: `-std=c++17`), gcc or
 //!   clang, linked statically or dynamically. Each distinct build happens once
 //!   per test process, even when tests ask for it concurrently.
+//! * [`CProgram::sanitized`]: the same build with ASan and UBSan
+//!   ([`SANITIZE_FLAGS`], run under [`SANITIZE_ENV`]).
 //! * [`spawn`] / [`Proc`]: a child whose stdout and stderr are collected by
 //!   background threads; [`Proc::wait_for_line`], [`Proc::wait_listening`]
 //!   (the port of a server's `... listening on HOST port N` line),
 //!   [`Proc::wait_exit`]. Dropping a `Proc` kills the child (by PID) and reaps it.
-//!
-//! * [`CProgram::sanitized`]: the same build with ASan and UBSan
-//!   ([`SANITIZE_FLAGS`], run under [`SANITIZE_ENV`]).
 //!
 //! Environment knobs: `SOCKFLOW_TEST_WRAPPER` runs every spawned program under
 //! a wrapper (e.g. `valgrind -q --error-exitcode=99`), which also multiplies
