@@ -9,6 +9,8 @@
 //!   `-std=c99 -Wall -Wextra -Werror -pedantic` (C++: `-std=c++17`), gcc or
 //!   clang, linked statically or dynamically. Each distinct build happens once
 //!   per test process, even when tests ask for it concurrently.
+//! * [`CProgram::sanitized`]: the same build with ASan and UBSan
+//!   ([`SANITIZE_FLAGS`], run under [`SANITIZE_ENV`]).
 //! * [`spawn`] / [`Proc`]: a child whose stdout and stderr are collected by
 //!   background threads; [`Proc::wait_for_line`], [`Proc::wait_listening`]
 //!   (the port of a server's `... listening on HOST port N` line),
@@ -298,6 +300,12 @@ impl CProgram {
         self
     }
 
+    /// Built with AddressSanitizer and UndefinedBehaviorSanitizer (see
+    /// [`SANITIZE_FLAGS`]); run it with [`SANITIZE_ENV`] set.
+    pub fn sanitized(self) -> CProgram {
+        SANITIZE_FLAGS.iter().fold(self, |p, f| p.flag(f))
+    }
+
     /// The binary's file name (default: the first source's stem).
     pub fn name(mut self, n: &str) -> CProgram {
         self.name = n.to_string();
@@ -392,6 +400,18 @@ impl CProgram {
         Ok(bin)
     }
 }
+
+/// Compile and link flags of a sanitized build: ASan and UBSan on the C
+/// side, undefined behaviour made fatal so that it cannot scroll by.
+pub const SANITIZE_FLAGS: [&str; 3] = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
+
+/// The environment a sanitized program runs with: every report ends the
+/// program with a status of its own (ASan 86, UBSan aborts), stacks are
+/// printed, and leaks are checked at exit.
+pub const SANITIZE_ENV: [(&str, &str); 2] = [
+    ("ASAN_OPTIONS", "exitcode=86:detect_leaks=1:abort_on_error=0:halt_on_error=1"),
+    ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+];
 
 /// `c_examples/<src>.c` (or the path `src`) built with gcc, C99.
 pub fn build_c(src: &str, link: Link) -> PathBuf {

@@ -1,0 +1,267 @@
+//! The example programs built with AddressSanitizer and
+//! UndefinedBehaviorSanitizer (gcc, `CProgram::sanitized`), linked to
+//! `libsockflow.so`, running their main flows on loopback: server and
+//! client pairs over TCP (echo, hello, print, chat, primitives) and UDP
+//! (echo, upper, print, primitives, the C++ pair); and every C test program
+//! in `tests/c/`.
+//!
+//! A program fails the test when it exits with another status than the
+//! flow's, or when its stderr holds a sanitizer report (ASan, LeakSanitizer
+//! at exit, UBSan `runtime error:`). The first test plants each kind of bug
+//! in a program linked the same way, to show that the reports are produced
+//! and caught here (a sanitizer that silently does nothing would pass every
+//! other test).
+//!
+//! The Rust side is not instrumented here (the library is built by cargo
+//! as usual): CI runs the Rust server tests under `-Zsanitizer=address` on
+//! nightly. valgrind runs are in `primitives.rs`.
+
+mod common;
+#[path = "flows/kit.rs"]
+mod kit;
+
+use common::*;
+use kit::{lines, next_line, port_eq, wait_eq};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Sanitized programs run slower; every wait gets this much.
+fn wait() -> Duration {
+    secs(30)
+}
+
+/// `c_examples/<name>.c` (or `.cpp` for a `_cpp` name) built with the sanitizers.
+fn build(name: &str) -> PathBuf {
+    match name.strip_suffix("_cpp") {
+        Some(stem) => CProgram::new_cpp(stem).sanitized().build(),
+        None => CProgram::new(name).sanitized().build(),
+    }
+}
+
+/// Runs a sanitized `bin args...` with the sanitizers' runtime options.
+fn run(bin: &Path, args: &[&str], input: impl Into<Input>) -> Proc {
+    let mut c = Command::new(bin);
+    c.args(args).envs(SANITIZE_ENV);
+    spawn_cmd(c, input)
+}
+
+/// Starts the sanitized server `name opts... 127.0.0.1 0` and returns it
+/// with its port.
+fn server(name: &str, opts: &[&str], input: impl Into<Input>) -> (Proc, u16) {
+    let mut args = opts.to_vec();
+    args.extend(["127.0.0.1", "0"]);
+    let p = run(&build(name), &args, input);
+    let port = p.wait_listening();
+    (p, port)
+}
+
+/// Runs the sanitized client `name opts... 127.0.0.1 port`.
+fn client(name: &str, opts: &[&str], port: u16, input: impl Into<Input>) -> Proc {
+    let port = port.to_string();
+    let mut args = opts.to_vec();
+    args.extend(["127.0.0.1", port.as_str()]);
+    run(&build(name), &args, input)
+}
+
+/// What a sanitizer prints when it finds something.
+const REPORTS: [&str; 4] = ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"];
+
+/// The report in `p`'s stderr, if any.
+fn report(p: &Proc) -> Option<&'static str> {
+    let err = p.stderr_text();
+    REPORTS.into_iter().find(|r| err.contains(r))
+}
+
+/// Waits for `p` to exit with `code` and no sanitizer report.
+#[track_caller]
+fn exits_clean(p: &mut Proc, code: i32) {
+    let st = p.wait_exit(wait());
+    assert!(report(p).is_none(), "{}: sanitizer report\n{}", p.name(), p.transcript());
+    assert_exit(p, st, code);
+}
+
+/// Stops a server with SIGTERM (graceful: exit 0, leak check at exit).
+#[track_caller]
+fn stop_clean(p: &mut Proc) {
+    p.signal(libc::SIGTERM);
+    exits_clean(p, 0);
+}
+
+// ---------------------------------------------------------------------------
+// The sanitizers are really on
+// ---------------------------------------------------------------------------
+
+const PLANTED: &str = r#"#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sockflow.h>
+
+/* argv[1]: "ok", "heap" (overflow), "ub" (signed overflow), "leak". */
+int main(int argc, char **argv)
+{
+    char *p = malloc(4);
+    int big = INT_MAX - 1;
+    if (argc < 2 || p == NULL)
+        return 2;
+    printf("%s\n", sockflow_strerror(SOCKFLOW_EINVAL)); /* the library is loaded and called */
+    if (strcmp(argv[1], "heap") == 0)
+        p[argc + 2] = 1;
+    if (strcmp(argv[1], "ub") == 0)
+        big += argc;
+    if (strcmp(argv[1], "leak") == 0)
+        p = NULL;
+    free(p);
+    return big == 0;
+}
+"#;
+
+/// A program with a planted overflow, UB or leak, built and run exactly as
+/// the examples are, is reported and fails; the clean run passes.
+#[test]
+fn planted_bugs_are_reported() {
+    let src = tmp_dir("sanitizers").join("planted.c");
+    std::fs::write(&src, PLANTED).unwrap();
+    let bin = CProgram::new(src.to_str().unwrap()).sanitized().build();
+    let mut ok = run(&bin, &["ok"], Input::Null);
+    exits_clean(&mut ok, 0);
+    assert!(!ok.stdout_text().is_empty(), "the library was not called\n{}", ok.transcript());
+    for (arg, want) in
+        [("heap", "ERROR: AddressSanitizer: heap-buffer-overflow"), ("ub", "runtime error:"), ("leak", "ERROR: LeakSanitizer")]
+    {
+        let mut p = run(&bin, &[arg], Input::Null);
+        let st = p.wait_exit(wait());
+        assert!(p.stderr_text().contains(want), "{arg}: expected {want:?}\n{}", p.transcript());
+        assert!(report(&p).is_some());
+        assert!(!st.success(), "{arg}: a sanitizer report must fail the program\n{}", p.transcript());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The C tests (`tests/c/*.c`: each prints OK and exits 0 when its checks hold)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn c_tests() {
+    let dir = root().join("tests/c");
+    let mut srcs: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+    srcs.retain(|p| p.extension().is_some_and(|e| e == "c"));
+    srcs.sort();
+    for src in srcs {
+        let bin = CProgram::new(&src.to_string_lossy()).flag("-pthread").sanitized().build();
+        let mut p = run(&bin, &[], Input::Null);
+        let st = p.wait_exit(secs(120));
+        assert!(report(&p).is_none(), "{}: sanitizer report\n{}", src.display(), p.transcript());
+        assert_exit(&p, st, 0);
+        assert!(p.stdout_text().starts_with("OK"), "{} printed no OK\n{}", src.display(), p.transcript());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// TCP flows
+// ---------------------------------------------------------------------------
+
+#[test]
+fn echo_server_and_tcp_client() {
+    for frame in ["line", "len32"] {
+        let (mut srv, port) = server("echo_server", &["--frame", frame], Input::Null);
+        let big = "x".repeat(60_000);
+        let input = format!("hello\n\nhello world\n{big}\nquit\n");
+        let mut c = client("tcp_client", &["--frame", frame], port, input.as_str());
+        exits_clean(&mut c, 0);
+        assert_eq!(c.stdout_text(), format!("hello\n\nhello world\n{big}\n"), "{frame}\n{}", c.transcript());
+        stop_clean(&mut srv);
+    }
+}
+
+#[test]
+fn hello_server_and_tcp_client() {
+    let (mut srv, port) = server("hello_server", &[], Input::Null);
+    let mut c = client("tcp_client", &[], port, "Genji\nHanzo\nexit\n");
+    exits_clean(&mut c, 0);
+    assert_eq!(c.stdout_text(), "welcome\nHello Genji\nHello Hanzo\n", "\n{}", c.transcript());
+    stop_clean(&mut srv);
+}
+
+#[test]
+fn tcp_server_and_tcp_client() {
+    let (mut srv, port) = server("tcp_server", &[], Input::Null);
+    let mut c = client("tcp_client", &[], port, "one\ntwo\nquit\n");
+    exits_clean(&mut c, 0);
+    let l = next_line(&srv, Stream::Stdout);
+    let closed = format!("client closed ip = 127.0.0.1 port = {} (quit)", port_eq(&l));
+    wait_eq(&srv, Stream::Stdout, &closed);
+    assert_eq!(lines(&srv.stdout_text())[1..], ["one", "two", closed.as_str()], "\n{}", srv.transcript());
+    stop_clean(&mut srv);
+}
+
+#[test]
+fn chat_server_and_chat_client() {
+    let (mut srv, port) = server("chat_server", &[], Input::Piped);
+    let mut cl = client("chat_client", &[], port, Input::Piped);
+    let l = next_line(&srv, Stream::Stdout);
+    assert!(l.ends_with(" connected"), "{l:?}\n{}", srv.transcript());
+    cl.write_stdin(b"hi server\n").unwrap();
+    wait_eq(&srv, Stream::Stdout, "Client: hi server");
+    srv.write_stdin(b"hi client\n").unwrap();
+    wait_eq(&cl, Stream::Stdout, "Server: hi client");
+    srv.write_stdin(b"quit\n").unwrap();
+    wait_eq(&cl, Stream::Stdout, "Server: quit");
+    exits_clean(&mut cl, 0);
+    exits_clean(&mut srv, 0);
+}
+
+#[test]
+fn prim_tcp_server_and_client() {
+    let (mut srv, port) = server("prim_tcp_server", &[], Input::Null);
+    let mut c = client("prim_tcp_client", &[], port, "hello\n\nquit\n");
+    exits_clean(&mut c, 0);
+    assert_eq!(c.stdout_text(), "echo: hello\necho: \necho: quit\n", "\n{}", c.transcript());
+    exits_clean(&mut srv, 0);
+}
+
+// ---------------------------------------------------------------------------
+// UDP flows
+// ---------------------------------------------------------------------------
+
+#[test]
+fn udp_servers_and_udp_client() {
+    for (name, want) in [("udp_echo_server", "hello\nworld\n"), ("udp_upper_server", "HELLO\nWORLD\n")] {
+        let (mut srv, port) = server(name, &["--frame", "line"], Input::Null);
+        let mut c = client("udp_client", &["--frame", "line", "--timeout", "5000"], port, "hello\nworld\n");
+        exits_clean(&mut c, 0);
+        assert_eq!(c.stdout_text(), want, "{name}\n{}", c.transcript());
+        stop_clean(&mut srv);
+    }
+    let (mut srv, port) = server("udp_server", &[], Input::Null);
+    let mut c = client("udp_client", &[], port, "one\nquit\n");
+    exits_clean(&mut c, 0);
+    wait_eq(&srv, Stream::Stdout, "quit");
+    stop_clean(&mut srv);
+}
+
+#[test]
+fn prim_udp_server_and_client() {
+    let (mut srv, port) = server("prim_udp_server", &[], Input::Null);
+    let mut c = client("prim_udp_client", &[], port, "hello\nquit\n");
+    exits_clean(&mut c, 0);
+    assert_eq!(c.stdout_text(), "echo: hello\necho: quit\n", "\n{}", c.transcript());
+    exits_clean(&mut srv, 0);
+}
+
+#[test]
+fn udp_cpp_pair() {
+    let (mut srv, port) = server("udp_server_cpp", &[], Input::Null);
+    let mut c = client("udp_client_cpp", &[], port, Input::Null);
+    exits_clean(&mut c, 0);
+    assert_eq!(c.stdout_text(), "Received from server: Hello, client!\n", "\n{}", c.transcript());
+    wait_eq(&srv, Stream::Stdout, &format!("Received exit from 127.0.0.1:{}", c_port(&srv)));
+    stop_clean(&mut srv);
+}
+
+/// The client port in the C++ server's first `Received ... from 127.0.0.1:N`.
+fn c_port(srv: &Proc) -> String {
+    let l = next_line(srv, Stream::Stdout);
+    l.rsplit(':').next().unwrap_or_default().to_string()
+}
