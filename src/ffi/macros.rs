@@ -58,4 +58,3 @@ macro_rules! check_out {
         }
     };
 }
-
