@@ -373,7 +373,8 @@ typedef struct sockflow_args {
 } sockflow_args;
 
 /**
- * Called when a TCP client connects; may send a greeting. Returns a
+ * Called when a TCP client connects, or at the first datagram of a UDP
+ * sender with `udp_peers` (before `on_message` for it); may send a greeting. Returns a
  * `sockflow_action` (negative = close with reason ERROR).
  */
 typedef int (*sockflow_on_connect)(void *userdata, struct sockflow_conn *conn);
@@ -390,8 +391,8 @@ typedef int (*sockflow_on_message)(void *userdata,
                                    size_t len);
 
 /**
- * Called once when a TCP connection has ended, with a
- * `sockflow_close_reason`; nothing can be sent any more.
+ * Called once when a TCP connection (or a UDP peer, with `udp_peers`) has
+ * ended, with a `sockflow_close_reason`; nothing can be sent any more.
  */
 typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, int reason);
 
@@ -441,12 +442,16 @@ typedef struct sockflow_addr {
 typedef struct sockflow_server_config {
     /**
      * Most simultaneous connections (default 10000); more are closed at once
-     * with a log line.
+     * with a log line. With `udp_peers`, the most peers at once: a datagram
+     * from a new sender past it is dropped, with a log line (at most one a
+     * second); the peers already known stay.
      */
     int max_conns;
     /**
      * Close a connection after this many ms without traffic (default 0 =
-     * the `--timeout` of the `sockflow_args`, whose 0 means never).
+     * the `--timeout` of the `sockflow_args`, whose 0 means never). With
+     * `udp_peers`: a peer is closed (`on_close` with IDLE) after this many
+     * ms without a datagram from it; 0 with no `--timeout` means 60000.
      */
     int idle_timeout_ms;
     /**
@@ -499,6 +504,20 @@ typedef struct sockflow_server_config {
      * cannot be reserved closes its connection (reason ERROR, logged).
      */
     size_t memory_budget;
+    /**
+     * UDP servers only. 0 (default): each datagram is a message on its
+     * own (`on_connect`/`on_close` are not called, the user pointer lasts
+     * one datagram). Non-zero: each sender address is a connection, a
+     * "peer": `on_connect` at its first datagram, then `on_message` for
+     * each; one id and user pointer while it stays; `on_close` with IDLE
+     * once it has been silent for `idle_timeout_ms`, with STOPPING when the
+     * server stops, or with HANDLER/ERROR after a callback returned CLOSE or
+     * a negative value (its next datagram then makes a new peer, with a new
+     * id). `sockflow_server_send`, `_broadcast` and `sockflow_conn_send_to`
+     * send datagrams to peers by id, from any thread. At most `max_conns`
+     * peers.
+     */
+    int udp_peers;
 } sockflow_server_config;
 
 
@@ -687,13 +706,14 @@ int sockflow_conn_send_str(struct sockflow_conn *c, const char *s);
 /**
  * Sends one message to every connection of the server (this one too
  * when `include_self` is non-zero), e.g. a chat room. Delivered after the
- * callback returns. TCP only.
+ * callback returns. TCP, or UDP with `udp_peers` (every peer).
  */
 int sockflow_conn_broadcast(struct sockflow_conn *c, const void *msg, size_t len, int include_self);
 
 /**
  * Sends one message to another connection of the same server, by id
- * (from `sockflow_conn_id`). An id that is gone is ignored. TCP only.
+ * (from `sockflow_conn_id`). An id that is gone is ignored. TCP, or UDP
+ * with `udp_peers` (a datagram to that peer).
  */
 int sockflow_conn_send_to(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
 
@@ -716,7 +736,7 @@ int sockflow_conn_peer(const struct sockflow_conn *c, struct sockflow_addr *out)
 
 /**
  * The per-connection user pointer (NULL until set). For UDP it lasts one
- * datagram. NULL (and the last error set) for a `conn` that is not the
+ * datagram, or as long as the peer with `udp_peers`. NULL (and the last error set) for a `conn` that is not the
  * running callback's.
  */
 void *sockflow_conn_user(const struct sockflow_conn *c);
@@ -747,8 +767,10 @@ int sockflow_tcp_server_new(const struct sockflow_args *args,
 
 /**
  * Binds a UDP server: each datagram is one message for `handler`'s
- * `on_message` (`on_connect`/`on_close` are not called), and
- * `sockflow_conn_send` replies to its sender. Otherwise as `sockflow_tcp_server_new`.
+ * `on_message`, and `sockflow_conn_send` replies to its sender.
+ * `on_connect`/`on_close` are called only when `cfg->udp_peers` is set
+ * (each sender is then a connection: see `sockflow_server_config.udp_peers`).
+ * The quit word has no effect on UDP. Otherwise as `sockflow_tcp_server_new`.
  */
 int sockflow_udp_server_new(const struct sockflow_args *args,
                             const struct sockflow_server_config *cfg,
@@ -779,12 +801,15 @@ int sockflow_server_port(const struct sockflow_server *s);
 
 /**
  * Queues one message for connection `id` (from `sockflow_conn_id`); safe
- * from any thread. An id that is gone is ignored. TCP only.
+ * from any thread. An id that is gone is ignored. TCP, or a UDP server
+ * with `udp_peers` (one datagram to that peer); `SOCKFLOW_EBADHANDLE` for
+ * a UDP server without.
  */
 int sockflow_server_send(struct sockflow_server *s, uint64_t id, const void *msg, size_t len);
 
 /**
- * Queues one message for every connection; safe from any thread. TCP only.
+ * Queues one message for every connection; safe from any thread. TCP, or
+ * a UDP server with `udp_peers` (one datagram to each peer).
  */
 int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t len);
 

@@ -66,7 +66,8 @@ pub struct sockflow_conn {
     _private: [u8; 0],
 }
 
-/// Called when a TCP client connects; may send a greeting. Returns a
+/// Called when a TCP client connects, or at the first datagram of a UDP
+/// sender with `udp_peers` (before `on_message` for it); may send a greeting. Returns a
 /// `sockflow_action` (negative = close with reason ERROR).
 pub type sockflow_on_connect = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn) -> c_int>;
 /// Called for each message (each datagram for UDP). `msg` holds `len`
@@ -75,8 +76,8 @@ pub type sockflow_on_connect = Option<unsafe extern "C" fn(userdata: *mut c_void
 /// replies. Returns a `sockflow_action` (negative = close with reason ERROR).
 pub type sockflow_on_message =
     Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, msg: *const c_char, len: usize) -> c_int>;
-/// Called once when a TCP connection has ended, with a
-/// `sockflow_close_reason`; nothing can be sent any more.
+/// Called once when a TCP connection (or a UDP peer, with `udp_peers`) has
+/// ended, with a `sockflow_close_reason`; nothing can be sent any more.
 pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, reason: c_int)>;
 
 /// A server's callbacks, passed by value. Any callback may be NULL except
@@ -352,14 +353,15 @@ pub extern "C" fn sockflow_conn_send_str(c: *mut sockflow_conn, s: *const c_char
 
 /// Sends one message to every connection of the server (this one too
 /// when `include_self` is non-zero), e.g. a chat room. Delivered after the
-/// callback returns. TCP only.
+/// callback returns. TCP, or UDP with `udp_peers` (every peer).
 #[no_mangle]
 pub extern "C" fn sockflow_conn_broadcast(c: *mut sockflow_conn, msg: *const c_void, len: usize, include_self: c_int) -> c_int {
     ffi_boundary! { rc(with_conn(c, |c| c.broadcast(bytes_arg(msg, len, "msg")?, include_self != 0)).and_then(|r| r)) }
 }
 
 /// Sends one message to another connection of the same server, by id
-/// (from `sockflow_conn_id`). An id that is gone is ignored. TCP only.
+/// (from `sockflow_conn_id`). An id that is gone is ignored. TCP, or UDP
+/// with `udp_peers` (a datagram to that peer).
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send_to(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! { rc(with_conn(c, |c| c.server().send(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
@@ -399,7 +401,7 @@ pub extern "C" fn sockflow_conn_peer(c: *const sockflow_conn, out: *mut sockflow
 }
 
 /// The per-connection user pointer (NULL until set). For UDP it lasts one
-/// datagram. NULL (and the last error set) for a `conn` that is not the
+/// datagram, or as long as the peer with `udp_peers`. NULL (and the last error set) for a `conn` that is not the
 /// running callback's.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_user(c: *const sockflow_conn) -> *mut c_void {

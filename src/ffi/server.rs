@@ -8,7 +8,7 @@ use super::{bytes_arg, give};
 use crate::error::{Code, Error};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
-use crate::server::{Config, Mode, ServerHandle};
+use crate::server::{Config, Mode, ServerHandle, UdpMode};
 use std::ffi::{c_int, c_void};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -37,10 +37,14 @@ pub enum sockflow_mode {
 #[derive(Clone, Copy)]
 pub struct sockflow_server_config {
     /// Most simultaneous connections (default 10000); more are closed at once
-    /// with a log line.
+    /// with a log line. With `udp_peers`, the most peers at once: a datagram
+    /// from a new sender past it is dropped, with a log line (at most one a
+    /// second); the peers already known stay.
     pub max_conns: c_int,
     /// Close a connection after this many ms without traffic (default 0 =
-    /// the `--timeout` of the `sockflow_args`, whose 0 means never).
+    /// the `--timeout` of the `sockflow_args`, whose 0 means never). With
+    /// `udp_peers`: a peer is closed (`on_close` with IDLE) after this many
+    /// ms without a datagram from it; 0 with no `--timeout` means 60000.
     pub idle_timeout_ms: c_int,
     /// Per-connection queue bound (default 1 MiB). A client's own replies
     /// past half of it stop reading from that client until it has taken
@@ -74,6 +78,18 @@ pub struct sockflow_server_config {
     /// until memory frees up, and a `len32`/`fixed` message whose length
     /// cannot be reserved closes its connection (reason ERROR, logged).
     pub memory_budget: usize,
+    /// UDP servers only. 0 (default): each datagram is a message on its
+    /// own (`on_connect`/`on_close` are not called, the user pointer lasts
+    /// one datagram). Non-zero: each sender address is a connection, a
+    /// "peer": `on_connect` at its first datagram, then `on_message` for
+    /// each; one id and user pointer while it stays; `on_close` with IDLE
+    /// once it has been silent for `idle_timeout_ms`, with STOPPING when the
+    /// server stops, or with HANDLER/ERROR after a callback returned CLOSE or
+    /// a negative value (its next datagram then makes a new peer, with a new
+    /// id). `sockflow_server_send`, `_broadcast` and `sockflow_conn_send_to`
+    /// send datagrams to peers by id, from any thread. At most `max_conns`
+    /// peers.
+    pub udp_peers: c_int,
 }
 
 fn defaults() -> sockflow_server_config {
@@ -90,6 +106,7 @@ fn defaults() -> sockflow_server_config {
         max_per_ip: 0,
         incomplete_timeout_ms: d.incomplete_timeout.map_or(0, |t| t.as_millis() as c_int),
         memory_budget: d.memory_budget,
+        udp_peers: 0,
     }
 }
 
@@ -140,6 +157,7 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
         m => return Err(Error::inval(format!("cfg.mode {m} is not a sockflow_mode"))),
     };
     cfg.handle_signals = c.handle_signals != 0;
+    cfg.udp = if c.udp_peers != 0 { UdpMode::Peers } else { UdpMode::Datagrams };
     cfg.backlog = if c.backlog > 0 { c.backlog } else { crate::tcp::DEFAULT_BACKLOG };
     cfg.log = if c.quiet != 0 {
         None
@@ -153,7 +171,7 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
 
 enum Engine {
     Tcp(Box<TcpServer>),
-    Udp(UdpServer),
+    Udp(Box<UdpServer>),
 }
 
 impl Engine {
@@ -216,8 +234,11 @@ fn new_server(
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
     let config = core_config(&a, &c)?;
     let h = to_core(handler, userdata)?;
-    let engine =
-        if udp { Engine::Udp(UdpServer::from_args(&a, config, h)?) } else { Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?)) };
+    let engine = if udp {
+        Engine::Udp(Box::new(UdpServer::from_args(&a, config, h)?))
+    } else {
+        Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?))
+    };
     let handle = match &engine {
         Engine::Tcp(s) => s.handle(),
         Engine::Udp(s) => s.handle(),
@@ -245,8 +266,10 @@ pub extern "C" fn sockflow_tcp_server_new(
 }
 
 /// Binds a UDP server: each datagram is one message for `handler`'s
-/// `on_message` (`on_connect`/`on_close` are not called), and
-/// `sockflow_conn_send` replies to its sender. Otherwise as `sockflow_tcp_server_new`.
+/// `on_message`, and `sockflow_conn_send` replies to its sender.
+/// `on_connect`/`on_close` are called only when `cfg->udp_peers` is set
+/// (each sender is then a connection: see `sockflow_server_config.udp_peers`).
+/// The quit word has no effect on UDP. Otherwise as `sockflow_tcp_server_new`.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_server_new(
     args: *const sockflow_args,
@@ -325,7 +348,9 @@ pub extern "C" fn sockflow_server_port(s: *const sockflow_server) -> c_int {
 }
 
 /// Queues one message for connection `id` (from `sockflow_conn_id`); safe
-/// from any thread. An id that is gone is ignored. TCP only.
+/// from any thread. An id that is gone is ignored. TCP, or a UDP server
+/// with `udp_peers` (one datagram to that peer); `SOCKFLOW_EBADHANDLE` for
+/// a UDP server without.
 #[no_mangle]
 pub extern "C" fn sockflow_server_send(s: *mut sockflow_server, id: u64, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! {
@@ -334,7 +359,8 @@ pub extern "C" fn sockflow_server_send(s: *mut sockflow_server, id: u64, msg: *c
     }
 }
 
-/// Queues one message for every connection; safe from any thread. TCP only.
+/// Queues one message for every connection; safe from any thread. TCP, or
+/// a UDP server with `udp_peers` (one datagram to each peer).
 #[no_mangle]
 pub extern "C" fn sockflow_server_broadcast(s: *mut sockflow_server, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! {

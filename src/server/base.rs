@@ -2,7 +2,7 @@
 //! threads reach through the waker, SIGINT/SIGTERM when configured, the log,
 //! and the lines that announce start and stop.
 
-use super::control::{Shared, Signals};
+use super::control::{Shared, Signals, Wire};
 use super::{Config, Log, ServerHandle};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -29,7 +29,12 @@ impl Base {
     /// Takes the log out of `cfg`; installs signal handling when asked.
     pub(crate) fn new(local: SocketAddr, frame: Frame, datagram: bool, cfg: &mut Config) -> Result<Base> {
         let poll = Poll::new().map_err(|e| Error::io("epoll_create", &e))?;
-        let shared = Shared::new(poll.registry(), WAKER, local, frame, datagram)?;
+        let wire = match (datagram, cfg.udp) {
+            (false, _) => Wire::Stream,
+            (true, super::UdpMode::Peers) => Wire::Peers,
+            (true, super::UdpMode::Datagrams) => Wire::None,
+        };
+        let shared = Shared::new(poll.registry(), WAKER, local, frame, wire)?;
         let signals = if cfg.handle_signals { Some(Signals::watch(poll.registry(), SIGNALS)?) } else { None };
         Ok(Base { poll, shared, signals, log: Log::new(cfg), kind: if datagram { " (udp)" } else { "" } })
     }

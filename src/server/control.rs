@@ -28,6 +28,17 @@ pub(crate) enum Command {
     Resume { id: u64 },
 }
 
+/// What messages sent by id or broadcast become on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// Frames on TCP connections.
+    Stream,
+    /// Datagrams to UDP peers ([`super::UdpMode::Peers`]).
+    Peers,
+    /// Nothing: a UDP server in [`super::UdpMode::Datagrams`] has no connections.
+    None,
+}
+
 /// Shared between the loop and every other thread.
 pub struct Shared {
     stop: AtomicBool,
@@ -35,13 +46,13 @@ pub struct Shared {
     waker: Waker,
     local: SocketAddr,
     frame: Frame,
-    datagram: bool,
+    wire: Wire,
 }
 
 impl Shared {
-    pub(crate) fn new(registry: &Registry, token: Token, local: SocketAddr, frame: Frame, datagram: bool) -> Result<Arc<Shared>> {
+    pub(crate) fn new(registry: &Registry, token: Token, local: SocketAddr, frame: Frame, wire: Wire) -> Result<Arc<Shared>> {
         let waker = Waker::new(registry, token).map_err(|e| Error::io("eventfd", &e))?;
-        Ok(Arc::new(Shared { stop: AtomicBool::new(false), cmds: Mutex::new(Vec::new()), waker, local, frame, datagram }))
+        Ok(Arc::new(Shared { stop: AtomicBool::new(false), cmds: Mutex::new(Vec::new()), waker, local, frame, wire }))
     }
 
     pub(crate) fn push(&self, c: Command) {
@@ -65,11 +76,18 @@ impl Shared {
     }
 
     fn framed(&self, msg: &[u8], ending: Ending) -> Result<Vec<u8>> {
-        if self.datagram {
-            return Err(Error::new(Code::BadHandle, "a UDP server has no connections to send to; reply from on_message"));
-        }
         let mut bytes = Vec::new();
-        self.frame.encode_ending(msg, ending, &mut bytes)?;
+        match self.wire {
+            Wire::Stream => self.frame.encode_ending(msg, ending, &mut bytes)?,
+            Wire::Peers => crate::udp::datagram_encode(self.frame, msg, ending, &mut bytes)?,
+            Wire::None => {
+                return Err(Error::new(
+                    Code::BadHandle,
+                    "a UDP server has no connections to send to unless it treats senders as peers \
+                     (udp_peers); reply from on_message",
+                ))
+            }
+        }
         Ok(bytes)
     }
 

@@ -17,6 +17,7 @@ mod budget;
 pub mod builtin;
 mod control;
 mod log;
+mod peers;
 mod pushed;
 pub mod tcp;
 pub mod udp;
@@ -94,6 +95,25 @@ pub enum Mode {
     ThreadPerConnection,
 }
 
+/// How a UDP server sees its senders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UdpMode {
+    /// Each datagram is a message on its own: no `on_connect`/`on_close`,
+    /// a user slot that lasts one datagram, replies only from `on_message`.
+    #[default]
+    Datagrams,
+    /// Each sender address is a connection: `on_connect` at its first
+    /// datagram, a user slot that lives while it stays, `on_close` with
+    /// `Idle` after `idle_timeout` (default 60 s) without a datagram from it
+    /// or `Stopping` at the stop, and sends by id (`ServerHandle::send`,
+    /// broadcasts) from any thread. At most `max_conns` peers: a datagram
+    /// from a new sender past that is dropped with a log line (at most one a
+    /// second), so a flood of new (maybe spoofed) addresses cannot push out
+    /// the peers already known. `Close`/`Abort` from a callback end the peer
+    /// (its next datagram makes a new one, with a new id).
+    Peers,
+}
+
 /// Server settings. `Config::default()` documents every default.
 pub struct Config {
     /// Message framing on TCP (`fixed:N` also pads UDP datagrams). Default `line`.
@@ -101,8 +121,8 @@ pub struct Config {
     /// A message equal to this closes the TCP connection (reason `Quit`)
     /// without reaching the handler. Default "quit"; empty = none.
     pub quit: String,
-    /// Most simultaneous connections; more are accepted and closed at once
-    /// with a log line. Default 10,000.
+    /// Most simultaneous connections (UDP peers too); more are accepted and
+    /// closed at once with a log line. Default 10,000.
     pub max_conns: usize,
     /// Most simultaneous connections from one address (IPv6: one /64); more
     /// are accepted and closed at once with a log line. Default 256: well
@@ -111,7 +131,8 @@ pub struct Config {
     /// the default 10,000 `max_conns` and so cannot lock everyone else out.
     pub max_per_ip: usize,
     /// Close a connection after this long without traffic. Default none
-    /// (`from_args`: the `--timeout` of a server's command line).
+    /// (`from_args`: the `--timeout` of a server's command line); for UDP
+    /// peers ([`UdpMode::Peers`]) none means 60 s.
     pub idle_timeout: Option<Duration>,
     /// Close a connection holding an incomplete message for this long
     /// (reason `Error`), so clients that trickle a byte now and then
@@ -143,6 +164,9 @@ pub struct Config {
     pub name: String,
     /// Where log lines go (readiness, drops, errors). Default stderr; None = silent.
     pub log: Option<Box<dyn Write + Send>>,
+    /// UDP servers: datagrams alone, or senders as connections. Default
+    /// [`UdpMode::Datagrams`].
+    pub udp: UdpMode,
 }
 
 impl Default for Config {
@@ -161,6 +185,7 @@ impl Default for Config {
             backlog: crate::tcp::DEFAULT_BACKLOG,
             name: "sockflow".into(),
             log: Some(Box::new(std::io::stderr())),
+            udp: UdpMode::Datagrams,
         }
     }
 }

@@ -1,12 +1,22 @@
 //! The UDP server: one socket on the event loop; each datagram is one
 //! message, handed to the same [`Handler`] as TCP, and replies go back to
-//! its sender. There are no connections, so `on_connect`/`on_close` are not
-//! called, the quit word has no effect, and handlers run on the loop thread.
+//! its sender. The quit word has no effect, and handlers run on the loop
+//! thread.
+//!
+//! In [`UdpMode::Datagrams`] (the default) there are no connections:
+//! `on_connect`/`on_close` are not called. In [`UdpMode::Peers`] each
+//! sender address is a connection kept in a [`Peers`] table: `on_connect`
+//! at its first datagram, `on_close` when it has been silent for the idle
+//! timeout (the loop sleeps exactly until the next expiry) or at the stop,
+//! and sends by id from any thread go to its address.
 
+use super::admission::Throttle;
 use super::base::Base;
-use super::{Action, Config, Conn, Handler, ServerHandle, Sink};
+use super::control::Command;
+use super::peers::{Heard, Peer, Peers};
+use super::{Action, CloseReason, Config, Conn, Handler, ServerHandle, Sink, UdpMode};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Ending, Frame};
 use crate::net;
 use crate::udp::datagram_msg;
 use mio::net::UdpSocket;
@@ -14,10 +24,13 @@ use mio::{Events, Interest, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const SOCKET: Token = Token(0);
 /// Datagrams per readiness event before the loop checks for stop/signals.
 const DATAGRAMS_PER_TURN: usize = 64;
+/// A peer's idle timeout when the config sets none.
+const PEER_IDLE: Duration = Duration::from_secs(60);
 
 /// A bound UDP server, ready to [`run`](UdpServer::run).
 pub struct UdpServer {
@@ -26,6 +39,9 @@ pub struct UdpServer {
     handler: Arc<dyn Handler>,
     frame: Frame,
     next_id: u64,
+    /// The sender table in [`UdpMode::Peers`].
+    peers: Option<Box<Peers>>,
+    refusals: Throttle,
 }
 
 impl UdpServer {
@@ -38,7 +54,11 @@ impl UdpServer {
         let mut sock = UdpSocket::from_std(std);
         let base = Base::new(local, cfg.frame, true, &mut cfg)?;
         base.poll.registry().register(&mut sock, SOCKET, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-        Ok(UdpServer { base, sock, handler, frame: cfg.frame, next_id: 1 })
+        let peers = match cfg.udp {
+            UdpMode::Datagrams => None,
+            UdpMode::Peers => Some(Box::new(Peers::new(cfg.idle_timeout.unwrap_or(PEER_IDLE), cfg.max_conns))),
+        };
+        Ok(UdpServer { base, sock, handler, frame: cfg.frame, next_id: 1, peers, refusals: Throttle::default() })
     }
 
     /// Binds the parsed command line's host and port.
@@ -46,7 +66,7 @@ impl UdpServer {
         UdpServer::bind(&a.addrs()?, cfg, handler)
     }
 
-    /// A thread-safe handle (stop).
+    /// A thread-safe handle: stop; with peers also send and broadcast.
     pub fn handle(&self) -> ServerHandle {
         self.base.handle()
     }
@@ -57,7 +77,7 @@ impl UdpServer {
     }
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
-    /// signal when configured).
+    /// signal when configured); then every peer gets `on_close(Stopping)`.
     pub fn run(mut self) -> Result<()> {
         self.base.announce();
         let mut events = Events::with_capacity(64);
@@ -66,12 +86,25 @@ impl UdpServer {
         let mut reply = Vec::new();
         let mut more = false;
         while !self.base.shared.stopping() {
-            let timeout = if more { Some(std::time::Duration::ZERO) } else { None };
+            let timeout = if more { Some(Duration::ZERO) } else { self.until_next_expiry() };
             self.base.wait(&mut events, timeout)?;
             more = self.receive(&mut buf, &mut reply);
+            self.run_commands();
+            self.expire();
+        }
+        self.run_commands();
+        while let Some((addr, p)) = self.peers.as_mut().and_then(|t| t.pop_any()) {
+            self.closed(addr, p, CloseReason::Stopping);
         }
         self.base.stopped();
         Ok(())
+    }
+
+    /// How long the loop may sleep: until the oldest peer expires (rounded
+    /// up, so it wakes after the deadline, not just before), or forever.
+    fn until_next_expiry(&self) -> Option<Duration> {
+        let at = self.peers.as_ref()?.next_expiry()?;
+        Some(at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
     }
 
     /// Handles waiting datagrams; true if some may be left.
@@ -101,20 +134,119 @@ impl UdpServer {
                 ));
                 continue;
             }
-            let mut user = 0;
-            let id = self.next_id;
-            self.next_id += 1;
-            let mut c = Conn {
-                id,
-                peer,
-                user: &mut user,
-                sink: Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending },
-                shared: &self.base.shared,
-            };
-            if self.handler.on_message(&mut c, msg) == Action::Stop {
-                self.base.shared.stop();
+            match self.peers.is_some() {
+                true => self.peer_datagram(peer, msg, ending, reply),
+                false => {
+                    let mut user = 0;
+                    let id = self.new_id();
+                    let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending };
+                    let mut c = Conn { id, peer, user: &mut user, sink, shared: &self.base.shared };
+                    if self.handler.on_message(&mut c, msg) == Action::Stop {
+                        self.base.shared.stop();
+                    }
+                }
             }
         }
         true
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// One datagram in peers mode: `on_connect` first for a new sender,
+    /// then `on_message`; a `Close`/`Abort` from either ends the peer.
+    fn peer_datagram(&mut self, addr: SocketAddr, msg: &[u8], ending: Ending, reply: &mut Vec<u8>) {
+        let Some(peers) = self.peers.as_mut() else { return };
+        let next_id = &mut self.next_id;
+        let new_id = || {
+            let id = *next_id;
+            *next_id += 1;
+            id
+        };
+        let (p, new) = match peers.hear(addr, Instant::now(), new_id) {
+            Heard::Known(p) => (p, false),
+            Heard::New(p) => (p, true),
+            Heard::Full => return self.refused(addr),
+        };
+        let (handler, shared, sock, frame) = (&*self.handler, &self.base.shared, &self.sock, self.frame);
+        let mut call = |ending, f: &dyn Fn(&mut Conn<'_>) -> Action| {
+            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending };
+            f(&mut Conn { id: p.id, peer: addr, user: &mut p.user, sink, shared })
+        };
+        let mut action = if new { call(Ending::Lf, &|c| handler.on_connect(c)) } else { Action::Continue };
+        if matches!(action, Action::Continue | Action::Stop) {
+            let then = call(ending, &|c| handler.on_message(c, msg));
+            action = if action == Action::Stop { Action::Stop } else { then };
+        }
+        let reason = match action {
+            Action::Continue => return,
+            Action::Stop => return shared.stop(),
+            Action::Close => CloseReason::Handler,
+            Action::Abort => CloseReason::Error,
+        };
+        if let Some(p) = self.peers.as_mut().and_then(|t| t.remove(addr)) {
+            self.closed(addr, p, reason);
+        }
+    }
+
+    /// Logs a datagram from a new sender dropped for `max_conns`, at most
+    /// once a second.
+    fn refused(&mut self, addr: SocketAddr) {
+        let max = self.peers.as_ref().map_or(0, |t| t.max());
+        if let Some(skipped) = self.refusals.ready() {
+            let more = if skipped > 0 { format!(" ({skipped} more dropped since the last such line)") } else { String::new() };
+            self.base.log.line(format_args!("too many peers ({max}): dropping a datagram from {}{more}", net::show(&addr)));
+        }
+    }
+
+    /// Tells the handler that peer `p` (already out of the table) is gone.
+    fn closed(&self, addr: SocketAddr, mut p: Peer, reason: CloseReason) {
+        let mut c = Conn { id: p.id, peer: addr, user: &mut p.user, sink: Sink::Closed, shared: &self.base.shared };
+        self.handler.on_close(&mut c, reason);
+    }
+
+    /// Ends the peers silent for the idle timeout.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        while let Some((addr, p)) = self.peers.as_mut().and_then(|t| t.pop_expired(now)) {
+            self.closed(addr, p, CloseReason::Idle);
+        }
+    }
+
+    /// Sends and closes asked by other threads (and callbacks). Datagrams
+    /// the socket cannot take now are lost, as UDP may lose any.
+    fn run_commands(&mut self) {
+        for cmd in self.base.shared.take() {
+            let Some(peers) = self.peers.as_mut() else { continue };
+            match cmd {
+                Command::Send { id, bytes } | Command::Reply { id, bytes } => {
+                    if let Some(addr) = peers.addr_of(id) {
+                        self.send(&bytes, addr);
+                    }
+                }
+                Command::Broadcast { bytes, except } => {
+                    for (id, addr) in peers.all() {
+                        if Some(id) != except {
+                            self.send(&bytes, addr);
+                        }
+                    }
+                }
+                Command::Close { id, reason } => {
+                    if let Some((addr, p)) = peers.addr_of(id).and_then(|a| peers.remove(a).map(|p| (a, p))) {
+                        self.closed(addr, p, reason);
+                    }
+                }
+                Command::Finish { .. } | Command::Resume { .. } => {}
+            }
+        }
+    }
+
+    fn send(&self, bytes: &[u8], addr: SocketAddr) {
+        if let Err(e) = self.sock.send_to(bytes, addr) {
+            self.base.log.line(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e)));
+        }
     }
 }
