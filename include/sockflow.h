@@ -186,7 +186,13 @@ typedef enum sockflow_role {
 } sockflow_role;
 
 /**
- * What a callback returns.
+ * What a callback returns. Any other value is a bug in the callback; it
+ * is treated as `SOCKFLOW_ACTION_CLOSE` (the connection's queued replies
+ * are sent, then it closes with reason HANDLER), and the first such value
+ * in a process is reported once on stderr, e.g. `sockflow: a callback
+ * returned 7, which is not a sockflow_action: treated as
+ * SOCKFLOW_ACTION_CLOSE (reported once per process)`. A negative value is
+ * not unknown: it closes the connection at once with reason ERROR.
  */
 typedef enum sockflow_action {
     /**
@@ -352,13 +358,16 @@ typedef struct sockflow_args {
      */
     unsigned int frame_size;
     /**
-     * A message equal to this ends a session (`--quit`, default "quit";
-     * empty = none).
+     * A message equal to this ends a session (`--quit`; default "quit" from
+     * `sockflow_args_parse`, none from `sockflow_args_init`; empty = none).
+     * On a TCP server it closes the connection (reason QUIT) without
+     * reaching `on_message`; it has no effect on UDP servers.
      */
     char quit[SOCKFLOW_QUIT_MAX];
     /**
      * `--timeout` in milliseconds (0 = none): a client's connect/reply
-     * timeout, a TCP server's idle timeout.
+     * timeout, a server's idle timeout (TCP connections, UDP peers with
+     * `udp_peers`).
      */
     int timeout_ms;
     /**
@@ -437,7 +446,9 @@ typedef struct sockflow_addr {
 
 /**
  * Server settings. Fill with `sockflow_server_config_init`, then change
- * fields. Framing and the quit word come from the `sockflow_args`.
+ * fields. Framing and the quit word come from the `sockflow_args` (no
+ * quit word after `sockflow_args_init`; "quit" after `sockflow_args_parse`
+ * unless `--quit` says otherwise).
  */
 typedef struct sockflow_server_config {
     /**
@@ -550,8 +561,11 @@ int sockflow_args_parse(struct sockflow_args *args, int argc, char *const *argv,
 /**
  * Fills `*args` for a program that does not parse argv: `role` as for
  * `sockflow_args_parse`, `host` (NULL = the server wildcard 0.0.0.0) and
- * `port`; other fields get their defaults (line frames, quit word "quit",
- * no timeout). Nothing is resolved yet. Returns 0 or `SOCKFLOW_EINVAL`/`SOCKFLOW_EADDR`.
+ * `port`; other fields get their defaults (line frames, no timeout) and
+ * no quit word: unlike `sockflow_args_parse`, whose default quit word
+ * "quit" is a command-line convenience, a program built on this call sees
+ * every message, "quit" included (set `args.quit` to have one). Nothing is
+ * resolved yet. Returns 0 or `SOCKFLOW_EINVAL`/`SOCKFLOW_EADDR`.
  */
 int sockflow_args_init(struct sockflow_args *args, int role, const char *host, int port);
 
@@ -724,7 +738,12 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
 
 /**
  * The connection's id: unique for the server's life, never reused, never
- * 0. Returns 0 (and sets the last error: `SOCKFLOW_EINVAL` for NULL,
+ * 0. It is an opaque 64-bit value: keep it whole (a `uint64_t`, a hash or
+ * map key) and pass it to `sockflow_conn_send_to`/`sockflow_server_send`
+ * to reach that connection from anywhere; do not assume ids are small,
+ * dense or ordered. To show users a number they can type (a chat room's
+ * `/who`), keep your own small counter in the user pointer and a table from
+ * it to the id. Returns 0 (and sets the last error: `SOCKFLOW_EINVAL` for NULL,
  * `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
  */
 uint64_t sockflow_conn_id(const struct sockflow_conn *c);

@@ -38,7 +38,7 @@ pub struct Args {
     /// A message equal to this ends a session (empty = no quit word).
     pub quit: String,
     /// Milliseconds; 0 = no timeout. A client's connect/reply timeout, a
-    /// TCP server's idle timeout.
+    /// server's idle timeout (TCP connections, UDP peers).
     pub timeout_ms: u32,
     /// `--max-per-ip` (servers): most connections from one address; None =
     /// the server's default.
@@ -98,7 +98,7 @@ pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
     };
     let per_role = match role {
         Role::Server => {
-            "--timeout MS     close a TCP connection after MS milliseconds without traffic (0 = never, the default)\n  \
+            "--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic (0 = never, the default)\n  \
              --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  "
         }
         Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",

@@ -430,7 +430,7 @@ fn usage_lines() {
         assert!(help.contains(opt), "help lacks {opt}");
     }
     // --timeout means an idle timeout on a server, connect/reply on a client.
-    assert!(help.contains("--timeout MS     close a TCP connection after MS milliseconds without traffic"), "{help}");
+    assert!(help.contains("--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic"), "{help}");
     let cli_help = args::help("cli", Role::Client);
     assert!(cli_help.starts_with("usage: cli [options] <host> <port>\n"));
     assert!(cli_help.contains("--timeout MS     connect/reply timeout") && !cli_help.contains("--max-per-ip"), "{cli_help}");
@@ -529,7 +529,8 @@ fn init_and_set_frame() {
         port: 0,
         family: Family::Any,
         frame: Frame::Line { max: DEFAULT_MAX },
-        quit: "quit".into(),
+        // No quit word: that default is sockflow_args_parse's alone.
+        quit: "".into(),
         timeout_ms: 0,
         max_per_ip: None,
     };

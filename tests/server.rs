@@ -338,7 +338,7 @@ fn greeting_replies_and_close_after_flush() {
 #[test]
 fn close_reasons_peer_quit_stopping() {
     let rec = Rec::greeting();
-    let srv = start_tcp(quiet(), rec.clone());
+    let srv = start_tcp(Config { quit: "quit".into(), ..quiet() }, rec.clone());
     let (mut peer, peer_id) = Client::greeted(srv.addr);
     let (mut quit, quit_id) = Client::greeted(srv.addr);
     let (mut open, open_id) = Client::greeted(srv.addr);
@@ -762,7 +762,7 @@ fn thread_mode_replies_after_half_close_are_delivered() {
 #[test]
 fn thread_mode_close_quit_and_handler_stop() {
     let rec = Rec::greeting();
-    let mut srv = start_tcp(threaded(), rec.clone());
+    let mut srv = start_tcp(Config { quit: "quit".into(), ..threaded() }, rec.clone());
     let (mut a, a_id) = Client::greeted(srv.addr);
     a.send("close");
     assert_eq!([a.line(), a.line()], ["bye 1", "bye 2"]);
@@ -1345,7 +1345,9 @@ mod c_api {
     #[test]
     fn c_handler_callbacks_user_peer_id() {
         let st = State::default();
-        let srv = new_tcp(&args(), Some(&config()), handler(), &st);
+        let mut a = args();
+        a.quit[..4].copy_from_slice(&[b'q' as c_char, b'u' as c_char, b'i' as c_char, b't' as c_char]);
+        let srv = new_tcp(&a, Some(&config()), handler(), &st);
         let addr = srv.addr();
         let running = srv.run();
 

@@ -70,11 +70,14 @@ pub struct sockflow_args {
     pub frame: c_int,
     /// N of `fixed:N`, or the longest message for the other frames.
     pub frame_size: c_uint,
-    /// A message equal to this ends a session (`--quit`, default "quit";
-    /// empty = none).
+    /// A message equal to this ends a session (`--quit`; default "quit" from
+    /// `sockflow_args_parse`, none from `sockflow_args_init`; empty = none).
+    /// On a TCP server it closes the connection (reason QUIT) without
+    /// reaching `on_message`; it has no effect on UDP servers.
     pub quit: [c_char; SOCKFLOW_QUIT_MAX],
     /// `--timeout` in milliseconds (0 = none): a client's connect/reply
-    /// timeout, a TCP server's idle timeout.
+    /// timeout, a server's idle timeout (TCP connections, UDP peers with
+    /// `udp_peers`).
     pub timeout_ms: c_int,
     /// The program's name (basename of argv[0]) for messages.
     pub prog: [c_char; SOCKFLOW_PROG_MAX],
@@ -247,14 +250,19 @@ pub extern "C" fn sockflow_args_parse(args: *mut sockflow_args, argc: c_int, arg
 
 /// Fills `*args` for a program that does not parse argv: `role` as for
 /// `sockflow_args_parse`, `host` (NULL = the server wildcard 0.0.0.0) and
-/// `port`; other fields get their defaults (line frames, quit word "quit",
-/// no timeout). Nothing is resolved yet. Returns 0 or `SOCKFLOW_EINVAL`/`SOCKFLOW_EADDR`.
+/// `port`; other fields get their defaults (line frames, no timeout) and
+/// no quit word: unlike `sockflow_args_parse`, whose default quit word
+/// "quit" is a command-line convenience, a program built on this call sees
+/// every message, "quit" included (set `args.quit` to have one). Nothing is
+/// resolved yet. Returns 0 or `SOCKFLOW_EINVAL`/`SOCKFLOW_EADDR`.
 #[no_mangle]
 pub extern "C" fn sockflow_args_init(args: *mut sockflow_args, role: c_int, host: *const c_char, port: c_int) -> c_int {
     ffi_boundary! {
         check_out!(args, "args");
         let role = try_ok!(role_of(role));
-        let mut a = Args::new(role, "sockflow");
+        // No quit word: a custom server must not silently close a client
+        // that types "quit" (the command line's default is for the examples).
+        let mut a = Args { quit: String::new(), ..Args::new(role, "sockflow") };
         a.host = if host.is_null() && role == Role::Server {
             "0.0.0.0".into()
         } else {

@@ -9,10 +9,17 @@ use crate::error::{Code, Error};
 use crate::server::{builtin, Action, CloseReason, Conn, Handler, Shared};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// What a callback returns.
+/// What a callback returns. Any other value is a bug in the callback; it
+/// is treated as `SOCKFLOW_ACTION_CLOSE` (the connection's queued replies
+/// are sent, then it closes with reason HANDLER), and the first such value
+/// in a process is reported once on stderr, e.g. `sockflow: a callback
+/// returned 7, which is not a sockflow_action: treated as
+/// SOCKFLOW_ACTION_CLOSE (reported once per process)`. A negative value is
+/// not unknown: it closes the connection at once with reason ERROR.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum sockflow_action {
@@ -166,9 +173,27 @@ unsafe impl Sync for CHandler {}
 fn action_of(rc: c_int) -> Action {
     match rc {
         0 => Action::Continue,
+        1 => Action::Close,
         2 => Action::Stop,
         r if r < 0 => Action::Abort,
-        _ => Action::Close,
+        r => {
+            unknown_action(r);
+            Action::Close
+        }
+    }
+}
+
+/// Reports the first value a callback returned that is no
+/// `sockflow_action`, once per process: a bug the programmer should see,
+/// without a line per message.
+fn unknown_action(r: c_int) {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if !REPORTED.swap(true, Ordering::Relaxed) {
+        let _ = writeln!(
+            CFile::stderr(),
+            "sockflow: a callback returned {r}, which is not a sockflow_action: treated as SOCKFLOW_ACTION_CLOSE \
+             (reported once per process)"
+        );
     }
 }
 
@@ -374,7 +399,12 @@ pub extern "C" fn sockflow_conn_stop_server(c: *mut sockflow_conn) -> c_int {
 }
 
 /// The connection's id: unique for the server's life, never reused, never
-/// 0. Returns 0 (and sets the last error: `SOCKFLOW_EINVAL` for NULL,
+/// 0. It is an opaque 64-bit value: keep it whole (a `uint64_t`, a hash or
+/// map key) and pass it to `sockflow_conn_send_to`/`sockflow_server_send`
+/// to reach that connection from anywhere; do not assume ids are small,
+/// dense or ordered. To show users a number they can type (a chat room's
+/// `/who`), keep your own small counter in the user pointer and a table from
+/// it to the id. Returns 0 (and sets the last error: `SOCKFLOW_EINVAL` for NULL,
 /// `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
 #[no_mangle]
 pub extern "C" fn sockflow_conn_id(c: *const sockflow_conn) -> u64 {

@@ -32,7 +32,9 @@ pub enum sockflow_mode {
 }
 
 /// Server settings. Fill with `sockflow_server_config_init`, then change
-/// fields. Framing and the quit word come from the `sockflow_args`.
+/// fields. Framing and the quit word come from the `sockflow_args` (no
+/// quit word after `sockflow_args_init`; "quit" after `sockflow_args_parse`
+/// unless `--quit` says otherwise).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct sockflow_server_config {

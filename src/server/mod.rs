@@ -119,7 +119,9 @@ pub struct Config {
     /// Message framing on TCP (`fixed:N` also pads UDP datagrams). Default `line`.
     pub frame: Frame,
     /// A message equal to this closes the TCP connection (reason `Quit`)
-    /// without reaching the handler. Default "quit"; empty = none.
+    /// without reaching the handler. Default none (empty): a server sees
+    /// every message; `from_args` takes the command line's (`--quit`,
+    /// "quit" unless given).
     pub quit: String,
     /// Most simultaneous connections (UDP peers too); more are accepted and
     /// closed at once with a log line. Default 10,000.
@@ -173,7 +175,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             frame: Frame::default(),
-            quit: crate::args::DEFAULT_QUIT.into(),
+            quit: String::new(),
             max_conns: 10_000,
             max_per_ip: 256,
             idle_timeout: None,
