@@ -395,3 +395,35 @@ fn heartbeat_monitor_default_timeout_and_stop() {
     assert_exit(&p, st, 0);
     assert_eq!(p.stdout_text(), format!("UP {who}\n"));
 }
+
+/// CPU time (user + system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// With a peer up and its expiry far away, the loop sleeps until then (or
+/// the next datagram) instead of polling: it uses next to no CPU. A loop
+/// that polled with a zero timeout would use all of a core's share; the
+/// bound (a tenth of the wall time) is far above what a sleeping loop uses.
+#[test]
+fn waiting_for_an_expiry_does_not_spin() {
+    let bin = build_c("heartbeat_monitor", Link::Dynamic);
+    let mut p = spawn(&bin, &["--timeout", "600000", "127.0.0.1", "0"], Input::Null);
+    let port = p.wait_listening();
+    let a = sender();
+    a.send_to(b"beat", ("127.0.0.1", port)).unwrap();
+    assert_eq!(next(&p), format!("UP 127.0.0.1 {}", me(&a).port()));
+    let before = cpu_ticks(p.pid());
+    thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(p.pid()) - before;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    assert!(used * 10 < 3 * hz, "{used} ticks (of {hz}/s) of CPU in 3 s of waiting: the loop is polling");
+    p.signal(libc::SIGTERM);
+    let st = p.wait_exit(default_timeout());
+    assert_exit(&p, st, 0);
+}

@@ -88,9 +88,11 @@ impl UdpServer {
         while !self.base.shared.stopping() {
             let timeout = if more { Some(Duration::ZERO) } else { self.until_next_expiry() };
             self.base.wait(&mut events, timeout)?;
+            // Expiries first: a peer silent past its timeout is closed even
+            // if a datagram from it is waiting (that one makes it new again).
+            self.expire();
             more = self.receive(&mut buf, &mut reply);
             self.run_commands();
-            self.expire();
         }
         self.run_commands();
         while let Some((addr, p)) = self.peers.as_mut().and_then(|t| t.pop_any()) {
