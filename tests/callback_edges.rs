@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use sockflow::server::tcp::TcpServer;
 use sockflow::server::{Action, Config, Conn, Handler};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
@@ -25,37 +25,17 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
     l
 }
 
-fn read_to_eof(r: &mut BufReader<TcpStream>) -> Vec<u8> {
-    let mut v = Vec::new();
-    r.read_to_end(&mut v).expect("a clean end of stream");
-    v
-}
-
+/// `tests/c/callback_edges.c`: "quit" echoed by a server made with
+/// `sockflow_args_init`; a callback's 7 closes (reason HANDLER) each time
+/// it is returned; the report on stderr comes once.
 #[test]
 fn args_init_has_no_quit_word_and_unknown_actions_close_reported_once() {
     let src = root().join("tests/c/callback_edges.c");
-    let bin = CProgram::new(&src.to_string_lossy()).build();
+    let bin = CProgram::new(&src.to_string_lossy()).flag("-pthread").build();
     let mut p = spawn(&bin, &[], Input::Null);
-    let port = p.wait_listening();
-
-    // "quit" is an ordinary message: echoed, the connection stays.
-    let (mut s, mut r) = connect(port);
-    s.write_all(b"quit\nstill here\n").unwrap();
-    assert_eq!(line(&mut r), "quit\n", "\n{}", p.transcript());
-    assert_eq!(line(&mut r), "still here\n");
-    // 7 is no sockflow_action: treated as CLOSE (reason HANDLER = 6).
-    s.write_all(b"odd\n").unwrap();
-    assert_eq!(read_to_eof(&mut r), b"");
-    p.wait_for_line(Stream::Stdout, "closed 6", default_timeout());
-
-    // Again on another connection: the same effect, no second report.
-    let (mut s, mut r) = connect(port);
-    s.write_all(b"odd\n").unwrap();
-    assert_eq!(read_to_eof(&mut r), b"");
-    p.wait_for_line(Stream::Stdout, "closed 6", default_timeout());
-    p.signal(libc::SIGTERM);
-    let st = p.wait_exit(default_timeout());
+    let st = p.wait_exit(secs(60));
     assert_exit(&p, st, 0);
+    assert!(p.stdout_text().starts_with("OK"), "{}", p.transcript());
     let reports: Vec<String> = p.stderr_text().lines().filter(|l| l.contains("not a sockflow_action")).map(String::from).collect();
     assert_eq!(
         reports,
@@ -63,7 +43,6 @@ fn args_init_has_no_quit_word_and_unknown_actions_close_reported_once() {
         "\n{}",
         p.transcript()
     );
-    assert_eq!(p.stdout_text(), "closed 6\nclosed 6\n");
 }
 
 struct Echo;
