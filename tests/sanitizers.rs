@@ -260,6 +260,19 @@ fn udp_cpp_pair() {
     stop_clean(&mut srv);
 }
 
+#[test]
+fn heartbeat_monitor_up_and_down() {
+    let (mut srv, port) = server("heartbeat_monitor", &["--timeout", "300"], Input::Null);
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let who = format!("127.0.0.1 {}", s.local_addr().unwrap().port());
+    for _ in 0..2 {
+        s.send_to(b"beat", ("127.0.0.1", port)).unwrap();
+        wait_eq(&srv, Stream::Stdout, &format!("UP {who}"));
+        wait_eq(&srv, Stream::Stdout, &format!("DOWN {who}"));
+    }
+    stop_clean(&mut srv);
+}
+
 /// The client port in the C++ server's first `Received ... from 127.0.0.1:N`.
 fn c_port(srv: &Proc) -> String {
     let l = next_line(srv, Stream::Stdout);
