@@ -7,6 +7,7 @@
 //! then) and expiring costs O(log n) per peer: the table can hold many
 //! thousands of senders that come and go.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -31,7 +32,8 @@ pub(crate) struct Peers {
 pub(crate) enum Heard<'a> {
     /// A sender already in the table (its clock restarted).
     Known(&'a mut Peer),
-    /// A new sender, just added with the id given.
+    /// A new sender, just added with the id given (the caller must not
+    /// give that id again).
     New(&'a mut Peer),
     /// A new sender, but the table holds `max` peers already.
     Full,
@@ -47,21 +49,21 @@ impl Peers {
         self.max
     }
 
-    /// A datagram came from `addr` at `now`: its peer, added with `new_id()`
-    /// if there was none (and there is room).
-    pub(crate) fn hear(&mut self, addr: SocketAddr, now: Instant, new_id: impl FnOnce() -> u64) -> Heard<'_> {
+    /// A datagram came from `addr` at `now`: its peer, added with id
+    /// `new_id` if there was none (and there is room).
+    pub(crate) fn hear(&mut self, addr: SocketAddr, now: Instant, new_id: u64) -> Heard<'_> {
         let full = self.by_addr.len() >= self.max;
         match self.by_addr.entry(addr) {
-            std::collections::hash_map::Entry::Occupied(e) => {
+            Entry::Occupied(e) => {
                 let p = e.into_mut();
                 self.by_last.remove(&(p.last, p.id));
                 p.last = now;
                 self.by_last.insert((now, p.id));
                 Heard::Known(p)
             }
-            std::collections::hash_map::Entry::Vacant(_) if full => Heard::Full,
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let id = new_id();
+            Entry::Vacant(_) if full => Heard::Full,
+            Entry::Vacant(e) => {
+                let id = new_id;
                 self.by_id.insert(id, addr);
                 self.by_last.insert((now, id));
                 Heard::New(e.insert(Peer { id, user: 0, last: now }))
@@ -122,16 +124,11 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
         let mut p = Peers::new(s, 2);
-        let mut next = 0;
-        let mut id = || {
-            next += 1;
-            next
-        };
-        assert!(matches!(p.hear(addr(1), t0, &mut id), Heard::New(x) if x.id == 1));
-        assert!(matches!(p.hear(addr(2), t0 + s / 2, &mut id), Heard::New(x) if x.id == 2));
-        assert!(matches!(p.hear(addr(3), t0, &mut id), Heard::Full));
+        assert!(matches!(p.hear(addr(1), t0, 1), Heard::New(x) if x.id == 1));
+        assert!(matches!(p.hear(addr(2), t0 + s / 2, 2), Heard::New(x) if x.id == 2));
+        assert!(matches!(p.hear(addr(3), t0, 3), Heard::Full));
         // Heard again: its clock restarts, so 2 is now the oldest.
-        match p.hear(addr(1), t0 + s, &mut id) {
+        match p.hear(addr(1), t0 + s, 3) {
             Heard::Known(x) => x.user = 7,
             _ => panic!("peer 1 should be known"),
         }
@@ -143,8 +140,8 @@ mod tests {
         assert_eq!(p.addr_of(2), None);
         assert_eq!(p.addr_of(1), Some(addr(1)));
         assert!(p.pop_expired(later).is_none());
-        // Room again: a new peer gets a new id, never an old one.
-        assert!(matches!(p.hear(addr(2), later, &mut id), Heard::New(x) if x.id == 3));
+        // Room again: a new peer, with the new id given.
+        assert!(matches!(p.hear(addr(2), later, 3), Heard::New(x) if x.id == 3));
         let (_, one) = p.remove(addr(1)).map(|x| (addr(1), x)).unwrap();
         assert_eq!(one.user, 7);
         assert!(p.pop_any().is_some() && p.pop_any().is_none());

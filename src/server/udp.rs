@@ -136,41 +136,32 @@ impl UdpServer {
                 ));
                 continue;
             }
-            match self.peers.is_some() {
-                true => self.peer_datagram(peer, msg, ending, reply),
-                false => {
-                    let mut user = 0;
-                    let id = self.new_id();
-                    let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending };
-                    let mut c = Conn { id, peer, user: &mut user, sink, shared: &self.base.shared };
-                    if self.handler.on_message(&mut c, msg) == Action::Stop {
-                        self.base.shared.stop();
-                    }
-                }
+            if self.peers.is_some() {
+                self.peer_datagram(peer, msg, ending, reply);
+                continue;
+            }
+            let mut user = 0;
+            let id = self.next_id;
+            self.next_id += 1;
+            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending };
+            let mut c = Conn { id, peer, user: &mut user, sink, shared: &self.base.shared };
+            if self.handler.on_message(&mut c, msg) == Action::Stop {
+                self.base.shared.stop();
             }
         }
         true
-    }
-
-    fn new_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
     }
 
     /// One datagram in peers mode: `on_connect` first for a new sender,
     /// then `on_message`; a `Close`/`Abort` from either ends the peer.
     fn peer_datagram(&mut self, addr: SocketAddr, msg: &[u8], ending: Ending, reply: &mut Vec<u8>) {
         let Some(peers) = self.peers.as_mut() else { return };
-        let next_id = &mut self.next_id;
-        let new_id = || {
-            let id = *next_id;
-            *next_id += 1;
-            id
-        };
-        let (p, new) = match peers.hear(addr, Instant::now(), new_id) {
+        let (p, new) = match peers.hear(addr, Instant::now(), self.next_id) {
             Heard::Known(p) => (p, false),
-            Heard::New(p) => (p, true),
+            Heard::New(p) => {
+                self.next_id += 1;
+                (p, true)
+            }
             Heard::Full => return self.refused(addr),
         };
         let (handler, shared, sock, frame) = (&*self.handler, &self.base.shared, &self.sock, self.frame);
