@@ -501,6 +501,19 @@ typedef struct sockflow_server_config {
     size_t memory_budget;
 } sockflow_server_config;
 
+/**
+ * A timer's callback. Runs on the server's loop thread (never on the
+ * thread that added it, never at the same time as another callback of the
+ * same loop), so it must not block; it may call `sockflow_server_send`,
+ * `_broadcast`, `_stop`, `_timer_add` and `_timer_cancel` on `server`.
+ * `userdata` is the pointer given to `sockflow_server_timer_add`; sockflow
+ * never frees it. Returns a `sockflow_action`: `SOCKFLOW_ACTION_CONTINUE`
+ * keeps a repeating timer, `SOCKFLOW_ACTION_CLOSE` (or any negative value)
+ * cancels it, `SOCKFLOW_ACTION_STOP` cancels it and stops the server. A
+ * one-shot timer ends after its call whatever it returns.
+ */
+typedef int (*sockflow_timer_fn)(void *userdata, struct sockflow_server *server, uint64_t timer_id);
+
 
 
 #ifdef __cplusplus
@@ -541,6 +554,23 @@ int sockflow_args_init(struct sockflow_args *args, int role, const char *host, i
  * "line", "raw", "fixed:32", "len32", "line:1024". Returns 0 or `SOCKFLOW_EINVAL`.
  */
 int sockflow_args_set_frame(struct sockflow_args *args, const char *spec);
+
+/**
+ * Takes a program's own numeric option out of the command line, before
+ * `sockflow_args_parse` (which refuses options it does not know): finds
+ * `NAME VALUE` or `NAME=VALUE` (e.g. `name` "--interval") among the
+ * arguments before any `--`, removes it from `argv` (shifting the rest
+ * down, `argv[*argc]` stays NULL) and lowers `*argc`, and writes its value
+ * to `*out` — or `default_value` when it is not there. Given twice, the
+ * last wins. The value is a whole number in 0-INT_MAX.
+ *
+ * Returns 0, or `SOCKFLOW_EUSAGE` (after printing `PROG: --interval "x" is
+ * not a number in 0-2147483647` to stderr; `sockflow_exit_code` makes it
+ * 2) for a bad or missing value; `*out` and `argv` are then unchanged.
+ * `SOCKFLOW_EINVAL` for NULL arguments. `argv` is modified in place (only
+ * its pointers, never the strings); call it on one thread.
+ */
+int sockflow_args_take_int(int *argc, char **argv, const char *name, int default_value, int *out);
 
 /**
  * The tutorial's TCP client in one call: connects to the host and port of
@@ -984,6 +1014,35 @@ int sockflow_tcp_shutdown(struct sockflow_tcp *t);
  * thread is using the handle.
  */
 void sockflow_tcp_close(struct sockflow_tcp *t);
+
+/**
+ * Runs `cb(userdata, server, id)` on `server`'s loop thread once `after_ms`
+ * milliseconds have passed (never earlier; later when the machine is busy),
+ * then, if `repeat_ms` > 0, every `repeat_ms` ms while `cb` returns
+ * `SOCKFLOW_ACTION_CONTINUE` (see `sockflow_timer_fn`). A late repeating
+ * timer is not called again to catch up: it goes on one period after the
+ * late call. Writes the timer's id (never 0) to `*id_out` if it is not NULL.
+ *
+ * Safe from any thread and from callbacks, before or while the server
+ * runs; timers fire only while it runs (`sockflow_server_run`, `_start`,
+ * `_turn`). Returns 0, or `SOCKFLOW_EINVAL` for a NULL `server` or `cb`
+ * or a negative `after_ms`/`repeat_ms`.
+ */
+int sockflow_server_timer_add(struct sockflow_server *server,
+                              int64_t after_ms,
+                              int64_t repeat_ms,
+                              sockflow_timer_fn cb,
+                              void *userdata,
+                              uint64_t *id_out);
+
+/**
+ * Cancels a timer of `server` by the id `sockflow_server_timer_add` wrote:
+ * from any thread, it does not fire after the loop's next turn begins;
+ * from one of the server's callbacks (its own included), it does not fire
+ * again at all. An id that already ended (or never was) is ignored.
+ * Returns 0 or `SOCKFLOW_EINVAL` for a NULL `server`.
+ */
+int sockflow_server_timer_cancel(struct sockflow_server *server, uint64_t timer_id);
 
 /**
  * Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is

@@ -22,6 +22,7 @@ pub mod handler;
 pub mod server;
 pub mod stdio;
 pub mod tcp;
+pub mod timer;
 pub mod udp;
 pub mod version;
 

@@ -153,7 +153,7 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
 
 enum Engine {
     Tcp(Box<TcpServer>),
-    Udp(UdpServer),
+    Udp(Box<UdpServer>),
 }
 
 impl Engine {
@@ -204,6 +204,13 @@ pub struct sockflow_server {
     run: Arc<Run>,
 }
 
+impl sockflow_server {
+    /// The server's thread-safe control handle.
+    pub(crate) fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
 fn new_server(
     args: *const sockflow_args,
     cfg: *const sockflow_server_config,
@@ -216,8 +223,11 @@ fn new_server(
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
     let config = core_config(&a, &c)?;
     let h = to_core(handler, userdata)?;
-    let engine =
-        if udp { Engine::Udp(UdpServer::from_args(&a, config, h)?) } else { Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?)) };
+    let engine = if udp {
+        Engine::Udp(Box::new(UdpServer::from_args(&a, config, h)?))
+    } else {
+        Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?))
+    };
     let handle = match &engine {
         Engine::Tcp(s) => s.handle(),
         Engine::Udp(s) => s.handle(),
@@ -362,7 +372,7 @@ pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
         let mut st = run.lock();
         loop {
             match *st {
-                State::Running if in_callback_of(&server.handle.0) => {
+                State::Running if in_callback_of(&server.handle.0) || server.handle.on_loop_thread() => {
                     *st = State::RunningThenFree;
                     return;
                 }

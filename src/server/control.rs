@@ -5,10 +5,14 @@
 use crate::error::{Code, Error, Result};
 use crate::frame::{Ending, Frame};
 use mio::{Registry, Token, Waker};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::timer::{Timer, TimerCommand, TimerFn, TimerId};
 
 /// Work handed to the loop thread.
 pub(crate) enum Command {
@@ -26,6 +30,8 @@ pub(crate) enum Command {
     Finish { id: u64, reason: super::CloseReason },
     /// A worker caught up: read from the connection again.
     Resume { id: u64 },
+    /// Add or cancel a timer (taken by the base, never seen by a loop).
+    Timer(TimerCommand),
 }
 
 /// Shared between the loop and every other thread.
@@ -36,12 +42,21 @@ pub struct Shared {
     local: SocketAddr,
     frame: Frame,
     datagram: bool,
+    next_timer: AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn new(registry: &Registry, token: Token, local: SocketAddr, frame: Frame, datagram: bool) -> Result<Arc<Shared>> {
         let waker = Waker::new(registry, token).map_err(|e| Error::io("eventfd", &e))?;
-        Ok(Arc::new(Shared { stop: AtomicBool::new(false), cmds: Mutex::new(Vec::new()), waker, local, frame, datagram }))
+        Ok(Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            cmds: Mutex::new(Vec::new()),
+            waker,
+            local,
+            frame,
+            datagram,
+            next_timer: AtomicU64::new(1),
+        }))
     }
 
     pub(crate) fn push(&self, c: Command) {
@@ -108,6 +123,55 @@ impl Shared {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Runs `f` on the loop thread once `after` has passed (never before:
+    /// the deadline is fixed now, on the calling thread), then every
+    /// `repeat` while it returns `Continue`. Safe from any thread and from
+    /// callbacks. A zero `repeat` is refused (it would never let the loop
+    /// go on). Returns the id for [`cancel_timer`](Shared::cancel_timer).
+    pub fn add_timer(&self, after: Duration, repeat: Option<Duration>, f: TimerFn) -> Result<TimerId> {
+        if repeat == Some(Duration::ZERO) {
+            return Err(Error::inval("a repeating timer's period is 0"));
+        }
+        let at = Instant::now().checked_add(after).ok_or_else(|| Error::inval("timer delay is too long"))?;
+        let id = self.next_timer.fetch_add(1, Ordering::Relaxed);
+        self.push(Command::Timer(TimerCommand::Add { id, timer: Timer { at, repeat, f } }));
+        Ok(id)
+    }
+
+    /// Cancels a timer: once the loop has seen this (before its next turn
+    /// fires anything), it does not fire again. An id that is gone is ignored.
+    pub fn cancel_timer(&self, id: TimerId) {
+        self.push(Command::Timer(TimerCommand::Cancel { id }));
+    }
+
+    /// True on the thread running one of this server's loop turns (its
+    /// callbacks included): a call there must not wait for the loop.
+    pub fn on_loop_thread(&self) -> bool {
+        TURNING.with(|t| t.borrow().iter().any(|&p| std::ptr::eq(p, self)))
+    }
+}
+
+thread_local! {
+    /// Servers whose loop turn runs on this thread, innermost last (a
+    /// callback may run a server of its own).
+    static TURNING: RefCell<Vec<*const Shared>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running a turn of one server's loop until dropped.
+pub(crate) struct Turning;
+
+impl Turning {
+    pub(crate) fn enter(s: &Arc<Shared>) -> Turning {
+        TURNING.with(|t| t.borrow_mut().push(Arc::as_ptr(s)));
+        Turning
+    }
+}
+
+impl Drop for Turning {
+    fn drop(&mut self) {
+        TURNING.with(|t| t.borrow_mut().pop());
     }
 }
 

@@ -19,11 +19,13 @@ mod control;
 mod log;
 mod pushed;
 pub mod tcp;
+pub mod timer;
 pub mod udp;
 mod worker;
 
 pub use control::{ServerHandle, Shared};
 pub(crate) use log::Log;
+pub use timer::{TimerAction, TimerCtx, TimerId};
 
 use crate::error::Result;
 use crate::frame::{Ending, Frame};

@@ -167,6 +167,7 @@ pub struct TcpServer {
     /// Connections waiting to flush before they close (they need sweeps).
     lingering: usize,
     last_sweep: Instant,
+    events: Events,
 }
 
 impl TcpServer {
@@ -202,6 +203,7 @@ impl TcpServer {
             joins: Vec::new(),
             lingering: 0,
             last_sweep: Instant::now(),
+            events: Events::with_capacity(1024),
         })
     }
 
@@ -225,12 +227,57 @@ impl TcpServer {
     /// replies, closes every connection and returns.
     pub fn run(mut self) -> Result<()> {
         self.base.announce();
-        let mut events = Events::with_capacity(1024);
-        while !self.base.shared.stopping() {
-            self.turn(&mut events)?;
-        }
-        self.shutdown(&mut events);
+        while self.turn(None)? {}
+        self.finish();
         Ok(())
+    }
+
+    /// Logs the readiness line (`run` does; a program driving the loop
+    /// itself with [`turn`](TcpServer::turn) calls it once first).
+    pub fn announce(&self) {
+        self.base.announce();
+    }
+
+    /// The poller's descriptor: readable whenever a turn has work (an
+    /// event, a command from another thread). Timers and sweeps do not make
+    /// it readable: [`next_deadline`](TcpServer::next_deadline) says when a turn is due.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.base.fd()
+    }
+
+    /// One turn of the loop: waits at most `timeout` (None: as long as
+    /// nothing happens) for events, handles them, runs due timers and
+    /// queued commands. False once a stop was asked: then call
+    /// [`finish`](TcpServer::finish).
+    pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let _turning = self.base.turning();
+        let own = self.next_timeout();
+        let timeout = match (own, timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let r = self.turn_with(&mut events, timeout);
+        self.events = events;
+        r.map(|()| !self.base.shared.stopping())
+    }
+
+    /// How long until a turn has work that no event announces (a timer, a
+    /// sweep, a connection left to read): `Some(ZERO)` = now.
+    pub fn next_deadline(&mut self) -> Option<Duration> {
+        let own = self.next_timeout();
+        match (own, self.base.next_timer()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stops accepting, flushes queued replies (bounded), closes every
+    /// connection and logs the stop.
+    pub fn finish(mut self) {
+        let _turning = self.base.turning();
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        self.shutdown(&mut events);
     }
 
     fn next_timeout(&self) -> Option<Duration> {
@@ -249,8 +296,7 @@ impl TcpServer {
         t
     }
 
-    fn turn(&mut self, events: &mut Events) -> Result<()> {
-        let timeout = self.next_timeout();
+    fn turn_with(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         self.base.wait(events, timeout)?;
         for (k, id) in std::mem::take(&mut self.again) {
             self.read(k, id, true);
@@ -807,7 +853,7 @@ impl TcpServer {
     }
 
     fn run_commands(&mut self) {
-        for cmd in self.base.shared.take() {
+        for cmd in self.base.commands() {
             match cmd {
                 Command::Send { id, bytes } => {
                     if let Some(k) = self.find(id) {
@@ -842,6 +888,7 @@ impl TcpServer {
                         self.begin_close(k, reason);
                     }
                 }
+                Command::Timer(_) => {} // taken by the base
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {
                         let c = &self.conns[k];

@@ -14,6 +14,7 @@ use mio::{Events, Interest, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 const SOCKET: Token = Token(0);
 /// Datagrams per readiness event before the loop checks for stop/signals.
@@ -26,6 +27,12 @@ pub struct UdpServer {
     handler: Arc<dyn Handler>,
     frame: Frame,
     next_id: u64,
+    events: Events,
+    /// One buffer larger than any UDP payload: nothing is ever cut.
+    buf: Vec<u8>,
+    reply: Vec<u8>,
+    /// Datagrams may be left from the last turn (it stopped at its bound).
+    more: bool,
 }
 
 impl UdpServer {
@@ -38,7 +45,17 @@ impl UdpServer {
         let mut sock = UdpSocket::from_std(std);
         let base = Base::new(local, cfg.frame, true, &mut cfg)?;
         base.poll.registry().register(&mut sock, SOCKET, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-        Ok(UdpServer { base, sock, handler, frame: cfg.frame, next_id: 1 })
+        Ok(UdpServer {
+            base,
+            sock,
+            handler,
+            frame: cfg.frame,
+            next_id: 1,
+            events: Events::with_capacity(64),
+            buf: vec![0u8; 65536],
+            reply: Vec::new(),
+            more: false,
+        })
     }
 
     /// Binds the parsed command line's host and port.
@@ -60,18 +77,45 @@ impl UdpServer {
     /// signal when configured).
     pub fn run(mut self) -> Result<()> {
         self.base.announce();
-        let mut events = Events::with_capacity(64);
-        // One buffer larger than any UDP payload: nothing is ever cut.
-        let mut buf = vec![0u8; 65536];
-        let mut reply = Vec::new();
-        let mut more = false;
-        while !self.base.shared.stopping() {
-            let timeout = if more { Some(std::time::Duration::ZERO) } else { None };
-            self.base.wait(&mut events, timeout)?;
-            more = self.receive(&mut buf, &mut reply);
-        }
-        self.base.stopped();
+        while self.turn(None)? {}
+        self.finish();
         Ok(())
+    }
+
+    /// As [`TcpServer::announce`](super::tcp::TcpServer::announce).
+    pub fn announce(&self) {
+        self.base.announce();
+    }
+
+    /// As [`TcpServer::fd`](super::tcp::TcpServer::fd).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.base.fd()
+    }
+
+    /// As [`TcpServer::turn`](super::tcp::TcpServer::turn).
+    pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let _turning = self.base.turning();
+        let timeout = if self.more { Some(Duration::ZERO) } else { timeout };
+        self.base.wait(&mut self.events, timeout)?;
+        // No connections to act on: sends to ids are refused when queued.
+        drop(self.base.commands());
+        let (mut buf, mut reply) = (std::mem::take(&mut self.buf), std::mem::take(&mut self.reply));
+        self.more = self.receive(&mut buf, &mut reply);
+        (self.buf, self.reply) = (buf, reply);
+        Ok(!self.base.shared.stopping())
+    }
+
+    /// As [`TcpServer::next_deadline`](super::tcp::TcpServer::next_deadline).
+    pub fn next_deadline(&mut self) -> Option<Duration> {
+        if self.more {
+            return Some(Duration::ZERO);
+        }
+        self.base.next_timer()
+    }
+
+    /// Logs the stop (a UDP server holds nothing to flush).
+    pub fn finish(self) {
+        self.base.stopped();
     }
 
     /// Handles waiting datagrams; true if some may be left.
