@@ -259,6 +259,22 @@ typedef enum sockflow_mode {
 } sockflow_mode;
 
 /**
+ * What `sockflow_server_turn` returns on success.
+ */
+typedef enum sockflow_turn {
+    /**
+     * The server goes on: call `sockflow_server_turn` again when its
+     * descriptor is readable or its timeout has passed.
+     */
+    SOCKFLOW_TURN_RUNNING = 0,
+    /**
+     * A stop was asked (a callback, `sockflow_server_stop`, a signal): this
+     * turn closed every connection, and the server is done (free it).
+     */
+    SOCKFLOW_TURN_STOPPED = 1,
+} sockflow_turn;
+
+/**
  * A connection as a callback sees it. Valid only during the callback
  * that received it, on that callback's thread: keep `sockflow_conn_id()`
  * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
@@ -270,11 +286,16 @@ typedef struct sockflow_conn sockflow_conn;
 
 /**
  * A server, bound and ready to run. Methods: `sockflow_tcp_server_new`,
- * `sockflow_udp_server_new`, `sockflow_server_run`, `sockflow_server_stop`,
- * `sockflow_server_port`, `sockflow_server_send`,
- * `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
- * `broadcast` and `port` may be called from any thread while `run` runs;
- * so may `free`, which stops the server and waits for `run` to return.
+ * `sockflow_udp_server_new`, `sockflow_server_run` (on this thread),
+ * `sockflow_server_start` + `sockflow_server_join` (on a thread of its
+ * own), `sockflow_server_turn` + `sockflow_server_fd` +
+ * `sockflow_server_timeout` (from the program's own event loop),
+ * `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send`,
+ * `sockflow_server_broadcast`, `sockflow_server_timer_add`,
+ * `sockflow_server_timer_cancel`, `sockflow_server_free`. `stop`, `send`,
+ * `broadcast`, `port`, `fd` and the timer calls may be called from any
+ * thread while it runs; so may `free`, which stops the server and waits
+ * for the run to return. A server runs once, one of the three ways.
  */
 typedef struct sockflow_server sockflow_server;
 
@@ -819,6 +840,64 @@ int sockflow_server_send(struct sockflow_server *s, uint64_t id, const void *msg
 int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t len);
 
 /**
+ * Runs one bounded turn of the server on the calling thread, for a program
+ * with its own event loop: waits at most `timeout_ms` (0 = not at all, < 0
+ * = until something happens) for network events, commands from other
+ * threads and timers, and handles what is ready. The first turn logs the
+ * readiness line. Returns `SOCKFLOW_TURN_RUNNING` (0) while the server
+ * goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
+ * (it has flushed, bounded, and closed every connection), or a negative
+ * code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
+ * `SOCKFLOW_EBADHANDLE` after it stopped).
+ *
+ * Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
+ * descriptor for reading with the timeout, then turn. One thread at a
+ * time; callbacks run inside the turn, on the calling thread.
+ */
+int sockflow_server_turn(struct sockflow_server *s, int timeout_ms);
+
+/**
+ * The descriptor a program's own loop polls for reading (`POLLIN`): it
+ * becomes readable when the server has work for `sockflow_server_turn`
+ * (a connection, data, a command or stop from another thread). Timers do
+ * not make it readable: poll with `sockflow_server_timeout`. Owned by the
+ * server: do not read, close or change it. Returns the descriptor, or
+ * `SOCKFLOW_EINVAL` for NULL.
+ */
+int sockflow_server_fd(const struct sockflow_server *s);
+
+/**
+ * How many ms a program's own loop may wait on `sockflow_server_fd` before
+ * the next `sockflow_server_turn` is due even without an event (a timer,
+ * an idle check): -1 = no such deadline, 0 = now (rounded up, so a turn
+ * after the wait finds the timer due). Call it right before polling, from
+ * the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
+ * turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
+ * stopped.
+ */
+int sockflow_server_timeout(struct sockflow_server *s);
+
+/**
+ * Runs the server on a new background thread, as `sockflow_server_run`
+ * would, and returns at once: 0, or `SOCKFLOW_EBUSY`/`SOCKFLOW_EBADHANDLE`
+ * as `run`, `SOCKFLOW_EOS` if no thread could be started. Stop it with
+ * `sockflow_server_stop` (or a callback's STOP) and wait for it with
+ * `sockflow_server_join`, or just `sockflow_server_free` it (stops and waits).
+ */
+int sockflow_server_start(struct sockflow_server *s);
+
+/**
+ * Waits until the server's run has ended (started with `sockflow_server_start`
+ * or run by `sockflow_server_run` on another thread; stop it first, or
+ * from a callback) and returns its result: 0 or the negative code of the
+ * error that ended it (with its message as this thread's last error).
+ * `SOCKFLOW_EBUSY` when called from one of the server's own callbacks (it
+ * would wait for itself), `SOCKFLOW_EBADHANDLE` if it is not running.
+ * Free the handle afterwards with `sockflow_server_free`.
+ */
+int sockflow_server_join(struct sockflow_server *s);
+
+/**
  * Frees a server. If `sockflow_server_run` is running it on another
  * thread, stops it first and waits for `run` to return (its connections
  * closed, their `on_close` called). Called from one of the server's own
@@ -1016,7 +1095,7 @@ int sockflow_tcp_shutdown(struct sockflow_tcp *t);
 void sockflow_tcp_close(struct sockflow_tcp *t);
 
 /**
- * Runs `cb(userdata, server, id)` on `server`'s loop thread once `after_ms`
+ * Runs `cb(userdata, s, id)` on server `s`'s loop thread once `after_ms`
  * milliseconds have passed (never earlier; later when the machine is busy),
  * then, if `repeat_ms` > 0, every `repeat_ms` ms while `cb` returns
  * `SOCKFLOW_ACTION_CONTINUE` (see `sockflow_timer_fn`). A late repeating
@@ -1025,10 +1104,10 @@ void sockflow_tcp_close(struct sockflow_tcp *t);
  *
  * Safe from any thread and from callbacks, before or while the server
  * runs; timers fire only while it runs (`sockflow_server_run`, `_start`,
- * `_turn`). Returns 0, or `SOCKFLOW_EINVAL` for a NULL `server` or `cb`
+ * `_turn`). Returns 0, or `SOCKFLOW_EINVAL` for a NULL `s` or `cb`
  * or a negative `after_ms`/`repeat_ms`.
  */
-int sockflow_server_timer_add(struct sockflow_server *server,
+int sockflow_server_timer_add(struct sockflow_server *s,
                               int64_t after_ms,
                               int64_t repeat_ms,
                               sockflow_timer_fn cb,
@@ -1036,13 +1115,13 @@ int sockflow_server_timer_add(struct sockflow_server *server,
                               uint64_t *id_out);
 
 /**
- * Cancels a timer of `server` by the id `sockflow_server_timer_add` wrote:
+ * Cancels a timer of server `s` by the id `sockflow_server_timer_add` wrote:
  * from any thread, it does not fire after the loop's next turn begins;
  * from one of the server's callbacks (its own included), it does not fire
  * again at all. An id that already ended (or never was) is ignored.
- * Returns 0 or `SOCKFLOW_EINVAL` for a NULL `server`.
+ * Returns 0 or `SOCKFLOW_EINVAL` for a NULL `s`.
  */
-int sockflow_server_timer_cancel(struct sockflow_server *server, uint64_t timer_id);
+int sockflow_server_timer_cancel(struct sockflow_server *s, uint64_t timer_id);
 
 /**
  * Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is

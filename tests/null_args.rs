@@ -459,7 +459,7 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_broadcast["s"] => Null("server"), |fx| sockflow_server_broadcast(null_mut(), b"x".as_ptr().cast(), 1)),
         case!(sockflow_server_broadcast["msg"] => Null("msg"), |fx| sockflow_server_broadcast(fx.server, null(), 1)),
         case!(sockflow_server_free["s"] => Nothing, |fx| sockflow_server_free(null_mut())),
-        case!(sockflow_server_timer_add["server"] => Null("server"), |fx| {
+        case!(sockflow_server_timer_add["s"] => Null("server"), |fx| {
             sockflow_server_timer_add(null_mut(), 1, 0, Some(noop_timer), null_mut(), &mut 0)
         }),
         case!(sockflow_server_timer_add["cb"] => Null("cb"), |fx| sockflow_server_timer_add(fx.server, 1, 0, None, null_mut(), &mut 0)),
@@ -470,7 +470,12 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_timer_add["id_out"] => Exactly(Ret::Int(0)), |fx| {
             sockflow_server_timer_add(fx.server, 1, 0, Some(noop_timer), null_mut(), null_mut())
         }),
-        case!(sockflow_server_timer_cancel["server"] => Null("server"), |fx| sockflow_server_timer_cancel(null_mut(), 1)),
+        case!(sockflow_server_turn["s"] => Null("server"), |fx| sockflow_server_turn(null_mut(), 0)),
+        case!(sockflow_server_fd["s"] => Null("server"), |fx| sockflow_server_fd(null())),
+        case!(sockflow_server_timeout["s"] => Null("server"), |fx| sockflow_server_timeout(null_mut())),
+        case!(sockflow_server_start["s"] => Null("server"), |fx| sockflow_server_start(null_mut())),
+        case!(sockflow_server_join["s"] => Null("server"), |fx| sockflow_server_join(null_mut())),
+        case!(sockflow_server_timer_cancel["s"] => Null("server"), |fx| sockflow_server_timer_cancel(null_mut(), 1)),
         case!(sockflow_tcp_server_run["args"] => Null("args"), |fx| sockflow_tcp_server_run(null(), echo(), null_mut())),
         // userdata NULL is fine; the port is taken, so it returns at once.
         case!(sockflow_tcp_server_run["userdata"] => Allowed, |fx| sockflow_tcp_server_run(&fx.busy_tcp, echo(), null_mut())),

@@ -39,7 +39,7 @@ impl CTimer {
     }
 }
 
-/// Runs `cb(userdata, server, id)` on `server`'s loop thread once `after_ms`
+/// Runs `cb(userdata, s, id)` on server `s`'s loop thread once `after_ms`
 /// milliseconds have passed (never earlier; later when the machine is busy),
 /// then, if `repeat_ms` > 0, every `repeat_ms` ms while `cb` returns
 /// `SOCKFLOW_ACTION_CONTINUE` (see `sockflow_timer_fn`). A late repeating
@@ -48,11 +48,11 @@ impl CTimer {
 ///
 /// Safe from any thread and from callbacks, before or while the server
 /// runs; timers fire only while it runs (`sockflow_server_run`, `_start`,
-/// `_turn`). Returns 0, or `SOCKFLOW_EINVAL` for a NULL `server` or `cb`
+/// `_turn`). Returns 0, or `SOCKFLOW_EINVAL` for a NULL `s` or `cb`
 /// or a negative `after_ms`/`repeat_ms`.
 #[no_mangle]
 pub extern "C" fn sockflow_server_timer_add(
-    server: *mut sockflow_server,
+    s: *mut sockflow_server,
     after_ms: i64,
     repeat_ms: i64,
     cb: sockflow_timer_fn,
@@ -60,12 +60,12 @@ pub extern "C" fn sockflow_server_timer_add(
     id_out: *mut u64,
 ) -> c_int {
     ffi_boundary! {
-        let s = try_ref!(server, "server");
+        let server = try_ref!(s, "server");
         let Some(f) = cb else { return fail(Error::inval("cb is NULL")) };
         if after_ms < 0 || repeat_ms < 0 {
             return fail(Error::inval(format!("after_ms {after_ms} or repeat_ms {repeat_ms} is negative")));
         }
-        let t = CTimer { f, ud: userdata, server };
+        let t = CTimer { f, ud: userdata, server: s };
         let call = move |ctx: &crate::server::TimerCtx| {
             let r = t.call(ctx.id());
             if r == sockflow_action::Stop as c_int {
@@ -78,7 +78,7 @@ pub extern "C" fn sockflow_server_timer_add(
             }
         };
         let repeat = (repeat_ms > 0).then(|| Duration::from_millis(repeat_ms as u64));
-        let id = try_ok!(s.handle().add_timer(Duration::from_millis(after_ms as u64), repeat, Box::new(call)));
+        let id = try_ok!(server.handle().add_timer(Duration::from_millis(after_ms as u64), repeat, Box::new(call)));
         if !id_out.is_null() {
             // SAFETY: non-NULL, a writable uint64_t per contract.
             unsafe { *id_out = id };
@@ -87,15 +87,15 @@ pub extern "C" fn sockflow_server_timer_add(
     }
 }
 
-/// Cancels a timer of `server` by the id `sockflow_server_timer_add` wrote:
+/// Cancels a timer of server `s` by the id `sockflow_server_timer_add` wrote:
 /// from any thread, it does not fire after the loop's next turn begins;
 /// from one of the server's callbacks (its own included), it does not fire
 /// again at all. An id that already ended (or never was) is ignored.
-/// Returns 0 or `SOCKFLOW_EINVAL` for a NULL `server`.
+/// Returns 0 or `SOCKFLOW_EINVAL` for a NULL `s`.
 #[no_mangle]
-pub extern "C" fn sockflow_server_timer_cancel(server: *mut sockflow_server, timer_id: u64) -> c_int {
+pub extern "C" fn sockflow_server_timer_cancel(s: *mut sockflow_server, timer_id: u64) -> c_int {
     ffi_boundary! {
-        try_ref!(server, "server").handle().cancel_timer(timer_id);
+        try_ref!(s, "server").handle().cancel_timer(timer_id);
         rc(Ok(()))
     }
 }
