@@ -275,6 +275,20 @@ typedef enum sockflow_turn {
 } sockflow_turn;
 
 /**
+ * How `sockflow_server_close` closes a connection.
+ */
+typedef enum sockflow_close_mode {
+    /**
+     * Send what is queued for it first (at most 5 s), then close.
+     */
+    SOCKFLOW_CLOSE_MODE_FLUSH = 0,
+    /**
+     * Close at once, dropping what is queued.
+     */
+    SOCKFLOW_CLOSE_MODE_NOW = 1,
+} sockflow_close_mode;
+
+/**
  * A connection as a callback sees it. Valid only during the callback
  * that received it, on that callback's thread: keep `sockflow_conn_id()`
  * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
@@ -394,6 +408,25 @@ typedef struct sockflow_args {
 } sockflow_args;
 
 /**
+ * An address as C programs print it: `printf("client ip = %s port = %d\n",
+ * a.ip, a.port)`. IPv4-mapped IPv6 addresses are shown as IPv4.
+ */
+typedef struct sockflow_addr {
+    /**
+     * "127.0.0.1" or "::1", NUL-terminated.
+     */
+    char ip[SOCKFLOW_IP_MAX];
+    /**
+     * The port.
+     */
+    int port;
+    /**
+     * 4 or 6.
+     */
+    int family;
+} sockflow_addr;
+
+/**
  * Called when a TCP client connects; may send a greeting. Returns a
  * `sockflow_action` (negative = close with reason ERROR).
  */
@@ -435,25 +468,6 @@ typedef struct sockflow_handler {
      */
     int builtin;
 } sockflow_handler;
-
-/**
- * An address as C programs print it: `printf("client ip = %s port = %d\n",
- * a.ip, a.port)`. IPv4-mapped IPv6 addresses are shown as IPv4.
- */
-typedef struct sockflow_addr {
-    /**
-     * "127.0.0.1" or "::1", NUL-terminated.
-     */
-    char ip[SOCKFLOW_IP_MAX];
-    /**
-     * The port.
-     */
-    int port;
-    /**
-     * 4 or 6.
-     */
-    int family;
-} sockflow_addr;
 
 /**
  * Server settings. Fill with `sockflow_server_config_init`, then change
@@ -652,6 +666,49 @@ int sockflow_chat_server_run(const struct sockflow_args *args, FILE *in, FILE *o
  * on a reset or error.
  */
 int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+
+/**
+ * Closes connection `id` (from `sockflow_conn_id`) of server `s`, after
+ * sending what is queued for it (`SOCKFLOW_CLOSE_FLUSH`) or at once
+ * (`SOCKFLOW_CLOSE_NOW`); its `on_close` gets reason HANDLER. Queued for
+ * the loop: safe from any thread and from callbacks, and returns at once.
+ * An id that is gone is ignored. Returns 0, or `SOCKFLOW_EINVAL` for a
+ * NULL `s` or a `mode` that is not a `sockflow_close_mode`.
+ */
+int sockflow_server_close(struct sockflow_server *s, uint64_t id, int mode);
+
+/**
+ * The number of open connections of server `s` (connected, `on_close` not
+ * yet called), or `SOCKFLOW_EINVAL` for NULL. Safe from any thread and
+ * from callbacks. TCP only (0 for a UDP server).
+ */
+ptrdiff_t sockflow_server_conn_count(const struct sockflow_server *s);
+
+/**
+ * Writes the ids of server `s`'s open connections, oldest first, to
+ * `ids[0..cap]` and returns how many are open (snprintf-style: when that
+ * is more than `cap`, only `cap` were written; call again with a larger
+ * array). `ids` may be NULL when `cap` is 0. A snapshot: connections may
+ * come and go right after. Safe from any thread and from callbacks.
+ */
+ptrdiff_t sockflow_server_conn_ids(const struct sockflow_server *s, uint64_t *ids, size_t cap);
+
+/**
+ * Writes the peer address of open connection `id` of server `s` to `*out`.
+ * Returns 0, `SOCKFLOW_EBADHANDLE` if no such connection is open (`*out`
+ * untouched), `SOCKFLOW_EINVAL` for NULL. Safe from any thread and from callbacks.
+ */
+int sockflow_server_peer(const struct sockflow_server *s, uint64_t id, struct sockflow_addr *out);
+
+/**
+ * Gives connection `id` of server `s` its own idle timeout, overriding the
+ * server's `idle_timeout_ms`: closed (reason IDLE) after `timeout_ms` ms
+ * without traffic; 0 = never; < 0 = the server's again. Counted from its
+ * last traffic; checked a few times a second. Queued for the loop: safe
+ * from any thread and from callbacks (e.g. in `on_connect`). An id that is
+ * gone is ignored. Returns 0 or `SOCKFLOW_EINVAL` for NULL.
+ */
+int sockflow_server_set_idle_timeout(struct sockflow_server *s, uint64_t id, int timeout_ms);
 
 /**
  * A static, NUL-terminated description of `code` (any int is accepted;

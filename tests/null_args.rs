@@ -11,6 +11,7 @@
 use sockflow::ffi::addr::sockflow_addr;
 use sockflow::ffi::args::*;
 use sockflow::ffi::client::*;
+use sockflow::ffi::control::*;
 use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
 use sockflow::ffi::server::*;
@@ -275,6 +276,11 @@ impl Argv {
     }
 }
 
+fn fx_addr() -> sockflow_addr {
+    // SAFETY: a plain C struct; zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
 unsafe extern "C" fn noop_timer(_: *mut c_void, _: *mut sockflow_server, _: u64) -> c_int {
     0
 }
@@ -475,6 +481,15 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_timeout["s"] => Null("server"), |fx| sockflow_server_timeout(null_mut())),
         case!(sockflow_server_start["s"] => Null("server"), |fx| sockflow_server_start(null_mut())),
         case!(sockflow_server_join["s"] => Null("server"), |fx| sockflow_server_join(null_mut())),
+        case!(sockflow_server_close["s"] => Null("server"), |fx| sockflow_server_close(null_mut(), 1, 0)),
+        case!(sockflow_server_conn_count["s"] => Null("server"), |fx| sockflow_server_conn_count(null())),
+        case!(sockflow_server_conn_ids["s"] => Null("server"), |fx| sockflow_server_conn_ids(null(), null_mut(), 0)),
+        case!(sockflow_server_conn_ids["ids"] => Null("ids"), |fx| sockflow_server_conn_ids(fx.server, null_mut(), 4)),
+        // cap 0: ids is not written, NULL is fine (the count comes back).
+        case!(sockflow_server_conn_ids["ids"] => Exactly(Ret::Int(0)), |fx| sockflow_server_conn_ids(fx.server, null_mut(), 0)),
+        case!(sockflow_server_peer["s"] => Null("server"), |fx| sockflow_server_peer(null(), 1, &mut fx_addr())),
+        case!(sockflow_server_peer["out"] => Null("out"), |fx| sockflow_server_peer(fx.server, 1, null_mut())),
+        case!(sockflow_server_set_idle_timeout["s"] => Null("server"), |fx| sockflow_server_set_idle_timeout(null_mut(), 1, 0)),
         case!(sockflow_server_timer_cancel["s"] => Null("server"), |fx| sockflow_server_timer_cancel(null_mut(), 1)),
         case!(sockflow_tcp_server_run["args"] => Null("args"), |fx| sockflow_tcp_server_run(null(), echo(), null_mut())),
         // userdata NULL is fine; the port is taken, so it returns at once.

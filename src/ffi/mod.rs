@@ -17,6 +17,7 @@ mod macros;
 pub mod addr;
 pub mod args;
 pub mod client;
+pub mod control;
 pub mod error;
 pub mod handler;
 pub mod server;

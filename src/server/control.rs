@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::registry::OpenConns;
 use super::timer::{Timer, TimerCommand, TimerFn, TimerId};
 
 /// Work handed to the loop thread.
@@ -24,14 +25,48 @@ pub(crate) enum Command {
     Reply { id: u64, bytes: Vec<u8> },
     /// Framed bytes for every connection but `except`.
     Broadcast { bytes: Vec<u8>, except: Option<u64> },
-    /// Close the connection: gracefully for `Handler`, at once for `Error`.
-    Close { id: u64, reason: super::CloseReason },
+    /// Close the connection with `reason`, after flushing or at once.
+    Close { id: u64, reason: super::CloseReason, mode: CloseMode },
+    /// Give a connection its own idle timeout.
+    SetIdle { id: u64, idle: IdleTimeout },
     /// A worker handled everything before the end of input: close now.
     Finish { id: u64, reason: super::CloseReason },
     /// A worker caught up: read from the connection again.
     Resume { id: u64 },
     /// Add or cancel a timer (taken by the base, never seen by a loop).
     Timer(TimerCommand),
+}
+
+/// How a connection is closed on request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Send what is queued for it first (bounded by a linger time), then close.
+    Flush,
+    /// Close now; what is queued is dropped.
+    Now,
+}
+
+/// A connection's idle timeout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdleTimeout {
+    /// The server's (`Config::idle_timeout`).
+    #[default]
+    Server,
+    /// None: it may stay silent forever.
+    Never,
+    /// Closed (reason `Idle`) after this long without traffic.
+    After(Duration),
+}
+
+impl IdleTimeout {
+    /// The timeout that applies, given the server's.
+    pub(crate) fn resolve(self, server: Option<Duration>) -> Option<Duration> {
+        match self {
+            IdleTimeout::Server => server,
+            IdleTimeout::Never => None,
+            IdleTimeout::After(t) => Some(t),
+        }
+    }
 }
 
 /// Shared between the loop and every other thread.
@@ -43,6 +78,7 @@ pub struct Shared {
     frame: Frame,
     datagram: bool,
     next_timer: AtomicU64,
+    pub(crate) conns: OpenConns,
 }
 
 impl Shared {
@@ -56,6 +92,7 @@ impl Shared {
             frame,
             datagram,
             next_timer: AtomicU64::new(1),
+            conns: OpenConns::default(),
         }))
     }
 
@@ -112,12 +149,41 @@ impl Shared {
 
     /// Queues a graceful close of connection `id` (replies flushed first).
     pub fn close(&self, id: u64) {
-        self.push(Command::Close { id, reason: super::CloseReason::Handler });
+        self.close_conn(id, CloseMode::Flush);
+    }
+
+    /// Queues a close of connection `id` (reason `Handler`), after its
+    /// queued bytes or at once. Safe from any thread and from callbacks; an
+    /// id that is gone is ignored.
+    pub fn close_conn(&self, id: u64, mode: CloseMode) {
+        self.push(Command::Close { id, reason: super::CloseReason::Handler, mode });
     }
 
     /// Queues an immediate close of connection `id` with reason `Error`.
     pub(crate) fn abort(&self, id: u64) {
-        self.push(Command::Close { id, reason: super::CloseReason::Error });
+        self.push(Command::Close { id, reason: super::CloseReason::Error, mode: CloseMode::Now });
+    }
+
+    /// Gives connection `id` its own idle timeout (from now on, counted
+    /// from its last traffic). An id that is gone is ignored.
+    pub fn set_idle_timeout(&self, id: u64, idle: IdleTimeout) {
+        self.push(Command::SetIdle { id, idle });
+    }
+
+    /// How many connections are open now (those whose `on_close` has not
+    /// run). Answered without the loop: safe anywhere, callbacks included.
+    pub fn conn_count(&self) -> usize {
+        self.conns.count()
+    }
+
+    /// The ids of the open connections, oldest first (a snapshot).
+    pub fn conn_ids(&self) -> Vec<u64> {
+        self.conns.ids()
+    }
+
+    /// The peer address of open connection `id`, or None if it is not open.
+    pub fn conn_peer(&self, id: u64) -> Option<SocketAddr> {
+        self.conns.peer(id)
     }
 
     /// The bound address.

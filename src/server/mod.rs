@@ -18,12 +18,13 @@ pub mod builtin;
 mod control;
 mod log;
 mod pushed;
+mod registry;
 pub mod tcp;
 pub mod timer;
 pub mod udp;
 mod worker;
 
-pub use control::{ServerHandle, Shared};
+pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
 pub(crate) use log::Log;
 pub use timer::{TimerAction, TimerCtx, TimerId};
 

@@ -21,7 +21,7 @@
 use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
-use super::control::Command;
+use super::control::{CloseMode, Command, IdleTimeout};
 use super::pushed::Pushed;
 use super::worker::{Parting, Worker};
 use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
@@ -112,6 +112,8 @@ struct Connection {
     notified: bool,
     /// Thread mode only; boxed so event-loop connections stay small.
     worker: Option<Box<Worker>>,
+    /// Its own idle timeout, or the server's.
+    idle: IdleTimeout,
 }
 
 impl Connection {
@@ -168,6 +170,9 @@ pub struct TcpServer {
     lingering: usize,
     last_sweep: Instant,
     events: Events,
+    /// Set once a connection got its own idle timeout: from then on sweeps
+    /// run while there are connections, whatever the server's timeouts.
+    idle_overrides: bool,
 }
 
 impl TcpServer {
@@ -204,6 +209,7 @@ impl TcpServer {
             lingering: 0,
             last_sweep: Instant::now(),
             events: Events::with_capacity(1024),
+            idle_overrides: false,
         })
     }
 
@@ -285,7 +291,7 @@ impl TcpServer {
             return Some(Duration::ZERO);
         }
         let mut t = None;
-        let timed = self.incomplete.is_some() && !self.conns.is_empty();
+        let timed = (self.incomplete.is_some() || self.idle_overrides) && !self.conns.is_empty();
         if self.idle.is_some() || self.lingering > 0 || timed || !self.budget_paused.is_empty() {
             t = Some(SWEEP_EVERY);
         }
@@ -410,7 +416,9 @@ impl TcpServer {
             draining: false,
             notified: false,
             worker,
+            idle: IdleTimeout::Server,
         });
+        self.base.shared.conns.opened(id, peer);
         if self.mode == Mode::EventLoop {
             let c = &mut self.conns[k];
             let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
@@ -801,6 +809,7 @@ impl TcpServer {
             return;
         }
         c.notified = true;
+        self.base.shared.conns.closed(c.id);
         match c.worker.take() {
             Some(w) => {
                 self.joins.push(w.close(reason));
@@ -873,14 +882,21 @@ impl TcpServer {
                         }
                     }
                 }
-                Command::Close { id, reason } => {
+                Command::Close { id, reason, mode } => {
                     if let Some(k) = self.find(id) {
-                        if reason == CloseReason::Error {
-                            self.flush(k);
-                            self.close_now(k, reason);
-                        } else {
-                            self.begin_close(k, reason);
+                        match mode {
+                            CloseMode::Now => {
+                                self.flush(k);
+                                self.close_now(k, reason);
+                            }
+                            CloseMode::Flush => self.begin_close(k, reason),
                         }
+                    }
+                }
+                Command::SetIdle { id, idle } => {
+                    if let Some(k) = self.find(id) {
+                        self.conns[k].idle = idle;
+                        self.idle_overrides = true;
                     }
                 }
                 Command::Finish { id, reason } => {
@@ -909,7 +925,7 @@ impl TcpServer {
         let now = Instant::now();
         self.last_sweep = now;
         self.reap();
-        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() {
+        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides {
             return;
         }
         let mut expired = Vec::new();
@@ -924,7 +940,7 @@ impl TcpServer {
                 Some((r, deadline)) if now >= deadline => {
                     expired.push((k, if r == CloseReason::Stopping || c.draining { r } else { CloseReason::Error }))
                 }
-                None if self.idle.is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
+                None if c.idle.resolve(self.idle).is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
                 // Not while its replies or its worker hold it back: then the
                 // wait is the server's, not the peer's.
                 None if self.incomplete.zip(c.partial_since).is_some_and(|(t, since)| now.duration_since(since) >= t)
