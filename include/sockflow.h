@@ -1165,8 +1165,8 @@ void sockflow_tcp_close(struct sockflow_tcp *t);
  * or a negative `after_ms`/`repeat_ms`.
  */
 int sockflow_server_timer_add(struct sockflow_server *s,
-                              int64_t after_ms,
-                              int64_t repeat_ms,
+                              int after_ms,
+                              int repeat_ms,
                               sockflow_timer_fn cb,
                               void *userdata,
                               uint64_t *id_out);

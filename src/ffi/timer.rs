@@ -53,8 +53,8 @@ impl CTimer {
 #[no_mangle]
 pub extern "C" fn sockflow_server_timer_add(
     s: *mut sockflow_server,
-    after_ms: i64,
-    repeat_ms: i64,
+    after_ms: c_int,
+    repeat_ms: c_int,
     cb: sockflow_timer_fn,
     userdata: *mut c_void,
     id_out: *mut u64,
