@@ -283,7 +283,7 @@ typedef enum sockflow_close_mode {
      */
     SOCKFLOW_CLOSE_MODE_FLUSH = 0,
     /**
-     * Close at once, dropping what is queued.
+     * Close at once: what the socket does not take at once is dropped.
      */
     SOCKFLOW_CLOSE_MODE_NOW = 1,
 } sockflow_close_mode;

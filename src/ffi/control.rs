@@ -17,7 +17,7 @@ use std::time::Duration;
 pub enum sockflow_close_mode {
     /// Send what is queued for it first (at most 5 s), then close.
     Flush = 0,
-    /// Close at once, dropping what is queued.
+    /// Close at once: what the socket does not take at once is dropped.
     Now = 1,
 }
 

@@ -3,7 +3,7 @@
 //! the timers, and the lines that announce start and stop.
 
 use super::control::{Command, Shared, Signals, Turning};
-use super::timer::{TimerAction, TimerCtx, Timers};
+use super::timer::{sooner, TimerAction, TimerCtx, Timers};
 use super::{Config, Log, ServerHandle};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -99,14 +99,7 @@ impl Base {
     /// then runs the timers that are due. EINTR is an empty turn; a signal
     /// asks for a stop. The loop then looks at its own tokens in `events`.
     pub(crate) fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
-        self.absorb();
-        let timeout = match self.timers.next() {
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                Some(timeout.map_or(left, |t| t.min(left)))
-            }
-            None => timeout,
-        };
+        let timeout = sooner(timeout, self.next_timer());
         let r = self.poll_once(events, timeout);
         self.fire_timers();
         r

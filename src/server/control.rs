@@ -42,7 +42,7 @@ pub(crate) enum Command {
 pub enum CloseMode {
     /// Send what is queued for it first (bounded by a linger time), then close.
     Flush,
-    /// Close now; what is queued is dropped.
+    /// Close now: what the socket does not take at once is dropped.
     Now,
 }
 

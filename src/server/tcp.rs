@@ -23,6 +23,7 @@ use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
 use super::control::{CloseMode, Command, IdleTimeout};
 use super::pushed::Pushed;
+use super::timer::sooner;
 use super::worker::{Parting, Worker};
 use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
@@ -257,11 +258,7 @@ impl TcpServer {
     /// [`finish`](TcpServer::finish).
     pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let _turning = self.base.turning();
-        let own = self.next_timeout();
-        let timeout = match (own, timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let timeout = sooner(self.next_timeout(), timeout);
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let r = self.turn_with(&mut events, timeout);
         self.events = events;
@@ -271,11 +268,7 @@ impl TcpServer {
     /// How long until a turn has work that no event announces (a timer, a
     /// sweep, a connection left to read): `Some(ZERO)` = now.
     pub fn next_deadline(&mut self) -> Option<Duration> {
-        let own = self.next_timeout();
-        match (own, self.base.next_timer()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        sooner(self.next_timeout(), self.base.next_timer())
     }
 
     /// Stops accepting, flushes queued replies (bounded), closes every

@@ -52,6 +52,14 @@ pub(crate) struct Timer {
     pub(crate) f: TimerFn,
 }
 
+/// The sooner of two optional waits (None: no limit).
+pub(crate) fn sooner(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A timer change queued by another thread (or a callback).
 pub(crate) enum TimerCommand {
     /// Start a timer (its deadline was fixed when it was added).
