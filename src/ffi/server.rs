@@ -580,12 +580,15 @@ pub extern "C" fn sockflow_server_join(s: *mut sockflow_server) -> c_int {
     }
 }
 
-/// Frees a server. If `sockflow_server_run` is running it on another
-/// thread, stops it first and waits for `run` to return (its connections
-/// closed, their `on_close` called). Called from one of the server's own
-/// callbacks, it stops the server and the handle is freed when `run`
-/// returns. NULL is fine; do not call twice, nor race it with the start of
-/// a `run` (a `run` called after `free` uses freed memory).
+/// Frees a server. If `sockflow_server_run`, `_start` or a
+/// `sockflow_server_turn` is running it on another thread, stops it first
+/// and waits for that to return (its connections closed, their `on_close`
+/// called); between two turns of the program's own loop, it closes the
+/// connections itself (flushing, bounded). Called from one of the server's
+/// own callbacks (timers included), it stops the server and the handle is
+/// freed when the run or turn returns. NULL is fine; do not call twice, nor
+/// race it with the start of a `run` or `turn` (one called after `free`
+/// uses freed memory).
 #[no_mangle]
 pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
     ffi_boundary! {
