@@ -302,3 +302,24 @@ fn time_server_refuses_a_bad_interval() {
     kit::exits_with(&mut p, 2);
     assert!(p.stderr_text().contains("--interval \"soon\" is not a number"), "{}", p.transcript());
 }
+
+unsafe extern "C" fn free_it(_: *mut c_void, server: *mut sockflow_server, _: u64) -> c_int {
+    // From the loop thread: must not wait for the run it is inside of.
+    sockflow_server_free(server);
+    sockflow_action::Continue as c_int
+}
+
+#[test]
+fn free_from_a_timer_callback_stops_the_run_without_deadlock() {
+    let s = c_server();
+    assert_eq!(sockflow_server_timer_add(s, 10, 0, Some(free_it), std::ptr::null_mut(), std::ptr::null_mut()), 0);
+    let p = s as usize;
+    let run = thread::spawn(move || sockflow_server_run(p as *mut sockflow_server));
+    let deadline = Instant::now() + WAIT;
+    while !run.is_finished() {
+        assert!(Instant::now() < deadline, "free from a timer callback did not stop the run (deadlock?)");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // The run freed the handle when it returned: `s` is gone now.
+    assert_eq!(run.join().unwrap(), 0);
+}
