@@ -682,7 +682,7 @@ int sockflow_server_close(struct sockflow_server *s, uint64_t id, int mode);
  * yet called), or `SOCKFLOW_EINVAL` for NULL. Safe from any thread and
  * from callbacks. TCP only (0 for a UDP server).
  */
-ptrdiff_t sockflow_server_conn_count(const struct sockflow_server *s);
+ssize_t sockflow_server_conn_count(const struct sockflow_server *s);
 
 /**
  * Writes the ids of server `s`'s open connections, oldest first, to
@@ -691,7 +691,7 @@ ptrdiff_t sockflow_server_conn_count(const struct sockflow_server *s);
  * array). `ids` may be NULL when `cap` is 0. A snapshot: connections may
  * come and go right after. Safe from any thread and from callbacks.
  */
-ptrdiff_t sockflow_server_conn_ids(const struct sockflow_server *s, uint64_t *ids, size_t cap);
+ssize_t sockflow_server_conn_ids(const struct sockflow_server *s, uint64_t *ids, size_t cap);
 
 /**
  * Writes the peer address of open connection `id` of server `s` to `*out`.

@@ -45,7 +45,7 @@ pub extern "C" fn sockflow_server_close(s: *mut sockflow_server, id: u64, mode: 
 /// yet called), or `SOCKFLOW_EINVAL` for NULL. Safe from any thread and
 /// from callbacks. TCP only (0 for a UDP server).
 #[no_mangle]
-pub extern "C" fn sockflow_server_conn_count(s: *const sockflow_server) -> isize {
+pub extern "C" fn sockflow_server_conn_count(s: *const sockflow_server) -> libc::ssize_t {
     ffi_boundary! { try_ref!(s, "server").handle().conn_count() as isize }
 }
 
@@ -55,7 +55,7 @@ pub extern "C" fn sockflow_server_conn_count(s: *const sockflow_server) -> isize
 /// array). `ids` may be NULL when `cap` is 0. A snapshot: connections may
 /// come and go right after. Safe from any thread and from callbacks.
 #[no_mangle]
-pub extern "C" fn sockflow_server_conn_ids(s: *const sockflow_server, ids: *mut u64, cap: usize) -> isize {
+pub extern "C" fn sockflow_server_conn_ids(s: *const sockflow_server, ids: *mut u64, cap: usize) -> libc::ssize_t {
     ffi_boundary! {
         let server = try_ref!(s, "server");
         let buf = try_ok!(super::buf_arg(ids.cast(), cap.saturating_mul(8), "ids"));
