@@ -265,6 +265,36 @@ typedef enum sockflow_mode {
 } sockflow_mode;
 
 /**
+ * What `sockflow_server_turn` returns on success.
+ */
+typedef enum sockflow_turn {
+    /**
+     * The server goes on: call `sockflow_server_turn` again when its
+     * descriptor is readable or its timeout has passed.
+     */
+    SOCKFLOW_TURN_RUNNING = 0,
+    /**
+     * A stop was asked (a callback, `sockflow_server_stop`, a signal): this
+     * turn closed every connection, and the server is done (free it).
+     */
+    SOCKFLOW_TURN_STOPPED = 1,
+} sockflow_turn;
+
+/**
+ * How `sockflow_server_close` closes a connection.
+ */
+typedef enum sockflow_close_mode {
+    /**
+     * Send what is queued for it first (at most 5 s), then close.
+     */
+    SOCKFLOW_CLOSE_MODE_FLUSH = 0,
+    /**
+     * Close at once: what the socket does not take at once is dropped.
+     */
+    SOCKFLOW_CLOSE_MODE_NOW = 1,
+} sockflow_close_mode;
+
+/**
  * A connection as a callback sees it. Valid only during the callback
  * that received it, on that callback's thread: keep `sockflow_conn_id()`
  * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
@@ -276,11 +306,16 @@ typedef struct sockflow_conn sockflow_conn;
 
 /**
  * A server, bound and ready to run. Methods: `sockflow_tcp_server_new`,
- * `sockflow_udp_server_new`, `sockflow_server_run`, `sockflow_server_stop`,
- * `sockflow_server_port`, `sockflow_server_send`,
- * `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
- * `broadcast` and `port` may be called from any thread while `run` runs;
- * so may `free`, which stops the server and waits for `run` to return.
+ * `sockflow_udp_server_new`, `sockflow_server_run` (on this thread),
+ * `sockflow_server_start` + `sockflow_server_join` (on a thread of its
+ * own), `sockflow_server_turn` + `sockflow_server_fd` +
+ * `sockflow_server_timeout` (from the program's own event loop),
+ * `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send`,
+ * `sockflow_server_broadcast`, `sockflow_server_timer_add`,
+ * `sockflow_server_timer_cancel`, `sockflow_server_free`. `stop`, `send`,
+ * `broadcast`, `port`, `fd` and the timer calls may be called from any
+ * thread while it runs; so may `free`, which stops the server and waits
+ * for the run to return. A server runs once, one of the three ways.
  */
 typedef struct sockflow_server sockflow_server;
 
@@ -382,6 +417,25 @@ typedef struct sockflow_args {
 } sockflow_args;
 
 /**
+ * An address as C programs print it: `printf("client ip = %s port = %d\n",
+ * a.ip, a.port)`. IPv4-mapped IPv6 addresses are shown as IPv4.
+ */
+typedef struct sockflow_addr {
+    /**
+     * "127.0.0.1" or "::1", NUL-terminated.
+     */
+    char ip[SOCKFLOW_IP_MAX];
+    /**
+     * The port.
+     */
+    int port;
+    /**
+     * 4 or 6.
+     */
+    int family;
+} sockflow_addr;
+
+/**
  * Called when a TCP client connects, or at the first datagram of a UDP
  * sender with `udp_peers` (before `on_message` for it); may send a greeting. Returns a
  * `sockflow_action` (negative = close with reason ERROR).
@@ -424,25 +478,6 @@ typedef struct sockflow_handler {
      */
     int builtin;
 } sockflow_handler;
-
-/**
- * An address as C programs print it: `printf("client ip = %s port = %d\n",
- * a.ip, a.port)`. IPv4-mapped IPv6 addresses are shown as IPv4.
- */
-typedef struct sockflow_addr {
-    /**
-     * "127.0.0.1" or "::1", NUL-terminated.
-     */
-    char ip[SOCKFLOW_IP_MAX];
-    /**
-     * The port.
-     */
-    int port;
-    /**
-     * 4 or 6.
-     */
-    int family;
-} sockflow_addr;
 
 /**
  * Server settings. Fill with `sockflow_server_config_init`, then change
@@ -531,6 +566,19 @@ typedef struct sockflow_server_config {
     int udp_peers;
 } sockflow_server_config;
 
+/**
+ * A timer's callback. Runs on the server's loop thread (never on the
+ * thread that added it, never at the same time as another callback of the
+ * same loop), so it must not block; it may call `sockflow_server_send`,
+ * `_broadcast`, `_stop`, `_timer_add` and `_timer_cancel` on `server`.
+ * `userdata` is the pointer given to `sockflow_server_timer_add`; sockflow
+ * never frees it. Returns a `sockflow_action`: `SOCKFLOW_ACTION_CONTINUE`
+ * keeps a repeating timer, `SOCKFLOW_ACTION_CLOSE` (or any negative value)
+ * cancels it, `SOCKFLOW_ACTION_STOP` cancels it and stops the server. A
+ * one-shot timer ends after its call whatever it returns.
+ */
+typedef int (*sockflow_timer_fn)(void *userdata, struct sockflow_server *server, uint64_t timer_id);
+
 
 
 #ifdef __cplusplus
@@ -574,6 +622,23 @@ int sockflow_args_init(struct sockflow_args *args, int role, const char *host, i
  * "line", "raw", "fixed:32", "len32", "line:1024". Returns 0 or `SOCKFLOW_EINVAL`.
  */
 int sockflow_args_set_frame(struct sockflow_args *args, const char *spec);
+
+/**
+ * Takes a program's own numeric option out of the command line, before
+ * `sockflow_args_parse` (which refuses options it does not know): finds
+ * `NAME VALUE` or `NAME=VALUE` (e.g. `name` "--interval") among the
+ * arguments before any `--`, removes it from `argv` (shifting the rest
+ * down, `argv[*argc]` stays NULL) and lowers `*argc`, and writes its value
+ * to `*out` — or `default_value` when it is not there. Given twice, the
+ * last wins. The value is a whole number in 0-INT_MAX.
+ *
+ * Returns 0, or `SOCKFLOW_EUSAGE` (after printing `PROG: --interval "x" is
+ * not a number in 0-2147483647` to stderr; `sockflow_exit_code` makes it
+ * 2) for a bad or missing value; `*out` and `argv` are then unchanged.
+ * `SOCKFLOW_EINVAL` for NULL arguments. `argv` is modified in place (only
+ * its pointers, never the strings); call it on one thread.
+ */
+int sockflow_args_take_int(int *argc, char **argv, const char *name, int default_value, int *out);
 
 /**
  * The tutorial's TCP client in one call: connects to the host and port of
@@ -634,6 +699,49 @@ int sockflow_chat_server_run(const struct sockflow_args *args, FILE *in, FILE *o
  * on a reset or error.
  */
 int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *out);
+
+/**
+ * Closes connection `id` (from `sockflow_conn_id`) of server `s`, after
+ * sending what is queued for it (`SOCKFLOW_CLOSE_FLUSH`) or at once
+ * (`SOCKFLOW_CLOSE_NOW`); its `on_close` gets reason HANDLER. Queued for
+ * the loop: safe from any thread and from callbacks, and returns at once.
+ * An id that is gone is ignored. Returns 0, or `SOCKFLOW_EINVAL` for a
+ * NULL `s` or a `mode` that is not a `sockflow_close_mode`.
+ */
+int sockflow_server_close(struct sockflow_server *s, uint64_t id, int mode);
+
+/**
+ * The number of open connections of server `s` (connected, `on_close` not
+ * yet called), or `SOCKFLOW_EINVAL` for NULL. Safe from any thread and
+ * from callbacks. TCP only (0 for a UDP server).
+ */
+ssize_t sockflow_server_conn_count(const struct sockflow_server *s);
+
+/**
+ * Writes the ids of server `s`'s open connections, oldest first, to
+ * `ids[0..cap]` and returns how many are open (snprintf-style: when that
+ * is more than `cap`, only `cap` were written; call again with a larger
+ * array). `ids` may be NULL when `cap` is 0. A snapshot: connections may
+ * come and go right after. Safe from any thread and from callbacks.
+ */
+ssize_t sockflow_server_conn_ids(const struct sockflow_server *s, uint64_t *ids, size_t cap);
+
+/**
+ * Writes the peer address of open connection `id` of server `s` to `*out`.
+ * Returns 0, `SOCKFLOW_EBADHANDLE` if no such connection is open (`*out`
+ * untouched), `SOCKFLOW_EINVAL` for NULL. Safe from any thread and from callbacks.
+ */
+int sockflow_server_peer(const struct sockflow_server *s, uint64_t id, struct sockflow_addr *out);
+
+/**
+ * Gives connection `id` of server `s` its own idle timeout, overriding the
+ * server's `idle_timeout_ms`: closed (reason IDLE) after `timeout_ms` ms
+ * without traffic; 0 = never; < 0 = the server's again. Counted from its
+ * last traffic; checked a few times a second. Queued for the loop: safe
+ * from any thread and from callbacks (e.g. in `on_connect`). An id that is
+ * gone is ignored. Returns 0 or `SOCKFLOW_EINVAL` for NULL.
+ */
+int sockflow_server_set_idle_timeout(struct sockflow_server *s, uint64_t id, int timeout_ms);
 
 /**
  * A static, NUL-terminated description of `code` (any int is accepted;
@@ -833,12 +941,73 @@ int sockflow_server_send(struct sockflow_server *s, uint64_t id, const void *msg
 int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t len);
 
 /**
- * Frees a server. If `sockflow_server_run` is running it on another
- * thread, stops it first and waits for `run` to return (its connections
- * closed, their `on_close` called). Called from one of the server's own
- * callbacks, it stops the server and the handle is freed when `run`
- * returns. NULL is fine; do not call twice, nor race it with the start of
- * a `run` (a `run` called after `free` uses freed memory).
+ * Runs one bounded turn of the server on the calling thread, for a program
+ * with its own event loop: waits at most `timeout_ms` (0 = not at all, < 0
+ * = until something happens) for network events, commands from other
+ * threads and timers, and handles what is ready. The first turn logs the
+ * readiness line. Returns `SOCKFLOW_TURN_RUNNING` (0) while the server
+ * goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
+ * (it has flushed, bounded, and closed every connection), or a negative
+ * code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
+ * `SOCKFLOW_EBADHANDLE` after it stopped).
+ *
+ * Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
+ * descriptor for reading with the timeout, then turn. One thread at a
+ * time; callbacks run inside the turn, on the calling thread.
+ */
+int sockflow_server_turn(struct sockflow_server *s, int timeout_ms);
+
+/**
+ * The descriptor a program's own loop polls for reading (`POLLIN`): it
+ * becomes readable when the server has work for `sockflow_server_turn`
+ * (a connection, data, a command or stop from another thread). Timers do
+ * not make it readable: poll with `sockflow_server_timeout`. Owned by the
+ * server: do not read, close or change it. Returns the descriptor, or
+ * `SOCKFLOW_EINVAL` for NULL.
+ */
+int sockflow_server_fd(const struct sockflow_server *s);
+
+/**
+ * How many ms a program's own loop may wait on `sockflow_server_fd` before
+ * the next `sockflow_server_turn` is due even without an event (a timer,
+ * an idle check): -1 = no such deadline, 0 = now (rounded up, so a turn
+ * after the wait finds the timer due). Call it right before polling, from
+ * the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
+ * turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
+ * stopped.
+ */
+int sockflow_server_timeout(struct sockflow_server *s);
+
+/**
+ * Runs the server on a new background thread, as `sockflow_server_run`
+ * would, and returns at once: 0, or `SOCKFLOW_EBUSY`/`SOCKFLOW_EBADHANDLE`
+ * as `run`, `SOCKFLOW_EOS` if no thread could be started. Stop it with
+ * `sockflow_server_stop` (or a callback's STOP) and wait for it with
+ * `sockflow_server_join`, or just `sockflow_server_free` it (stops and waits).
+ */
+int sockflow_server_start(struct sockflow_server *s);
+
+/**
+ * Waits until the server's run has ended (started with `sockflow_server_start`
+ * or run by `sockflow_server_run` on another thread; stop it first, or
+ * from a callback) and returns its result: 0 or the negative code of the
+ * error that ended it (with its message as this thread's last error).
+ * `SOCKFLOW_EBUSY` when called from one of the server's own callbacks (it
+ * would wait for itself), `SOCKFLOW_EBADHANDLE` if it is not running.
+ * Free the handle afterwards with `sockflow_server_free`.
+ */
+int sockflow_server_join(struct sockflow_server *s);
+
+/**
+ * Frees a server. If `sockflow_server_run`, `_start` or a
+ * `sockflow_server_turn` is running it on another thread, stops it first
+ * and waits for that to return (its connections closed, their `on_close`
+ * called); between two turns of the program's own loop, it closes the
+ * connections itself (flushing, bounded). Called from one of the server's
+ * own callbacks (timers included), it stops the server and the handle is
+ * freed when the run or turn returns. NULL is fine; do not call twice, nor
+ * race it with the start of a `run` or `turn` (one called after `free`
+ * uses freed memory).
  */
 void sockflow_server_free(struct sockflow_server *s);
 
@@ -1028,6 +1197,35 @@ int sockflow_tcp_shutdown(struct sockflow_tcp *t);
  * thread is using the handle.
  */
 void sockflow_tcp_close(struct sockflow_tcp *t);
+
+/**
+ * Runs `cb(userdata, s, id)` on server `s`'s loop thread once `after_ms`
+ * milliseconds have passed (never earlier; later when the machine is busy),
+ * then, if `repeat_ms` > 0, every `repeat_ms` ms while `cb` returns
+ * `SOCKFLOW_ACTION_CONTINUE` (see `sockflow_timer_fn`). A late repeating
+ * timer is not called again to catch up: it goes on one period after the
+ * late call. Writes the timer's id (never 0) to `*id_out` if it is not NULL.
+ *
+ * Safe from any thread and from callbacks, before or while the server
+ * runs; timers fire only while it runs (`sockflow_server_run`, `_start`,
+ * `_turn`). Returns 0, or `SOCKFLOW_EINVAL` for a NULL `s` or `cb`
+ * or a negative `after_ms`/`repeat_ms`.
+ */
+int sockflow_server_timer_add(struct sockflow_server *s,
+                              int after_ms,
+                              int repeat_ms,
+                              sockflow_timer_fn cb,
+                              void *userdata,
+                              uint64_t *id_out);
+
+/**
+ * Cancels a timer of server `s` by the id `sockflow_server_timer_add` wrote:
+ * from any thread, it does not fire after the loop's next turn begins;
+ * from one of the server's callbacks (its own included), it does not fire
+ * again at all. An id that already ended (or never was) is ignored.
+ * Returns 0 or `SOCKFLOW_EINVAL` for a NULL `s`.
+ */
+int sockflow_server_timer_cancel(struct sockflow_server *s, uint64_t timer_id);
 
 /**
  * Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is

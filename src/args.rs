@@ -270,3 +270,55 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
 pub fn usage_line(prog: &str, role: Role, problem: &str) -> String {
     format!("usage: {prog} {}: {problem}", synopsis(role))
 }
+
+/// Takes a program's own option `name` (`--interval 500` or
+/// `--interval=500`) out of `argv[1..]` so the common parser never sees
+/// it, and returns its value (the last one when given twice). Options end
+/// at `--`. A `name` without its value is an error.
+pub fn take_option(argv: &mut Vec<&str>, name: &str) -> Result<Option<String>> {
+    let mut found = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let arg = argv[i];
+        if arg == "--" {
+            break;
+        }
+        if arg == name {
+            let Some(v) = argv.get(i + 1) else { return Err(Error::new(Code::Usage, format!("{name} needs a value"))) };
+            found = Some(v.to_string());
+            argv.drain(i..i + 2);
+        } else if let Some(v) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v.to_string());
+            argv.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// [`take_option`] for a whole number in 0-`i32::MAX` (milliseconds, counts).
+pub fn take_int_option(argv: &mut Vec<&str>, name: &str) -> Result<Option<i32>> {
+    let Some(v) = take_option(argv, name)? else { return Ok(None) };
+    let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    match v.parse::<i32>() {
+        Ok(n) if ok => Ok(Some(n)),
+        _ => Err(Error::new(Code::Usage, format!("{name} \"{v}\" is not a number in 0-{}", i32::MAX))),
+    }
+}
+
+#[cfg(test)]
+mod take_tests {
+    use super::*;
+
+    #[test]
+    fn takes_both_spellings_and_leaves_the_rest() {
+        let mut v = vec!["p", "--interval", "500", "127.0.0.1", "--frame=raw", "0", "--interval=7", "--", "--interval", "9"];
+        assert_eq!(take_int_option(&mut v, "--interval").unwrap(), Some(7));
+        assert_eq!(v, ["p", "127.0.0.1", "--frame=raw", "0", "--", "--interval", "9"]);
+        assert_eq!(take_int_option(&mut vec!["p", "0"], "--interval").unwrap(), None);
+        assert_eq!(take_int_option(&mut vec!["p", "--interval"], "--interval").unwrap_err().code, Code::Usage);
+        assert_eq!(take_int_option(&mut vec!["p", "--interval", "-5"], "--interval").unwrap_err().code, Code::Usage);
+        assert_eq!(take_int_option(&mut vec!["p", "--intervals=5"], "--interval").unwrap(), None);
+    }
+}

@@ -11,10 +11,12 @@
 use sockflow::ffi::addr::sockflow_addr;
 use sockflow::ffi::args::*;
 use sockflow::ffi::client::*;
+use sockflow::ffi::control::*;
 use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
 use sockflow::ffi::server::*;
 use sockflow::ffi::tcp::*;
+use sockflow::ffi::timer::*;
 use sockflow::ffi::udp::*;
 use sockflow::ffi::version::*;
 use std::collections::BTreeSet;
@@ -274,6 +276,15 @@ impl Argv {
     }
 }
 
+fn fx_addr() -> sockflow_addr {
+    // SAFETY: a plain C struct; zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+unsafe extern "C" fn noop_timer(_: *mut c_void, _: *mut sockflow_server, _: u64) -> c_int {
+    0
+}
+
 fn cases() -> Vec<Case> {
     use Want::*;
     vec![
@@ -296,6 +307,25 @@ fn cases() -> Vec<Case> {
         case!(sockflow_args_parse["argv"] => Exactly(Ret::Int(SOCKFLOW_EUSAGE as i64)), |fx| {
             let mut a = fx.refused;
             sockflow_args_parse(&mut a, 0, null(), SOCKFLOW_ARGS_QUIET | 1)
+        }),
+        case!(sockflow_args_take_int["argc"] => Null("argc"), |fx| {
+            let mut argv = Argv::new(&[c"prog", c"80"]);
+            sockflow_args_take_int(null_mut(), argv.0.as_mut_ptr(), c"--n".as_ptr(), 1, &mut 0)
+        }),
+        case!(sockflow_args_take_int["argv"] => Null("argv"), |fx| {
+            sockflow_args_take_int(&mut 2, null_mut(), c"--n".as_ptr(), 1, &mut 0)
+        }),
+        // argc 0: argv is not read, NULL is fine (the default is written).
+        case!(sockflow_args_take_int["argv"] => Exactly(Ret::Int(0)), |fx| {
+            sockflow_args_take_int(&mut 0, null_mut(), c"--n".as_ptr(), 1, &mut 0)
+        }),
+        case!(sockflow_args_take_int["name"] => Null("name"), |fx| {
+            let mut argv = Argv::new(&[c"prog", c"80"]);
+            sockflow_args_take_int(&mut 2, argv.0.as_mut_ptr(), null(), 1, &mut 0)
+        }),
+        case!(sockflow_args_take_int["out"] => Null("out"), |fx| {
+            let mut argv = Argv::new(&[c"prog", c"80"]);
+            sockflow_args_take_int(&mut 2, argv.0.as_mut_ptr(), c"--n".as_ptr(), 1, null_mut())
         }),
         case!(sockflow_args_init["args"] => Null("args"), |fx| sockflow_args_init(null_mut(), 2, c"::1".as_ptr(), 80)),
         case!(sockflow_args_init["host"] => Null("host"), |fx| {
@@ -435,6 +465,32 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_broadcast["s"] => Null("server"), |fx| sockflow_server_broadcast(null_mut(), b"x".as_ptr().cast(), 1)),
         case!(sockflow_server_broadcast["msg"] => Null("msg"), |fx| sockflow_server_broadcast(fx.server, null(), 1)),
         case!(sockflow_server_free["s"] => Nothing, |fx| sockflow_server_free(null_mut())),
+        case!(sockflow_server_timer_add["s"] => Null("server"), |fx| {
+            sockflow_server_timer_add(null_mut(), 1, 0, Some(noop_timer), null_mut(), &mut 0)
+        }),
+        case!(sockflow_server_timer_add["cb"] => Null("cb"), |fx| sockflow_server_timer_add(fx.server, 1, 0, None, null_mut(), &mut 0)),
+        // userdata is only passed on; id_out NULL means "no id wanted".
+        case!(sockflow_server_timer_add["userdata"] => Exactly(Ret::Int(0)), |fx| {
+            sockflow_server_timer_add(fx.server, 1, 0, Some(noop_timer), null_mut(), &mut 0)
+        }),
+        case!(sockflow_server_timer_add["id_out"] => Exactly(Ret::Int(0)), |fx| {
+            sockflow_server_timer_add(fx.server, 1, 0, Some(noop_timer), null_mut(), null_mut())
+        }),
+        case!(sockflow_server_turn["s"] => Null("server"), |fx| sockflow_server_turn(null_mut(), 0)),
+        case!(sockflow_server_fd["s"] => Null("server"), |fx| sockflow_server_fd(null())),
+        case!(sockflow_server_timeout["s"] => Null("server"), |fx| sockflow_server_timeout(null_mut())),
+        case!(sockflow_server_start["s"] => Null("server"), |fx| sockflow_server_start(null_mut())),
+        case!(sockflow_server_join["s"] => Null("server"), |fx| sockflow_server_join(null_mut())),
+        case!(sockflow_server_close["s"] => Null("server"), |fx| sockflow_server_close(null_mut(), 1, 0)),
+        case!(sockflow_server_conn_count["s"] => Null("server"), |fx| sockflow_server_conn_count(null())),
+        case!(sockflow_server_conn_ids["s"] => Null("server"), |fx| sockflow_server_conn_ids(null(), null_mut(), 0)),
+        case!(sockflow_server_conn_ids["ids"] => Null("ids"), |fx| sockflow_server_conn_ids(fx.server, null_mut(), 4)),
+        // cap 0: ids is not written, NULL is fine (the count comes back).
+        case!(sockflow_server_conn_ids["ids"] => Exactly(Ret::Int(0)), |fx| sockflow_server_conn_ids(fx.server, null_mut(), 0)),
+        case!(sockflow_server_peer["s"] => Null("server"), |fx| sockflow_server_peer(null(), 1, &mut fx_addr())),
+        case!(sockflow_server_peer["out"] => Null("out"), |fx| sockflow_server_peer(fx.server, 1, null_mut())),
+        case!(sockflow_server_set_idle_timeout["s"] => Null("server"), |fx| sockflow_server_set_idle_timeout(null_mut(), 1, 0)),
+        case!(sockflow_server_timer_cancel["s"] => Null("server"), |fx| sockflow_server_timer_cancel(null_mut(), 1)),
         case!(sockflow_tcp_server_run["args"] => Null("args"), |fx| sockflow_tcp_server_run(null(), echo(), null_mut())),
         // userdata NULL is fine; the port is taken, so it returns at once.
         case!(sockflow_tcp_server_run["userdata"] => Allowed, |fx| sockflow_tcp_server_run(&fx.busy_tcp, echo(), null_mut())),

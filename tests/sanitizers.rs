@@ -1,7 +1,8 @@
 //! The example programs built with AddressSanitizer and
 //! UndefinedBehaviorSanitizer (gcc, `CProgram::sanitized`), linked to
 //! `libsockflow.so`, running their main flows on loopback: server and
-//! client pairs over TCP (echo, hello, print, chat, primitives) and UDP
+//! client pairs over TCP (echo, hello, print, chat, primitives, and the
+//! servers with timers, their own poll loop, a chat room) and UDP
 //! (echo, upper, print, primitives, the C++ pair); and every C test program
 //! in `tests/c/`.
 //!
@@ -210,6 +211,47 @@ fn chat_server_and_chat_client() {
     wait_eq(&cl, Stream::Stdout, "Server: quit");
     exits_clean(&mut cl, 0);
     exits_clean(&mut srv, 0);
+}
+
+#[test]
+fn time_console_and_chat_room_servers_with_tcp_clients() {
+    // time_server: a timer's line reaches the client.
+    let (mut srv, port) = server("time_server", &["--interval", "50"], Input::Null);
+    let mut c = client("tcp_client", &[], port, Input::Piped);
+    c.wait_for_line_matching(Stream::Stdout, |l| l.len() == 20 && l.ends_with('Z'), "a time line", wait());
+    c.close_stdin();
+    exits_clean(&mut c, 0);
+    stop_clean(&mut srv);
+
+    // console_server: a client line is printed, a stdin line is sent, EOF stops it.
+    let (mut srv, port) = server("console_server", &[], Input::Piped);
+    let mut c = client("tcp_client", &[], port, Input::Piped);
+    c.write_stdin(b"hi console\n").unwrap();
+    srv.wait_for_line_matching(Stream::Stdout, |l| l.ends_with(": hi console"), "the client's line", wait());
+    srv.write_stdin(b"hi client\n").unwrap();
+    c.wait_for_line(Stream::Stdout, "hi client", wait());
+    srv.close_stdin();
+    exits_clean(&mut srv, 0);
+    c.close_stdin();
+    exits_clean(&mut c, 0);
+
+    // chat_room: nicknames, a message, /who, /quit.
+    let (mut srv, port) = server("chat_room", &[], Input::Null);
+    let mut ann = client("tcp_client", &[], port, Input::Piped);
+    ann.write_stdin(b"ann\n/who\n").unwrap();
+    ann.wait_for_line(Stream::Stdout, "ann", wait());
+    let mut bob = client("tcp_client", &[], port, Input::Piped);
+    bob.write_stdin(b"bob\nhello\n/who\n").unwrap();
+    ann.wait_for_line(Stream::Stdout, "* bob joined", wait());
+    ann.wait_for_line(Stream::Stdout, "bob: hello", wait());
+    bob.wait_for_line(Stream::Stdout, "ann,bob", wait());
+    bob.write_stdin(b"/quit\n").unwrap();
+    ann.wait_for_line(Stream::Stdout, "* bob left", wait());
+    bob.close_stdin();
+    exits_clean(&mut bob, 0);
+    ann.close_stdin();
+    exits_clean(&mut ann, 0);
+    stop_clean(&mut srv);
 }
 
 #[test]

@@ -296,3 +296,79 @@ pub extern "C" fn sockflow_args_set_frame(args: *mut sockflow_args, spec: *const
         0
     }
 }
+
+/// Takes a program's own numeric option out of the command line, before
+/// `sockflow_args_parse` (which refuses options it does not know): finds
+/// `NAME VALUE` or `NAME=VALUE` (e.g. `name` "--interval") among the
+/// arguments before any `--`, removes it from `argv` (shifting the rest
+/// down, `argv[*argc]` stays NULL) and lowers `*argc`, and writes its value
+/// to `*out` — or `default_value` when it is not there. Given twice, the
+/// last wins. The value is a whole number in 0-INT_MAX.
+///
+/// Returns 0, or `SOCKFLOW_EUSAGE` (after printing `PROG: --interval "x" is
+/// not a number in 0-2147483647` to stderr; `sockflow_exit_code` makes it
+/// 2) for a bad or missing value; `*out` and `argv` are then unchanged.
+/// `SOCKFLOW_EINVAL` for NULL arguments. `argv` is modified in place (only
+/// its pointers, never the strings); call it on one thread.
+#[no_mangle]
+pub extern "C" fn sockflow_args_take_int(
+    argc: *mut c_int,
+    argv: *mut *mut c_char,
+    name: *const c_char,
+    default_value: c_int,
+    out: *mut c_int,
+) -> c_int {
+    ffi_boundary! {
+        let n = *try_mut!(argc, "argc");
+        let name = try_ok!(super::str_arg(name, "name"));
+        check_out!(out, "out");
+        if n < 0 || (n > 0 && argv.is_null()) {
+            return fail(Error::inval("argc/argv: argv is NULL or argc is negative"));
+        }
+        let mut ptrs: Vec<*mut c_char> = Vec::with_capacity(n as usize);
+        let mut strs: Vec<&str> = Vec::with_capacity(n as usize);
+        for i in 0..n as usize {
+            // SAFETY: argv holds argc pointers, per contract.
+            let p = unsafe { *argv.add(i) };
+            if p.is_null() {
+                return fail(Error::inval(format!("argv[{i}] is NULL")));
+            }
+            // SAFETY: non-NULL, NUL-terminated by contract. Not UTF-8:
+            // never our option, left for sockflow_args_parse to judge.
+            strs.push(unsafe { CStr::from_ptr(p) }.to_str().unwrap_or(""));
+            ptrs.push(p);
+        }
+        let before = strs.clone();
+        let v = match args::take_int_option(&mut strs, name) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = writeln!(CFile::stderr(), "{}: {}", args::prog_name(before.first().copied()), e.msg);
+                return fail(e);
+            }
+        };
+        // Keep the pointers of the arguments left, in order (taking only
+        // removes, so a left-to-right match recovers them).
+        let mut kept = Vec::with_capacity(strs.len());
+        let mut j = 0;
+        for (i, s) in before.iter().enumerate() {
+            if j < strs.len() && std::ptr::eq(*s, strs[j]) {
+                kept.push(ptrs[i]);
+                j += 1;
+            }
+        }
+        for (i, p) in kept.iter().enumerate() {
+            // SAFETY: i < argc, within argv.
+            unsafe { *argv.add(i) = *p };
+        }
+        if kept.len() < n as usize {
+            // SAFETY: kept.len() < argc: within argv (argv[argc] is C's NULL).
+            unsafe { *argv.add(kept.len()) = std::ptr::null_mut() };
+        }
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            *argc = kept.len() as c_int;
+            *out = v.unwrap_or(default_value);
+        }
+        0
+    }
+}

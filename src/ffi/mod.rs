@@ -17,11 +17,13 @@ mod macros;
 pub mod addr;
 pub mod args;
 pub mod client;
+pub mod control;
 pub mod error;
 pub mod handler;
 pub mod server;
 pub mod stdio;
 pub mod tcp;
+pub mod timer;
 pub mod udp;
 pub mod version;
 

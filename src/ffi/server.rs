@@ -177,11 +177,46 @@ enum Engine {
 }
 
 impl Engine {
-    fn run(self) -> crate::Result<()> {
+    fn announce(&self) {
         match self {
-            Engine::Tcp(t) => t.run(),
-            Engine::Udp(u) => u.run(),
+            Engine::Tcp(t) => t.announce(),
+            Engine::Udp(u) => u.announce(),
         }
+    }
+
+    /// One turn; false once the server is stopping.
+    fn turn(&mut self, timeout: Option<Duration>) -> crate::Result<bool> {
+        match self {
+            Engine::Tcp(t) => t.turn(timeout),
+            Engine::Udp(u) => u.turn(timeout),
+        }
+    }
+
+    fn next_deadline(&mut self) -> Option<Duration> {
+        match self {
+            Engine::Tcp(t) => t.next_deadline(),
+            Engine::Udp(u) => u.next_deadline(),
+        }
+    }
+
+    fn finish(self) {
+        match self {
+            Engine::Tcp(t) => t.finish(),
+            Engine::Udp(u) => u.finish(),
+        }
+    }
+
+    /// Turns until stopped, then finishes (an error ends the run at once).
+    fn run(mut self) -> crate::Result<()> {
+        let r = loop {
+            match self.turn(None) {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.finish();
+        r
     }
 }
 
@@ -189,14 +224,17 @@ impl Engine {
 enum State {
     /// Bound, not run yet.
     Ready(Engine),
-    /// `sockflow_server_run` is running it on some thread.
+    /// Driven by the program's own loop (`sockflow_server_turn`), between
+    /// two turns: announced, holding its connections.
+    Driven(Engine),
+    /// A run (`sockflow_server_run`, `_start`) or one turn is using it on some thread.
     Running,
     /// Running, and `sockflow_server_free` was called from one of its own
     /// callbacks (which cannot wait for the run): the run frees the handle
     /// when it returns.
     RunningThenFree,
-    /// `run` returned (a server runs once).
-    Done,
+    /// The run ended (a server runs once), with its result for `join`.
+    Done(crate::Result<()>),
 }
 
 /// The run state, shared (through an `Arc`) by the handle and a running
@@ -214,14 +252,28 @@ impl Run {
 }
 
 /// A server, bound and ready to run. Methods: `sockflow_tcp_server_new`,
-/// `sockflow_udp_server_new`, `sockflow_server_run`, `sockflow_server_stop`,
-/// `sockflow_server_port`, `sockflow_server_send`,
-/// `sockflow_server_broadcast`, `sockflow_server_free`. `stop`, `send`,
-/// `broadcast` and `port` may be called from any thread while `run` runs;
-/// so may `free`, which stops the server and waits for `run` to return.
+/// `sockflow_udp_server_new`, `sockflow_server_run` (on this thread),
+/// `sockflow_server_start` + `sockflow_server_join` (on a thread of its
+/// own), `sockflow_server_turn` + `sockflow_server_fd` +
+/// `sockflow_server_timeout` (from the program's own event loop),
+/// `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send`,
+/// `sockflow_server_broadcast`, `sockflow_server_timer_add`,
+/// `sockflow_server_timer_cancel`, `sockflow_server_free`. `stop`, `send`,
+/// `broadcast`, `port`, `fd` and the timer calls may be called from any
+/// thread while it runs; so may `free`, which stops the server and waits
+/// for the run to return. A server runs once, one of the three ways.
 pub struct sockflow_server {
     handle: ServerHandle,
+    /// The loop's epoll descriptor (`sockflow_server_fd`), fixed for its life.
+    fd: c_int,
     run: Arc<Run>,
+}
+
+impl sockflow_server {
+    /// The server's thread-safe control handle.
+    pub(crate) fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
 }
 
 fn new_server(
@@ -241,11 +293,11 @@ fn new_server(
     } else {
         Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?))
     };
-    let handle = match &engine {
-        Engine::Tcp(s) => s.handle(),
-        Engine::Udp(s) => s.handle(),
+    let (handle, fd) = match &engine {
+        Engine::Tcp(s) => (s.handle(), s.fd()),
+        Engine::Udp(s) => (s.handle(), s.fd()),
     };
-    Ok(sockflow_server { handle, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) })
+    Ok(sockflow_server { handle, fd, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) })
 }
 
 /// Binds a TCP server on the host and port of `args` (with their frame and
@@ -286,29 +338,37 @@ pub extern "C" fn sockflow_udp_server_new(
     }
 }
 
-/// Runs the server behind `p` (checked non-NULL) once, on this thread.
-fn run_server(p: *mut sockflow_server) -> crate::Result<()> {
-    // SAFETY: a live handle from `give`, per contract; only read here, before
-    // the state says Running (from then on `free` waits for this run).
-    let run = Arc::clone(&unsafe { &*p }.run);
-    let engine = {
-        let mut st = run.lock();
-        match std::mem::replace(&mut *st, State::Running) {
-            State::Ready(e) => e,
-            busy @ (State::Running | State::RunningThenFree) => {
-                *st = busy;
-                return Err(Error::new(Code::Busy, "server is already running (on another thread): a server runs once"));
-            }
-            State::Done => {
-                *st = State::Done;
-                return Err(Error::new(Code::BadHandle, "server already ran (a server runs once)"));
-            }
+/// Takes the engine for a run or a turn, leaving `Running`; `announce`
+/// says whether it still has to log its readiness line.
+fn take_engine(run: &Run) -> crate::Result<(Engine, bool)> {
+    let mut st = run.lock();
+    match std::mem::replace(&mut *st, State::Running) {
+        State::Ready(e) => Ok((e, true)),
+        State::Driven(e) => Ok((e, false)),
+        busy @ (State::Running | State::RunningThenFree) => {
+            *st = busy;
+            Err(Error::new(Code::Busy, "server is already running (on another thread): a server runs once"))
         }
-    };
-    let r = engine.run();
+        State::Done(r) => {
+            *st = State::Done(r);
+            Err(Error::new(Code::BadHandle, "server already ran (a server runs once)"))
+        }
+    }
+}
+
+/// Leaves `Running` for `next` (`Driven` after a turn, `Done` at the end),
+/// wakes `free`/`join` waiters, and frees the handle if `free` was called
+/// from a callback meanwhile (the engine, if still there, is finished first).
+fn put_back(p: *mut sockflow_server, run: &Run, next: State) {
     let mut st = run.lock();
     let free = matches!(*st, State::RunningThenFree);
-    *st = State::Done;
+    *st = match next {
+        State::Driven(e) if free => {
+            e.finish();
+            State::Done(Ok(()))
+        }
+        other => other,
+    };
     run.ended.notify_all();
     drop(st);
     if free {
@@ -316,6 +376,24 @@ fn run_server(p: *mut sockflow_server) -> crate::Result<()> {
         // left the handle to us; nothing else frees it.
         drop(unsafe { Box::from_raw(p) });
     }
+}
+
+/// Runs the server behind `p` (checked non-NULL) to its end, on this thread.
+fn run_server(p: *mut sockflow_server) -> crate::Result<()> {
+    // SAFETY: a live handle from `give`, per contract; only read here, before
+    // the state says Running (from then on `free` waits for this run).
+    let run = Arc::clone(&unsafe { &*p }.run);
+    let (engine, announce) = take_engine(&run)?;
+    run_engine(p, &run, engine, announce)
+}
+
+/// Runs a taken engine to its end and records the result.
+fn run_engine(p: *mut sockflow_server, run: &Run, engine: Engine, announce: bool) -> crate::Result<()> {
+    if announce {
+        engine.announce();
+    }
+    let r = engine.run();
+    put_back(p, run, State::Done(r.clone()));
     r
 }
 
@@ -371,12 +449,171 @@ pub extern "C" fn sockflow_server_broadcast(s: *mut sockflow_server, msg: *const
     }
 }
 
-/// Frees a server. If `sockflow_server_run` is running it on another
-/// thread, stops it first and waits for `run` to return (its connections
-/// closed, their `on_close` called). Called from one of the server's own
-/// callbacks, it stops the server and the handle is freed when `run`
-/// returns. NULL is fine; do not call twice, nor race it with the start of
-/// a `run` (a `run` called after `free` uses freed memory).
+/// What `sockflow_server_turn` returns on success.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sockflow_turn {
+    /// The server goes on: call `sockflow_server_turn` again when its
+    /// descriptor is readable or its timeout has passed.
+    Running = 0,
+    /// A stop was asked (a callback, `sockflow_server_stop`, a signal): this
+    /// turn closed every connection, and the server is done (free it).
+    Stopped = 1,
+}
+
+/// A timeout in ms from C: < 0 = none (wait as long as needed), else that long.
+fn timeout_arg(ms: c_int) -> Option<Duration> {
+    (ms >= 0).then(|| Duration::from_millis(ms as u64))
+}
+
+/// Runs one bounded turn of the server on the calling thread, for a program
+/// with its own event loop: waits at most `timeout_ms` (0 = not at all, < 0
+/// = until something happens) for network events, commands from other
+/// threads and timers, and handles what is ready. The first turn logs the
+/// readiness line. Returns `SOCKFLOW_TURN_RUNNING` (0) while the server
+/// goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
+/// (it has flushed, bounded, and closed every connection), or a negative
+/// code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
+/// `SOCKFLOW_EBADHANDLE` after it stopped).
+///
+/// Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
+/// descriptor for reading with the timeout, then turn. One thread at a
+/// time; callbacks run inside the turn, on the calling thread.
+#[no_mangle]
+pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_int) -> c_int {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        let run = Arc::clone(&server.run);
+        let (mut engine, announce) = try_ok!(take_engine(&run));
+        if announce {
+            engine.announce();
+        }
+        match engine.turn(timeout_arg(timeout_ms)) {
+            Ok(true) => {
+                put_back(s, &run, State::Driven(engine));
+                sockflow_turn::Running as c_int
+            }
+            r => {
+                engine.finish();
+                let r = r.map(|_| ());
+                put_back(s, &run, State::Done(r.clone()));
+                match r {
+                    Ok(()) => sockflow_turn::Stopped as c_int,
+                    Err(e) => fail(e),
+                }
+            }
+        }
+    }
+}
+
+/// The descriptor a program's own loop polls for reading (`POLLIN`): it
+/// becomes readable when the server has work for `sockflow_server_turn`
+/// (a connection, data, a command or stop from another thread). Timers do
+/// not make it readable: poll with `sockflow_server_timeout`. Owned by the
+/// server: do not read, close or change it. Returns the descriptor, or
+/// `SOCKFLOW_EINVAL` for NULL.
+#[no_mangle]
+pub extern "C" fn sockflow_server_fd(s: *const sockflow_server) -> c_int {
+    ffi_boundary! { try_ref!(s, "server").fd }
+}
+
+/// How many ms a program's own loop may wait on `sockflow_server_fd` before
+/// the next `sockflow_server_turn` is due even without an event (a timer,
+/// an idle check): -1 = no such deadline, 0 = now (rounded up, so a turn
+/// after the wait finds the timer due). Call it right before polling, from
+/// the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
+/// turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
+/// stopped.
+#[no_mangle]
+pub extern "C" fn sockflow_server_timeout(s: *mut sockflow_server) -> c_int {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        let mut st = server.run.lock();
+        let d = match &mut *st {
+            State::Ready(e) | State::Driven(e) => e.next_deadline(),
+            State::Running | State::RunningThenFree => return fail(Error::new(Code::Busy, "server is running on another thread")),
+            State::Done(_) => return fail(Error::new(Code::BadHandle, "server has stopped")),
+        };
+        match d {
+            None => -1,
+            Some(d) => d.as_nanos().div_ceil(1_000_000).min(c_int::MAX as u128) as c_int,
+        }
+    }
+}
+
+/// A `*mut sockflow_server` handed to the run thread of `sockflow_server_start`.
+struct Started(*mut sockflow_server);
+// SAFETY: the handle stays valid while the run uses it (`free` waits for
+// the run, or leaves the freeing to it), as for `sockflow_server_run`.
+unsafe impl Send for Started {}
+
+/// Runs the server on a new background thread, as `sockflow_server_run`
+/// would, and returns at once: 0, or `SOCKFLOW_EBUSY`/`SOCKFLOW_EBADHANDLE`
+/// as `run`, `SOCKFLOW_EOS` if no thread could be started. Stop it with
+/// `sockflow_server_stop` (or a callback's STOP) and wait for it with
+/// `sockflow_server_join`, or just `sockflow_server_free` it (stops and waits).
+#[no_mangle]
+pub extern "C" fn sockflow_server_start(s: *mut sockflow_server) -> c_int {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        let run = Arc::clone(&server.run);
+        let (engine, announce) = try_ok!(take_engine(&run));
+        // The engine goes with the thread; if none starts, it comes back.
+        let slot = Arc::new(Mutex::new(Some(engine)));
+        let (p, theirs) = (Started(s), slot.clone());
+        let started = std::thread::Builder::new().name("sockflow-server".into()).spawn(move || {
+            let p = p;
+            let engine = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(e) = engine {
+                let _ = run_engine(p.0, &run, e, announce);
+            }
+        });
+        if let Err(e) = started {
+            if let Some(engine) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                put_back(s, &server.run, if announce { State::Ready(engine) } else { State::Driven(engine) });
+            }
+            return fail(Error::io("thread", &e));
+        }
+        0
+    }
+}
+
+/// Waits until the server's run has ended (started with `sockflow_server_start`
+/// or run by `sockflow_server_run` on another thread; stop it first, or
+/// from a callback) and returns its result: 0 or the negative code of the
+/// error that ended it (with its message as this thread's last error).
+/// `SOCKFLOW_EBUSY` when called from one of the server's own callbacks (it
+/// would wait for itself), `SOCKFLOW_EBADHANDLE` if it is not running.
+/// Free the handle afterwards with `sockflow_server_free`.
+#[no_mangle]
+pub extern "C" fn sockflow_server_join(s: *mut sockflow_server) -> c_int {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        if in_callback_of(&server.handle.0) || server.handle.on_loop_thread() {
+            return fail(Error::new(Code::Busy, "sockflow_server_join from the server's own callback would wait forever"));
+        }
+        let mut st = server.run.lock();
+        loop {
+            match &*st {
+                State::Running | State::RunningThenFree => st = server.run.ended.wait(st).unwrap_or_else(|p| p.into_inner()),
+                State::Done(r) => return rc(r.clone()),
+                State::Ready(_) | State::Driven(_) => {
+                    return fail(Error::new(Code::BadHandle, "server is not running: start it with sockflow_server_start first"))
+                }
+            }
+        }
+    }
+}
+
+/// Frees a server. If `sockflow_server_run`, `_start` or a
+/// `sockflow_server_turn` is running it on another thread, stops it first
+/// and waits for that to return (its connections closed, their `on_close`
+/// called); between two turns of the program's own loop, it closes the
+/// connections itself (flushing, bounded). Called from one of the server's
+/// own callbacks (timers included), it stops the server and the handle is
+/// freed when the run or turn returns. NULL is fine; do not call twice, nor
+/// race it with the start of a `run` or `turn` (one called after `free`
+/// uses freed memory).
 #[no_mangle]
 pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
     ffi_boundary! {
@@ -390,14 +627,24 @@ pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
         let mut st = run.lock();
         loop {
             match *st {
-                State::Running if in_callback_of(&server.handle.0) => {
+                State::Running if in_callback_of(&server.handle.0) || server.handle.on_loop_thread() => {
                     *st = State::RunningThenFree;
                     return;
                 }
                 State::Running => st = run.ended.wait(st).unwrap_or_else(|p| p.into_inner()),
                 // Freed already, from a callback: the run will free it.
                 State::RunningThenFree => return,
-                State::Ready(_) | State::Done => break,
+                // Between two turns of the program's own loop: finish it
+                // here (flush, close, bounded), as a run would.
+                State::Driven(_) => {
+                    if let State::Driven(e) = std::mem::replace(&mut *st, State::Running) {
+                        drop(st);
+                        e.finish();
+                        st = run.lock();
+                        *st = State::Done(Ok(()));
+                    }
+                }
+                State::Ready(_) | State::Done(_) => break,
             }
         }
         drop(st);

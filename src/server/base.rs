@@ -1,8 +1,9 @@
 //! What the TCP and UDP loops share: the poller, the control block other
 //! threads reach through the waker, SIGINT/SIGTERM when configured, the log,
-//! and the lines that announce start and stop.
+//! the timers, and the lines that announce start and stop.
 
-use super::control::{Shared, Signals, Wire};
+use super::control::{Command, Shared, Signals, Turning, Wire};
+use super::timer::{sooner, TimerAction, TimerCtx, Timers};
 use super::{Config, Log, ServerHandle};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -10,7 +11,7 @@ use mio::{Events, Poll, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tokens the base owns; a loop's own tokens must differ.
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
@@ -23,6 +24,11 @@ pub(crate) struct Base {
     pub(crate) log: Log,
     /// " (udp)" or "", for the announcement.
     kind: &'static str,
+    timers: Timers,
+    /// Commands taken from the queue for the loop (the timer ones are
+    /// applied here as they are taken, so a cancel takes effect before the
+    /// next timer fires).
+    pending: Vec<Command>,
 }
 
 impl Base {
@@ -36,7 +42,8 @@ impl Base {
         };
         let shared = Shared::new(poll.registry(), WAKER, local, frame, wire)?;
         let signals = if cfg.handle_signals { Some(Signals::watch(poll.registry(), SIGNALS)?) } else { None };
-        Ok(Base { poll, shared, signals, log: Log::new(cfg), kind: if datagram { " (udp)" } else { "" } })
+        let kind = if datagram { " (udp)" } else { "" };
+        Ok(Base { poll, shared, signals, log: Log::new(cfg), kind, timers: Timers::default(), pending: Vec::new() })
     }
 
     pub(crate) fn handle(&self) -> ServerHandle {
@@ -58,9 +65,66 @@ impl Base {
         self.log.line(format_args!("stopped ({} port {})", a.ip(), a.port()));
     }
 
-    /// One poll: EINTR is an empty turn; a signal asks for a stop. The loop
-    /// then looks at its own tokens in `events`.
+    /// The epoll descriptor: readable when any registered source (sockets,
+    /// the waker, signals) is ready.
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
+    }
+
+    /// How long until the earliest timer is due (ZERO: now).
+    pub(crate) fn next_timer(&mut self) -> Option<Duration> {
+        self.absorb();
+        self.timers.next().map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Marks this thread as turning this server's loop (callbacks included).
+    pub(crate) fn turning(&self) -> Turning {
+        Turning::enter(&self.shared)
+    }
+
+    /// Takes queued commands: timer ones take effect, the rest wait in
+    /// `pending` for the loop.
+    fn absorb(&mut self) {
+        for cmd in self.shared.take() {
+            match cmd {
+                Command::Timer(t) => self.timers.apply(t),
+                other => self.pending.push(other),
+            }
+        }
+    }
+
+    /// The commands for the loop to run (sends, closes, ...).
+    pub(crate) fn commands(&mut self) -> Vec<Command> {
+        self.absorb();
+        std::mem::take(&mut self.pending)
+    }
+
+    /// One poll, sleeping at most `timeout` and never past the next timer;
+    /// then runs the timers that are due. EINTR is an empty turn; a signal
+    /// asks for a stop. The loop then looks at its own tokens in `events`.
     pub(crate) fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
+        let timeout = sooner(timeout, self.next_timer());
+        let r = self.poll_once(events, timeout);
+        self.fire_timers();
+        r
+    }
+
+    /// Runs every timer due now, earliest first. Timers added meanwhile
+    /// have later deadlines than `now`, so this ends.
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        loop {
+            self.absorb();
+            let Some((id, mut t)) = self.timers.due(now) else { return };
+            let ctx = TimerCtx { id, server: self.handle() };
+            if (t.f)(&ctx) == TimerAction::Continue {
+                self.timers.again(id, t, now);
+            }
+        }
+    }
+
+    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         if let Err(e) = self.poll.poll(events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 events.clear();

@@ -5,10 +5,15 @@
 use crate::error::{Code, Error, Result};
 use crate::frame::{Ending, Frame};
 use mio::{Registry, Token, Waker};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::registry::OpenConns;
+use super::timer::{Timer, TimerCommand, TimerFn, TimerId};
 
 /// Work handed to the loop thread.
 pub(crate) enum Command {
@@ -20,12 +25,48 @@ pub(crate) enum Command {
     Reply { id: u64, bytes: Vec<u8> },
     /// Framed bytes for every connection but `except`.
     Broadcast { bytes: Vec<u8>, except: Option<u64> },
-    /// Close the connection: gracefully for `Handler`, at once for `Error`.
-    Close { id: u64, reason: super::CloseReason },
+    /// Close the connection with `reason`, after flushing or at once.
+    Close { id: u64, reason: super::CloseReason, mode: CloseMode },
+    /// Give a connection its own idle timeout.
+    SetIdle { id: u64, idle: IdleTimeout },
     /// A worker handled everything before the end of input: close now.
     Finish { id: u64, reason: super::CloseReason },
     /// A worker caught up: read from the connection again.
     Resume { id: u64 },
+    /// Add or cancel a timer (taken by the base, never seen by a loop).
+    Timer(TimerCommand),
+}
+
+/// How a connection is closed on request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Send what is queued for it first (bounded by a linger time), then close.
+    Flush,
+    /// Close now: what the socket does not take at once is dropped.
+    Now,
+}
+
+/// A connection's idle timeout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdleTimeout {
+    /// The server's (`Config::idle_timeout`).
+    #[default]
+    Server,
+    /// None: it may stay silent forever.
+    Never,
+    /// Closed (reason `Idle`) after this long without traffic.
+    After(Duration),
+}
+
+impl IdleTimeout {
+    /// The timeout that applies, given the server's.
+    pub(crate) fn resolve(self, server: Option<Duration>) -> Option<Duration> {
+        match self {
+            IdleTimeout::Server => server,
+            IdleTimeout::Never => None,
+            IdleTimeout::After(t) => Some(t),
+        }
+    }
 }
 
 /// What messages sent by id or broadcast become on the wire.
@@ -47,12 +88,23 @@ pub struct Shared {
     local: SocketAddr,
     frame: Frame,
     wire: Wire,
+    next_timer: AtomicU64,
+    pub(crate) conns: OpenConns,
 }
 
 impl Shared {
     pub(crate) fn new(registry: &Registry, token: Token, local: SocketAddr, frame: Frame, wire: Wire) -> Result<Arc<Shared>> {
         let waker = Waker::new(registry, token).map_err(|e| Error::io("eventfd", &e))?;
-        Ok(Arc::new(Shared { stop: AtomicBool::new(false), cmds: Mutex::new(Vec::new()), waker, local, frame, wire }))
+        Ok(Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            cmds: Mutex::new(Vec::new()),
+            waker,
+            local,
+            frame,
+            wire,
+            next_timer: AtomicU64::new(1),
+            conns: OpenConns::default(),
+        }))
     }
 
     pub(crate) fn push(&self, c: Command) {
@@ -115,17 +167,95 @@ impl Shared {
 
     /// Queues a graceful close of connection `id` (replies flushed first).
     pub fn close(&self, id: u64) {
-        self.push(Command::Close { id, reason: super::CloseReason::Handler });
+        self.close_conn(id, CloseMode::Flush);
+    }
+
+    /// Queues a close of connection `id` (reason `Handler`), after its
+    /// queued bytes or at once. Safe from any thread and from callbacks; an
+    /// id that is gone is ignored.
+    pub fn close_conn(&self, id: u64, mode: CloseMode) {
+        self.push(Command::Close { id, reason: super::CloseReason::Handler, mode });
     }
 
     /// Queues an immediate close of connection `id` with reason `Error`.
     pub(crate) fn abort(&self, id: u64) {
-        self.push(Command::Close { id, reason: super::CloseReason::Error });
+        self.push(Command::Close { id, reason: super::CloseReason::Error, mode: CloseMode::Now });
+    }
+
+    /// Gives connection `id` its own idle timeout (from now on, counted
+    /// from its last traffic). An id that is gone is ignored.
+    pub fn set_idle_timeout(&self, id: u64, idle: IdleTimeout) {
+        self.push(Command::SetIdle { id, idle });
+    }
+
+    /// How many connections are open now (those whose `on_close` has not
+    /// run). Answered without the loop: safe anywhere, callbacks included.
+    pub fn conn_count(&self) -> usize {
+        self.conns.count()
+    }
+
+    /// The ids of the open connections, oldest first (a snapshot).
+    pub fn conn_ids(&self) -> Vec<u64> {
+        self.conns.ids()
+    }
+
+    /// The peer address of open connection `id`, or None if it is not open.
+    pub fn conn_peer(&self, id: u64) -> Option<SocketAddr> {
+        self.conns.peer(id)
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Runs `f` on the loop thread once `after` has passed (never before:
+    /// the deadline is fixed now, on the calling thread), then every
+    /// `repeat` while it returns `Continue`. Safe from any thread and from
+    /// callbacks. A zero `repeat` is refused (it would never let the loop
+    /// go on). Returns the id for [`cancel_timer`](Shared::cancel_timer).
+    pub fn add_timer(&self, after: Duration, repeat: Option<Duration>, f: TimerFn) -> Result<TimerId> {
+        if repeat == Some(Duration::ZERO) {
+            return Err(Error::inval("a repeating timer's period is 0"));
+        }
+        let at = Instant::now().checked_add(after).ok_or_else(|| Error::inval("timer delay is too long"))?;
+        let id = self.next_timer.fetch_add(1, Ordering::Relaxed);
+        self.push(Command::Timer(TimerCommand::Add { id, timer: Timer { at, repeat, f } }));
+        Ok(id)
+    }
+
+    /// Cancels a timer: once the loop has seen this (before its next turn
+    /// fires anything), it does not fire again. An id that is gone is ignored.
+    pub fn cancel_timer(&self, id: TimerId) {
+        self.push(Command::Timer(TimerCommand::Cancel { id }));
+    }
+
+    /// True on the thread running one of this server's loop turns (its
+    /// callbacks included): a call there must not wait for the loop.
+    pub fn on_loop_thread(&self) -> bool {
+        TURNING.with(|t| t.borrow().iter().any(|&p| std::ptr::eq(p, self)))
+    }
+}
+
+thread_local! {
+    /// Servers whose loop turn runs on this thread, innermost last (a
+    /// callback may run a server of its own).
+    static TURNING: RefCell<Vec<*const Shared>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running a turn of one server's loop until dropped.
+pub(crate) struct Turning;
+
+impl Turning {
+    pub(crate) fn enter(s: &Arc<Shared>) -> Turning {
+        TURNING.with(|t| t.borrow_mut().push(Arc::as_ptr(s)));
+        Turning
+    }
+}
+
+impl Drop for Turning {
+    fn drop(&mut self) {
+        TURNING.with(|t| t.borrow_mut().pop());
     }
 }
 

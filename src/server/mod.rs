@@ -19,12 +19,15 @@ mod control;
 mod log;
 mod peers;
 mod pushed;
+mod registry;
 pub mod tcp;
+pub mod timer;
 pub mod udp;
 mod worker;
 
-pub use control::{ServerHandle, Shared};
+pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
 pub(crate) use log::Log;
+pub use timer::{TimerAction, TimerCtx, TimerId};
 
 use crate::error::Result;
 use crate::frame::{Ending, Frame};

@@ -21,8 +21,9 @@
 use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
-use super::control::Command;
+use super::control::{CloseMode, Command, IdleTimeout};
 use super::pushed::Pushed;
+use super::timer::sooner;
 use super::worker::{Parting, Worker};
 use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
@@ -112,6 +113,8 @@ struct Connection {
     notified: bool,
     /// Thread mode only; boxed so event-loop connections stay small.
     worker: Option<Box<Worker>>,
+    /// Its own idle timeout, or the server's.
+    idle: IdleTimeout,
 }
 
 impl Connection {
@@ -167,6 +170,10 @@ pub struct TcpServer {
     /// Connections waiting to flush before they close (they need sweeps).
     lingering: usize,
     last_sweep: Instant,
+    events: Events,
+    /// Set once a connection got its own idle timeout: from then on sweeps
+    /// run while there are connections, whatever the server's timeouts.
+    idle_overrides: bool,
 }
 
 impl TcpServer {
@@ -202,6 +209,8 @@ impl TcpServer {
             joins: Vec::new(),
             lingering: 0,
             last_sweep: Instant::now(),
+            events: Events::with_capacity(1024),
+            idle_overrides: false,
         })
     }
 
@@ -225,12 +234,49 @@ impl TcpServer {
     /// replies, closes every connection and returns.
     pub fn run(mut self) -> Result<()> {
         self.base.announce();
-        let mut events = Events::with_capacity(1024);
-        while !self.base.shared.stopping() {
-            self.turn(&mut events)?;
-        }
-        self.shutdown(&mut events);
+        while self.turn(None)? {}
+        self.finish();
         Ok(())
+    }
+
+    /// Logs the readiness line (`run` does; a program driving the loop
+    /// itself with [`turn`](TcpServer::turn) calls it once first).
+    pub fn announce(&self) {
+        self.base.announce();
+    }
+
+    /// The poller's descriptor: readable whenever a turn has work (an
+    /// event, a command from another thread). Timers and sweeps do not make
+    /// it readable: [`next_deadline`](TcpServer::next_deadline) says when a turn is due.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.base.fd()
+    }
+
+    /// One turn of the loop: waits at most `timeout` (None: as long as
+    /// nothing happens) for events, handles them, runs due timers and
+    /// queued commands. False once a stop was asked: then call
+    /// [`finish`](TcpServer::finish).
+    pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let _turning = self.base.turning();
+        let timeout = sooner(self.next_timeout(), timeout);
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let r = self.turn_with(&mut events, timeout);
+        self.events = events;
+        r.map(|()| !self.base.shared.stopping())
+    }
+
+    /// How long until a turn has work that no event announces (a timer, a
+    /// sweep, a connection left to read): `Some(ZERO)` = now.
+    pub fn next_deadline(&mut self) -> Option<Duration> {
+        sooner(self.next_timeout(), self.base.next_timer())
+    }
+
+    /// Stops accepting, flushes queued replies (bounded), closes every
+    /// connection and logs the stop.
+    pub fn finish(mut self) {
+        let _turning = self.base.turning();
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        self.shutdown(&mut events);
     }
 
     fn next_timeout(&self) -> Option<Duration> {
@@ -238,7 +284,7 @@ impl TcpServer {
             return Some(Duration::ZERO);
         }
         let mut t = None;
-        let timed = self.incomplete.is_some() && !self.conns.is_empty();
+        let timed = (self.incomplete.is_some() || self.idle_overrides) && !self.conns.is_empty();
         if self.idle.is_some() || self.lingering > 0 || timed || !self.budget_paused.is_empty() {
             t = Some(SWEEP_EVERY);
         }
@@ -249,8 +295,7 @@ impl TcpServer {
         t
     }
 
-    fn turn(&mut self, events: &mut Events) -> Result<()> {
-        let timeout = self.next_timeout();
+    fn turn_with(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         self.base.wait(events, timeout)?;
         for (k, id) in std::mem::take(&mut self.again) {
             self.read(k, id, true);
@@ -364,7 +409,9 @@ impl TcpServer {
             draining: false,
             notified: false,
             worker,
+            idle: IdleTimeout::Server,
         });
+        self.base.shared.conns.opened(id, peer);
         if self.mode == Mode::EventLoop {
             let c = &mut self.conns[k];
             let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
@@ -755,6 +802,7 @@ impl TcpServer {
             return;
         }
         c.notified = true;
+        self.base.shared.conns.closed(c.id);
         match c.worker.take() {
             Some(w) => {
                 self.joins.push(w.close(reason));
@@ -807,7 +855,7 @@ impl TcpServer {
     }
 
     fn run_commands(&mut self) {
-        for cmd in self.base.shared.take() {
+        for cmd in self.base.commands() {
             match cmd {
                 Command::Send { id, bytes } => {
                     if let Some(k) = self.find(id) {
@@ -827,14 +875,21 @@ impl TcpServer {
                         }
                     }
                 }
-                Command::Close { id, reason } => {
+                Command::Close { id, reason, mode } => {
                     if let Some(k) = self.find(id) {
-                        if reason == CloseReason::Error {
-                            self.flush(k);
-                            self.close_now(k, reason);
-                        } else {
-                            self.begin_close(k, reason);
+                        match mode {
+                            CloseMode::Now => {
+                                self.flush(k);
+                                self.close_now(k, reason);
+                            }
+                            CloseMode::Flush => self.begin_close(k, reason),
                         }
+                    }
+                }
+                Command::SetIdle { id, idle } => {
+                    if let Some(k) = self.find(id) {
+                        self.conns[k].idle = idle;
+                        self.idle_overrides = true;
                     }
                 }
                 Command::Finish { id, reason } => {
@@ -842,6 +897,7 @@ impl TcpServer {
                         self.begin_close(k, reason);
                     }
                 }
+                Command::Timer(_) => {} // taken by the base
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {
                         let c = &self.conns[k];
@@ -862,7 +918,7 @@ impl TcpServer {
         let now = Instant::now();
         self.last_sweep = now;
         self.reap();
-        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() {
+        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides {
             return;
         }
         let mut expired = Vec::new();
@@ -877,7 +933,7 @@ impl TcpServer {
                 Some((r, deadline)) if now >= deadline => {
                     expired.push((k, if r == CloseReason::Stopping || c.draining { r } else { CloseReason::Error }))
                 }
-                None if self.idle.is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
+                None if c.idle.resolve(self.idle).is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
                 // Not while its replies or its worker hold it back: then the
                 // wait is the server's, not the peer's.
                 None if self.incomplete.zip(c.partial_since).is_some_and(|(t, since)| now.duration_since(since) >= t)

@@ -14,6 +14,7 @@ use super::admission::Throttle;
 use super::base::Base;
 use super::control::Command;
 use super::peers::{Heard, Peer, Peers};
+use super::timer::sooner;
 use super::{Action, CloseReason, Config, Conn, Handler, ServerHandle, Sink, UdpMode};
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Frame};
@@ -42,6 +43,12 @@ pub struct UdpServer {
     /// The sender table in [`UdpMode::Peers`].
     peers: Option<Box<Peers>>,
     refusals: Throttle,
+    events: Events,
+    /// One buffer larger than any UDP payload: nothing is ever cut.
+    buf: Vec<u8>,
+    reply: Vec<u8>,
+    /// Datagrams may be left from the last turn (it stopped at its bound).
+    more: bool,
 }
 
 impl UdpServer {
@@ -58,7 +65,19 @@ impl UdpServer {
             UdpMode::Datagrams => None,
             UdpMode::Peers => Some(Box::new(Peers::new(cfg.idle_timeout.unwrap_or(PEER_IDLE), cfg.max_conns))),
         };
-        Ok(UdpServer { base, sock, handler, frame: cfg.frame, next_id: 1, peers, refusals: Throttle::default() })
+        Ok(UdpServer {
+            base,
+            sock,
+            handler,
+            frame: cfg.frame,
+            next_id: 1,
+            peers,
+            refusals: Throttle::default(),
+            events: Events::with_capacity(64),
+            buf: vec![0u8; 65536],
+            reply: Vec::new(),
+            more: false,
+        })
     }
 
     /// Binds the parsed command line's host and port.
@@ -80,26 +99,52 @@ impl UdpServer {
     /// signal when configured); then every peer gets `on_close(Stopping)`.
     pub fn run(mut self) -> Result<()> {
         self.base.announce();
-        let mut events = Events::with_capacity(64);
-        // One buffer larger than any UDP payload: nothing is ever cut.
-        let mut buf = vec![0u8; 65536];
-        let mut reply = Vec::new();
-        let mut more = false;
-        while !self.base.shared.stopping() {
-            let timeout = if more { Some(Duration::ZERO) } else { self.until_next_expiry() };
-            self.base.wait(&mut events, timeout)?;
-            // Expiries first: a peer silent past its timeout is closed even
-            // if a datagram from it is waiting (that one makes it new again).
-            self.expire();
-            more = self.receive(&mut buf, &mut reply);
-            self.run_commands();
+        while self.turn(None)? {}
+        self.finish();
+        Ok(())
+    }
+
+    /// As [`TcpServer::announce`](super::tcp::TcpServer::announce).
+    pub fn announce(&self) {
+        self.base.announce();
+    }
+
+    /// As [`TcpServer::fd`](super::tcp::TcpServer::fd).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.base.fd()
+    }
+
+    /// As [`TcpServer::turn`](super::tcp::TcpServer::turn). Expiries come
+    /// first: a peer silent past its timeout is closed even if a datagram
+    /// from it is waiting (that one makes it new again).
+    pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let _turning = self.base.turning();
+        let timeout = if self.more { Some(Duration::ZERO) } else { sooner(timeout, self.until_next_expiry()) };
+        self.base.wait(&mut self.events, timeout)?;
+        self.expire();
+        let (mut buf, mut reply) = (std::mem::take(&mut self.buf), std::mem::take(&mut self.reply));
+        self.more = self.receive(&mut buf, &mut reply);
+        (self.buf, self.reply) = (buf, reply);
+        self.run_commands();
+        Ok(!self.base.shared.stopping())
+    }
+
+    /// As [`TcpServer::next_deadline`](super::tcp::TcpServer::next_deadline).
+    pub fn next_deadline(&mut self) -> Option<Duration> {
+        if self.more {
+            return Some(Duration::ZERO);
         }
+        sooner(self.until_next_expiry(), self.base.next_timer())
+    }
+
+    /// Closes every peer (`Stopping`) and logs the stop (a UDP server holds
+    /// nothing to flush).
+    pub fn finish(mut self) {
         self.run_commands();
         while let Some((addr, p)) = self.peers.as_mut().and_then(|t| t.pop_any()) {
             self.closed(addr, p, CloseReason::Stopping);
         }
         self.base.stopped();
-        Ok(())
     }
 
     /// How long the loop may sleep: until the oldest peer expires (rounded
@@ -160,6 +205,8 @@ impl UdpServer {
             Heard::Known(p) => (p, false),
             Heard::New(p) => {
                 self.next_id += 1;
+                // Counted and listed by the server controls, like a TCP connection.
+                self.base.shared.conns.opened(p.id, addr);
                 (p, true)
             }
             Heard::Full => return self.refused(addr),
@@ -197,6 +244,7 @@ impl UdpServer {
 
     /// Tells the handler that peer `p` (already out of the table) is gone.
     fn closed(&self, addr: SocketAddr, mut p: Peer, reason: CloseReason) {
+        self.base.shared.conns.closed(p.id);
         let mut c = Conn { id: p.id, peer: addr, user: &mut p.user, sink: Sink::Closed, shared: &self.base.shared };
         self.handler.on_close(&mut c, reason);
     }
@@ -212,7 +260,7 @@ impl UdpServer {
     /// Sends and closes asked by other threads (and callbacks). Datagrams
     /// the socket cannot take now are lost, as UDP may lose any.
     fn run_commands(&mut self) {
-        for cmd in self.base.shared.take() {
+        for cmd in self.base.commands() {
             let Some(peers) = self.peers.as_mut() else { continue };
             match cmd {
                 Command::Send { id, bytes } | Command::Reply { id, bytes } => {
@@ -227,12 +275,13 @@ impl UdpServer {
                         }
                     }
                 }
-                Command::Close { id, reason } => {
+                Command::Close { id, reason, .. } => {
                     if let Some((addr, p)) = peers.addr_of(id).and_then(|a| peers.remove(a).map(|p| (a, p))) {
                         self.closed(addr, p, reason);
                     }
                 }
-                Command::Finish { .. } | Command::Resume { .. } => {}
+                // Timers are the base's; the rest concern TCP connections.
+                Command::Finish { .. } | Command::Resume { .. } | Command::SetIdle { .. } | Command::Timer(_) => {}
             }
         }
     }

@@ -1,0 +1,106 @@
+//! Server controls by connection id, from any thread: close, count, list,
+//! peer address, per-connection idle timeout. The answers come from a
+//! registry the loop keeps, so none waits for the loop and all are safe
+//! inside the server's own callbacks.
+
+use super::addr::sockflow_addr;
+use super::error::fail;
+use super::server::sockflow_server;
+use crate::error::{Code, Error};
+use crate::server::{CloseMode, IdleTimeout};
+use std::ffi::c_int;
+use std::time::Duration;
+
+/// How `sockflow_server_close` closes a connection.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sockflow_close_mode {
+    /// Send what is queued for it first (at most 5 s), then close.
+    Flush = 0,
+    /// Close at once: what the socket does not take at once is dropped.
+    Now = 1,
+}
+
+/// Closes connection `id` (from `sockflow_conn_id`) of server `s`, after
+/// sending what is queued for it (`SOCKFLOW_CLOSE_FLUSH`) or at once
+/// (`SOCKFLOW_CLOSE_NOW`); its `on_close` gets reason HANDLER. Queued for
+/// the loop: safe from any thread and from callbacks, and returns at once.
+/// An id that is gone is ignored. Returns 0, or `SOCKFLOW_EINVAL` for a
+/// NULL `s` or a `mode` that is not a `sockflow_close_mode`.
+#[no_mangle]
+pub extern "C" fn sockflow_server_close(s: *mut sockflow_server, id: u64, mode: c_int) -> c_int {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        let mode = match mode {
+            0 => CloseMode::Flush,
+            1 => CloseMode::Now,
+            m => return fail(Error::inval(format!("mode {m} is not a sockflow_close_mode"))),
+        };
+        server.handle().close_conn(id, mode);
+        0
+    }
+}
+
+/// The number of open connections of server `s` (connected, `on_close` not
+/// yet called), or `SOCKFLOW_EINVAL` for NULL. Safe from any thread and
+/// from callbacks. TCP only (0 for a UDP server).
+#[no_mangle]
+pub extern "C" fn sockflow_server_conn_count(s: *const sockflow_server) -> libc::ssize_t {
+    ffi_boundary! { try_ref!(s, "server").handle().conn_count() as isize }
+}
+
+/// Writes the ids of server `s`'s open connections, oldest first, to
+/// `ids[0..cap]` and returns how many are open (snprintf-style: when that
+/// is more than `cap`, only `cap` were written; call again with a larger
+/// array). `ids` may be NULL when `cap` is 0. A snapshot: connections may
+/// come and go right after. Safe from any thread and from callbacks.
+#[no_mangle]
+pub extern "C" fn sockflow_server_conn_ids(s: *const sockflow_server, ids: *mut u64, cap: usize) -> libc::ssize_t {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        let buf = try_ok!(super::buf_arg(ids.cast(), cap.saturating_mul(8), "ids"));
+        let all = server.handle().conn_ids();
+        for (chunk, id) in buf.chunks_exact_mut(8).zip(&all) {
+            chunk.copy_from_slice(&id.to_ne_bytes());
+        }
+        all.len() as isize
+    }
+}
+
+/// Writes the peer address of open connection `id` of server `s` to `*out`.
+/// Returns 0, `SOCKFLOW_EBADHANDLE` if no such connection is open (`*out`
+/// untouched), `SOCKFLOW_EINVAL` for NULL. Safe from any thread and from callbacks.
+#[no_mangle]
+pub extern "C" fn sockflow_server_peer(s: *const sockflow_server, id: u64, out: *mut sockflow_addr) -> c_int {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        check_out!(out, "out");
+        match server.handle().conn_peer(id) {
+            Some(a) => {
+                sockflow_addr::write_opt(out, a);
+                0
+            }
+            None => fail(Error::new(Code::BadHandle, format!("connection {id} is not open"))),
+        }
+    }
+}
+
+/// Gives connection `id` of server `s` its own idle timeout, overriding the
+/// server's `idle_timeout_ms`: closed (reason IDLE) after `timeout_ms` ms
+/// without traffic; 0 = never; < 0 = the server's again. Counted from its
+/// last traffic; checked a few times a second. Queued for the loop: safe
+/// from any thread and from callbacks (e.g. in `on_connect`). An id that is
+/// gone is ignored. Returns 0 or `SOCKFLOW_EINVAL` for NULL.
+#[no_mangle]
+pub extern "C" fn sockflow_server_set_idle_timeout(s: *mut sockflow_server, id: u64, timeout_ms: c_int) -> c_int {
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        let idle = match timeout_ms {
+            t if t < 0 => IdleTimeout::Server,
+            0 => IdleTimeout::Never,
+            t => IdleTimeout::After(Duration::from_millis(t as u64)),
+        };
+        server.handle().set_idle_timeout(id, idle);
+        0
+    }
+}
