@@ -433,7 +433,7 @@ pub(crate) fn connect(
 }
 
 /// Inside `on_close` with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`: why the connect
-/// failed, as a negative `SOCKFLOW_E…` code (`SOCKFLOW_EREFUSED`,
+/// failed, as a negative `SOCKFLOW_E…` code (`SOCKFLOW_ECONNREFUSED`,
 /// `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`, ...), with this thread's last
 /// error set to the message (`connect 127.0.0.1:9: Connection refused`).
 /// 0 in any other callback (nothing failed); `SOCKFLOW_EBADHANDLE` for a

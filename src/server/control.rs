@@ -148,14 +148,8 @@ impl Shared {
         Ok(id)
     }
 
-    /// As [`connect`](Shared::connect) to `host` (a name or an address) and
-    /// `port`. A numeric host is used at once; a name is resolved on a
-    /// short-lived thread of its own, so neither the caller nor the loop
-    /// waits for DNS (a name that does not resolve ends in `on_close` with
-    /// `ConnectFailed` and a `Resolve` error). The loop has the connection
-    /// (in its connecting state) from its next turn either way, so what is
-    /// sent or relayed to the id meanwhile waits in its queue.
-    pub fn connect_host(self: &Arc<Self>, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
+    /// See [`ServerHandle::connect_host`].
+    pub(crate) fn connect_host(self: &Arc<Self>, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
         if port == 0 {
             return Err(Error::new(Code::Addr, "connect: port 0 is not a port to connect to"));
         }
@@ -196,6 +190,19 @@ impl Shared {
 /// A cloneable, thread-safe handle on a running server.
 #[derive(Clone)]
 pub struct ServerHandle(pub(crate) Arc<Shared>);
+
+impl ServerHandle {
+    /// Opens an outgoing connection to `host` (a name or an address) and
+    /// `port`: see [`Shared::connect`]. A numeric host is used at once; a
+    /// name is resolved on a short-lived thread of its own, so neither the
+    /// caller nor the loop waits for DNS (a name that does not resolve ends
+    /// in `on_close` with `ConnectFailed` and a `Resolve` error). The loop
+    /// holds the connection (connecting) from its next turn either way, so
+    /// what is sent or relayed to the id meanwhile waits in its queue.
+    pub fn connect_host(&self, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
+        self.0.connect_host(host, port, timeout, user)
+    }
+}
 
 impl std::ops::Deref for ServerHandle {
     type Target = Shared;

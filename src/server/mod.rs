@@ -294,7 +294,7 @@ impl Conn<'_> {
     }
 
     /// Opens an outgoing connection on this server's loop; see
-    /// [`Shared::connect_host`].
+    /// [`ServerHandle::connect_host`].
     pub fn connect(&mut self, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
         self.shared.connect_host(host, port, timeout, user)
     }
