@@ -380,7 +380,9 @@ typedef struct sockflow_args {
 } sockflow_args;
 
 /**
- * Called when a TCP client connects; may send a greeting. Returns a
+ * Called when a TCP client connects, or when an outgoing connection
+ * (`sockflow_server_connect`, `sockflow_conn_connect`) is connected; may
+ * send a greeting. Returns a
  * `sockflow_action` (negative = close with reason ERROR).
  */
 typedef int (*sockflow_on_connect)(void *userdata, struct sockflow_conn *conn);
@@ -398,7 +400,11 @@ typedef int (*sockflow_on_message)(void *userdata,
 
 /**
  * Called once when a TCP connection has ended, with a
- * `sockflow_close_reason`; nothing can be sent any more.
+ * `sockflow_close_reason`; nothing can be sent any more. Outgoing
+ * connections get it too, also those that never connected
+ * (`SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`, see `sockflow_conn_error`; in
+ * `SOCKFLOW_MODE_THREAD_PER_CONNECTION` that one runs on the loop thread,
+ * the connection having no thread yet): free its user pointer here.
  */
 typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, int reason);
 

@@ -72,7 +72,9 @@ pub struct sockflow_conn {
     _private: [u8; 0],
 }
 
-/// Called when a TCP client connects; may send a greeting. Returns a
+/// Called when a TCP client connects, or when an outgoing connection
+/// (`sockflow_server_connect`, `sockflow_conn_connect`) is connected; may
+/// send a greeting. Returns a
 /// `sockflow_action` (negative = close with reason ERROR).
 pub type sockflow_on_connect = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn) -> c_int>;
 /// Called for each message (each datagram for UDP). `msg` holds `len`
@@ -82,7 +84,11 @@ pub type sockflow_on_connect = Option<unsafe extern "C" fn(userdata: *mut c_void
 pub type sockflow_on_message =
     Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, msg: *const c_char, len: usize) -> c_int>;
 /// Called once when a TCP connection has ended, with a
-/// `sockflow_close_reason`; nothing can be sent any more.
+/// `sockflow_close_reason`; nothing can be sent any more. Outgoing
+/// connections get it too, also those that never connected
+/// (`SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`, see `sockflow_conn_error`; in
+/// `SOCKFLOW_MODE_THREAD_PER_CONNECTION` that one runs on the loop thread,
+/// the connection having no thread yet): free its user pointer here.
 pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, reason: c_int)>;
 
 /// A server's callbacks, passed by value. Any callback may be NULL except

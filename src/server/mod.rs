@@ -188,13 +188,18 @@ impl Config {
 /// Callbacks a server drives. Methods take `&self` because in
 /// [`Mode::ThreadPerConnection`] they run on several threads at once.
 pub trait Handler: Send + Sync {
-    /// A client connected (TCP only). May send a greeting.
+    /// A client connected, or an outgoing connection
+    /// ([`ServerHandle::connect`]) is connected (TCP only). May send a greeting.
     fn on_connect(&self, _c: &mut Conn<'_>) -> Action {
         Action::Continue
     }
     /// One message (one datagram for UDP). May send zero or more replies.
     fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action;
-    /// The connection ended (TCP only); sends are no longer possible.
+    /// The connection ended (TCP only); sends are no longer possible. Called
+    /// once for every connection, outgoing ones included, even those that
+    /// never connected (`ConnectFailed`; [`Conn::error`] says why). In
+    /// thread-per-connection mode a connection that never connected has no
+    /// thread: its `on_close` runs on the loop thread.
     fn on_close(&self, _c: &mut Conn<'_>, _reason: CloseReason) {}
 }
 
