@@ -142,20 +142,8 @@ fn a_connect_by_name_resolves_and_tries_each_address() {
 /// so a connect to it hangs: the connect timeout ends it.
 #[test]
 fn a_connect_that_hangs_times_out() {
-    let l = sockflow::tcp::Listener::bind(&[any_port()], 1).unwrap();
-    let addr = l.local_addr();
-    let mut held = Vec::new();
-    let mut full = false;
-    for _ in 0..16 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-            Ok(s) => held.push(s),
-            Err(_) => {
-                full = true;
-                break;
-            }
-        }
-    }
-    assert!(full, "the backlog never filled: cannot make a connect hang here");
+    let hang = hanging();
+    let addr = hang.addr;
     let h = Arc::new(Client::default());
     let lp = client_loop(h.clone());
     let id = lp.handle.connect(vec![addr], Some(Duration::from_millis(300)), 0).unwrap();
@@ -255,5 +243,86 @@ fn c_client_loop_connects_from_another_thread_and_reports_failures() {
     assert_eq!(sockflow_server_stop(s), 0);
     assert_eq!(run.join().unwrap(), 0);
     sockflow_server_free(s);
+    echo.stop().unwrap();
+}
+
+/// A connect that hangs (a full backlog), for the tests that act on a
+/// connection before it is connected. Keep it while the connect must hang.
+struct Hanging {
+    addr: SocketAddr,
+    _listener: sockflow::tcp::Listener,
+    _held: Vec<TcpStream>,
+}
+
+fn hanging() -> Hanging {
+    let l = sockflow::tcp::Listener::bind(&[any_port()], 1).unwrap();
+    let addr = l.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(s) => held.push(s),
+            Err(_) => return Hanging { addr, _listener: l, _held: held },
+        }
+    }
+    panic!("the backlog never filled: cannot make a connect hang here");
+}
+
+/// What is sent to an outgoing id before it is connected waits in its
+/// queue and goes out, in order, once it is.
+#[test]
+fn bytes_sent_before_the_connect_completes_go_out_after_it() {
+    let echo = start_tcp(Config { log: None, ..Config::default() }, Arc::new(Echo));
+    let h = Arc::new(Client::default());
+    let lp = client_loop(h.clone());
+    // By name: the connection waits for its address the longest.
+    let id = lp.handle.connect_host("localhost", echo.addr.port(), Some(WAIT), 5).unwrap();
+    lp.handle.send(id, b"early").unwrap();
+    let seen = h.wait_closes(1);
+    // The first echo is of "early": it went before the greeting of on_connect.
+    assert_eq!(seen.msgs, vec![(id, "early".to_string())]);
+    drop(seen);
+    lp.stop().unwrap();
+    echo.stop().unwrap();
+}
+
+/// Closing a connection that is still connecting, or stopping the loop,
+/// ends it at once, with its own reason, and `on_close` once.
+#[test]
+fn closing_or_stopping_while_connecting_ends_it_at_once() {
+    let hang = hanging();
+    let h = Arc::new(Client::default());
+    let lp = client_loop(h.clone());
+    let closed = lp.handle.connect(vec![hang.addr], None, 1).unwrap();
+    let stopped = lp.handle.connect(vec![hang.addr], None, 2).unwrap();
+    lp.handle.close(closed);
+    {
+        let seen = h.wait_closes(1);
+        assert_eq!((seen.closes[0].0, seen.closes[0].1), (closed, CloseReason::Handler));
+    }
+    lp.stop().unwrap();
+    let seen = h.wait_closes(2);
+    assert_eq!(seen.closes.len(), 2, "{:?}", seen.closes);
+    assert_eq!((seen.closes[1].0, seen.closes[1].1, seen.closes[1].4), (stopped, CloseReason::Stopping, 2));
+    assert!(seen.connects.is_empty());
+}
+
+/// In thread-per-connection mode an outgoing connection gets its thread
+/// once connected; one that fails gets `on_close` all the same.
+#[test]
+fn thread_mode_serves_outgoing_connections() {
+    let echo = start_tcp(Config { log: None, ..Config::default() }, Arc::new(Echo));
+    let h = Arc::new(Client::default());
+    let log = LogBuf::default();
+    let cfg = Config { mode: sockflow::server::Mode::ThreadPerConnection, ..log.config() };
+    let s = TcpServer::without_listener(cfg, h.clone()).unwrap();
+    let lp = spawn_run(s.handle(), s.local_addr(), move || s.run());
+    let ok = lp.handle.connect(vec![echo.addr], Some(WAIT), 1).unwrap();
+    let bad = lp.handle.connect(vec![SocketAddr::from(([127, 0, 0, 1], refused_port()))], Some(WAIT), 2).unwrap();
+    let seen = h.wait_closes(2);
+    assert!(seen.msgs.contains(&(ok, "hello 1".into())), "{:?}", seen.msgs);
+    let failed = seen.closes.iter().find(|c| c.0 == bad).unwrap();
+    assert_eq!((failed.1, failed.2), (CloseReason::ConnectFailed, Some(Code::Refused)));
+    drop(seen);
+    lp.stop().unwrap();
     echo.stop().unwrap();
 }

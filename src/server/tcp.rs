@@ -395,11 +395,13 @@ impl TcpServer {
         match self.mode {
             Mode::ThreadPerConnection => {
                 let (shared, budget) = (self.base.shared.clone(), self.budget.clone());
-                match Worker::spawn(id, peer, self.handler.clone(), shared, budget, self.max_queue / 2) {
+                match Worker::spawn((id, peer, c.user), self.handler.clone(), shared, budget, self.max_queue / 2) {
                     Ok(w) => c.worker = Some(Box::new(w)),
                     Err(e) => {
                         self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
-                        c.notified = true; // no callback ran: none is owed
+                        // No callback ran, so none is owed; but an outgoing
+                        // id always gets its `on_close` (its user slot).
+                        c.notified = id & OUTGOING == 0;
                         self.close_now(k, CloseReason::Error);
                     }
                 }
