@@ -9,7 +9,10 @@
 //! server's memory and keeps it open to everyone: `pushed` (own replies
 //! versus bytes pushed by others, which get different bounds), `budget`
 //! (what all connections together may hold) and `admission` (connections
-//! per address).
+//! per address). `outgoing.rs` (a part of `tcp`) holds the connections a
+//! loop opens itself (`ServerHandle::connect`; a loop without a listener is
+//! a client of many servers) and relays between two connections, which
+//! pause the sender instead of dropping a slow receiver.
 
 mod admission;
 mod base;

@@ -39,8 +39,6 @@ use std::time::{Duration, Instant};
 struct Pending {
     /// Addresses still to try, last first; None while the name resolves.
     rest: Option<Vec<SocketAddr>>,
-    /// The address being tried (the unspecified address before any).
-    peer: SocketAddr,
     deadline: Option<Instant>,
     timeout: Duration,
     /// Why the last address failed.
@@ -92,7 +90,7 @@ impl TcpServer {
         let k = self.conns.insert(Connection::new(sock, id, peer, self.frame, ReadState::Connecting, user));
         self.outgoing.slots.insert(id, k);
         let deadline = timeout.map(|t| Instant::now() + t);
-        let p = Pending { rest: None, peer, deadline, timeout: timeout.unwrap_or_default(), error: None };
+        let p = Pending { rest: None, deadline, timeout: timeout.unwrap_or_default(), error: None };
         self.outgoing.pending.insert(id, p);
         if let Some(a) = addrs {
             self.resolved(id, Ok(a));
@@ -125,7 +123,6 @@ impl TcpServer {
                 let e = p.error.take().unwrap_or_else(|| Error::new(Code::Addr, "connect: no address"));
                 return self.connect_failed(id, e);
             };
-            p.peer = addr;
             let c = &mut self.conns[k];
             c.peer = net::canonical(addr);
             let registry = self.base.poll.registry();
@@ -200,9 +197,13 @@ impl TcpServer {
 
     /// Fails the connects whose deadline passed (from the sweep).
     pub(super) fn connect_timeouts(&mut self, now: Instant) {
-        let late: Vec<(u64, String)> = (self.outgoing.pending.iter())
+        let Outgoing { pending, slots, .. } = &self.outgoing;
+        let late: Vec<(u64, String)> = (pending.iter())
             .filter(|(_, p)| p.deadline.is_some_and(|d| now >= d))
-            .map(|(&id, p)| (id, format!("connect {}: timed out after {} ms", net::show(&p.peer), p.timeout.as_millis())))
+            .map(|(id, p)| {
+                let peer = slots.get(id).and_then(|&k| self.conns.get(k)).map_or(String::from("?"), |c| net::show(&c.peer));
+                (*id, format!("connect {peer}: timed out after {} ms", p.timeout.as_millis()))
+            })
             .collect();
         for (id, msg) in late {
             self.connect_failed(id, Error::new(Code::TimedOut, msg));
