@@ -731,8 +731,10 @@ int sockflow_conn_close_to(struct sockflow_conn *c, uint64_t id);
 
 /**
  * Opens an outgoing TCP connection from this server's loop to `host`
- * (a name or an address) and `port`, as `sockflow_server_connect` does,
- * and writes its id to `*id` at once. Callable from any callback.
+ * (a name or an address) and `port`, as `sockflow_server_connect` does
+ * (same arguments, same errors, `user` owned by the caller and handed to
+ * the new connection's callbacks), and writes its id to `*id` at once.
+ * Callable from any callback; never blocks.
  */
 int sockflow_conn_connect(struct sockflow_conn *c,
                           const char *host,
@@ -839,9 +841,14 @@ int sockflow_client_loop_new(const struct sockflow_args *args,
  * with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
  * cannot be made. `on_close` comes exactly once for every id either way.
  * `user` is the connection's user pointer from the start
- * (`sockflow_conn_user`). Never blocks: a numeric host is used as is, a
- * name is resolved on a short-lived thread of its own. Safe from any
- * thread; from callbacks use `sockflow_conn_connect`. TCP servers only.
+ * (`sockflow_conn_user`); sockflow never frees it: free it in that
+ * `on_close`. Never blocks: a numeric host is used as is, a name is
+ * resolved on a short-lived thread of its own. `host` is only read during
+ * the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
+ * `SOCKFLOW_EADDR` for a port outside 1-65535 or a bad address literal,
+ * `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
+ * callback comes). Safe from any thread, before or during
+ * `sockflow_server_run`; from callbacks use `sockflow_conn_connect`.
  */
 int sockflow_server_connect(struct sockflow_server *s,
                             const char *host,

@@ -399,8 +399,10 @@ pub extern "C" fn sockflow_conn_close_to(c: *mut sockflow_conn, id: u64) -> c_in
 }
 
 /// Opens an outgoing TCP connection from this server's loop to `host`
-/// (a name or an address) and `port`, as `sockflow_server_connect` does,
-/// and writes its id to `*id` at once. Callable from any callback.
+/// (a name or an address) and `port`, as `sockflow_server_connect` does
+/// (same arguments, same errors, `user` owned by the caller and handed to
+/// the new connection's callbacks), and writes its id to `*id` at once.
+/// Callable from any callback; never blocks.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_connect(
     c: *mut sockflow_conn,

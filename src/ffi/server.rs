@@ -309,9 +309,14 @@ pub extern "C" fn sockflow_client_loop_new(
 /// with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
 /// cannot be made. `on_close` comes exactly once for every id either way.
 /// `user` is the connection's user pointer from the start
-/// (`sockflow_conn_user`). Never blocks: a numeric host is used as is, a
-/// name is resolved on a short-lived thread of its own. Safe from any
-/// thread; from callbacks use `sockflow_conn_connect`. TCP servers only.
+/// (`sockflow_conn_user`); sockflow never frees it: free it in that
+/// `on_close`. Never blocks: a numeric host is used as is, a name is
+/// resolved on a short-lived thread of its own. `host` is only read during
+/// the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
+/// `SOCKFLOW_EADDR` for a port outside 1-65535 or a bad address literal,
+/// `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
+/// callback comes). Safe from any thread, before or during
+/// `sockflow_server_run`; from callbacks use `sockflow_conn_connect`.
 #[no_mangle]
 pub extern "C" fn sockflow_server_connect(
     s: *mut sockflow_server,
