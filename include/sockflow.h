@@ -845,7 +845,7 @@ int sockflow_client_loop_new(const struct sockflow_args *args,
  * `on_close`. Never blocks: a numeric host is used as is, a name is
  * resolved on a short-lived thread of its own. `host` is only read during
  * the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
- * `SOCKFLOW_EADDR` for a port outside 1-65535 or a bad address literal,
+ * `SOCKFLOW_EADDR` for a port outside 1-65535 or an empty host,
  * `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
  * callback comes). Safe from any thread, before or during
  * `sockflow_server_run`; from callbacks use `sockflow_conn_connect`.
