@@ -287,7 +287,7 @@ impl Conn<'_> {
     }
 
     /// Forwards one message to connection `to` as a relay (a proxy's
-    /// pairing): unlike [`ServerHandle::send`], the bytes are never held
+    /// pairing): unlike [`Shared::send`], the bytes are never held
     /// against `to`'s `max_queue`; instead, while `to` has more than half
     /// of `max_queue` queued, this connection is not read (TCP then slows
     /// its peer) until `to` is under a quarter. So a relay is bounded by

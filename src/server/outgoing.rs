@@ -1,7 +1,7 @@
 //! Outgoing connections on a TCP server's loop, and relays between
 //! connections (a proxy's two sides).
 //!
-//! Connecting. [`ServerHandle::connect`] hands back the new connection's id
+//! Connecting. `ServerHandle::connect` hands back the new connection's id
 //! at once (from a counter in `Shared`, with the `OUTGOING` bit, so the
 //! caller need not wait for the loop); the loop then opens a non-blocking
 //! socket per address in turn, and a connection that is `Connecting` is
