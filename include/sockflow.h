@@ -241,6 +241,13 @@ typedef enum sockflow_close_reason {
      * The client did not read its replies and its queue hit `max_queue`.
      */
     SOCKFLOW_CLOSE_REASON_OVERFLOW = 7,
+    /**
+     * An outgoing connection (`sockflow_server_connect`,
+     * `sockflow_conn_connect`) could not be made: refused, timed out, or
+     * the name did not resolve. `sockflow_conn_error(conn)` in `on_close`
+     * gives the code and sets the message.
+     */
+    SOCKFLOW_CLOSE_REASON_CONNECT_FAILED = 8,
 } sockflow_close_reason;
 
 /**
@@ -436,8 +443,10 @@ typedef struct sockflow_addr {
 } sockflow_addr;
 
 /**
- * Called when a TCP client connects, or at the first datagram of a UDP
- * sender with `udp_peers` (before `on_message` for it); may send a greeting. Returns a
+ * Called when a TCP client connects, when an outgoing connection
+ * (`sockflow_server_connect`, `sockflow_conn_connect`) is connected, or at
+ * the first datagram of a UDP sender with `udp_peers` (before `on_message`
+ * for it); may send a greeting. Returns a
  * `sockflow_action` (negative = close with reason ERROR).
  */
 typedef int (*sockflow_on_connect)(void *userdata, struct sockflow_conn *conn);
@@ -456,6 +465,10 @@ typedef int (*sockflow_on_message)(void *userdata,
 /**
  * Called once when a TCP connection (or a UDP peer, with `udp_peers`) has
  * ended, with a `sockflow_close_reason`; nothing can be sent any more.
+ * Outgoing connections get it too, also those that never connected
+ * (`SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`, see `sockflow_conn_error`; in
+ * `SOCKFLOW_MODE_THREAD_PER_CONNECTION` that one runs on the loop thread,
+ * the connection having no thread yet): free its user pointer here.
  */
 typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, int reason);
 
@@ -840,6 +853,49 @@ int sockflow_conn_broadcast(struct sockflow_conn *c, const void *msg, size_t len
 int sockflow_conn_send_to(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
 
 /**
+ * Relays one message to connection `id` of the same server: what a proxy
+ * does between its two sides. Unlike `sockflow_conn_send_to`, nothing is
+ * ever dropped for `max_queue`: while connection `id` holds more than half
+ * of `max_queue` unsent, this connection is not read (TCP slows its peer)
+ * until `id` is down to a quarter, so memory stays bounded by the slower
+ * side. With line frames the message keeps the line ending it came with.
+ * An id that is gone is ignored. TCP only; from callbacks (on their
+ * thread) only.
+ */
+int sockflow_conn_relay(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
+
+/**
+ * Closes connection `id` of the same server once what is queued for it
+ * has been sent (reason `SOCKFLOW_CLOSE_REASON_HANDLER`); one still connecting
+ * closes at once. An id that is gone is ignored. Returns 0.
+ */
+int sockflow_conn_close_to(struct sockflow_conn *c, uint64_t id);
+
+/**
+ * Opens an outgoing TCP connection from this server's loop to `host`
+ * (a name or an address) and `port`, as `sockflow_server_connect` does
+ * (same arguments, same errors, `user` owned by the caller and handed to
+ * the new connection's callbacks), and writes its id to `*id` at once.
+ * Callable from any callback; never blocks.
+ */
+int sockflow_conn_connect(struct sockflow_conn *c,
+                          const char *host,
+                          int port,
+                          int timeout_ms,
+                          void *user,
+                          uint64_t *id);
+
+/**
+ * Inside `on_close` with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`: why the connect
+ * failed, as a negative `SOCKFLOW_E…` code (`SOCKFLOW_ECONNREFUSED`,
+ * `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`, ...), with this thread's last
+ * error set to the message (`connect 127.0.0.1:9: Connection refused`).
+ * 0 in any other callback (nothing failed); `SOCKFLOW_EBADHANDLE` for a
+ * `conn` that is not the running callback's.
+ */
+int sockflow_conn_error(const struct sockflow_conn *c);
+
+/**
  * Asks the server to stop gracefully once this callback returns.
  */
 int sockflow_conn_stop_server(struct sockflow_conn *c);
@@ -904,6 +960,51 @@ int sockflow_udp_server_new(const struct sockflow_args *args,
                             struct sockflow_handler handler,
                             void *userdata,
                             struct sockflow_server **out);
+
+/**
+ * A loop with no listener: an event-driven client of many servers. Its
+ * connections are the ones it opens with `sockflow_server_connect` (from
+ * any thread, before or during `sockflow_server_run`) or
+ * `sockflow_conn_connect` (from its callbacks), driven by `handler` as a
+ * server's are: `on_connect` when connected, `on_message`, `on_close`
+ * (with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` when a connect fails). It is a
+ * `sockflow_server` like any other: run it with `sockflow_server_run`,
+ * stop it with `sockflow_server_stop`, free it with `sockflow_server_free`;
+ * `sockflow_server_port` gives 0. `args` gives the frame, quit word and
+ * program name (its host and port are not used); NULL means line frames,
+ * no quit word. `cfg` may be NULL for the defaults. Writes the loop to
+ * `*out` and returns 0.
+ */
+int sockflow_client_loop_new(const struct sockflow_args *args,
+                             const struct sockflow_server_config *cfg,
+                             struct sockflow_handler handler,
+                             void *userdata,
+                             struct sockflow_server **out);
+
+/**
+ * Opens an outgoing TCP connection on the server's loop (a client loop's,
+ * or a listening server's) to `host` (a name or an address) and `port`,
+ * giving up after `timeout_ms` (0: the OS's own limit, about two minutes
+ * on Linux). Writes the new connection's id to `*id` at once and returns
+ * 0; the loop then calls `on_connect` once it is connected, or `on_close`
+ * with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
+ * cannot be made. `on_close` comes exactly once for every id either way.
+ * `user` is the connection's user pointer from the start
+ * (`sockflow_conn_user`); sockflow never frees it: free it in that
+ * `on_close`. Never blocks: a numeric host is used as is, a name is
+ * resolved on a short-lived thread of its own. `host` is only read during
+ * the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
+ * `SOCKFLOW_EADDR` for a port outside 1-65535 or an empty host,
+ * `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
+ * callback comes). Safe from any thread, before or during
+ * `sockflow_server_run`; from callbacks use `sockflow_conn_connect`.
+ */
+int sockflow_server_connect(struct sockflow_server *s,
+                            const char *host,
+                            int port,
+                            int timeout_ms,
+                            void *user,
+                            uint64_t *id);
 
 /**
  * Runs the server on the calling thread until it is stopped (a callback

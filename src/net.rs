@@ -80,6 +80,14 @@ pub fn show(addr: &SocketAddr) -> String {
     canonical(*addr).to_string()
 }
 
+/// A TCP socket that is not connected yet: the place an outgoing
+/// connection of the server loop holds while its name is being resolved.
+pub fn unconnected_tcp() -> Result<std::net::TcpStream> {
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let fd = socket::socket(AddressFamily::Inet, SockType::Stream, flags, None).map_err(|e| Error::errno("socket", e))?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
 /// Creates a socket of `ty` bound to `addr`, listening when `backlog` is
 /// given. TCP listeners get SO_REUSEADDR (a restarted server binds at once
 /// despite TIME_WAIT); a socket bound to the IPv6 wildcard is dual-stack.

@@ -385,6 +385,29 @@ fn cases() -> Vec<Case> {
             sockflow_conn_send_to(fx.conn, sockflow_conn_id(fx.conn), null(), 1)
         }),
         case!(sockflow_conn_stop_server["c"] => Null("conn"), |fx| sockflow_conn_stop_server(null_mut())),
+        case!(sockflow_conn_relay["c"] => Null("conn"), |fx| sockflow_conn_relay(null_mut(), 1, b"x".as_ptr().cast(), 1)),
+        cb_case!(sockflow_conn_relay["msg"] => Null("msg"), |fx| sockflow_conn_relay(fx.conn, sockflow_conn_id(fx.conn), null(), 1)),
+        case!(sockflow_conn_close_to["c"] => Null("conn"), |fx| sockflow_conn_close_to(null_mut(), 1)),
+        case!(sockflow_conn_error["c"] => Null("conn"), |fx| sockflow_conn_error(null())),
+        case!(sockflow_conn_connect["c"] => Null("conn"), |fx| {
+            let mut id = 0;
+            sockflow_conn_connect(null_mut(), c"127.0.0.1".as_ptr(), fx.refused.port, 0, null_mut(), &mut id)
+        }),
+        cb_case!(sockflow_conn_connect["host"] => Null("host"), |fx| {
+            let mut id = 0;
+            sockflow_conn_connect(fx.conn, null(), 1, 0, null_mut(), &mut id)
+        }),
+        // NULL is a fine user pointer for the new connection (port 1:
+        // nothing listens there; the fixture has no args in a callback).
+        cb_case!(sockflow_conn_connect["user"] => Exactly(Ret::Int(0)), |fx| {
+            let mut id = 0;
+            let rc = sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, 0, null_mut(), &mut id);
+            assert_ne!(id, 0);
+            rc
+        }),
+        cb_case!(sockflow_conn_connect["id"] => Null("id"), |fx| {
+            sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, 0, null_mut(), null_mut())
+        }),
         case!(sockflow_conn_id["c"] => Returns(Ret::Int(0), "conn"), |fx| sockflow_conn_id(null())),
         case!(sockflow_conn_peer["c"] => Null("conn"), |fx| {
             let mut a: sockflow_addr = unsafe { std::mem::zeroed() };
@@ -491,6 +514,50 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_peer["out"] => Null("out"), |fx| sockflow_server_peer(fx.server, 1, null_mut())),
         case!(sockflow_server_set_idle_timeout["s"] => Null("server"), |fx| sockflow_server_set_idle_timeout(null_mut(), 1, 0)),
         case!(sockflow_server_timer_cancel["s"] => Null("server"), |fx| sockflow_server_timer_cancel(null_mut(), 1)),
+        case!(sockflow_server_connect["s"] => Null("server"), |fx| {
+            let mut id = 0;
+            sockflow_server_connect(null_mut(), c"127.0.0.1".as_ptr(), 1, 0, null_mut(), &mut id)
+        }),
+        case!(sockflow_server_connect["host"] => Null("host"), |fx| {
+            let mut id = 0;
+            sockflow_server_connect(fx.server, null(), 1, 0, null_mut(), &mut id)
+        }),
+        // NULL is a fine user pointer for the new connection.
+        case!(sockflow_server_connect["user"] => Exactly(Ret::Int(0)), |fx| {
+            let mut id = 0;
+            let rc = sockflow_server_connect(fx.server, c"127.0.0.1".as_ptr(), fx.refused.port, 0, null_mut(), &mut id);
+            assert_ne!(id, 0);
+            rc
+        }),
+        case!(sockflow_server_connect["id"] => Null("id"), |fx| {
+            sockflow_server_connect(fx.server, c"127.0.0.1".as_ptr(), fx.refused.port, 0, null_mut(), null_mut())
+        }),
+        // NULL args = line frames, no quit word; NULL cfg = the defaults.
+        case!(sockflow_client_loop_new["args"] => Exactly(Ret::Int(0)), |fx| {
+            let mut s = null_mut();
+            let rc = sockflow_client_loop_new(null(), &fx.cfg, echo(), null_mut(), &mut s);
+            sockflow_server_free(s);
+            rc
+        }),
+        case!(sockflow_client_loop_new["cfg"] => Exactly(Ret::Int(0)), |fx| {
+            let mut s = null_mut();
+            let rc = sockflow_client_loop_new(&fx.server_args, null(), echo(), null_mut(), &mut s);
+            sockflow_server_free(s);
+            rc
+        }),
+        case!(sockflow_client_loop_new["userdata"] => Exactly(Ret::Int(0)), |fx| {
+            let mut s = null_mut();
+            let rc = sockflow_client_loop_new(null(), null(), echo(), null_mut(), &mut s);
+            sockflow_server_free(s);
+            rc
+        }),
+        case!(sockflow_client_loop_new["out"] => Null("out"), |fx| sockflow_client_loop_new(null(), null(), echo(), null_mut(), null_mut())),
+        case!(sockflow_client_loop_new["handler.on_message"] => Null("handler.on_message"), |fx| {
+            let mut s = null_mut();
+            let rc = sockflow_client_loop_new(null(), null(), no_on_message(), null_mut(), &mut s);
+            assert!(s.is_null());
+            rc
+        }),
         case!(sockflow_tcp_server_run["args"] => Null("args"), |fx| sockflow_tcp_server_run(null(), echo(), null_mut())),
         // userdata NULL is fine; the port is taken, so it returns at once.
         case!(sockflow_tcp_server_run["userdata"] => Allowed, |fx| sockflow_tcp_server_run(&fx.busy_tcp, echo(), null_mut())),

@@ -1,8 +1,8 @@
 //! The example programs built with AddressSanitizer and
 //! UndefinedBehaviorSanitizer (gcc, `CProgram::sanitized`), linked to
 //! `libsockflow.so`, running their main flows on loopback: server and
-//! client pairs over TCP (echo, hello, print, chat, primitives, and the
-//! servers with timers, their own poll loop, a chat room) and UDP
+//! client pairs over TCP (echo, hello, print, chat, primitives, the proxy, and
+//! the servers with timers, their own poll loop, a chat room) and UDP
 //! (echo, upper, print, primitives, the C++ pair); and every C test program
 //! in `tests/c/`.
 //!
@@ -174,6 +174,45 @@ fn echo_server_and_tcp_client() {
         assert_eq!(c.stdout_text(), format!("hello\n\nhello world\n{big}\n"), "{frame}\n{}", c.transcript());
         stop_clean(&mut srv);
     }
+}
+
+/// The proxy in front of the echo server: bytes relayed exactly, a refused
+/// upstream closes its client, and every pair's memory is freed (the leak
+/// check at exit: each connection got its `on_close`).
+#[test]
+fn proxy_in_front_of_echo_server() {
+    use std::io::{Read, Write};
+    let (mut echo, echo_port) = server("echo_server", &[], Input::Null);
+    let up = echo_port.to_string();
+    let mut proxy = run(&build("proxy"), &["127.0.0.1", "0", "127.0.0.1", &up], Input::Null);
+    let port = proxy.wait_listening();
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(wait())).unwrap();
+        let mut r = s.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 2_000_000];
+            r.read_exact(&mut got).map(|_| got)
+        });
+        (&s).write_all(&data).unwrap();
+        assert!(reader.join().unwrap().unwrap() == data, "the bytes came back changed");
+        kept.push(s); // still open when the proxy stops: freed by on_close(STOPPING)
+    }
+    stop_clean(&mut proxy);
+    stop_clean(&mut echo);
+    // Nothing upstream: each client is closed, the reason logged.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut proxy = run(&build("proxy"), &["127.0.0.1", "0", "127.0.0.1", &gone], Input::Null);
+    let port = proxy.wait_listening();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(wait())).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    proxy.wait_for_line(Stream::Stderr, "Connection refused: closing the client", wait());
+    stop_clean(&mut proxy);
 }
 
 #[test]

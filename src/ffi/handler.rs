@@ -49,6 +49,11 @@ pub enum sockflow_close_reason {
     Handler = 6,
     /// The client did not read its replies and its queue hit `max_queue`.
     Overflow = 7,
+    /// An outgoing connection (`sockflow_server_connect`,
+    /// `sockflow_conn_connect`) could not be made: refused, timed out, or
+    /// the name did not resolve. `sockflow_conn_error(conn)` in `on_close`
+    /// gives the code and sets the message.
+    ConnectFailed = 8,
 }
 
 fn reason_code(r: CloseReason) -> c_int {
@@ -60,6 +65,7 @@ fn reason_code(r: CloseReason) -> c_int {
         CloseReason::Stopping => sockflow_close_reason::Stopping,
         CloseReason::Handler => sockflow_close_reason::Handler,
         CloseReason::Overflow => sockflow_close_reason::Overflow,
+        CloseReason::ConnectFailed => sockflow_close_reason::ConnectFailed,
     }) as c_int
 }
 
@@ -73,8 +79,10 @@ pub struct sockflow_conn {
     _private: [u8; 0],
 }
 
-/// Called when a TCP client connects, or at the first datagram of a UDP
-/// sender with `udp_peers` (before `on_message` for it); may send a greeting. Returns a
+/// Called when a TCP client connects, when an outgoing connection
+/// (`sockflow_server_connect`, `sockflow_conn_connect`) is connected, or at
+/// the first datagram of a UDP sender with `udp_peers` (before `on_message`
+/// for it); may send a greeting. Returns a
 /// `sockflow_action` (negative = close with reason ERROR).
 pub type sockflow_on_connect = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn) -> c_int>;
 /// Called for each message (each datagram for UDP). `msg` holds `len`
@@ -85,6 +93,10 @@ pub type sockflow_on_message =
     Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, msg: *const c_char, len: usize) -> c_int>;
 /// Called once when a TCP connection (or a UDP peer, with `udp_peers`) has
 /// ended, with a `sockflow_close_reason`; nothing can be sent any more.
+/// Outgoing connections get it too, also those that never connected
+/// (`SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`, see `sockflow_conn_error`; in
+/// `SOCKFLOW_MODE_THREAD_PER_CONNECTION` that one runs on the loop thread,
+/// the connection having no thread yet): free its user pointer here.
 pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, conn: *mut sockflow_conn, reason: c_int)>;
 
 /// A server's callbacks, passed by value. Any callback may be NULL except
@@ -390,6 +402,85 @@ pub extern "C" fn sockflow_conn_broadcast(c: *mut sockflow_conn, msg: *const c_v
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send_to(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! { rc(with_conn(c, |c| c.server().send(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
+}
+
+/// Relays one message to connection `id` of the same server: what a proxy
+/// does between its two sides. Unlike `sockflow_conn_send_to`, nothing is
+/// ever dropped for `max_queue`: while connection `id` holds more than half
+/// of `max_queue` unsent, this connection is not read (TCP slows its peer)
+/// until `id` is down to a quarter, so memory stays bounded by the slower
+/// side. With line frames the message keeps the line ending it came with.
+/// An id that is gone is ignored. TCP only; from callbacks (on their
+/// thread) only.
+#[no_mangle]
+pub extern "C" fn sockflow_conn_relay(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
+    ffi_boundary! { rc(with_conn(c, |c| c.relay(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
+}
+
+/// Closes connection `id` of the same server once what is queued for it
+/// has been sent (reason `SOCKFLOW_CLOSE_REASON_HANDLER`); one still connecting
+/// closes at once. An id that is gone is ignored. Returns 0.
+#[no_mangle]
+pub extern "C" fn sockflow_conn_close_to(c: *mut sockflow_conn, id: u64) -> c_int {
+    ffi_boundary! { rc(with_conn(c, |c| c.server().close(id))) }
+}
+
+/// Opens an outgoing TCP connection from this server's loop to `host`
+/// (a name or an address) and `port`, as `sockflow_server_connect` does
+/// (same arguments, same errors, `user` owned by the caller and handed to
+/// the new connection's callbacks), and writes its id to `*id` at once.
+/// Callable from any callback; never blocks.
+#[no_mangle]
+pub extern "C" fn sockflow_conn_connect(
+    c: *mut sockflow_conn,
+    host: *const c_char,
+    port: c_int,
+    timeout_ms: c_int,
+    user: *mut c_void,
+    id: *mut u64,
+) -> c_int {
+    ffi_boundary! {
+        let server = try_ok!(with_conn(c, |c| c.server()));
+        check_out!(id, "id");
+        let new = try_ok!(connect(&server, host, port, timeout_ms, user));
+        // SAFETY: checked non-NULL above.
+        unsafe { *id = new };
+        0
+    }
+}
+
+/// The checks and the call shared by `sockflow_conn_connect` and
+/// `sockflow_server_connect`.
+pub(crate) fn connect(
+    s: &crate::server::ServerHandle,
+    host: *const c_char,
+    port: c_int,
+    timeout_ms: c_int,
+    user: *mut c_void,
+) -> crate::Result<u64> {
+    let host = super::str_arg(host, "host")?;
+    let port = super::port_arg(port, 1)?;
+    if timeout_ms < 0 {
+        return Err(Error::inval(format!("timeout_ms {timeout_ms} is negative")));
+    }
+    let timeout = (timeout_ms > 0).then(|| std::time::Duration::from_millis(timeout_ms as u64));
+    s.0.connect_host(host, port, timeout, user as usize)
+}
+
+/// Inside `on_close` with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`: why the connect
+/// failed, as a negative `SOCKFLOW_E…` code (`SOCKFLOW_ECONNREFUSED`,
+/// `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`, ...), with this thread's last
+/// error set to the message (`connect 127.0.0.1:9: Connection refused`).
+/// 0 in any other callback (nothing failed); `SOCKFLOW_EBADHANDLE` for a
+/// `conn` that is not the running callback's.
+#[no_mangle]
+pub extern "C" fn sockflow_conn_error(c: *const sockflow_conn) -> c_int {
+    ffi_boundary! {
+        match try_ok!(with_conn(c, |c| c.error().cloned())) {
+            Some(e) => fail(e),
+            None => 0,
+        }
+    }
 }
 
 /// Asks the server to stop gracefully once this callback returns.

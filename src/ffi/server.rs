@@ -2,14 +2,14 @@
 
 use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
-use super::handler::{in_callback_of, sockflow_handler, to_core};
+use super::handler::{connect, in_callback_of, sockflow_handler, to_core};
 use super::stdio::CFile;
 use super::{bytes_arg, give};
 use crate::error::{Code, Error};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
 use crate::server::{Config, Mode, ServerHandle, UdpMode};
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -293,11 +293,16 @@ fn new_server(
     } else {
         Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?))
     };
+    Ok(ready(engine))
+}
+
+/// A handle for a bound (or listener-less) engine, ready to run or turn.
+fn ready(engine: Engine) -> sockflow_server {
     let (handle, fd) = match &engine {
         Engine::Tcp(s) => (s.handle(), s.fd()),
         Engine::Udp(s) => (s.handle(), s.fd()),
     };
-    Ok(sockflow_server { handle, fd, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) })
+    sockflow_server { handle, fd, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) }
 }
 
 /// Binds a TCP server on the host and port of `args` (with their frame and
@@ -335,6 +340,77 @@ pub extern "C" fn sockflow_udp_server_new(
     ffi_boundary! {
         check_out!(out, "out");
         give(out, try_ok!(new_server(args, cfg, handler, userdata, true)))
+    }
+}
+
+/// A loop with no listener: an event-driven client of many servers. Its
+/// connections are the ones it opens with `sockflow_server_connect` (from
+/// any thread, before or during `sockflow_server_run`) or
+/// `sockflow_conn_connect` (from its callbacks), driven by `handler` as a
+/// server's are: `on_connect` when connected, `on_message`, `on_close`
+/// (with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` when a connect fails). It is a
+/// `sockflow_server` like any other: run it with `sockflow_server_run`,
+/// stop it with `sockflow_server_stop`, free it with `sockflow_server_free`;
+/// `sockflow_server_port` gives 0. `args` gives the frame, quit word and
+/// program name (its host and port are not used); NULL means line frames,
+/// no quit word. `cfg` may be NULL for the defaults. Writes the loop to
+/// `*out` and returns 0.
+#[no_mangle]
+pub extern "C" fn sockflow_client_loop_new(
+    args: *const sockflow_args,
+    cfg: *const sockflow_server_config,
+    handler: sockflow_handler,
+    userdata: *mut c_void,
+    out: *mut *mut sockflow_server,
+) -> c_int {
+    ffi_boundary! {
+        check_out!(out, "out");
+        let a = if args.is_null() {
+            crate::args::Args { quit: String::new(), ..crate::args::Args::new(crate::args::Role::Client, "sockflow") }
+        } else {
+            try_ok!(core_args(args))
+        };
+        // SAFETY: NULL or a valid struct, per contract.
+        let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
+        let config = try_ok!(core_config(&a, &c));
+        let h = try_ok!(to_core(handler, userdata));
+        let server = try_ok!(TcpServer::without_listener(config, h));
+        give(out, ready(Engine::Tcp(Box::new(server))))
+    }
+}
+
+/// Opens an outgoing TCP connection on the server's loop (a client loop's,
+/// or a listening server's) to `host` (a name or an address) and `port`,
+/// giving up after `timeout_ms` (0: the OS's own limit, about two minutes
+/// on Linux). Writes the new connection's id to `*id` at once and returns
+/// 0; the loop then calls `on_connect` once it is connected, or `on_close`
+/// with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
+/// cannot be made. `on_close` comes exactly once for every id either way.
+/// `user` is the connection's user pointer from the start
+/// (`sockflow_conn_user`); sockflow never frees it: free it in that
+/// `on_close`. Never blocks: a numeric host is used as is, a name is
+/// resolved on a short-lived thread of its own. `host` is only read during
+/// the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
+/// `SOCKFLOW_EADDR` for a port outside 1-65535 or an empty host,
+/// `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
+/// callback comes). Safe from any thread, before or during
+/// `sockflow_server_run`; from callbacks use `sockflow_conn_connect`.
+#[no_mangle]
+pub extern "C" fn sockflow_server_connect(
+    s: *mut sockflow_server,
+    host: *const c_char,
+    port: c_int,
+    timeout_ms: c_int,
+    user: *mut c_void,
+    id: *mut u64,
+) -> c_int {
+    ffi_boundary! {
+        let s = try_ref!(s, "server");
+        check_out!(id, "id");
+        let new = try_ok!(connect(&s.handle, host, port, timeout_ms, user));
+        // SAFETY: checked non-NULL above.
+        unsafe { *id = new };
+        0
     }
 }
 

@@ -57,11 +57,18 @@ impl Base {
     /// The readiness line tests and users wait for.
     pub(crate) fn announce(&self) {
         let a = self.local_addr();
+        if a.port() == 0 {
+            // Bound servers have a port: this is a loop without a listener.
+            return self.log.line(format_args!("running (no listener)"));
+        }
         self.log.line(format_args!("listening on {} port {}{}", a.ip(), a.port(), self.kind));
     }
 
     pub(crate) fn stopped(&self) {
         let a = self.local_addr();
+        if a.port() == 0 {
+            return self.log.line(format_args!("stopped"));
+        }
         self.log.line(format_args!("stopped ({} port {})", a.ip(), a.port()));
     }
 

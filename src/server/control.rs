@@ -33,6 +33,14 @@ pub(crate) enum Command {
     Finish { id: u64, reason: super::CloseReason },
     /// A worker caught up: read from the connection again.
     Resume { id: u64 },
+    /// Framed bytes relayed from connection `from` to `to`: not dropped at
+    /// `max_queue`, but `from` is paused while `to` holds too much.
+    Relay { from: u64, to: u64, bytes: Vec<u8> },
+    /// Open outgoing connection `id` to the first of `addrs` that answers;
+    /// None: the name is being resolved (`Resolved` follows).
+    Connect { id: u64, addrs: Option<Vec<SocketAddr>>, timeout: Option<Duration>, user: usize },
+    /// The addresses of connection `id`'s name, or why there are none.
+    Resolved { id: u64, addrs: Result<Vec<SocketAddr>> },
     /// Add or cancel a timer (taken by the base, never seen by a loop).
     Timer(TimerCommand),
 }
@@ -80,6 +88,11 @@ pub(crate) enum Wire {
     None,
 }
 
+/// Outgoing connections' ids have this bit set and count up from a counter
+/// here, so a caller on any thread gets its id at once; incoming ids
+/// (`generation << 32 | slot`) never reach it.
+pub(crate) const OUTGOING: u64 = 1 << 63;
+
 /// Shared between the loop and every other thread.
 pub struct Shared {
     stop: AtomicBool,
@@ -89,6 +102,7 @@ pub struct Shared {
     frame: Frame,
     wire: Wire,
     next_timer: AtomicU64,
+    next_outgoing: AtomicU64,
     pub(crate) conns: OpenConns,
 }
 
@@ -103,6 +117,7 @@ impl Shared {
             frame,
             wire,
             next_timer: AtomicU64::new(1),
+            next_outgoing: AtomicU64::new(1),
             conns: OpenConns::default(),
         }))
     }
@@ -163,6 +178,59 @@ impl Shared {
         let bytes = self.framed(msg, Ending::Lf)?;
         self.push(Command::Broadcast { bytes, except });
         Ok(())
+    }
+
+    /// Queues bytes relayed from connection `from` to `to` (see `Conn::relay`).
+    pub(crate) fn relay(&self, from: u64, to: u64, msg: &[u8], ending: Ending) -> Result<()> {
+        let bytes = self.framed(msg, ending)?;
+        self.push(Command::Relay { from, to, bytes });
+        Ok(())
+    }
+
+    fn outgoing_id(&self) -> Result<u64> {
+        if self.wire != Wire::Stream {
+            return Err(Error::new(Code::BadHandle, "a UDP server cannot open TCP connections"));
+        }
+        Ok(OUTGOING | self.next_outgoing.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Opens an outgoing TCP connection on the loop, to the first of
+    /// `addrs` that answers within `timeout` (None: the OS's own limit,
+    /// about two minutes on Linux). Returns its id at once; the loop then
+    /// calls the handler's `on_connect` when it is connected, or `on_close`
+    /// with `ConnectFailed` (and [`Conn::error`](super::Conn::error)) when it
+    /// cannot be made. `user` is the connection's user slot from the start.
+    /// Safe from any thread and from callbacks; never blocks.
+    pub fn connect(&self, addrs: Vec<SocketAddr>, timeout: Option<Duration>, user: usize) -> Result<u64> {
+        if addrs.is_empty() {
+            return Err(Error::new(Code::Addr, "connect: no address given"));
+        }
+        let id = self.outgoing_id()?;
+        self.push(Command::Connect { id, addrs: Some(addrs), timeout, user });
+        Ok(id)
+    }
+
+    /// See [`ServerHandle::connect_host`].
+    pub(crate) fn connect_host(self: &Arc<Self>, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
+        if port == 0 {
+            return Err(Error::new(Code::Addr, "connect: port 0 is not a port to connect to"));
+        }
+        let bare = crate::net::strip_brackets(host);
+        if bare.parse::<std::net::IpAddr>().is_ok() || bare.is_empty() {
+            return self.connect(crate::net::resolve(host, port, crate::net::Family::Any)?, timeout, user);
+        }
+        let id = self.outgoing_id()?;
+        // First, so the loop has the connection before its addresses.
+        self.push(Command::Connect { id, addrs: None, timeout, user });
+        let (me, host) = (self.clone(), host.to_string());
+        let spawned = std::thread::Builder::new().name("sockflow-resolve".into()).spawn(move || {
+            let addrs = crate::net::resolve(&host, port, crate::net::Family::Any);
+            me.push(Command::Resolved { id, addrs });
+        });
+        if let Err(e) = spawned {
+            self.push(Command::Resolved { id, addrs: Err(Error::io("thread", &e)) });
+        }
+        Ok(id)
     }
 
     /// Queues a graceful close of connection `id` (replies flushed first).
@@ -262,6 +330,19 @@ impl Drop for Turning {
 /// A cloneable, thread-safe handle on a running server.
 #[derive(Clone)]
 pub struct ServerHandle(pub(crate) Arc<Shared>);
+
+impl ServerHandle {
+    /// Opens an outgoing connection to `host` (a name or an address) and
+    /// `port`: see [`Shared::connect`]. A numeric host is used at once; a
+    /// name is resolved on a short-lived thread of its own, so neither the
+    /// caller nor the loop waits for DNS (a name that does not resolve ends
+    /// in `on_close` with `ConnectFailed` and a `Resolve` error). The loop
+    /// holds the connection (connecting) from its next turn either way, so
+    /// what is sent or relayed to the id meanwhile waits in its queue.
+    pub fn connect_host(&self, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
+        self.0.connect_host(host, port, timeout, user)
+    }
+}
 
 impl std::ops::Deref for ServerHandle {
     type Target = Shared;

@@ -9,7 +9,10 @@
 //! server's memory and keeps it open to everyone: `pushed` (own replies
 //! versus bytes pushed by others, which get different bounds), `budget`
 //! (what all connections together may hold) and `admission` (connections
-//! per address).
+//! per address). `outgoing.rs` (a part of `tcp`) holds the connections a
+//! loop opens itself (`ServerHandle::connect`; a loop without a listener is
+//! a client of many servers) and relays between two connections, which
+//! pause the sender instead of dropping a slow receiver.
 
 mod admission;
 mod base;
@@ -66,6 +69,9 @@ pub enum CloseReason {
     Handler,
     /// The peer did not read its replies and the outgoing queue hit its bound.
     Overflow,
+    /// An outgoing connection could not be made (refused, timed out, name
+    /// not resolved); [`Conn::error`] inside `on_close` says why.
+    ConnectFailed,
 }
 
 impl CloseReason {
@@ -79,6 +85,7 @@ impl CloseReason {
             CloseReason::Stopping => "server stopping",
             CloseReason::Handler => "closed by handler",
             CloseReason::Overflow => "not reading its replies",
+            CloseReason::ConnectFailed => "connect failed",
         }
     }
 }
@@ -214,13 +221,18 @@ impl Config {
 /// Callbacks a server drives. Methods take `&self` because in
 /// [`Mode::ThreadPerConnection`] they run on several threads at once.
 pub trait Handler: Send + Sync {
-    /// A client connected (TCP only). May send a greeting.
+    /// A client connected, or an outgoing connection
+    /// ([`ServerHandle::connect`]) is connected (TCP only). May send a greeting.
     fn on_connect(&self, _c: &mut Conn<'_>) -> Action {
         Action::Continue
     }
     /// One message (one datagram for UDP). May send zero or more replies.
     fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action;
-    /// The connection ended (TCP only); sends are no longer possible.
+    /// The connection ended (TCP only); sends are no longer possible. Called
+    /// once for every connection, outgoing ones included, even those that
+    /// never connected (`ConnectFailed`; [`Conn::error`] says why). In
+    /// thread-per-connection mode a connection that never connected has no
+    /// thread: its `on_close` runs on the loop thread.
     fn on_close(&self, _c: &mut Conn<'_>, _reason: CloseReason) {}
 }
 
@@ -236,6 +248,8 @@ pub(crate) enum Sink<'a> {
     Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
+    /// An outgoing connection that never connected (in `on_close`), and why.
+    Failed(&'a crate::Error),
 }
 
 /// One connection (or one datagram's sender) as a callback sees it.
@@ -288,8 +302,39 @@ impl Conn<'_> {
                     .map(|_| ())
                     .map_err(|e| crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e))
             }
-            Sink::Closed => Err(crate::Error::new(crate::Code::BadHandle, format!("connection {} is closed", self.id))),
+            Sink::Closed | Sink::Failed(_) => Err(crate::Error::new(crate::Code::BadHandle, format!("connection {} is closed", self.id))),
         }
+    }
+
+    /// Why an outgoing connection failed to connect: inside `on_close` with
+    /// reason `ConnectFailed`, the error (refused, timed out, not resolved);
+    /// None anywhere else.
+    pub fn error(&self) -> Option<&crate::Error> {
+        match self.sink {
+            Sink::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Forwards one message to connection `to` as a relay (a proxy's
+    /// pairing): unlike [`Shared::send`], the bytes are never held
+    /// against `to`'s `max_queue`; instead, while `to` has more than half
+    /// of `max_queue` queued, this connection is not read (TCP then slows
+    /// its peer) until `to` is under a quarter. So a relay is bounded by
+    /// the slower side, and nothing is dropped. A `line` message keeps the
+    /// ending of the message being handled. An id that is gone is ignored.
+    pub fn relay(&mut self, to: u64, msg: &[u8]) -> Result<()> {
+        let ending = match self.sink {
+            Sink::Buf { ending, .. } | Sink::Queue { ending } => ending,
+            _ => Ending::Lf,
+        };
+        self.shared.relay(self.id, to, msg, ending)
+    }
+
+    /// Opens an outgoing connection on this server's loop; see
+    /// [`ServerHandle::connect_host`].
+    pub fn connect(&mut self, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
+        self.shared.connect_host(host, port, timeout, user)
     }
 
     /// Sends one message to every connection, this one included when

@@ -18,10 +18,13 @@
 //! connection (slowloris), and `max_per_ip` keeps one host from taking
 //! every connection slot.
 
+#[path = "outgoing.rs"]
+mod outgoing;
+
 use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
-use super::control::{CloseMode, Command, IdleTimeout};
+use super::control::{CloseMode, Command, IdleTimeout, OUTGOING};
 use super::pushed::Pushed;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
@@ -64,6 +67,8 @@ enum ReadState {
     Paused(Pause),
     /// The peer is done; a worker is finishing (thread mode).
     Ended,
+    /// An outgoing connection not connected yet (see `outgoing.rs`).
+    Connecting,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +79,8 @@ enum Pause {
     Worker,
     /// The memory budget is spent and it holds some; until memory frees up.
     Budget,
+    /// The connection it relays to holds too much; until that drains.
+    Relay,
 }
 
 /// What [`TcpServer::dispatch`] decodes.
@@ -95,6 +102,8 @@ struct Connection {
     last: Instant,
     /// Which of `out`'s unsent bytes others pushed (the rest are replies).
     pushed: Pushed,
+    /// Which were relayed to it (their senders pause instead, see `relay`).
+    relayed: Pushed,
     /// Bytes charged to the budget for this connection.
     claim: usize,
     /// Part of `claim` reserved for the rest of a partial message of known
@@ -118,13 +127,38 @@ struct Connection {
 }
 
 impl Connection {
+    fn new(sock: TcpStream, id: u64, peer: SocketAddr, frame: Frame, read: ReadState, user: usize) -> Connection {
+        Connection {
+            sock,
+            id,
+            peer,
+            decoder: Decoder::new(frame),
+            out: Vec::new(),
+            out_pos: 0,
+            user,
+            last: Instant::now(),
+            pushed: Pushed::default(),
+            relayed: Pushed::default(),
+            claim: 0,
+            reserved: 0,
+            partial_since: None,
+            closing: None,
+            writable: false,
+            read,
+            draining: false,
+            notified: false,
+            worker: None,
+            idle: IdleTimeout::Server,
+        }
+    }
+
     fn queued(&self) -> usize {
         self.out.len() - self.out_pos
     }
 
     /// Queued replies of its own (not pushed by others).
     fn own_queued(&self) -> usize {
-        self.queued() - self.pushed.bytes()
+        self.queued() - self.pushed.bytes() - self.relayed.bytes()
     }
 
     /// How much the next read may take: all of `full` while the budget has
@@ -174,21 +208,36 @@ pub struct TcpServer {
     /// Set once a connection got its own idle timeout: from then on sweeps
     /// run while there are connections, whatever the server's timeouts.
     idle_overrides: bool,
+    /// Outgoing connections and relay waits.
+    outgoing: outgoing::Outgoing,
 }
 
 impl TcpServer {
     /// Binds the first of `addrs` that works and prepares the loop.
-    pub fn bind(addrs: &[SocketAddr], mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+    pub fn bind(addrs: &[SocketAddr], cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
         let l = crate::tcp::Listener::bind(addrs, cfg.backlog)?;
         let local = l.local_addr();
         let std = l.into_std();
         std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
         let mut listener = TcpListener::from_std(std);
+        let s = TcpServer::new(local, cfg, handler)?;
+        s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
+        Ok(TcpServer { listener: Some(listener), ..s })
+    }
+
+    /// A loop with no listener: an event-driven client of many servers,
+    /// whose connections all come from [`ServerHandle::connect_host`]. It runs,
+    /// stops and drives its handler like a server; its local address is
+    /// `0.0.0.0:0`.
+    pub fn without_listener(cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+        TcpServer::new(SocketAddr::from(([0, 0, 0, 0], 0)), cfg, handler)
+    }
+
+    fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
         let base = Base::new(local, cfg.frame, false, &mut cfg)?;
-        base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
         Ok(TcpServer {
             base,
-            listener: Some(listener),
+            listener: None,
             handler,
             frame: cfg.frame,
             quit: cfg.quit.into_bytes(),
@@ -211,6 +260,7 @@ impl TcpServer {
             last_sweep: Instant::now(),
             events: Events::with_capacity(1024),
             idle_overrides: false,
+            outgoing: outgoing::Outgoing::default(),
         })
     }
 
@@ -285,7 +335,7 @@ impl TcpServer {
         }
         let mut t = None;
         let timed = (self.incomplete.is_some() || self.idle_overrides) && !self.conns.is_empty();
-        if self.idle.is_some() || self.lingering > 0 || timed || !self.budget_paused.is_empty() {
+        if self.idle.is_some() || self.lingering > 0 || timed || !self.budget_paused.is_empty() || self.outgoing.connecting() {
             t = Some(SWEEP_EVERY);
         }
         if let Some(until) = self.accept_paused_until {
@@ -306,6 +356,10 @@ impl TcpServer {
                 WAKER | SIGNALS => {}
                 Token(k) => {
                     let Some(id) = self.conns.get(k).map(|c| c.id) else { continue };
+                    if self.conns[k].read == ReadState::Connecting {
+                        self.connect_event(k);
+                        continue;
+                    }
                     if ev.is_writable() {
                         self.flush(k);
                     }
@@ -375,49 +429,39 @@ impl TcpServer {
             self.per_ip.leave(peer.ip());
             return;
         }
-        let worker = match self.mode {
-            Mode::EventLoop => None,
+        entry.insert(Connection::new(sock, id, peer, self.frame, ReadState::Open, 0));
+        self.start(k);
+    }
+
+    /// Starts serving connection `k` (accepted, or outgoing and just
+    /// connected): its thread in thread mode, else `on_connect` here.
+    fn start(&mut self, k: usize) {
+        let c = &mut self.conns[k];
+        let (id, peer) = (c.id, c.peer);
+        match self.mode {
             Mode::ThreadPerConnection => {
                 let (shared, budget) = (self.base.shared.clone(), self.budget.clone());
-                match Worker::spawn(id, peer, self.handler.clone(), shared, budget, self.max_queue / 2) {
-                    Ok(w) => Some(Box::new(w)),
+                match Worker::spawn((id, peer, c.user), self.handler.clone(), shared, budget, self.max_queue / 2) {
+                    Ok(w) => {
+                        c.worker = Some(Box::new(w));
+                        self.base.shared.conns.opened(id, peer);
+                    }
                     Err(e) => {
                         self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
-                        let _ = self.base.poll.registry().deregister(&mut sock);
-                        self.per_ip.leave(peer.ip());
-                        return;
+                        // No callback ran, so none is owed; but an outgoing
+                        // id always gets its `on_close` (its user slot).
+                        c.notified = id & OUTGOING == 0;
+                        self.close_now(k, CloseReason::Error);
                     }
                 }
             }
-        };
-        entry.insert(Connection {
-            sock,
-            id,
-            peer,
-            decoder: Decoder::new(self.frame),
-            out: Vec::new(),
-            out_pos: 0,
-            user: 0,
-            last: Instant::now(),
-            pushed: Pushed::default(),
-            claim: 0,
-            reserved: 0,
-            partial_since: None,
-            closing: None,
-            writable: false,
-            read: ReadState::Open,
-            draining: false,
-            notified: false,
-            worker,
-            idle: IdleTimeout::Server,
-        });
-        self.base.shared.conns.opened(id, peer);
-        if self.mode == Mode::EventLoop {
-            let c = &mut self.conns[k];
-            let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
-            let mut conn = Conn { id, peer, user: &mut c.user, sink, shared: &self.base.shared };
-            let action = self.handler.on_connect(&mut conn);
-            self.after(k, action);
+            Mode::EventLoop => {
+                self.base.shared.conns.opened(id, peer);
+                let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
+                let mut conn = Conn { id, peer, user: &mut c.user, sink, shared: &self.base.shared };
+                let action = self.handler.on_connect(&mut conn);
+                self.after(k, action);
+            }
         }
     }
 
@@ -688,11 +732,15 @@ impl TcpServer {
     /// Writes queued replies; false if the connection is gone.
     fn flush(&mut self, k: usize) -> bool {
         let Some(c) = self.conns.get_mut(k) else { return false };
+        if c.read == ReadState::Connecting {
+            return self.hold_until_connected(k);
+        }
         while c.out_pos < c.out.len() {
             match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
                 Ok(n) => {
                     c.out_pos += n;
                     c.pushed.sent(n);
+                    c.relayed.sent(n);
                     c.last = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -748,6 +796,7 @@ impl TcpServer {
             }
         }
         self.account(k);
+        self.relay_drained(k);
         // Backpressure on its own replies: high water half of max_queue,
         // low water a quarter. One paused for the budget that now holds
         // nothing may read again (a little at a time while it is spent).
@@ -822,7 +871,10 @@ impl TcpServer {
             self.lingering -= 1;
         }
         self.budget.sub(c.claim);
-        self.per_ip.leave(c.peer.ip());
+        if !self.outgoing.closed(c.id) {
+            self.per_ip.leave(c.peer.ip());
+        }
+        self.resume_relays(c.id);
         let _ = self.base.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
     }
@@ -838,7 +890,7 @@ impl TcpServer {
     }
 
     fn find(&self, id: u64) -> Option<usize> {
-        let k = (id & 0xffff_ffff) as usize;
+        let k = if id & OUTGOING != 0 { self.outgoing.slot(id)? } else { (id & 0xffff_ffff) as usize };
         self.conns.get(k).filter(|c| c.id == id).map(|_| k)
     }
 
@@ -898,6 +950,9 @@ impl TcpServer {
                     }
                 }
                 Command::Timer(_) => {} // taken by the base
+                Command::Relay { from, to, bytes } => self.relay(from, to, &bytes),
+                Command::Connect { id, addrs, timeout, user } => self.connect(id, addrs, timeout, user),
+                Command::Resolved { id, addrs } => self.resolved(id, addrs),
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {
                         let c = &self.conns[k];
@@ -918,6 +973,7 @@ impl TcpServer {
         let now = Instant::now();
         self.last_sweep = now;
         self.reap();
+        self.connect_timeouts(now);
         if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides {
             return;
         }
@@ -933,11 +989,13 @@ impl TcpServer {
                 Some((r, deadline)) if now >= deadline => {
                     expired.push((k, if r == CloseReason::Stopping || c.draining { r } else { CloseReason::Error }))
                 }
-                None if c.idle.resolve(self.idle).is_some_and(|t| now.duration_since(c.last) >= t) => expired.push((k, CloseReason::Idle)),
+                None if c.idle.resolve(self.idle).is_some_and(|t| now.duration_since(c.last) >= t) && c.read != ReadState::Connecting => {
+                    expired.push((k, CloseReason::Idle))
+                }
                 // Not while its replies or its worker hold it back: then the
                 // wait is the server's, not the peer's.
                 None if self.incomplete.zip(c.partial_since).is_some_and(|(t, since)| now.duration_since(since) >= t)
-                    && !matches!(c.read, ReadState::Paused(Pause::Replies | Pause::Worker)) =>
+                    && !matches!(c.read, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
                 {
                     let t = self.incomplete.unwrap_or_default();
                     self.base.log.line(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));

@@ -280,8 +280,15 @@ impl UdpServer {
                         self.closed(addr, p, reason);
                     }
                 }
-                // Timers are the base's; the rest concern TCP connections.
-                Command::Finish { .. } | Command::Resume { .. } | Command::SetIdle { .. } | Command::Timer(_) => {}
+                // Timers are the base's; the rest concern TCP connections
+                // (a UDP server refuses to connect, so none come).
+                Command::Finish { .. }
+                | Command::Resume { .. }
+                | Command::SetIdle { .. }
+                | Command::Timer(_)
+                | Command::Relay { .. }
+                | Command::Connect { .. }
+                | Command::Resolved { .. } => {}
             }
         }
     }

@@ -103,11 +103,12 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread and delivers `on_connect` to it. Once the queued
-    /// cost falls to `resume_below` the thread asks the loop to read again.
+    /// Starts the thread and delivers `on_connect` to it; the user slot
+    /// starts as `user` (an outgoing connection's is given to `connect`).
+    /// Once the queued cost falls to `resume_below` the thread asks the loop
+    /// to read again.
     pub(crate) fn spawn(
-        id: u64,
-        peer: SocketAddr,
+        (id, peer, user): (u64, SocketAddr, usize),
         handler: Arc<dyn Handler>,
         shared: Arc<Shared>,
         budget: Arc<Budget>,
@@ -122,7 +123,7 @@ impl Worker {
         });
         let (ib, b) = (inbox.clone(), budget.clone());
         let join = std::thread::Builder::new().name(format!("sockflow-conn-{}", id & 0xffff_ffff)).spawn(move || {
-            let mut user = 0usize;
+            let mut user = user;
             for ev in rx {
                 let life = ib.life();
                 let mut c = Conn { id, peer, user: &mut user, sink: Sink::Queue { ending: Ending::Lf }, shared: &shared };
