@@ -269,15 +269,19 @@ fn hanging() -> Hanging {
 }
 
 /// What is sent to an outgoing id before it is connected waits in its
-/// queue and goes out, in order, once it is.
+/// queue and goes out, in order, once it is. The connect and the send are
+/// made before the loop runs, so the send is surely before the connect
+/// completes (with the loop running, a fast connect could win the race).
 #[test]
 fn bytes_sent_before_the_connect_completes_go_out_after_it() {
     let echo = start_tcp(Config { log: None, ..Config::default() }, Arc::new(Echo));
     let h = Arc::new(Client::default());
-    let lp = client_loop(h.clone());
+    let s = TcpServer::without_listener(Config { log: None, ..Config::default() }, h.clone()).unwrap();
+    let handle = s.handle();
     // By name: the connection waits for its address the longest.
-    let id = lp.handle.connect_host("localhost", echo.addr.port(), Some(WAIT), 5).unwrap();
-    lp.handle.send(id, b"early").unwrap();
+    let id = handle.connect_host("localhost", echo.addr.port(), Some(WAIT), 5).unwrap();
+    handle.send(id, b"early").unwrap();
+    let lp = spawn_run(handle, s.local_addr(), move || s.run());
     let seen = h.wait_closes(1);
     // The first echo is of "early": it went before the greeting of on_connect.
     assert_eq!(seen.msgs, vec![(id, "early".to_string())]);
