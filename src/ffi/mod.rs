@@ -2,8 +2,10 @@
 //! and every body runs inside [`ffi_boundary!`]: a panic becomes
 //! `SOCKFLOW_EPANIC` (or NULL/0), never an unwind into C or an abort.
 //!
-//! `unsafe` is confined to this module: turning C pointers into references
-//! and slices (each checked for NULL first) and calling libc's stdio.
+//! `unsafe` is confined to this module (and the core's OS-call module
+//! `sys.rs`; the crate root denies it elsewhere): turning C pointers into
+//! references and slices (each checked for NULL first) and calling libc's
+//! stdio.
 //!
 //! Exported functions take raw pointers by design (that is the C ABI) and
 //! check each one before use, so they are safe `extern "C" fn`s to Rust's
