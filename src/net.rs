@@ -223,11 +223,6 @@ pub fn set_timeouts(fd: impl AsFd, read: Option<Duration>, write: Option<Duratio
     Ok(())
 }
 
-/// A millisecond count from C (<= 0 = none) as a timeout.
-pub fn millis(ms: i64) -> Option<Duration> {
-    (ms > 0).then(|| Duration::from_millis(ms as u64))
-}
-
 /// One non-blocking-friendly `send` with MSG_NOSIGNAL (no SIGPIPE): the
 /// event loop's write. Errors come back as `io::Error` (WouldBlock included).
 pub fn send_some(fd: std::os::fd::RawFd, data: &[u8]) -> std::io::Result<usize> {

@@ -95,6 +95,11 @@ pub(crate) fn port_arg(port: c_int, lo: c_int) -> crate::Result<u16> {
     }
 }
 
+/// A millisecond count from C as a timeout: <= 0 = none.
+pub(crate) fn millis_arg(ms: c_int) -> Option<std::time::Duration> {
+    (ms > 0).then(|| std::time::Duration::from_millis(ms as u64))
+}
+
 /// A frame spec from C ("line", "fixed:32", ...).
 pub(crate) fn frame_arg(spec: *const c_char) -> crate::Result<crate::frame::Frame> {
     crate::frame::Frame::parse(str_arg(spec, "spec")?).map_err(crate::Error::inval)
