@@ -71,7 +71,7 @@ impl Args {
 
     /// The timeout as a duration, if any.
     pub fn timeout(&self) -> Option<std::time::Duration> {
-        net::millis(self.timeout_ms as i64)
+        (self.timeout_ms > 0).then(|| std::time::Duration::from_millis(self.timeout_ms.into()))
     }
 }
 

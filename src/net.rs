@@ -1,8 +1,14 @@
 //! Socket plumbing shared by the TCP and UDP paths: name resolution, creating
 //! bound sockets with the right options, sends that never raise SIGPIPE, and
-//! waiting with a timeout. Everything here is safe Rust over `nix`/`std`.
+//! waiting with a timeout. Everything here is safe Rust over `nix`/`std`
+//! (the crate denies `unsafe`); the raw calls it needs are in `sys.rs`.
 
 use crate::error::{Code, Error, Result};
+use crate::sys;
+
+/// The graceful close's "has the peer everything" check; a raw OS call, so
+/// it lives in `sys.rs`.
+pub use crate::sys::unacked;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrStorage};
@@ -156,8 +162,7 @@ pub fn wait(fd: BorrowedFd<'_>, events: PollFlags, timeout: Option<Duration>) ->
 /// itself), so the caller polls and retries (`WouldBlock`). The flag is
 /// looked up only when EAGAIN comes back, so the common path pays nothing.
 pub fn would_block(fd: BorrowedFd<'_>, what: &str) -> Error {
-    let nonblocking = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|fl| fl & libc::O_NONBLOCK != 0);
-    if nonblocking {
+    if sys::is_nonblocking(fd) {
         Error { code: Code::WouldBlock, errno: libc::EAGAIN, msg: format!("{what}: would block (the descriptor is non-blocking)") }
     } else {
         Error::new(Code::TimedOut, format!("{what}: timed out"))
@@ -218,27 +223,8 @@ pub fn set_timeouts(fd: impl AsFd, read: Option<Duration>, write: Option<Duratio
     Ok(())
 }
 
-/// A millisecond count from C (<= 0 = none) as a timeout.
-pub fn millis(ms: i64) -> Option<Duration> {
-    (ms > 0).then(|| Duration::from_millis(ms as u64))
-}
-
 /// One non-blocking-friendly `send` with MSG_NOSIGNAL (no SIGPIPE): the
 /// event loop's write. Errors come back as `io::Error` (WouldBlock included).
 pub fn send_some(fd: std::os::fd::RawFd, data: &[u8]) -> std::io::Result<usize> {
     socket::send(fd, data, MsgFlags::MSG_NOSIGNAL).map_err(std::io::Error::from)
-}
-
-/// Bytes sent on a TCP socket that the peer has not acknowledged yet
-/// (SIOCOUTQ); 0 when unknown. A graceful close may drop the socket once
-/// this is 0: the peer has everything.
-pub fn unacked(fd: std::os::fd::RawFd) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: SIOCOUTQ writes one int through the valid pointer given.
-    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
-    if r < 0 {
-        0
-    } else {
-        n.max(0) as usize
-    }
 }

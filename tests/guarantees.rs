@@ -4,6 +4,9 @@
 //!   `ffi_boundary!` (a source check over `src/ffi/`, so a new export cannot
 //!   forget it; what the macro does with a panic is the unit test
 //!   `ffi::error::tests::panics_become_codes`);
+//! * `unsafe` lives only where `src/lib.rs` allows it: `ffi/` and `sys.rs`
+//!   (the crate denies it, and a source scan catches any other module that
+//!   lifts the ban or uses it);
 //! * the process's signal dispositions are untouched unless a server is
 //!   configured to handle SIGINT/SIGTERM: serving, resets and sends to a
 //!   vanished peer change no `sigaction`.
@@ -43,6 +46,53 @@ fn every_export_is_a_panic_boundary() {
     }
     assert!(exports >= 70, "found only {exports} exports: is the scan broken?");
     assert!(missing.is_empty(), "exports without ffi_boundary!: {missing:?}");
+}
+
+/// The only places `unsafe` may appear: the C boundary and the core's
+/// OS-call module. The crate root's `#![deny(unsafe_code)]` stops `unsafe`
+/// anywhere else at compile time, but a module could lift the ban with its
+/// own `allow`; this scan catches that.
+const UNSAFE_ALLOWED: [&str; 2] = ["src/ffi/", "src/sys.rs"];
+
+fn rust_sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn unsafe_only_in_ffi_and_sys() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("#![deny(unsafe_code)]"), "src/lib.rs must deny unsafe_code");
+    let mut files = Vec::new();
+    rust_sources(&root.join("src"), &mut files);
+    assert!(files.len() >= 30, "found only {} sources: is the scan broken?", files.len());
+    let mut found = Vec::new();
+    for path in files {
+        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if UNSAFE_ALLOWED.iter().any(|a| rel.starts_with(a)) {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in src.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            // lib.rs itself names the lint to deny it and to allow the two modules.
+            let allowed_here = rel == "src/lib.rs" && (code.contains("deny(unsafe_code)") || code.trim() == "#[allow(unsafe_code)]");
+            if !allowed_here && code.contains("unsafe") {
+                found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    let allows = lib.matches("#[allow(unsafe_code)]").count();
+    assert_eq!(allows, UNSAFE_ALLOWED.len(), "src/lib.rs allows unsafe_code on {allows} modules, expected ffi and sys only");
+    assert!(lib.contains("#[allow(unsafe_code)]\nmod sys;") && lib.contains("#[allow(unsafe_code)]\npub mod ffi;"));
+    assert!(found.is_empty(), "unsafe outside {UNSAFE_ALLOWED:?}: {found:#?}");
 }
 
 fn disposition(sig: c_int) -> (usize, c_int) {

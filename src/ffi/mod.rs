@@ -2,8 +2,10 @@
 //! and every body runs inside [`ffi_boundary!`]: a panic becomes
 //! `SOCKFLOW_EPANIC` (or NULL/0), never an unwind into C or an abort.
 //!
-//! `unsafe` is confined to this module: turning C pointers into references
-//! and slices (each checked for NULL first) and calling libc's stdio.
+//! `unsafe` is confined to this module (and the core's OS-call module
+//! `sys.rs`; the crate root denies it elsewhere): turning C pointers into
+//! references and slices (each checked for NULL first) and calling libc's
+//! stdio.
 //!
 //! Exported functions take raw pointers by design (that is the C ABI) and
 //! check each one before use, so they are safe `extern "C" fn`s to Rust's
@@ -91,6 +93,11 @@ pub(crate) fn port_arg(port: c_int, lo: c_int) -> crate::Result<u16> {
     } else {
         Err(crate::Error::new(crate::Code::Addr, format!("port {port} is not in {lo}-65535")))
     }
+}
+
+/// A millisecond count from C as a timeout: <= 0 = none.
+pub(crate) fn millis_arg(ms: c_int) -> Option<std::time::Duration> {
+    (ms > 0).then(|| std::time::Duration::from_millis(ms as u64))
 }
 
 /// A frame spec from C ("line", "fixed:32", ...).

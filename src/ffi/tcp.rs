@@ -9,7 +9,7 @@
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
-use super::{buf_arg, bytes_arg, copy_cstr, frame_arg, give, port_arg, str_arg};
+use super::{buf_arg, bytes_arg, copy_cstr, frame_arg, give, millis_arg, port_arg, str_arg};
 use crate::error::{Code, Error};
 use crate::net::{self, Family};
 use crate::tcp::{Listener, Stream, DEFAULT_BACKLOG};
@@ -131,7 +131,7 @@ pub extern "C" fn sockflow_tcp_connect(host: *const c_char, port: c_int, timeout
         let host = try_ok!(str_arg(host, "host"));
         let port = try_ok!(port_arg(port, 1));
         let addrs = try_ok!(net::resolve(host, port, Family::Any));
-        give(out, sockflow_tcp { inner: try_ok!(Stream::connect(&addrs, net::millis(timeout_ms.into()))) })
+        give(out, sockflow_tcp { inner: try_ok!(Stream::connect(&addrs, millis_arg(timeout_ms))) })
     }
 }
 
@@ -164,7 +164,7 @@ pub extern "C" fn sockflow_tcp_set_frame(t: *mut sockflow_tcp, spec: *const c_ch
 pub extern "C" fn sockflow_tcp_set_timeouts(t: *mut sockflow_tcp, read_ms: c_int, write_ms: c_int) -> c_int {
     ffi_boundary! {
         let t = try_ref!(t, "tcp");
-        rc(t.inner.set_timeouts(net::millis(read_ms.into()), net::millis(write_ms.into())))
+        rc(t.inner.set_timeouts(millis_arg(read_ms), millis_arg(write_ms)))
     }
 }
 

@@ -7,7 +7,7 @@
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
 use super::error::rc;
-use super::{buf_arg, bytes_arg, frame_arg, give, port_arg, str_arg};
+use super::{buf_arg, bytes_arg, frame_arg, give, millis_arg, port_arg, str_arg};
 use crate::error::{Code, Error};
 use crate::net::{self, Family};
 use crate::udp::Udp;
@@ -134,7 +134,7 @@ pub extern "C" fn sockflow_udp_recvfrom(u: *mut sockflow_udp, buf: *mut c_void, 
 /// Receive timeout in milliseconds (<= 0 = none).
 #[no_mangle]
 pub extern "C" fn sockflow_udp_set_timeout(u: *mut sockflow_udp, timeout_ms: c_int) -> c_int {
-    ffi_boundary! { rc(try_ref!(u, "udp").inner.set_timeout(net::millis(timeout_ms.into()))) }
+    ffi_boundary! { rc(try_ref!(u, "udp").inner.set_timeout(millis_arg(timeout_ms))) }
 }
 
 /// Turns SO_BROADCAST on (`on` != 0) or off.
