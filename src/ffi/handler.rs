@@ -31,43 +31,11 @@ pub enum sockflow_action {
     Stop = 2,
 }
 
-/// Why a connection ended (the `reason` of `on_close`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum sockflow_close_reason {
-    /// The client closed its side.
-    Peer = 1,
-    /// The client sent the quit word.
-    Quit = 2,
-    /// No traffic for the idle timeout.
-    Idle = 3,
-    /// A socket error, a reset, or an over-long message.
-    Error = 4,
-    /// The server is stopping.
-    Stopping = 5,
-    /// A callback returned `SOCKFLOW_ACTION_CLOSE`.
-    Handler = 6,
-    /// The client did not read its replies and its queue hit `max_queue`.
-    Overflow = 7,
-    /// An outgoing connection (`sockflow_server_connect`,
-    /// `sockflow_conn_connect`) could not be made: refused, timed out, or
-    /// the name did not resolve. `sockflow_conn_error(conn)` in `on_close`
-    /// gives the code and sets the message.
-    ConnectFailed = 8,
-}
-
-fn reason_code(r: CloseReason) -> c_int {
-    (match r {
-        CloseReason::Peer => sockflow_close_reason::Peer,
-        CloseReason::Quit => sockflow_close_reason::Quit,
-        CloseReason::Idle => sockflow_close_reason::Idle,
-        CloseReason::Error => sockflow_close_reason::Error,
-        CloseReason::Stopping => sockflow_close_reason::Stopping,
-        CloseReason::Handler => sockflow_close_reason::Handler,
-        CloseReason::Overflow => sockflow_close_reason::Overflow,
-        CloseReason::ConnectFailed => sockflow_close_reason::ConnectFailed,
-    }) as c_int
-}
+/// The C name of [`CloseReason`]: the core enum is the one list of close
+/// reasons (`#[repr(C)]`, explicit values); cbindgen exports it under this
+/// name (`[export.rename]` in cbindgen.toml), so `on_close` is given
+/// `reason as c_int` with no table between the two.
+pub use crate::server::CloseReason as sockflow_close_reason;
 
 /// A connection as a callback sees it. Valid only during the callback
 /// that received it, on that callback's thread: keep `sockflow_conn_id()`
@@ -338,7 +306,7 @@ impl Handler for CHandler {
         if let Some(f) = self.h.on_close {
             let (_in, conn) = InCallback::enter(c);
             // SAFETY: a C callback with the documented signature.
-            unsafe { f(self.ud, conn, reason_code(reason)) }
+            unsafe { f(self.ud, conn, reason as c_int) }
         }
     }
 }

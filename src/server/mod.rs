@@ -52,26 +52,29 @@ pub enum Action {
     Stop,
 }
 
-/// Why a connection ended (given to [`Handler::on_close`]).
+/// Why a connection ended (the `reason` of `on_close`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The peer closed its side.
-    Peer,
-    /// The peer sent the quit word.
-    Quit,
+    /// The client closed its side.
+    Peer = 1,
+    /// The client sent the quit word.
+    Quit = 2,
     /// No traffic for the idle timeout.
-    Idle,
+    Idle = 3,
     /// A socket error, a reset, or an over-long message.
-    Error,
+    Error = 4,
     /// The server is stopping.
-    Stopping,
-    /// The handler asked (returned `Close`).
-    Handler,
-    /// The peer did not read its replies and the outgoing queue hit its bound.
-    Overflow,
-    /// An outgoing connection could not be made (refused, timed out, name
-    /// not resolved); [`Conn::error`] inside `on_close` says why.
-    ConnectFailed,
+    Stopping = 5,
+    /// A callback returned `SOCKFLOW_ACTION_CLOSE`.
+    Handler = 6,
+    /// The client did not read its replies and its queue hit `max_queue`.
+    Overflow = 7,
+    /// An outgoing connection (`sockflow_server_connect`,
+    /// `sockflow_conn_connect`) could not be made: refused, timed out, or
+    /// the name did not resolve. `sockflow_conn_error(conn)` in `on_close`
+    /// gives the code and sets the message.
+    ConnectFailed = 8,
 }
 
 impl CloseReason {
