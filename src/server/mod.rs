@@ -39,20 +39,33 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What a handler wants after a callback.
+/// What a callback returns. Any other value is a bug in the callback; it
+/// is treated as `SOCKFLOW_ACTION_CLOSE` (the connection's queued replies
+/// are sent, then it closes with reason HANDLER), and the first such value
+/// in a process is reported once on stderr, e.g. `sockflow: a callback
+/// returned 7, which is not a sockflow_action: treated as
+/// SOCKFLOW_ACTION_CLOSE (reported once per process)`. A negative value is
+/// not unknown: it is `SOCKFLOW_ACTION_ABORT`.
+// The one list of actions: cbindgen exports this enum as the C
+// `sockflow_action` (cbindgen.toml `[export.rename]`), so these values are
+// the ones C callbacks return.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Keep the connection.
-    Continue,
-    /// Flush what was sent, then close this connection (reason `Handler`).
-    Close,
-    /// Close this connection now (reason `Error`): the handler failed.
-    Abort,
-    /// Stop the whole server gracefully.
-    Stop,
+    Continue = 0,
+    /// Send what was queued, then close this connection (reason `HANDLER`).
+    Close = 1,
+    /// Stop the whole server gracefully (the run call then returns 0).
+    Stop = 2,
+    /// Close this connection at once (reason `ERROR`): the callback
+    /// failed. Any negative value means this.
+    Abort = -1,
 }
 
 /// Why a connection ended (the `reason` of `on_close`).
+// The one list of close reasons: cbindgen exports this enum as the C
+// `sockflow_close_reason` (cbindgen.toml `[export.rename]`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
