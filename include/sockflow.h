@@ -597,8 +597,6 @@ typedef struct sockflow_server_config {
  */
 typedef int (*sockflow_timer_fn)(void *userdata, struct sockflow_server *server, uint64_t timer_id);
 
-
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
