@@ -12,6 +12,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     // Enums exported from the core under their C names (cbindgen.toml [export.rename]).
     println!("cargo:rerun-if-changed=src/server/mod.rs");
+    println!("cargo:rerun-if-changed=src/server/control.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
     // Forward the target triple: integration tests build C programs with `cc`,

@@ -106,19 +106,24 @@ impl CloseReason {
     }
 }
 
-/// How handlers are run.
+/// How a server runs its callbacks (`sockflow_server_config.mode`).
+// The one list of modes: cbindgen exports this enum as the C
+// `sockflow_mode` (cbindgen.toml `[export.rename]`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// All callbacks on the event-loop thread: they must not block.
+    /// Every callback on the one event-loop thread: callbacks must not block.
     #[default]
-    EventLoop,
-    /// Each TCP connection's callbacks run on a thread of its own, in
-    /// order; they may block (e.g. wait for the keyboard). I/O stays on the
-    /// event loop. Callbacks of different connections run concurrently. A
-    /// stop drops messages not yet handed to a callback and leaves a thread
-    /// still inside one after a grace period to finish alone (it gets no
-    /// further callback), so stopping takes bounded time.
-    ThreadPerConnection,
+    EventLoop = 0,
+    /// Each TCP connection's callbacks run in order on a thread of its own,
+    /// so they may block (wait for a keyboard, a database). I/O stays on the
+    /// event loop; a connection whose thread falls behind stops being read.
+    /// A stop does not wait for queued messages: those not yet handed to a
+    /// callback are dropped (each connection still gets `on_close` with
+    /// STOPPING), and a thread still inside a callback 2 s after the
+    /// connections closed is left to finish on its own and gets no further
+    /// callback, so `sockflow_server_run` returns in bounded time.
+    ThreadPerConnection = 1,
 }
 
 /// How a UDP server sees its senders.
