@@ -10,6 +10,9 @@ fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-changed=src/ffi");
+    // Enums exported from the core under their C names (cbindgen.toml [export.rename]).
+    println!("cargo:rerun-if-changed=src/server/mod.rs");
+    println!("cargo:rerun-if-changed=src/server/control.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
     // Forward the target triple: integration tests build C programs with `cc`,

@@ -192,7 +192,7 @@ typedef enum sockflow_role {
  * in a process is reported once on stderr, e.g. `sockflow: a callback
  * returned 7, which is not a sockflow_action: treated as
  * SOCKFLOW_ACTION_CLOSE (reported once per process)`. A negative value is
- * not unknown: it closes the connection at once with reason ERROR.
+ * not unknown: it is `SOCKFLOW_ACTION_ABORT`.
  */
 typedef enum sockflow_action {
     /**
@@ -200,13 +200,18 @@ typedef enum sockflow_action {
      */
     SOCKFLOW_ACTION_CONTINUE = 0,
     /**
-     * Send what was queued, then close this connection.
+     * Send what was queued, then close this connection (reason `HANDLER`).
      */
     SOCKFLOW_ACTION_CLOSE = 1,
     /**
      * Stop the whole server gracefully (the run call then returns 0).
      */
     SOCKFLOW_ACTION_STOP = 2,
+    /**
+     * Close this connection at once (reason `ERROR`): the callback
+     * failed. Any negative value means this.
+     */
+    SOCKFLOW_ACTION_ABORT = -1,
 } sockflow_action;
 
 /**
@@ -591,8 +596,6 @@ typedef struct sockflow_server_config {
  * one-shot timer ends after its call whatever it returns.
  */
 typedef int (*sockflow_timer_fn)(void *userdata, struct sockflow_server *server, uint64_t timer_id);
-
-
 
 #ifdef __cplusplus
 extern "C" {

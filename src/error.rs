@@ -8,67 +8,71 @@ use std::ffi::CStr;
 use std::fmt;
 use std::io;
 
-/// What kind of failure happened. The discriminant is the negated C code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Code {
+/// Defines [`Code`] from one table, so that every code has its value and
+/// its `sockflow_strerror` text in one line and [`Code::ALL`] cannot miss
+/// one. (The C names, `SOCKFLOW_E…` in `src/ffi/error.rs`, must be literal
+/// constants for cbindgen, which expands no macros; a test there checks
+/// they are exactly these values.)
+macro_rules! codes {
+    ($($(#[$doc:meta])* $name:ident = $value:literal, $text:literal;)*) => {
+        /// What kind of failure happened. The discriminant is the negated C code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Code {
+            $($(#[$doc])* $name = $value,)*
+        }
+
+        impl Code {
+            /// Every code, in order (used by `sockflow_strerror` and the tests).
+            pub const ALL: [Code; [$($value),*].len()] = [$(Code::$name),*];
+
+            /// A short static description: the `sockflow_strerror` text.
+            pub fn describe(self) -> &'static CStr {
+                match self {
+                    $(Code::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
     /// Invalid argument, including a NULL pointer.
-    Inval = 1,
+    Inval = 1, c"invalid argument";
     /// An address that is not a valid IPv4/IPv6 address or port.
-    Addr = 2,
+    Addr = 2, c"bad address";
     /// A host name could not be resolved.
-    Resolve = 3,
+    Resolve = 3, c"name resolution failed";
     /// The address is already in use.
-    AddrInUse = 4,
+    AddrInUse = 4, c"address already in use";
     /// Permission denied (e.g. binding a port below 1024).
-    Access = 5,
+    Access = 5, c"permission denied";
     /// The peer refused the connection.
-    Refused = 6,
+    Refused = 6, c"connection refused";
     /// An operation did not finish within its timeout.
-    TimedOut = 7,
+    TimedOut = 7, c"timed out";
     /// The peer closed the connection.
-    Closed = 8,
+    Closed = 8, c"peer closed the connection";
     /// A message is longer than the frame or buffer allows.
-    MsgSize = 9,
+    MsgSize = 9, c"message too long";
     /// A non-blocking operation would block.
-    WouldBlock = 10,
+    WouldBlock = 10, c"operation would block";
     /// The handle (connection, server) is closed or no longer exists.
-    BadHandle = 11,
+    BadHandle = 11, c"handle is closed";
     /// A panic inside sockflow was caught at the boundary.
-    Panic = 12,
+    Panic = 12, c"internal error (panic caught)";
     /// Another OS error; its errno is kept.
-    Os = 13,
+    Os = 13, c"operating system error";
     /// The peer reset the connection.
-    Reset = 14,
+    Reset = 14, c"connection reset by peer";
     /// A bad command line.
-    Usage = 15,
+    Usage = 15, c"bad command line";
     /// `-h`/`--help` was given; usage was printed.
-    Help = 16,
+    Help = 16, c"help requested";
     /// The object is busy: e.g. a server that is already running.
-    Busy = 17,
+    Busy = 17, c"busy (already running)";
 }
 
 impl Code {
-    /// Every code, in order (used by `sockflow_strerror` and the tests).
-    pub const ALL: [Code; 17] = [
-        Code::Inval,
-        Code::Addr,
-        Code::Resolve,
-        Code::AddrInUse,
-        Code::Access,
-        Code::Refused,
-        Code::TimedOut,
-        Code::Closed,
-        Code::MsgSize,
-        Code::WouldBlock,
-        Code::BadHandle,
-        Code::Panic,
-        Code::Os,
-        Code::Reset,
-        Code::Usage,
-        Code::Help,
-        Code::Busy,
-    ];
-
     /// The negative value C sees.
     pub fn as_c(self) -> i32 {
         -(self as i32)
@@ -77,29 +81,6 @@ impl Code {
     /// The code for a negative C value, if it is one of ours.
     pub fn from_c(rc: i32) -> Option<Code> {
         Code::ALL.iter().copied().find(|c| c.as_c() == rc)
-    }
-
-    /// A short static description.
-    pub fn describe(self) -> &'static CStr {
-        match self {
-            Code::Inval => c"invalid argument",
-            Code::Addr => c"bad address",
-            Code::Resolve => c"name resolution failed",
-            Code::AddrInUse => c"address already in use",
-            Code::Access => c"permission denied",
-            Code::Refused => c"connection refused",
-            Code::TimedOut => c"timed out",
-            Code::Closed => c"peer closed the connection",
-            Code::MsgSize => c"message too long",
-            Code::WouldBlock => c"operation would block",
-            Code::BadHandle => c"handle is closed",
-            Code::Panic => c"internal error (panic caught)",
-            Code::Os => c"operating system error",
-            Code::Reset => c"connection reset by peer",
-            Code::Usage => c"bad command line",
-            Code::Help => c"help requested",
-            Code::Busy => c"busy (already running)",
-        }
     }
 }
 
@@ -175,7 +156,10 @@ mod tests {
         for c in Code::ALL {
             assert!(c.as_c() < 0);
             assert_eq!(Code::from_c(c.as_c()), Some(c));
+            assert!(!c.describe().is_empty(), "{c:?} has no text");
         }
+        let values: std::collections::BTreeSet<i32> = Code::ALL.iter().map(|c| c.as_c()).collect();
+        assert_eq!(values.len(), Code::ALL.len(), "two codes share a value");
         assert_eq!(Code::from_c(0), None);
         assert_eq!(Code::from_c(-999), None);
     }

@@ -11,15 +11,9 @@ use crate::server::{CloseMode, IdleTimeout};
 use std::ffi::c_int;
 use std::time::Duration;
 
-/// How `sockflow_server_close` closes a connection.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum sockflow_close_mode {
-    /// Send what is queued for it first (at most 5 s), then close.
-    Flush = 0,
-    /// Close at once: what the socket does not take at once is dropped.
-    Now = 1,
-}
+/// The C name of [`CloseMode`], exported by cbindgen under this name
+/// (`[export.rename]` in cbindgen.toml): one list of close modes.
+pub use crate::server::CloseMode as sockflow_close_mode;
 
 /// Closes connection `id` (from `sockflow_conn_id`) of server `s`, after
 /// sending what is queued for it (`SOCKFLOW_CLOSE_FLUSH`) or at once
@@ -32,8 +26,8 @@ pub extern "C" fn sockflow_server_close(s: *mut sockflow_server, id: u64, mode: 
     ffi_boundary! {
         let server = try_ref!(s, "server");
         let mode = match mode {
-            0 => CloseMode::Flush,
-            1 => CloseMode::Now,
+            m if m == CloseMode::Flush as c_int => CloseMode::Flush,
+            m if m == CloseMode::Now as c_int => CloseMode::Now,
             m => return fail(Error::inval(format!("mode {m} is not a sockflow_close_mode"))),
         };
         server.handle().close_conn(id, mode);

@@ -13,61 +13,15 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// What a callback returns. Any other value is a bug in the callback; it
-/// is treated as `SOCKFLOW_ACTION_CLOSE` (the connection's queued replies
-/// are sent, then it closes with reason HANDLER), and the first such value
-/// in a process is reported once on stderr, e.g. `sockflow: a callback
-/// returned 7, which is not a sockflow_action: treated as
-/// SOCKFLOW_ACTION_CLOSE (reported once per process)`. A negative value is
-/// not unknown: it closes the connection at once with reason ERROR.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum sockflow_action {
-    /// Keep the connection.
-    Continue = 0,
-    /// Send what was queued, then close this connection.
-    Close = 1,
-    /// Stop the whole server gracefully (the run call then returns 0).
-    Stop = 2,
-}
+/// The C name of [`Action`], exported by cbindgen under this name
+/// (`[export.rename]` in cbindgen.toml): one list of actions.
+pub use crate::server::Action as sockflow_action;
 
-/// Why a connection ended (the `reason` of `on_close`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum sockflow_close_reason {
-    /// The client closed its side.
-    Peer = 1,
-    /// The client sent the quit word.
-    Quit = 2,
-    /// No traffic for the idle timeout.
-    Idle = 3,
-    /// A socket error, a reset, or an over-long message.
-    Error = 4,
-    /// The server is stopping.
-    Stopping = 5,
-    /// A callback returned `SOCKFLOW_ACTION_CLOSE`.
-    Handler = 6,
-    /// The client did not read its replies and its queue hit `max_queue`.
-    Overflow = 7,
-    /// An outgoing connection (`sockflow_server_connect`,
-    /// `sockflow_conn_connect`) could not be made: refused, timed out, or
-    /// the name did not resolve. `sockflow_conn_error(conn)` in `on_close`
-    /// gives the code and sets the message.
-    ConnectFailed = 8,
-}
-
-fn reason_code(r: CloseReason) -> c_int {
-    (match r {
-        CloseReason::Peer => sockflow_close_reason::Peer,
-        CloseReason::Quit => sockflow_close_reason::Quit,
-        CloseReason::Idle => sockflow_close_reason::Idle,
-        CloseReason::Error => sockflow_close_reason::Error,
-        CloseReason::Stopping => sockflow_close_reason::Stopping,
-        CloseReason::Handler => sockflow_close_reason::Handler,
-        CloseReason::Overflow => sockflow_close_reason::Overflow,
-        CloseReason::ConnectFailed => sockflow_close_reason::ConnectFailed,
-    }) as c_int
-}
+/// The C name of [`CloseReason`]: the core enum is the one list of close
+/// reasons (`#[repr(C)]`, explicit values); cbindgen exports it under this
+/// name (`[export.rename]` in cbindgen.toml), so `on_close` is given
+/// `reason as c_int` with no table between the two.
+pub use crate::server::CloseReason as sockflow_close_reason;
 
 /// A connection as a callback sees it. Valid only during the callback
 /// that received it, on that callback's thread: keep `sockflow_conn_id()`
@@ -182,12 +136,13 @@ struct CHandler {
 unsafe impl Send for CHandler {}
 unsafe impl Sync for CHandler {}
 
+/// The action a C callback returned: the values are [`Action`]'s own.
 fn action_of(rc: c_int) -> Action {
     match rc {
-        0 => Action::Continue,
-        1 => Action::Close,
-        2 => Action::Stop,
         r if r < 0 => Action::Abort,
+        r if r == Action::Continue as c_int => Action::Continue,
+        r if r == Action::Close as c_int => Action::Close,
+        r if r == Action::Stop as c_int => Action::Stop,
         r => {
             unknown_action(r);
             Action::Close
@@ -338,7 +293,7 @@ impl Handler for CHandler {
         if let Some(f) = self.h.on_close {
             let (_in, conn) = InCallback::enter(c);
             // SAFETY: a C callback with the documented signature.
-            unsafe { f(self.ud, conn, reason_code(reason)) }
+            unsafe { f(self.ud, conn, reason as c_int) }
         }
     }
 }
@@ -542,4 +497,18 @@ pub extern "C" fn sockflow_conn_user(c: *const sockflow_conn) -> *mut c_void {
 #[no_mangle]
 pub extern "C" fn sockflow_conn_set_user(c: *mut sockflow_conn, user: *mut c_void) -> c_int {
     ffi_boundary! { rc(with_conn(c, |c| c.set_user(user as usize))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_values_are_the_actions_own() {
+        for a in [Action::Continue, Action::Close, Action::Stop, Action::Abort] {
+            assert_eq!(action_of(a as c_int), a, "{a:?}");
+        }
+        assert_eq!(action_of(-7), Action::Abort);
+        assert_eq!(action_of(7), Action::Close);
+    }
 }

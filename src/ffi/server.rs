@@ -14,22 +14,9 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// How a server runs its callbacks (`sockflow_server_config.mode`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum sockflow_mode {
-    /// Every callback on the one event-loop thread: callbacks must not block.
-    EventLoop = 0,
-    /// Each TCP connection's callbacks run in order on a thread of its own,
-    /// so they may block (wait for a keyboard, a database). I/O stays on the
-    /// event loop; a connection whose thread falls behind stops being read.
-    /// A stop does not wait for queued messages: those not yet handed to a
-    /// callback are dropped (each connection still gets `on_close` with
-    /// STOPPING), and a thread still inside a callback 2 s after the
-    /// connections closed is left to finish on its own and gets no further
-    /// callback, so `sockflow_server_run` returns in bounded time.
-    ThreadPerConnection = 1,
-}
+/// The C name of [`Mode`], exported by cbindgen under this name
+/// (`[export.rename]` in cbindgen.toml): one list of modes.
+pub use crate::server::Mode as sockflow_mode;
 
 /// Server settings. Fill with `sockflow_server_config_init`, then change
 /// fields. Framing and the quit word come from the `sockflow_args` (no
@@ -154,8 +141,8 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     cfg.max_queue = c.max_queue;
     cfg.memory_budget = c.memory_budget;
     cfg.mode = match c.mode {
-        0 => Mode::EventLoop,
-        1 => Mode::ThreadPerConnection,
+        m if m == Mode::EventLoop as c_int => Mode::EventLoop,
+        m if m == Mode::ThreadPerConnection as c_int => Mode::ThreadPerConnection,
         m => return Err(Error::inval(format!("cfg.mode {m} is not a sockflow_mode"))),
     };
     cfg.handle_signals = c.handle_signals != 0;
@@ -766,4 +753,21 @@ pub extern "C" fn sockflow_tcp_server_run(args: *const sockflow_args, handler: s
 #[no_mangle]
 pub extern "C" fn sockflow_udp_server_run(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void) -> c_int {
     ffi_boundary! { run_once(args, handler, userdata, true) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cfg.mode` takes exactly the values of [`Mode`], the one list of modes.
+    #[test]
+    fn mode_values_are_the_modes_own() {
+        let a = crate::args::Args::new(crate::args::Role::Server, "t");
+        for m in [Mode::EventLoop, Mode::ThreadPerConnection] {
+            let c = sockflow_server_config { mode: m as c_int, ..defaults() };
+            assert_eq!(core_config(&a, &c).unwrap().mode, m);
+        }
+        let c = sockflow_server_config { mode: 2, ..defaults() };
+        assert_eq!(core_config(&a, &c).err().map(|e| e.code), Some(Code::Inval));
+    }
 }

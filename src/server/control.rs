@@ -45,13 +45,16 @@ pub(crate) enum Command {
     Timer(TimerCommand),
 }
 
-/// How a connection is closed on request.
+/// How `sockflow_server_close` closes a connection.
+// The one list of close modes: cbindgen exports this enum as the C
+// `sockflow_close_mode` (cbindgen.toml `[export.rename]`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseMode {
-    /// Send what is queued for it first (bounded by a linger time), then close.
-    Flush,
-    /// Close now: what the socket does not take at once is dropped.
-    Now,
+    /// Send what is queued for it first (at most 5 s), then close.
+    Flush = 0,
+    /// Close at once: what the socket does not take at once is dropped.
+    Now = 1,
 }
 
 /// A connection's idle timeout.

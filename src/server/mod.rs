@@ -39,39 +39,55 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What a handler wants after a callback.
+/// What a callback returns. Any other value is a bug in the callback; it
+/// is treated as `SOCKFLOW_ACTION_CLOSE` (the connection's queued replies
+/// are sent, then it closes with reason HANDLER), and the first such value
+/// in a process is reported once on stderr, e.g. `sockflow: a callback
+/// returned 7, which is not a sockflow_action: treated as
+/// SOCKFLOW_ACTION_CLOSE (reported once per process)`. A negative value is
+/// not unknown: it is `SOCKFLOW_ACTION_ABORT`.
+// The one list of actions: cbindgen exports this enum as the C
+// `sockflow_action` (cbindgen.toml `[export.rename]`), so these values are
+// the ones C callbacks return.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Keep the connection.
-    Continue,
-    /// Flush what was sent, then close this connection (reason `Handler`).
-    Close,
-    /// Close this connection now (reason `Error`): the handler failed.
-    Abort,
-    /// Stop the whole server gracefully.
-    Stop,
+    Continue = 0,
+    /// Send what was queued, then close this connection (reason `HANDLER`).
+    Close = 1,
+    /// Stop the whole server gracefully (the run call then returns 0).
+    Stop = 2,
+    /// Close this connection at once (reason `ERROR`): the callback
+    /// failed. Any negative value means this.
+    Abort = -1,
 }
 
-/// Why a connection ended (given to [`Handler::on_close`]).
+/// Why a connection ended (the `reason` of `on_close`).
+// The one list of close reasons: cbindgen exports this enum as the C
+// `sockflow_close_reason` (cbindgen.toml `[export.rename]`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The peer closed its side.
-    Peer,
-    /// The peer sent the quit word.
-    Quit,
+    /// The client closed its side.
+    Peer = 1,
+    /// The client sent the quit word.
+    Quit = 2,
     /// No traffic for the idle timeout.
-    Idle,
+    Idle = 3,
     /// A socket error, a reset, or an over-long message.
-    Error,
+    Error = 4,
     /// The server is stopping.
-    Stopping,
-    /// The handler asked (returned `Close`).
-    Handler,
-    /// The peer did not read its replies and the outgoing queue hit its bound.
-    Overflow,
-    /// An outgoing connection could not be made (refused, timed out, name
-    /// not resolved); [`Conn::error`] inside `on_close` says why.
-    ConnectFailed,
+    Stopping = 5,
+    /// A callback returned `SOCKFLOW_ACTION_CLOSE`.
+    Handler = 6,
+    /// The client did not read its replies and its queue hit `max_queue`.
+    Overflow = 7,
+    /// An outgoing connection (`sockflow_server_connect`,
+    /// `sockflow_conn_connect`) could not be made: refused, timed out, or
+    /// the name did not resolve. `sockflow_conn_error(conn)` in `on_close`
+    /// gives the code and sets the message.
+    ConnectFailed = 8,
 }
 
 impl CloseReason {
@@ -90,19 +106,24 @@ impl CloseReason {
     }
 }
 
-/// How handlers are run.
+/// How a server runs its callbacks (`sockflow_server_config.mode`).
+// The one list of modes: cbindgen exports this enum as the C
+// `sockflow_mode` (cbindgen.toml `[export.rename]`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// All callbacks on the event-loop thread: they must not block.
+    /// Every callback on the one event-loop thread: callbacks must not block.
     #[default]
-    EventLoop,
-    /// Each TCP connection's callbacks run on a thread of its own, in
-    /// order; they may block (e.g. wait for the keyboard). I/O stays on the
-    /// event loop. Callbacks of different connections run concurrently. A
-    /// stop drops messages not yet handed to a callback and leaves a thread
-    /// still inside one after a grace period to finish alone (it gets no
-    /// further callback), so stopping takes bounded time.
-    ThreadPerConnection,
+    EventLoop = 0,
+    /// Each TCP connection's callbacks run in order on a thread of its own,
+    /// so they may block (wait for a keyboard, a database). I/O stays on the
+    /// event loop; a connection whose thread falls behind stops being read.
+    /// A stop does not wait for queued messages: those not yet handed to a
+    /// callback are dropped (each connection still gets `on_close` with
+    /// STOPPING), and a thread still inside a callback 2 s after the
+    /// connections closed is left to finish on its own and gets no further
+    /// callback, so `sockflow_server_run` returns in bounded time.
+    ThreadPerConnection = 1,
 }
 
 /// How a UDP server sees its senders.
