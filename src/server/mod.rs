@@ -19,6 +19,7 @@ mod base;
 mod budget;
 pub mod builtin;
 mod control;
+mod effect;
 mod log;
 mod peers;
 mod pushed;

@@ -25,10 +25,11 @@ use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
 use super::control::{CloseMode, Command, IdleTimeout, OUTGOING};
+use super::effect::Effect;
 use super::pushed::Pushed;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
-use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
+use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
 use crate::frame::{Decoder, Ending, Flow, Frame};
 use crate::net;
@@ -459,24 +460,34 @@ impl TcpServer {
                 self.base.shared.conns.opened(id, peer);
                 let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
                 let mut conn = Conn { id, peer, user: &mut c.user, sink, shared: &self.base.shared };
-                let action = self.handler.on_connect(&mut conn);
-                self.after(k, action);
+                let effect = self.handler.on_connect(&mut conn).effect();
+                self.apply(k, effect);
             }
         }
     }
 
-    /// Applies a handler's answer, then sends what it queued.
-    fn after(&mut self, k: usize, action: Action) {
-        match action {
-            Action::Continue => {}
-            Action::Close => self.begin_close(k, CloseReason::Handler),
-            Action::Abort => {
-                self.flush(k);
-                return self.close_now(k, CloseReason::Error);
+    /// Carries out `effect` on connection `k` (a handler's answer, a close
+    /// asked by another thread, a failure) and sends what is queued: the
+    /// one place an [`Effect`] takes effect on the loop. False when the
+    /// connection is gone or closing.
+    fn apply(&mut self, k: usize, effect: Effect) -> bool {
+        match effect {
+            Effect::Keep => self.flush(k),
+            Effect::Stop => {
+                self.base.shared.stop();
+                self.flush(k)
             }
-            Action::Stop => self.base.shared.stop(),
+            Effect::Close(reason, CloseMode::Flush) => {
+                self.begin_close(k, reason);
+                false
+            }
+            Effect::Close(reason, CloseMode::Now) => {
+                // What the socket takes at once still goes out.
+                self.flush(k);
+                self.close_now(k, reason);
+                false
+            }
         }
-        self.flush(k);
     }
 
     /// Reads and dispatches. `closed_seen`: the event said the peer shut
@@ -538,13 +549,14 @@ impl TcpServer {
             Input::Read(n) => n,
             Input::End => 0,
         };
-        let mut verdict: Option<CloseReason> = None;
-        let mut stop = false;
+        // The handler's answer; the quit word ends the input instead.
+        let mut effect = Effect::Keep;
+        let mut quit = false;
         let Connection { decoder, out, out_pos, pushed, user, worker, peer, read, .. } = c;
-        let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
+        let (frame, quit_word, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
         let mut on_message = |msg: &[u8], ending| {
-            if !quit.is_empty() && msg == &quit[..] {
-                verdict = Some(CloseReason::Quit);
+            if !quit_word.is_empty() && msg == &quit_word[..] {
+                quit = true;
                 return Flow::Stop;
             }
             if let Some(w) = worker {
@@ -555,27 +567,17 @@ impl TcpServer {
                 return Flow::Continue;
             }
             let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame, ending }, shared };
-            match handler.on_message(&mut conn, msg) {
-                // Its own replies past high water: the rest waits (in the
-                // decoder, then in the kernel) until they drain.
-                Action::Continue if out.len() - *out_pos - pushed.bytes() > max_queue / 2 => {
-                    *read = ReadState::Paused(Pause::Replies);
-                    Flow::Stop
-                }
-                Action::Continue => Flow::Continue,
-                Action::Close => {
-                    verdict = Some(CloseReason::Handler);
-                    Flow::Stop
-                }
-                Action::Abort => {
-                    verdict = Some(CloseReason::Error);
-                    Flow::Stop
-                }
-                Action::Stop => {
-                    stop = true;
-                    Flow::Stop
-                }
+            effect = handler.on_message(&mut conn, msg).effect();
+            if effect != Effect::Keep {
+                return Flow::Stop;
             }
+            // Its own replies past high water: the rest waits (in the
+            // decoder, then in the kernel) until they drain.
+            if out.len() - *out_pos - pushed.bytes() > max_queue / 2 {
+                *read = ReadState::Paused(Pause::Replies);
+                return Flow::Stop;
+            }
+            Flow::Continue
         };
         let fed = match input {
             Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
@@ -588,27 +590,19 @@ impl TcpServer {
         let paused = matches!(fed, Ok(Flow::Stop));
         if let Err(e) = fed {
             self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
-            verdict = Some(CloseReason::Error);
-        }
-        if stop {
-            self.base.shared.stop();
+            effect = Effect::ABORT;
         }
         self.progress(k, held_before + n);
-        if verdict.is_none() && !self.reserve(k) {
-            verdict = Some(CloseReason::Error);
+        if quit && effect == Effect::Keep {
+            self.end_input(k, CloseReason::Quit);
+            return false;
         }
-        match verdict {
-            Some(CloseReason::Error) => {
-                self.flush(k);
-                self.close_now(k, CloseReason::Error);
-                false
-            }
-            Some(r) => {
-                self.end_input(k, r);
-                false
-            }
-            None => self.flush(k) && !paused && self.conns[k].read == ReadState::Open,
+        if matches!(effect, Effect::Keep | Effect::Stop) && !self.reserve(k) {
+            // A stop asked by the handler still stops the server.
+            self.apply(k, effect);
+            effect = Effect::ABORT;
         }
+        self.apply(k, effect) && !paused && self.conns[k].read == ReadState::Open
     }
 
     /// Restarts the incomplete-message clock when a message completed (the
@@ -929,13 +923,7 @@ impl TcpServer {
                 }
                 Command::Close { id, reason, mode } => {
                     if let Some(k) = self.find(id) {
-                        match mode {
-                            CloseMode::Now => {
-                                self.flush(k);
-                                self.close_now(k, reason);
-                            }
-                            CloseMode::Flush => self.begin_close(k, reason),
-                        }
+                        self.apply(k, Effect::Close(reason, mode));
                     }
                 }
                 Command::SetIdle { id, idle } => {
