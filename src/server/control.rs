@@ -248,9 +248,16 @@ impl Shared {
         self.push(Command::Close { id, reason: super::CloseReason::Handler, mode });
     }
 
-    /// Queues an immediate close of connection `id` with reason `Error`.
-    pub(crate) fn abort(&self, id: u64) {
-        self.push(Command::Close { id, reason: super::CloseReason::Error, mode: CloseMode::Now });
+    /// Carries out `effect` for connection `id` from a thread that is not
+    /// the loop's (a worker): a close goes through the command queue, so
+    /// the loop runs it exactly as it runs its own handlers' closes.
+    pub(crate) fn apply(&self, id: u64, effect: super::effect::Effect) {
+        use super::effect::Effect;
+        match effect {
+            Effect::Keep => {}
+            Effect::Close(reason, mode) => self.push(Command::Close { id, reason, mode }),
+            Effect::Stop => self.stop(),
+        }
     }
 
     /// Gives connection `id` its own idle timeout (from now on, counted

@@ -12,13 +12,17 @@
 //! per address). `outgoing.rs` (a part of `tcp`) holds the connections a
 //! loop opens itself (`ServerHandle::connect`; a loop without a listener is
 //! a client of many servers) and relays between two connections, which
-//! pause the sender instead of dropping a slow receiver.
+//! pause the sender instead of dropping a slow receiver. `conn` is one TCP
+//! connection and its life as one state enum; `effect` is what a handler's
+//! [`Action`] does, defined once for every path that runs a handler.
 
 mod admission;
 mod base;
 mod budget;
 pub mod builtin;
+mod conn;
 mod control;
+mod effect;
 mod log;
 mod peers;
 mod pushed;

@@ -26,7 +26,7 @@
 //! (`Pause::Relay`) until the target is under a quarter. A sender may relay
 //! at most one turn of reads past that mark, so the queue stays bounded.
 
-use super::{CloseReason, Conn, Connection, Pause, ReadState, Sink, TcpServer};
+use super::{CloseReason, Conn, Connection, Life, Pause, ReadState, Sink, TcpServer};
 use crate::error::{Code, Error, Result};
 use crate::net;
 use mio::net::TcpStream;
@@ -87,7 +87,7 @@ impl TcpServer {
             Err(e) => return self.unopened(id, peer, &mut user, e),
         };
         let sock = TcpStream::from_std(placeholder);
-        let k = self.conns.insert(Connection::new(sock, id, peer, self.frame, ReadState::Connecting, user));
+        let k = self.conns.insert(Connection::new(sock, id, peer, self.frame, Life::Connecting, user));
         self.outgoing.slots.insert(id, k);
         let deadline = timeout.map(|t| Instant::now() + t);
         let p = Pending { rest: None, deadline, timeout: timeout.unwrap_or_default(), error: None };
@@ -171,7 +171,7 @@ impl TcpServer {
         let c = &mut self.conns[k];
         self.outgoing.pending.remove(&c.id);
         let _ = c.sock.set_nodelay(true);
-        c.read = ReadState::Open;
+        c.life = Life::Open(ReadState::Reading);
         c.last = Instant::now();
         c.writable = false;
         let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
@@ -189,10 +189,9 @@ impl TcpServer {
         self.outgoing.pending.remove(&id);
         let Some(&k) = self.outgoing.slots.get(&id) else { return };
         let c = &mut self.conns[k];
-        c.notified = true;
         let mut conn = Conn { id, peer: c.peer, user: &mut c.user, sink: Sink::Failed(&e), shared: &self.base.shared };
         self.handler.on_close(&mut conn, CloseReason::ConnectFailed);
-        self.close_now(k, CloseReason::ConnectFailed);
+        self.discard(k);
     }
 
     /// Fails the connects whose deadline passed (from the sweep).
@@ -211,14 +210,10 @@ impl TcpServer {
     }
 
     /// `flush` of a connection still connecting: nothing can be written
-    /// yet, but pushed bytes stay bounded, and a close (the handler's, the
-    /// server stopping) happens at once.
+    /// yet, but pushed bytes stay bounded (a close happens at once, in
+    /// `begin_close`).
     pub(super) fn hold_until_connected(&mut self, k: usize) -> bool {
         let c = &self.conns[k];
-        if let Some((reason, _)) = c.closing {
-            self.close_now(k, reason);
-            return false;
-        }
         if c.pushed.bytes() > self.max_queue {
             self.close_now(k, CloseReason::Overflow);
             return false;
@@ -232,7 +227,7 @@ impl TcpServer {
     pub(super) fn relay(&mut self, from: u64, to: u64, bytes: &[u8]) {
         let Some(t) = self.find(to) else { return };
         let c = &mut self.conns[t];
-        if c.closing.is_some() {
+        if c.life.lingers() {
             return;
         }
         c.relayed.add(c.queued(), bytes.len());
@@ -242,8 +237,8 @@ impl TcpServer {
         }
         let Some(f) = self.find(from) else { return };
         let c = &mut self.conns[f];
-        if c.read == ReadState::Open {
-            c.read = ReadState::Paused(Pause::Relay);
+        if c.reading() {
+            c.set_read(ReadState::Paused(Pause::Relay));
             self.outgoing.waiters.entry(to).or_default().push((f, from));
         }
     }
@@ -264,7 +259,7 @@ impl TcpServer {
     pub(super) fn resume_relays(&mut self, id: u64) {
         let Some(waiting) = self.outgoing.waiters.remove(&id) else { return };
         for (k, wid) in waiting {
-            if self.conns.get(k).is_some_and(|c| c.id == wid && c.read == ReadState::Paused(Pause::Relay)) {
+            if self.conns.get(k).is_some_and(|c| c.id == wid && c.paused(Pause::Relay)) {
                 self.reopen(k);
             }
         }

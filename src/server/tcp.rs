@@ -24,13 +24,14 @@ mod outgoing;
 use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
-use super::control::{CloseMode, Command, IdleTimeout, OUTGOING};
-use super::pushed::Pushed;
+use super::conn::{Connection, Life, Pause, ReadState, TRICKLE};
+use super::control::{CloseMode, Command, OUTGOING};
+use super::effect::Effect;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
-use super::{Action, CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
+use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
-use crate::frame::{Decoder, Ending, Flow, Frame};
+use crate::frame::{Ending, Flow, Frame};
 use crate::net;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
@@ -50,38 +51,8 @@ const LINGER: Duration = Duration::from_secs(5);
 const KEEP_OUT: usize = 512;
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
-/// Largest read for a connection holding nothing while the memory budget is
-/// spent: enough for the messages of a well-behaved client, too little for
-/// many connections together to matter. Messages this small are always
-/// taken in, reserved or not.
-const TRICKLE: usize = 4096;
 /// How long a stop waits for connection threads still inside a handler.
 const STOP_WAIT: Duration = Duration::from_secs(2);
-
-/// Whether the loop reads from a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ReadState {
-    Open,
-    /// Not read until the cause clears; data that arrives meanwhile waits
-    /// in the kernel (and slows the sender).
-    Paused(Pause),
-    /// The peer is done; a worker is finishing (thread mode).
-    Ended,
-    /// An outgoing connection not connected yet (see `outgoing.rs`).
-    Connecting,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pause {
-    /// Its own replies passed the high-water mark; until they drain.
-    Replies,
-    /// Its worker thread has `max_queue` waiting; until it catches up.
-    Worker,
-    /// The memory budget is spent and it holds some; until memory frees up.
-    Budget,
-    /// The connection it relays to holds too much; until that drains.
-    Relay,
-}
 
 /// What [`TcpServer::dispatch`] decodes.
 enum Input {
@@ -89,92 +60,6 @@ enum Input {
     Read(usize),
     /// The peer's end of stream: whatever the decoder still holds.
     End,
-}
-
-struct Connection {
-    sock: TcpStream,
-    id: u64,
-    peer: SocketAddr,
-    decoder: Decoder,
-    out: Vec<u8>,
-    out_pos: usize,
-    user: usize,
-    last: Instant,
-    /// Which of `out`'s unsent bytes others pushed (the rest are replies).
-    pushed: Pushed,
-    /// Which were relayed to it (their senders pause instead, see `relay`).
-    relayed: Pushed,
-    /// Bytes charged to the budget for this connection.
-    claim: usize,
-    /// Part of `claim` reserved for the rest of a partial message of known
-    /// length (`len32`, `fixed:N`), so that it can complete.
-    reserved: usize,
-    /// Since when the decoder has held an incomplete message without a
-    /// message completing.
-    partial_since: Option<Instant>,
-    /// Set when the connection is to close once its replies are flushed.
-    closing: Option<(CloseReason, Instant)>,
-    writable: bool,
-    read: ReadState,
-    /// Closing gracefully: replies sent, write side shut, waiting for the peer's FIN.
-    draining: bool,
-    /// `on_close` has run.
-    notified: bool,
-    /// Thread mode only; boxed so event-loop connections stay small.
-    worker: Option<Box<Worker>>,
-    /// Its own idle timeout, or the server's.
-    idle: IdleTimeout,
-}
-
-impl Connection {
-    fn new(sock: TcpStream, id: u64, peer: SocketAddr, frame: Frame, read: ReadState, user: usize) -> Connection {
-        Connection {
-            sock,
-            id,
-            peer,
-            decoder: Decoder::new(frame),
-            out: Vec::new(),
-            out_pos: 0,
-            user,
-            last: Instant::now(),
-            pushed: Pushed::default(),
-            relayed: Pushed::default(),
-            claim: 0,
-            reserved: 0,
-            partial_since: None,
-            closing: None,
-            writable: false,
-            read,
-            draining: false,
-            notified: false,
-            worker: None,
-            idle: IdleTimeout::Server,
-        }
-    }
-
-    fn queued(&self) -> usize {
-        self.out.len() - self.out_pos
-    }
-
-    /// Queued replies of its own (not pushed by others).
-    fn own_queued(&self) -> usize {
-        self.queued() - self.pushed.bytes() - self.relayed.bytes()
-    }
-
-    /// How much the next read may take: all of `full` while the budget has
-    /// room; over it, what is reserved for a partial message, a trickle for
-    /// a connection holding nothing, or None: pause it.
-    fn allowance(&self, budget: &Budget, full: usize) -> Option<usize> {
-        if !budget.over() {
-            Some(full)
-        } else if self.reserved > 0 {
-            Some(self.reserved.min(full))
-        } else if self.claim == 0 {
-            Some(TRICKLE.min(full))
-        } else {
-            None
-        }
-    }
 }
 
 /// A bound TCP server, ready to [`run`](TcpServer::run).
@@ -356,7 +241,7 @@ impl TcpServer {
                 WAKER | SIGNALS => {}
                 Token(k) => {
                     let Some(id) = self.conns.get(k).map(|c| c.id) else { continue };
-                    if self.conns[k].read == ReadState::Connecting {
+                    if self.conns[k].life == Life::Connecting {
                         self.connect_event(k);
                         continue;
                     }
@@ -429,7 +314,7 @@ impl TcpServer {
             self.per_ip.leave(peer.ip());
             return;
         }
-        entry.insert(Connection::new(sock, id, peer, self.frame, ReadState::Open, 0));
+        entry.insert(Connection::new(sock, id, peer, self.frame, Life::Open(ReadState::Reading), 0));
         self.start(k);
     }
 
@@ -450,8 +335,11 @@ impl TcpServer {
                         self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
                         // No callback ran, so none is owed; but an outgoing
                         // id always gets its `on_close` (its user slot).
-                        c.notified = id & OUTGOING == 0;
-                        self.close_now(k, CloseReason::Error);
+                        if id & OUTGOING == 0 {
+                            self.discard(k);
+                        } else {
+                            self.close_now(k, CloseReason::Error);
+                        }
                     }
                 }
             }
@@ -459,24 +347,34 @@ impl TcpServer {
                 self.base.shared.conns.opened(id, peer);
                 let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
                 let mut conn = Conn { id, peer, user: &mut c.user, sink, shared: &self.base.shared };
-                let action = self.handler.on_connect(&mut conn);
-                self.after(k, action);
+                let effect = self.handler.on_connect(&mut conn).effect();
+                self.apply(k, effect);
             }
         }
     }
 
-    /// Applies a handler's answer, then sends what it queued.
-    fn after(&mut self, k: usize, action: Action) {
-        match action {
-            Action::Continue => {}
-            Action::Close => self.begin_close(k, CloseReason::Handler),
-            Action::Abort => {
-                self.flush(k);
-                return self.close_now(k, CloseReason::Error);
+    /// Carries out `effect` on connection `k` (a handler's answer, a close
+    /// asked by another thread, a failure) and sends what is queued: the
+    /// one place an [`Effect`] takes effect on the loop. False when the
+    /// connection is gone or closing.
+    fn apply(&mut self, k: usize, effect: Effect) -> bool {
+        match effect {
+            Effect::Keep => self.flush(k),
+            Effect::Stop => {
+                self.base.shared.stop();
+                self.flush(k)
             }
-            Action::Stop => self.base.shared.stop(),
+            Effect::Close(reason, CloseMode::Flush) => {
+                self.begin_close(k, reason);
+                false
+            }
+            Effect::Close(reason, CloseMode::Now) => {
+                // What the socket takes at once still goes out.
+                self.flush(k);
+                self.close_now(k, reason);
+                false
+            }
         }
-        self.flush(k);
     }
 
     /// Reads and dispatches. `closed_seen`: the event said the peer shut
@@ -485,7 +383,7 @@ impl TcpServer {
     /// saves the EAGAIN read per event.
     fn read(&mut self, k: usize, id: u64, closed_seen: bool) {
         match self.conns.get(k) {
-            Some(c) if c.id == id && c.draining => return self.drain_input(k),
+            Some(c) if c.id == id && matches!(c.life, Life::Draining { .. }) => return self.drain_input(k),
             Some(c) if c.id == id => {}
             _ => return,
         }
@@ -496,7 +394,7 @@ impl TcpServer {
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
             let Some(limit) = c.allowance(&self.budget, self.scratch.len()) else {
-                c.read = ReadState::Paused(Pause::Budget);
+                c.set_read(ReadState::Paused(Pause::Budget));
                 return self.list_budget_paused(k, id);
             };
             let n = match c.sock.read(&mut self.scratch[..limit]) {
@@ -527,7 +425,7 @@ impl TcpServer {
     /// when reading must not go on (closed, closing, paused, or the peer is done).
     fn dispatch(&mut self, k: usize, id: u64, input: Input) -> bool {
         let Some(c) = self.conns.get_mut(k) else { return false };
-        if c.id != id || c.read != ReadState::Open || c.closing.is_some() {
+        if c.id != id || !c.reading() {
             return false;
         }
         if !c.decoder.has_pending() && matches!(input, Input::Read(0) | Input::End) {
@@ -538,44 +436,35 @@ impl TcpServer {
             Input::Read(n) => n,
             Input::End => 0,
         };
-        let mut verdict: Option<CloseReason> = None;
-        let mut stop = false;
-        let Connection { decoder, out, out_pos, pushed, user, worker, peer, read, .. } = c;
-        let (frame, quit, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
+        // The handler's answer; the quit word ends the input instead.
+        let mut effect = Effect::Keep;
+        let mut quit = false;
+        let Connection { decoder, out, out_pos, pushed, user, worker, peer, life, .. } = c;
+        let (frame, quit_word, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
         let mut on_message = |msg: &[u8], ending| {
-            if !quit.is_empty() && msg == &quit[..] {
-                verdict = Some(CloseReason::Quit);
+            if !quit_word.is_empty() && msg == &quit_word[..] {
+                quit = true;
                 return Flow::Stop;
             }
             if let Some(w) = worker {
                 if w.message(msg, ending) > max_queue {
-                    *read = ReadState::Paused(Pause::Worker);
+                    *life = Life::Open(ReadState::Paused(Pause::Worker));
                     return Flow::Stop;
                 }
                 return Flow::Continue;
             }
             let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame, ending }, shared };
-            match handler.on_message(&mut conn, msg) {
-                // Its own replies past high water: the rest waits (in the
-                // decoder, then in the kernel) until they drain.
-                Action::Continue if out.len() - *out_pos - pushed.bytes() > max_queue / 2 => {
-                    *read = ReadState::Paused(Pause::Replies);
-                    Flow::Stop
-                }
-                Action::Continue => Flow::Continue,
-                Action::Close => {
-                    verdict = Some(CloseReason::Handler);
-                    Flow::Stop
-                }
-                Action::Abort => {
-                    verdict = Some(CloseReason::Error);
-                    Flow::Stop
-                }
-                Action::Stop => {
-                    stop = true;
-                    Flow::Stop
-                }
+            effect = handler.on_message(&mut conn, msg).effect();
+            if effect != Effect::Keep {
+                return Flow::Stop;
             }
+            // Its own replies past high water: the rest waits (in the
+            // decoder, then in the kernel) until they drain.
+            if out.len() - *out_pos - pushed.bytes() > max_queue / 2 {
+                *life = Life::Open(ReadState::Paused(Pause::Replies));
+                return Flow::Stop;
+            }
+            Flow::Continue
         };
         let fed = match input {
             Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
@@ -588,27 +477,19 @@ impl TcpServer {
         let paused = matches!(fed, Ok(Flow::Stop));
         if let Err(e) = fed {
             self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
-            verdict = Some(CloseReason::Error);
-        }
-        if stop {
-            self.base.shared.stop();
+            effect = Effect::ABORT;
         }
         self.progress(k, held_before + n);
-        if verdict.is_none() && !self.reserve(k) {
-            verdict = Some(CloseReason::Error);
+        if quit && effect == Effect::Keep {
+            self.end_input(k, CloseReason::Quit);
+            return false;
         }
-        match verdict {
-            Some(CloseReason::Error) => {
-                self.flush(k);
-                self.close_now(k, CloseReason::Error);
-                false
-            }
-            Some(r) => {
-                self.end_input(k, r);
-                false
-            }
-            None => self.flush(k) && !paused && self.conns[k].read == ReadState::Open,
+        if matches!(effect, Effect::Keep | Effect::Stop) && !self.reserve(k) {
+            // A stop asked by the handler still stops the server.
+            self.apply(k, effect);
+            effect = Effect::ABORT;
         }
+        self.apply(k, effect) && !paused && self.conns[k].reading()
     }
 
     /// Restarts the incomplete-message clock when a message completed (the
@@ -665,7 +546,7 @@ impl TcpServer {
     fn reopen(&mut self, k: usize) {
         let high = self.max_queue / 2;
         let Some(c) = self.conns.get_mut(k) else { return };
-        c.read = if c.own_queued() > high {
+        let read = if c.own_queued() > high {
             ReadState::Paused(Pause::Replies)
         } else if c.worker.as_ref().is_some_and(|w| w.queued() > self.max_queue) {
             ReadState::Paused(Pause::Worker)
@@ -673,8 +554,9 @@ impl TcpServer {
             // Edge-triggered: data that came while paused raised no new
             // event, so read it now.
             self.again.push((k, c.id));
-            ReadState::Open
+            ReadState::Reading
         };
+        c.set_read(read);
     }
 
     /// Remembers a connection paused for the budget. Entries of connections
@@ -683,7 +565,7 @@ impl TcpServer {
     fn list_budget_paused(&mut self, k: usize, id: u64) {
         if self.budget_paused.len() >= 2 * self.conns.len() + 16 {
             let conns = &self.conns;
-            self.budget_paused.retain(|&(k, id)| conns.get(k).is_some_and(|c| c.id == id && c.read == ReadState::Paused(Pause::Budget)));
+            self.budget_paused.retain(|&(k, id)| conns.get(k).is_some_and(|c| c.id == id && c.paused(Pause::Budget)));
             self.budget_paused.sort_unstable();
             self.budget_paused.dedup();
         }
@@ -697,7 +579,7 @@ impl TcpServer {
             return;
         }
         for (k, id) in std::mem::take(&mut self.budget_paused) {
-            if self.conns.get(k).is_some_and(|c| c.id == id && c.read == ReadState::Paused(Pause::Budget)) {
+            if self.conns.get(k).is_some_and(|c| c.id == id && c.paused(Pause::Budget)) {
                 self.reopen(k);
             }
         }
@@ -710,19 +592,18 @@ impl TcpServer {
     fn drain_input(&mut self, k: usize) {
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
-            let reason = c.closing.map_or(CloseReason::Peer, |(r, _)| r);
             if net::unacked(c.sock.as_raw_fd()) == 0 && !c.sock.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0) {
                 // The peer has every byte and nothing is unread: closing now
                 // cannot reset away a reply.
-                return self.close_now(k, reason);
+                return self.discard(k);
             }
             match c.sock.read(&mut self.scratch) {
-                Ok(0) => return self.close_now(k, reason),
+                Ok(0) => return self.discard(k),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The peer reset: everything we sent was taken or is lost anyway.
-                Err(_) => return self.close_now(k, reason),
+                Err(_) => return self.discard(k),
             }
         }
         let id = self.conns[k].id;
@@ -732,7 +613,7 @@ impl TcpServer {
     /// Writes queued replies; false if the connection is gone.
     fn flush(&mut self, k: usize) -> bool {
         let Some(c) = self.conns.get_mut(k) else { return false };
-        if c.read == ReadState::Connecting {
+        if c.life == Life::Connecting {
             return self.hold_until_connected(k);
         }
         while c.out_pos < c.out.len() {
@@ -757,21 +638,29 @@ impl TcpServer {
             if c.out.capacity() > KEEP_OUT {
                 c.out = Vec::new();
             }
-            if let Some((reason, _)) = c.closing {
-                if reason == CloseReason::Peer || c.draining {
-                    self.close_now(k, reason);
+            match c.life {
+                // The peer is gone already: nothing to wait for.
+                Life::Closing { reason: CloseReason::Peer, .. } => {
+                    self.close_now(k, CloseReason::Peer);
                     return false;
                 }
-                // Everything is sent: FIN now, then wait for the peer's.
-                c.draining = true;
-                let _ = c.sock.shutdown(std::net::Shutdown::Write);
-                if c.writable {
-                    c.writable = false;
-                    let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
+                Life::Draining { .. } => {
+                    self.discard(k);
+                    return false;
                 }
-                self.notify(k, reason);
-                self.drain_input(k);
-                return false;
+                Life::Closing { reason, deadline } => {
+                    // Everything is sent: FIN now, then wait for the peer's.
+                    let _ = c.sock.shutdown(std::net::Shutdown::Write);
+                    if c.writable {
+                        c.writable = false;
+                        let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
+                    }
+                    self.notify(k, reason);
+                    self.set_life(k, Life::Draining { deadline });
+                    self.drain_input(k);
+                    return false;
+                }
+                Life::Connecting | Life::Open(_) => {}
             }
             if c.writable {
                 c.writable = false;
@@ -806,10 +695,10 @@ impl TcpServer {
             // Its thread must wait too: it may hold many messages already.
             w.replies(own, self.max_queue / 2, self.max_queue / 4);
         }
-        match c.read {
-            ReadState::Open if c.own_queued() > self.max_queue / 2 => c.read = ReadState::Paused(Pause::Replies),
-            ReadState::Paused(Pause::Replies) if c.own_queued() <= self.max_queue / 4 => self.reopen(k),
-            ReadState::Paused(Pause::Budget) if c.claim == 0 => self.reopen(k),
+        match c.life {
+            Life::Open(ReadState::Reading) if c.own_queued() > self.max_queue / 2 => c.set_read(ReadState::Paused(Pause::Replies)),
+            Life::Open(ReadState::Paused(Pause::Replies)) if c.own_queued() <= self.max_queue / 4 => self.reopen(k),
+            Life::Open(ReadState::Paused(Pause::Budget)) if c.claim == 0 => self.reopen(k),
             _ => {}
         }
         true
@@ -820,37 +709,41 @@ impl TcpServer {
     /// to finish the messages it holds, then sends `Finish` back.
     fn end_input(&mut self, k: usize, reason: CloseReason) {
         let Some(c) = self.conns.get_mut(k) else { return };
-        match &c.worker {
-            Some(w) => {
-                if c.read != ReadState::Ended {
-                    c.read = ReadState::Ended;
-                    w.end(reason);
-                }
-            }
-            None => self.begin_close(k, reason),
+        let Some(w) = &c.worker else { return self.begin_close(k, reason) };
+        if matches!(c.life, Life::Open(r) if r != ReadState::Ended) {
+            w.end(reason);
+            c.set_read(ReadState::Ended);
         }
     }
 
     /// Stops reading; the connection closes once its replies are flushed
     /// (or after `LINGER`).
+    /// A connection still connecting has nothing to flush: it closes at once.
     fn begin_close(&mut self, k: usize, reason: CloseReason) {
-        if let Some(c) = self.conns.get_mut(k) {
-            if c.closing.is_none() {
-                c.closing = Some((reason, Instant::now() + LINGER));
-                self.lingering += 1;
-            }
-            self.flush(k);
+        match self.conns.get(k).map(|c| c.life) {
+            None => return,
+            Some(Life::Connecting) => return self.close_now(k, reason),
+            Some(Life::Open(_)) => self.set_life(k, Life::Closing { reason, deadline: Instant::now() + LINGER }),
+            Some(Life::Closing { .. } | Life::Draining { .. }) => {}
         }
+        self.flush(k);
+    }
+
+    /// Moves connection `k` to `life`, keeping `lingering` in step: with
+    /// [`discard`](TcpServer::discard), the only place the count changes.
+    fn set_life(&mut self, k: usize, life: Life) {
+        let c = &mut self.conns[k];
+        self.lingering = self.lingering + usize::from(life.lingers()) - usize::from(c.life.lingers());
+        c.life = life;
     }
 
     /// Tells the handler (once) that the connection is over: from here on
     /// nothing can be sent to it, even while its socket lingers.
     fn notify(&mut self, k: usize, reason: CloseReason) {
         let Some(c) = self.conns.get_mut(k) else { return };
-        if c.notified {
-            return;
+        if matches!(c.life, Life::Draining { .. }) {
+            return; // told when it began draining
         }
-        c.notified = true;
         self.base.shared.conns.closed(c.id);
         match c.worker.take() {
             Some(w) => {
@@ -864,12 +757,17 @@ impl TcpServer {
         }
     }
 
+    /// Closes connection `k` at once, telling its handler why.
     fn close_now(&mut self, k: usize, reason: CloseReason) {
         self.notify(k, reason);
+        self.discard(k);
+    }
+
+    /// Closes connection `k` at once without a callback: its handler was
+    /// told already (or is owed nothing).
+    fn discard(&mut self, k: usize) {
         let Some(mut c) = self.conns.try_remove(k) else { return };
-        if c.closing.is_some() {
-            self.lingering -= 1;
-        }
+        self.lingering -= usize::from(c.life.lingers());
         self.budget.sub(c.claim);
         if !self.outgoing.closed(c.id) {
             self.per_ip.leave(c.peer.ip());
@@ -897,7 +795,7 @@ impl TcpServer {
     /// Queues bytes for connection `k`: its own reply, or `pushed` by others.
     fn queue(&mut self, k: usize, bytes: &[u8], pushed: bool) {
         let c = &mut self.conns[k];
-        if c.closing.is_none() {
+        if !c.life.lingers() {
             if pushed {
                 c.pushed.add(c.queued(), bytes.len());
             }
@@ -929,13 +827,7 @@ impl TcpServer {
                 }
                 Command::Close { id, reason, mode } => {
                     if let Some(k) = self.find(id) {
-                        match mode {
-                            CloseMode::Now => {
-                                self.flush(k);
-                                self.close_now(k, reason);
-                            }
-                            CloseMode::Flush => self.begin_close(k, reason),
-                        }
+                        self.apply(k, Effect::Close(reason, mode));
                     }
                 }
                 Command::SetIdle { id, idle } => {
@@ -956,8 +848,7 @@ impl TcpServer {
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {
                         let c = &self.conns[k];
-                        if c.read == ReadState::Paused(Pause::Worker) && c.worker.as_ref().is_some_and(|w| w.queued() <= self.max_queue / 2)
-                        {
+                        if c.paused(Pause::Worker) && c.worker.as_ref().is_some_and(|w| w.queued() <= self.max_queue / 2) {
                             self.reopen(k);
                         }
                     }
@@ -978,37 +869,39 @@ impl TcpServer {
             return;
         }
         let mut expired = Vec::new();
-        let draining: Vec<usize> = self.conns.iter().filter(|(_, c)| c.draining).map(|(k, _)| k).collect();
+        let draining: Vec<usize> = self.conns.iter().filter(|(_, c)| matches!(c.life, Life::Draining { .. })).map(|(k, _)| k).collect();
         for k in draining {
             self.drain_input(k);
         }
         for (k, c) in self.conns.iter() {
-            match c.closing {
-                // A draining connection said its reason already; one that
-                // never took its replies ends in error.
-                Some((r, deadline)) if now >= deadline => {
-                    expired.push((k, if r == CloseReason::Stopping || c.draining { r } else { CloseReason::Error }))
+            match c.life {
+                // A draining connection said its reason already.
+                Life::Draining { deadline } if now >= deadline => expired.push((k, None)),
+                // One that never took its replies ends in error.
+                Life::Closing { reason, deadline } if now >= deadline => {
+                    expired.push((k, Some(if reason == CloseReason::Stopping { reason } else { CloseReason::Error })))
                 }
-                None if c.idle.resolve(self.idle).is_some_and(|t| now.duration_since(c.last) >= t) && c.read != ReadState::Connecting => {
-                    expired.push((k, CloseReason::Idle))
+                Life::Open(_) if c.idle.resolve(self.idle).is_some_and(|t| now.duration_since(c.last) >= t) => {
+                    expired.push((k, Some(CloseReason::Idle)))
                 }
                 // Not while its replies or its worker hold it back: then the
                 // wait is the server's, not the peer's.
-                None if self.incomplete.zip(c.partial_since).is_some_and(|(t, since)| now.duration_since(since) >= t)
-                    && !matches!(c.read, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
+                Life::Open(r)
+                    if self.incomplete.zip(c.partial_since).is_some_and(|(t, since)| now.duration_since(since) >= t)
+                        && !matches!(r, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
                 {
                     let t = self.incomplete.unwrap_or_default();
                     self.base.log.line(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
-                    expired.push((k, CloseReason::Error));
+                    expired.push((k, Some(CloseReason::Error)));
                 }
                 _ => {}
             }
         }
         for (k, reason) in expired {
-            if reason == CloseReason::Idle {
-                self.begin_close(k, reason);
-            } else {
-                self.close_now(k, reason);
+            match reason {
+                Some(CloseReason::Idle) => self.begin_close(k, CloseReason::Idle),
+                Some(reason) => self.close_now(k, reason),
+                None => self.discard(k),
             }
         }
     }
@@ -1027,13 +920,17 @@ impl TcpServer {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
-            if let Some(c) = self.conns.get_mut(k) {
-                if c.closing.is_none() {
-                    self.lingering += 1;
+            match self.conns[k].life {
+                Life::Connecting => self.close_now(k, CloseReason::Stopping),
+                Life::Open(_) | Life::Closing { .. } => {
+                    self.set_life(k, Life::Closing { reason: CloseReason::Stopping, deadline: Instant::now() + Duration::from_secs(2) });
+                    self.flush(k);
                 }
-                c.closing = Some((CloseReason::Stopping, Instant::now() + Duration::from_secs(2)));
+                // Told already: flushed, it closes now.
+                Life::Draining { .. } => {
+                    self.flush(k);
+                }
             }
-            self.flush(k);
         }
         // Let queued replies drain, bounded by each connection's deadline.
         while !self.conns.is_empty() {
@@ -1044,7 +941,9 @@ impl TcpServer {
                     if self.conns.contains(k) && ev.is_writable() {
                         self.flush(k);
                     }
-                    if self.conns.get(k).is_some_and(|c| c.draining) && (ev.is_readable() || ev.is_read_closed()) {
+                    if self.conns.get(k).is_some_and(|c| matches!(c.life, Life::Draining { .. }))
+                        && (ev.is_readable() || ev.is_read_closed())
+                    {
                         self.drain_input(k);
                     }
                 }

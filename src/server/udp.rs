@@ -13,6 +13,7 @@
 use super::admission::Throttle;
 use super::base::Base;
 use super::control::Command;
+use super::effect::Effect;
 use super::peers::{Heard, Peer, Peers};
 use super::timer::sooner;
 use super::{Action, CloseReason, Config, Conn, Handler, ServerHandle, Sink, UdpMode};
@@ -221,11 +222,11 @@ impl UdpServer {
             let then = call(ending, &|c| handler.on_message(c, msg));
             action = if action == Action::Stop { Action::Stop } else { then };
         }
-        let reason = match action {
-            Action::Continue => return,
-            Action::Stop => return shared.stop(),
-            Action::Close => CloseReason::Handler,
-            Action::Abort => CloseReason::Error,
+        // A peer has no queue to flush: both kinds of close end it now.
+        let reason = match action.effect() {
+            Effect::Keep => return,
+            Effect::Stop => return shared.stop(),
+            Effect::Close(reason, _) => reason,
         };
         if let Some(p) = self.peers.as_mut().and_then(|t| t.remove(addr)) {
             self.closed(addr, p, reason);

@@ -21,7 +21,7 @@
 
 use super::budget::Budget;
 use super::control::{Command, Shared};
-use super::{Action, CloseReason, Conn, Handler, Sink};
+use super::{CloseReason, Conn, Handler, Sink};
 use crate::frame::Ending;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -157,12 +157,7 @@ impl Worker {
                     }
                     Event::Connect => continue,
                 };
-                match action {
-                    Action::Continue => {}
-                    Action::Close => shared.close(id),
-                    Action::Abort => shared.abort(id),
-                    Action::Stop => shared.stop(),
-                }
+                shared.apply(id, action.effect());
             }
         })?;
         let _ = tx.send(Event::Connect);
