@@ -15,7 +15,7 @@
 int main(int argc, char **argv)
 {
     static char line[65536 + 2];  /* a line, its newline and a NUL */
-    static char reply[65536];     /* more than the largest datagram (65507), and a NUL */
+    static char reply[65536];     /* any datagram (at most 65527 bytes, over IPv6) and a NUL */
     sockflow_args a;
     sockflow_udp *sock = NULL;
     ssize_t n;
