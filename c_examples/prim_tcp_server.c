@@ -15,50 +15,35 @@
 
 int main(int argc, char **argv)
 {
-    static char msg[65536 + 1]; /* the longest default frame, and a NUL */
+    static char msg[65536 + 1]; /* the longest default frame, and the NUL recv_msg adds */
     sockflow_args a;
     sockflow_tcp_listener *listener = NULL;
     sockflow_tcp *client = NULL;
     sockflow_addr peer;
+    ssize_t n;
     int rc;
 
     setvbuf(stdout, NULL, _IOLBF, 0); /* a killed server still shows its log */
-    rc = sockflow_args_parse(&a, argc, argv, SOCKFLOW_ROLE_SERVER);
-    if (rc != 0)
+    if ((rc = sockflow_args_parse(&a, argc, argv, SOCKFLOW_ROLE_SERVER)) != 0)
         return sockflow_exit_code(rc); /* usage or --help already printed */
-
-    rc = sockflow_tcp_listen_args(&a, &listener);
-    if (rc != 0)
+    if ((rc = sockflow_tcp_listen_args(&a, &listener)) != 0)
         return sockflow_perror(a.prog, rc);
     fprintf(stderr, "%s: listening on %s port %d\n", a.prog, a.host, sockflow_tcp_listener_port(listener));
-    fflush(stderr);
-
     rc = sockflow_tcp_accept(listener, -1, &client, &peer);
     sockflow_tcp_listener_close(listener);
     if (rc != 0)
         return sockflow_perror(a.prog, rc);
-    printf("client ip = %s port = %d\n", peer.ip, peer.port); /* framed as --frame said */
+    printf("client ip = %s port = %d\n", peer.ip, peer.port);
 
-    for (;;) {
-        ssize_t n = sockflow_tcp_recv_msg(client, msg, sizeof msg - 1);
-        if (n == SOCKFLOW_ECLOSED) {
-            rc = 0;
-            break;
-        }
-        if (n < 0) {
-            rc = sockflow_perror(a.prog, (int)n);
-            break;
-        }
-        msg[n] = '\0';
+    /* Echo until the client closes (SOCKFLOW_ECLOSED: not an error) or sends the quit word. */
+    while ((n = sockflow_tcp_recv_msg(client, msg, sizeof msg)) >= 0) {
         printf("received: %s\n", msg);
         rc = sockflow_tcp_send_msg(client, msg, (size_t)n);
-        if (rc != 0) {
-            rc = sockflow_perror(a.prog, rc);
-            break;
-        }
-        if (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0)
+        if (rc != 0 || (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0))
             break;
     }
+    rc = n < 0 && n != SOCKFLOW_ECLOSED ? (int)n : rc;
+    rc = rc != 0 ? sockflow_perror(a.prog, rc) : 0;
     printf("client closed\n");
     sockflow_tcp_close(client);
     return rc;

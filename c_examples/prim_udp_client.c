@@ -14,48 +14,32 @@
 
 int main(int argc, char **argv)
 {
-    static char line[65536 + 2];
-    static char reply[65536];
+    static char line[65536 + 2];  /* a line, its newline and a NUL */
+    static char reply[65536];     /* any datagram (at most 65527 bytes, over IPv6) and a NUL */
     sockflow_args a;
     sockflow_udp *sock = NULL;
+    ssize_t n;
     int rc;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    rc = sockflow_args_parse(&a, argc, argv, SOCKFLOW_ROLE_CLIENT);
-    if (rc != 0)
+    if ((rc = sockflow_args_parse(&a, argc, argv, SOCKFLOW_ROLE_CLIENT)) != 0)
         return sockflow_exit_code(rc);
-
-    rc = sockflow_udp_connect_args(&a, &sock);
-    if (rc == 0)
-        rc = sockflow_udp_set_timeout(sock, a.timeout_ms > 0 ? a.timeout_ms : 2000);
-    if (rc != 0) {
-        sockflow_udp_close(sock);
+    if ((rc = sockflow_udp_connect_args(&a, &sock)) != 0)
         return sockflow_perror(a.prog, rc);
-    }
+    n = sockflow_udp_set_timeout(sock, a.timeout_ms > 0 ? a.timeout_ms : 2000); /* < 0: no line is read */
 
-    while (fgets(line, sizeof line, stdin) != NULL) {
+    while (n >= 0 && fgets(line, sizeof line, stdin) != NULL) {
         size_t len = strlen(line);
-        ssize_t n;
-        if (len > 0 && line[len - 1] == '\n')
-            line[--len] = '\0';
-        if (len > 0 && line[len - 1] == '\r')
-            line[--len] = '\0';
-
-        rc = sockflow_udp_send(sock, line, len);
-        if (rc != 0) {
-            rc = sockflow_perror(a.prog, rc);
+        len -= len > 0 && line[len - 1] == '\n'; /* a line ends in "\n" or "\r\n" */
+        len -= len > 0 && line[len - 1] == '\r';
+        line[len] = '\0';
+        if ((n = sockflow_udp_send(sock, line, len)) != 0
+            || (n = sockflow_udp_recvfrom(sock, reply, sizeof reply, NULL)) < 0)
             break;
-        }
-        n = sockflow_udp_recvfrom(sock, reply, sizeof reply - 1, NULL);
-        if (n < 0) {
-            rc = sockflow_perror(a.prog, (int)n);
-            break;
-        }
-        reply[n] = '\0';
         printf("echo: %s\n", reply);
         if (a.quit[0] != '\0' && strcmp(line, a.quit) == 0)
             break;
     }
     sockflow_udp_close(sock);
-    return rc;
+    return n < 0 ? sockflow_perror(a.prog, (int)n) : 0;
 }

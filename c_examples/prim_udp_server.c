@@ -15,43 +15,31 @@
 
 int main(int argc, char **argv)
 {
-    static char msg[65536]; /* more than the largest datagram (65507) */
+    static char msg[65536]; /* any datagram (at most 65527 bytes, over IPv6) and a NUL */
     sockflow_args a;
     sockflow_udp *sock = NULL;
     sockflow_addr from;
     int rc;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    rc = sockflow_args_parse(&a, argc, argv, SOCKFLOW_ROLE_SERVER);
-    if (rc != 0)
+    if ((rc = sockflow_args_parse(&a, argc, argv, SOCKFLOW_ROLE_SERVER)) != 0)
         return sockflow_exit_code(rc);
-
-    rc = sockflow_udp_bind_args(&a, &sock);
-    if (rc != 0)
+    if ((rc = sockflow_udp_bind_args(&a, &sock)) != 0)
         return sockflow_perror(a.prog, rc);
     fprintf(stderr, "%s: listening on %s port %d\n", a.prog, a.host, sockflow_udp_port(sock));
-    fflush(stderr);
 
     for (;;) {
-        ssize_t n = sockflow_udp_recvfrom(sock, msg, sizeof msg - 1, &from);
+        ssize_t n = sockflow_udp_recvfrom(sock, msg, sizeof msg, &from);
         if (n == SOCKFLOW_EMSGSIZE) { /* one bad datagram does not stop a server */
             (void)sockflow_perror(a.prog, (int)n);
             continue;
         }
-        if (n < 0) {
-            rc = sockflow_perror(a.prog, (int)n);
-            break;
-        }
-        msg[n] = '\0';
-        printf("client ip = %s port = %d: %s\n", from.ip, from.port, msg);
-        rc = sockflow_udp_sendto(sock, msg, (size_t)n, from.ip, from.port);
-        if (rc != 0) {
-            rc = sockflow_perror(a.prog, rc);
-            break;
-        }
-        if (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0)
+        if (n >= 0)
+            printf("client ip = %s port = %d: %s\n", from.ip, from.port, msg);
+        rc = n < 0 ? (int)n : sockflow_udp_sendto(sock, msg, (size_t)n, from.ip, from.port);
+        if (rc != 0 || (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0))
             break;
     }
     sockflow_udp_close(sock);
-    return rc;
+    return rc != 0 ? sockflow_perror(a.prog, rc) : 0;
 }

@@ -14,7 +14,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         return sockflow_exit_code(rc); // usage or --help already printed
     sockflow_udp *sock = nullptr;
-    char reply[4096];
+    char reply[65536]; // more than the largest datagram, and the NUL recvfrom adds
     ssize_t n = sockflow_udp_connect_args(&args, &sock);
     if (n == 0)
         n = sockflow_udp_set_timeout(sock, args.timeout_ms > 0 ? args.timeout_ms : 2000);

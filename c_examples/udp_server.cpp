@@ -19,8 +19,6 @@ int main(int argc, char **argv)
     sockflow_args args;
     int rc = argc > 1 ? sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_SERVER)
                       : sockflow_args_init(&args, SOCKFLOW_ROLE_SERVER, "0.0.0.0", 12345);
-    sockflow_handler handler = {nullptr, on_message, nullptr, 0};
-    if (rc == 0)
-        rc = sockflow_udp_server_run(&args, handler, nullptr);
-    return sockflow_exit_code(rc);
+    const sockflow_handler answer = {nullptr, on_message, nullptr, 0};
+    return sockflow_exit_code(rc != 0 ? rc : sockflow_udp_server_run(&args, answer, nullptr));
 }

@@ -397,3 +397,15 @@ fn pairs_are_clean_under_valgrind() {
         assert_eq!(client.stdout_text(), "echo: hello\necho: \necho: hello world\necho: quit\n", "{}", client.transcript());
     }
 }
+
+/// The longest message the default frames allow (65536 bytes) fits the
+/// examples' buffers with the NUL `recv_msg` adds: echoed both ways, not
+/// refused one byte short of the frame's limit.
+#[test]
+fn tcp_longest_default_message_is_echoed() {
+    let longest = "x".repeat(65536);
+    for frame in [None, Some("len32")] {
+        let opts: Vec<&str> = frame.map(|f| vec!["--frame", f]).unwrap_or_default();
+        session(Proto::Tcp, Compiler::Gcc, Link::Dynamic, &opts, &V4, &format!("{longest}\nquit\n"), "quit");
+    }
+}

@@ -341,6 +341,26 @@ fn udp_cpp_pair() {
     stop_clean(&mut srv);
 }
 
+/// The C++ client prints a long reply whole: its buffer holds any datagram
+/// and the NUL `sockflow_udp_recvfrom` adds (it held 4096 bytes, so a
+/// 4096-byte reply had no NUL and was read past its end).
+#[test]
+fn udp_client_cpp_prints_a_long_reply_whole() {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(wait())).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut c = client("udp_client_cpp", &[], port, Input::Null);
+    let mut buf = [0u8; 64];
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello server!");
+    let long = "x".repeat(4096);
+    sock.send_to(long.as_bytes(), from).unwrap();
+    exits_clean(&mut c, 0);
+    assert_eq!(c.stdout_text(), format!("Received from server: {long}\n"), "\n{}", c.transcript());
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"exit");
+}
+
 #[test]
 fn heartbeat_monitor_up_and_down() {
     let (mut srv, port) = server("heartbeat_monitor", &["--timeout", "300"], Input::Null);
