@@ -269,8 +269,9 @@ pub(crate) enum Sink<'a> {
     Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending },
     /// Through the server's command queue (worker threads).
     Queue { ending: Ending },
-    /// A UDP reply to the sender.
-    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending },
+    /// A UDP reply to the sender; `peer` when it is a `udp_peers` connection
+    /// (one that lasts beyond this datagram).
+    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
     /// An outgoing connection that never connected (in `on_close`), and why.
@@ -302,6 +303,12 @@ impl Conn<'_> {
         matches!(self.sink, Sink::Datagram { .. })
     }
 
+    /// True for a sender heard in `udp_peers` mode: a UDP connection that
+    /// lasts from `on_connect` to `on_close`, not one datagram.
+    pub fn is_peer(&self) -> bool {
+        matches!(self.sink, Sink::Datagram { peer: true, .. })
+    }
+
     /// The per-connection user slot (0 until set).
     pub fn user(&self) -> usize {
         *self.user
@@ -320,7 +327,7 @@ impl Conn<'_> {
         match &mut self.sink {
             Sink::Buf { buf, frame, ending } => frame.encode_ending(msg, *ending, buf),
             Sink::Queue { ending } => self.shared.reply(self.id, msg, *ending),
-            Sink::Datagram { sock, frame, scratch, ending } => {
+            Sink::Datagram { sock, frame, scratch, ending, .. } => {
                 scratch.clear();
                 crate::udp::datagram_encode(*frame, msg, *ending, scratch)?;
                 sock.send_to(scratch, self.peer)

@@ -189,7 +189,7 @@ impl UdpServer {
             let mut user = 0;
             let id = self.next_id;
             self.next_id += 1;
-            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending };
+            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending, peer: false };
             let mut c = Conn { id, peer, user: &mut user, sink, shared: &self.base.shared };
             if self.handler.on_message(&mut c, msg) == Action::Stop {
                 self.base.shared.stop();
@@ -214,7 +214,7 @@ impl UdpServer {
         };
         let (handler, shared, sock, frame) = (&*self.handler, &self.base.shared, &self.sock, self.frame);
         let mut call = |ending, f: &dyn Fn(&mut Conn<'_>) -> Action| {
-            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending };
+            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending, peer: true };
             f(&mut Conn { id: p.id, peer: addr, user: &mut p.user, sink, shared })
         };
         let mut action = if new { call(Ending::Lf, &|c| handler.on_connect(c)) } else { Action::Continue };
