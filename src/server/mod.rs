@@ -34,11 +34,12 @@ mod worker;
 
 pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
 pub(crate) use log::Log;
+pub use log::{LogFn, LogLevel, LogTo};
 pub use timer::{TimerAction, TimerCtx, TimerId};
 
 use crate::error::Result;
 use crate::frame::{Ending, Frame};
-use std::io::Write;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,7 +201,7 @@ pub struct Config {
     /// Name used in log lines. Default "sockflow".
     pub name: String,
     /// Where log lines go (readiness, drops, errors). Default stderr; None = silent.
-    pub log: Option<Box<dyn Write + Send>>,
+    pub log: Option<LogTo>,
     /// UDP servers: datagrams alone, or senders as connections. Default
     /// [`UdpMode::Datagrams`].
     pub udp: UdpMode,
@@ -221,7 +222,7 @@ impl Default for Config {
             handle_signals: false,
             backlog: crate::tcp::DEFAULT_BACKLOG,
             name: "sockflow".into(),
-            log: Some(Box::new(std::io::stderr())),
+            log: Some(LogTo::writer(std::io::stderr())),
             udp: UdpMode::Datagrams,
         }
     }

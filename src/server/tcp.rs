@@ -281,7 +281,7 @@ impl TcpServer {
                 {
                     // Out of descriptors: the pending client stays in the
                     // backlog; try again shortly instead of spinning.
-                    self.base.log.line(format_args!("{}", Error::io("accept", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("accept", &e)));
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
                 }
@@ -294,7 +294,7 @@ impl TcpServer {
     fn refused(&mut self, why: std::fmt::Arguments<'_>, peer: &SocketAddr) {
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more refused since the last such line)") } else { String::new() };
-            self.base.log.line(format_args!("{why}: closing {}{more}", net::show(peer)));
+            self.base.log.warn(format_args!("{why}: closing {}{more}", net::show(peer)));
         }
     }
 
@@ -332,7 +332,7 @@ impl TcpServer {
                         self.base.shared.conns.opened(id, peer);
                     }
                     Err(e) => {
-                        self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
+                        self.base.log.error(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
                         // No callback ran, so none is owed; but an outgoing
                         // id always gets its `on_close` (its user slot).
                         if id & OUTGOING == 0 {
@@ -476,7 +476,7 @@ impl TcpServer {
         // of the stream.
         let paused = matches!(fed, Ok(Flow::Stop));
         if let Err(e) = fed {
-            self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
+            self.base.log.warn(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
             effect = Effect::ABORT;
         }
         self.progress(k, held_before + n);
@@ -530,7 +530,7 @@ impl TcpServer {
         if extra > self.budget.room() && total > TRICKLE {
             let (used, limit) = (self.budget.used(), self.budget.limit());
             let peer = net::show(&c.peer);
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "closing {peer}: a message of {total} bytes does not fit in the memory budget ({used} of {limit} bytes in use)"
             ));
             return false;
@@ -671,7 +671,7 @@ impl TcpServer {
             // reading instead (below).
             if c.pushed.bytes() > self.max_queue {
                 let queued = c.queued();
-                self.base.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
+                self.base.log.warn(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
                 self.close_now(k, CloseReason::Overflow);
                 return false;
             }
@@ -891,7 +891,7 @@ impl TcpServer {
                         && !matches!(r, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
                 {
                     let t = self.incomplete.unwrap_or_default();
-                    self.base.log.line(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
+                    self.base.log.warn(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
                     expired.push((k, Some(CloseReason::Error)));
                 }
                 _ => {}
@@ -966,7 +966,7 @@ impl TcpServer {
             j.join();
         }
         if !stuck.is_empty() {
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "{} connection thread(s) still in a handler after {} ms: not waiting for them",
                 stuck.len(),
                 STOP_WAIT.as_millis()

@@ -167,14 +167,14 @@ impl UdpServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // e.g. ECONNREFUSED from an earlier reply's ICMP: not fatal.
-                    self.base.log.line(format_args!("{}", Error::io("recvfrom", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("recvfrom", &e)));
                     continue;
                 }
             };
             let peer = net::canonical(peer);
             let (msg, ending) = datagram_msg(self.frame, &buf[..n]);
             if msg.len() > self.frame.max_len() {
-                self.base.log.line(format_args!(
+                self.base.log.warn(format_args!(
                     "{}: datagram of {} bytes is over the limit of {}: dropped",
                     net::show(&peer),
                     msg.len(),
@@ -239,7 +239,7 @@ impl UdpServer {
         let max = self.peers.as_ref().map_or(0, |t| t.max());
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more dropped since the last such line)") } else { String::new() };
-            self.base.log.line(format_args!("too many peers ({max}): dropping a datagram from {}{more}", net::show(&addr)));
+            self.base.log.warn(format_args!("too many peers ({max}): dropping a datagram from {}{more}", net::show(&addr)));
         }
     }
 
@@ -296,7 +296,7 @@ impl UdpServer {
 
     fn send(&self, bytes: &[u8], addr: SocketAddr) {
         if let Err(e) = self.sock.send_to(bytes, addr) {
-            self.base.log.line(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e)));
+            self.base.log.warn(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e)));
         }
     }
 }
