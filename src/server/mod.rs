@@ -27,6 +27,7 @@ mod log;
 mod peers;
 mod pushed;
 mod registry;
+mod spare;
 pub mod tcp;
 pub mod timer;
 pub mod udp;
