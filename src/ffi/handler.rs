@@ -465,6 +465,22 @@ pub extern "C" fn sockflow_conn_id(c: *const sockflow_conn) -> u64 {
     }
 }
 
+/// The worker (event-loop thread, 0 to `workers - 1`, see
+/// `sockflow_server_config.workers`) that `conn` lives on and this callback
+/// runs on, for state kept per worker without a lock: every callback of
+/// one connection runs on the same worker. 0 for a server of one worker.
+/// Returns `SOCKFLOW_EINVAL` for NULL, `SOCKFLOW_EBADHANDLE` for a `conn`
+/// that is not the running callback's.
+#[no_mangle]
+pub extern "C" fn sockflow_conn_worker(c: *const sockflow_conn) -> c_int {
+    ffi_boundary! {
+        match with_conn(c, |c| c.worker() as c_int) {
+            Ok(w) => w,
+            Err(e) => fail(e),
+        }
+    }
+}
+
 /// Writes the peer's address (for UDP, the datagram's sender) to `*out`.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_peer(c: *const sockflow_conn, out: *mut sockflow_addr) -> c_int {
