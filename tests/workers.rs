@@ -33,12 +33,15 @@ fn tid() -> i64 {
     unsafe { libc::gettid() as i64 }
 }
 
-/// Echoes, greets each connection with its id, and records, per
-/// connection, its worker and every thread its callbacks ran on.
+/// What a connection's callbacks showed: its worker, every thread they
+/// ran on, its peer.
+type Seen = (usize, BTreeSet<i64>, SocketAddr);
+
+/// Echoes, greets each connection with its id, and records what each
+/// connection's callbacks showed.
 #[derive(Default)]
 struct Tracker {
-    /// id -> (worker, threads its callbacks ran on, peer)
-    seen: Mutex<BTreeMap<u64, (usize, BTreeSet<i64>, SocketAddr)>>,
+    seen: Mutex<BTreeMap<u64, Seen>>,
     closed: Mutex<Vec<(u64, CloseReason)>>,
     greet: bool,
 }
