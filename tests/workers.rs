@@ -466,3 +466,104 @@ fn echo_server_example_with_two_workers() {
     let err = p.stderr_text();
     assert_eq!(err.matches("echo_server: stopped").count(), 1, "{}", p.transcript());
 }
+
+// ---------------------------------------------------------------------------
+// Measurement (not a test: prints numbers, asserts nothing about speed).
+// `cargo test --release --test workers -- --ignored --nocapture measure`
+// ---------------------------------------------------------------------------
+
+/// CPU time (ns) used so far by every thread of process `pid`.
+fn cpu_ns(pid: u32) -> u64 {
+    let mut total = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// Drives `conns` pipelined `line` clients on `threads` generator threads
+/// for `secs`: each round writes `batch` 32-byte lines to each of its
+/// connections, then reads every reply back. Returns the messages echoed.
+fn load(addr: SocketAddr, conns: usize, threads: usize, batch: usize, secs: Duration) -> u64 {
+    let per = conns / threads;
+    let gens: Vec<_> = (0..threads)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut cs: Vec<BufReader<TcpStream>> = (0..per).map(|_| BufReader::new(client(addr))).collect();
+                let msg = format!("{}\n", "m".repeat(31));
+                let out = msg.repeat(batch);
+                let (mut n, end) = (0u64, Instant::now() + secs);
+                let mut l = String::new();
+                while Instant::now() < end {
+                    for c in &mut cs {
+                        c.get_mut().write_all(out.as_bytes()).unwrap();
+                    }
+                    for c in &mut cs {
+                        for _ in 0..batch {
+                            l.clear();
+                            c.read_line(&mut l).unwrap();
+                            assert_eq!(l, msg);
+                        }
+                    }
+                    n += (per * batch) as u64;
+                }
+                n
+            })
+        })
+        .collect();
+    gens.into_iter().map(|g| g.join().unwrap()).sum()
+}
+
+#[test]
+#[ignore = "a measurement: run with --release --ignored --nocapture"]
+fn measure_one_vs_two_workers() {
+    let secs = Duration::from_secs(std::env::var("MEASURE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
+    let conns = 100;
+    let mut results: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    for round in 0..5 {
+        for workers in [1usize, 2] {
+            let w = workers.to_string();
+            let (mut p, port) = kit::server("echo_server", Link::Dynamic, &["--workers", &w, "--frame", "line"]);
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            load(addr, 10, 2, 4, Duration::from_millis(200)); // warm-up
+            let cpu0 = cpu_ns(p.pid());
+            let t0 = Instant::now();
+            let msgs = load(addr, conns, 2, 16, secs);
+            let (cpu, wall) = (cpu_ns(p.pid()) - cpu0, t0.elapsed().as_secs_f64());
+            kit::stop(&mut p, libc::SIGINT);
+            let (rate, per_msg) = (msgs as f64 / wall, cpu as f64 / msgs as f64);
+            println!("round {round} workers {workers}: {rate:.0} msg/s, server CPU {per_msg:.0} ns/msg ({msgs} messages)");
+            results.entry(workers).or_default().push((rate, per_msg));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let mut m = BTreeMap::new();
+    for (w, r) in &results {
+        let (mut rates, mut cpus): (Vec<f64>, Vec<f64>) = r.iter().copied().unzip();
+        m.insert(*w, (median(&mut rates), median(&mut cpus)));
+        println!("median workers {w}: {:.0} msg/s, {:.0} ns CPU/msg", m[w].0, m[w].1);
+    }
+    println!("2 workers / 1 worker: throughput {:.2}x, CPU per message {:.2}x", m[&2].0 / m[&1].0, m[&2].1 / m[&1].1);
+    // The spread: connections per worker out of 1,000, in this process.
+    for workers in [2usize, 4] {
+        let h = Arc::new(Tracker::default());
+        let srv = start_tcp(Config { workers, ..LogBuf::default().config() }, h.clone());
+        for _ in 0..1000 {
+            drop(client(srv.addr));
+        }
+        until("every connection closed", || h.closed.lock().unwrap().len() == 1000);
+        let mut per = vec![0usize; workers];
+        for (w, _, _) in h.seen.lock().unwrap().values() {
+            per[*w] += 1;
+        }
+        let even = 1000.0 / workers as f64;
+        let worst = per.iter().map(|&n| (n as f64 - even).abs() / even).fold(0.0, f64::max);
+        println!("spread over {workers} workers of 1000 connections: {per:?} (worst {:.1}% off even)", worst * 100.0);
+        srv.stop().unwrap();
+    }
+}
