@@ -889,7 +889,9 @@ int sockflow_conn_send_to(struct sockflow_conn *c, uint64_t id, const void *msg,
  * until `id` is down to a quarter, so memory stays bounded by the slower
  * side. With line frames the message keeps the line ending it came with.
  * An id that is gone is ignored. TCP only; from callbacks (on their
- * thread) only.
+ * thread) only. With several workers both connections must be on one
+ * worker (one opened by `sockflow_conn_connect` from this callback is):
+ * else `SOCKFLOW_EBADHANDLE`.
  */
 int sockflow_conn_relay(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
 

@@ -231,6 +231,59 @@ fn controls_reach_every_worker_from_another_thread() {
     assert_eq!(h.closed.lock().unwrap().len(), N, "on_close once per connection");
 }
 
+/// Relays `relay ID TEXT` to connection ID and answers whether it could.
+struct Relayer(Tracker);
+
+impl Handler for Relayer {
+    fn on_connect(&self, c: &mut Conn<'_>) -> Action {
+        self.0.on_connect(c)
+    }
+    fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
+        let text = String::from_utf8_lossy(msg).into_owned();
+        let mut words = text.splitn(3, ' ');
+        let (Some("relay"), Some(id), Some(what)) = (words.next(), words.next(), words.next()) else { return self.0.on_message(c, msg) };
+        let r = c.relay(id.parse().unwrap(), what.as_bytes());
+        let _ = c.send(format!("relayed {}", r.is_ok()).as_bytes());
+        Action::Continue
+    }
+}
+
+/// A relay joins two connections of one worker; to another worker's
+/// connection it is refused (an error, not bytes silently lost).
+#[test]
+fn a_relay_stays_on_one_worker() {
+    let h = Arc::new(Relayer(Tracker::greeting()));
+    let srv = start_tcp(Config { workers: 2, ..LogBuf::default().config() }, h.clone());
+    let mut clients: Vec<(u64, BufReader<TcpStream>)> = Vec::new();
+    let worker_of = |id: u64| h.0.seen.lock().unwrap()[&id].0;
+    // Until two share a worker and two do not (bounded).
+    let pairs = loop {
+        assert!(clients.len() < 100, "100 clients and no pair on each side");
+        let mut r = BufReader::new(client(srv.addr));
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        clients.push((l.trim_end()[3..].parse().unwrap(), r));
+        let ids: Vec<u64> = clients.iter().map(|(id, _)| *id).collect();
+        let same =
+            ids.iter().enumerate().find_map(|(i, a)| ids[i + 1..].iter().find(|b| worker_of(*a) == worker_of(**b)).map(|b| (*a, *b)));
+        let apart =
+            ids.iter().enumerate().find_map(|(i, a)| ids[i + 1..].iter().find(|b| worker_of(*a) != worker_of(**b)).map(|b| (*a, *b)));
+        if let (Some(s), Some(a)) = (same, apart) {
+            break [(s, true), (a, false)];
+        }
+    };
+    for ((from, to), ok) in pairs {
+        let r = &mut clients.iter_mut().find(|(id, _)| *id == from).unwrap().1;
+        r.get_mut().write_all(format!("relay {to} hello from {from}\n").as_bytes()).unwrap();
+        read_until(r, &format!("relayed {ok}"));
+        if ok {
+            let r = &mut clients.iter_mut().find(|(id, _)| *id == to).unwrap().1;
+            read_until(r, &format!("hello from {from}"));
+        }
+    }
+    srv.stop().expect("run()");
+}
+
 #[test]
 fn max_per_ip_counts_over_all_workers() {
     let h = Arc::new(Tracker::default());

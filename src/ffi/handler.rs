@@ -366,7 +366,9 @@ pub extern "C" fn sockflow_conn_send_to(c: *mut sockflow_conn, id: u64, msg: *co
 /// until `id` is down to a quarter, so memory stays bounded by the slower
 /// side. With line frames the message keeps the line ending it came with.
 /// An id that is gone is ignored. TCP only; from callbacks (on their
-/// thread) only.
+/// thread) only. With several workers both connections must be on one
+/// worker (one opened by `sockflow_conn_connect` from this callback is):
+/// else `SOCKFLOW_EBADHANDLE`.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_relay(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! { rc(with_conn(c, |c| c.relay(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }

@@ -162,3 +162,11 @@ impl Base {
         Ok(())
     }
 }
+
+impl Drop for Base {
+    /// Worker 0 dropped without its stop (a run that failed): the other
+    /// workers must not outlive it.
+    fn drop(&mut self) {
+        self.team.end(&self.shared.crew);
+    }
+}

@@ -237,7 +237,20 @@ impl Shared {
     }
 
     /// Queues bytes relayed from connection `from` to `to` (see `Conn::relay`).
+    /// Both must be on this worker: pausing the sender while its target is
+    /// full is one loop's bookkeeping.
     pub(crate) fn relay(&self, from: u64, to: u64, msg: &[u8], ending: Ending) -> Result<()> {
+        let owner = self.crew.owner(to, self.wire);
+        if owner != self.index {
+            return Err(Error::new(
+                Code::BadHandle,
+                format!(
+                    "relay to connection {to}: it is on worker {owner}, this one on worker {}; a relay joins two connections of one \
+                     worker (open the other side from this callback with connect)",
+                    self.index
+                ),
+            ));
+        }
         let bytes = self.framed(msg, ending)?;
         self.push(Command::Relay { from, to, bytes });
         Ok(())
@@ -325,7 +338,8 @@ impl Shared {
         self.conns.count()
     }
 
-    /// The ids of the open connections, oldest first (a snapshot).
+    /// The ids of the open connections, oldest first (a snapshot; with
+    /// several workers, each worker's oldest first, interleaved by id).
     pub fn conn_ids(&self) -> Vec<u64> {
         self.conns.ids()
     }

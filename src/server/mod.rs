@@ -374,6 +374,9 @@ impl Conn<'_> {
     /// its peer) until `to` is under a quarter. So a relay is bounded by
     /// the slower side, and nothing is dropped. A `line` message keeps the
     /// ending of the message being handled. An id that is gone is ignored.
+    /// With several workers `to` must be on this connection's worker (one
+    /// opened by [`connect`](Conn::connect) from its callback is); else
+    /// a `BadHandle` error.
     pub fn relay(&mut self, to: u64, msg: &[u8]) -> Result<()> {
         let ending = match self.sink {
             Sink::Buf { ending, .. } | Sink::Queue { ending } => ending,
