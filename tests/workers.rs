@@ -155,6 +155,60 @@ fn every_client_is_served_exactly_and_connections_spread_over_the_workers() {
     }
 }
 
+/// Thread-per-connection mode on workers: each worker keeps a thread per
+/// connection, and every client is still served exactly.
+#[test]
+fn thread_mode_on_two_workers_serves_exactly() {
+    let h = Arc::new(Tracker::default());
+    let cfg = Config { workers: 2, mode: sockflow::server::Mode::ThreadPerConnection, ..LogBuf::default().config() };
+    let srv = start_tcp(cfg, h.clone());
+    exact_echo(srv.addr, 32, 100);
+    until("every connection closed", || h.closed.lock().unwrap().len() == 32);
+    assert_eq!(h.workers().len(), 2, "both workers got connections");
+    srv.stop().expect("run()");
+}
+
+/// From C: `sockflow_conn_worker` names each connection's worker.
+#[test]
+fn c_callbacks_see_their_worker() {
+    use sockflow::ffi::args::*;
+    use sockflow::ffi::error::*;
+    use sockflow::ffi::handler::*;
+    use sockflow::ffi::server::*;
+    unsafe extern "C" fn say_worker(_: *mut std::ffi::c_void, conn: *mut sockflow_conn, _: *const std::ffi::c_char, _: usize) -> c_int {
+        let w = format!("worker {}", sockflow_conn_worker(conn));
+        sockflow_conn_send(conn, w.as_ptr().cast(), w.len());
+        sockflow_action::Continue as c_int
+    }
+    let mut a: sockflow_args = unsafe { std::mem::zeroed() };
+    assert_eq!(sockflow_args_init(&mut a, sockflow_role::Server as c_int, c"127.0.0.1".as_ptr(), 0), 0);
+    a.workers = 2; // as `--workers 2`
+    let mut cfg: sockflow_server_config = unsafe { std::mem::zeroed() };
+    sockflow_server_config_init(&mut cfg);
+    cfg.quiet = 1;
+    let h = sockflow_handler { on_connect: None, on_message: Some(say_worker), on_close: None, builtin: 0 };
+    let mut s = std::ptr::null_mut();
+    assert_eq!(sockflow_tcp_server_new(&a, &cfg, h, std::ptr::null_mut(), &mut s), 0);
+    assert_eq!(sockflow_server_start(s), 0);
+    let addr: SocketAddr = ([127, 0, 0, 1], sockflow_server_port(s) as u16).into();
+    let mut seen = BTreeSet::new();
+    for _ in 0..200 {
+        let mut r = BufReader::new(client(addr));
+        r.get_mut().write_all(b"which\n").unwrap();
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        seen.insert(l);
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["worker 0\n".to_string(), "worker 1\n".to_string()].into(), "the workers C callbacks saw");
+    assert_eq!(sockflow_conn_worker(std::ptr::null()), SOCKFLOW_EINVAL);
+    assert_eq!(sockflow_server_stop(s), 0);
+    assert_eq!(sockflow_server_join(s), 0);
+    sockflow_server_free(s);
+}
+
 /// Reads lines until one equal to `want` (bounded by the read timeout).
 #[track_caller]
 fn read_until(r: &mut BufReader<TcpStream>, want: &str) {
