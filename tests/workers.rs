@@ -520,6 +520,45 @@ fn udp_datagrams_and_peers_on_workers() {
     }
 }
 
+/// A UDP socket with `SO_REUSEPORT` bound to 127.0.0.1, port 0, as another
+/// program of this user might hold; returns its descriptor and port.
+fn foreign_reuseport_udp() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let one: c_int = 1;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        assert_eq!(libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, (&one as *const c_int).cast(), len), 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let alen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(raw, (&a as *const libc::sockaddr_in).cast(), alen), 0, "bind");
+        let mut len = alen;
+        assert_eq!(libc::getsockname(raw, (&mut a as *mut libc::sockaddr_in).cast(), &mut len), 0);
+        (fd, u16::from_be(a.sin_port))
+    }
+}
+
+/// Asked for port 0, a UDP server of several workers gets a port of its own:
+/// never one that another `SO_REUSEPORT` group of this user holds (the
+/// kernel would let it join that group, and the two would share datagrams).
+#[test]
+fn udp_workers_on_port_0_never_join_another_group() {
+    let foreign: Vec<_> = (0..4000).map(|_| foreign_reuseport_udp()).collect();
+    let taken: BTreeSet<u16> = foreign.iter().map(|(_, p)| *p).collect();
+    for i in 0..40 {
+        let cfg = Config { workers: 2, ..LogBuf::default().config() };
+        let s = sockflow::server::udp::UdpServer::bind(&[skit::any_port()], cfg, Arc::new(Tracker::default())).expect("bind");
+        let port = s.local_addr().port();
+        assert!(!taken.contains(&port), "server {i} was given port {port}, held by another SO_REUSEPORT group");
+    }
+}
+
 #[test]
 fn the_programs_own_loop_drives_one_worker_only() {
     use sockflow::ffi::args::*;

@@ -62,7 +62,7 @@ impl UdpServer {
     }
 
     fn bind_one(addrs: &[SocketAddr], mut cfg: Config, handler: Arc<dyn Handler>, seat: super::workers::Seat) -> Result<UdpServer> {
-        let u = crate::udp::Udp::bind_with(addrs, seat.reuse_port())?;
+        let u = super::workers::bind_udp(addrs, &seat)?;
         let local = u.local_addr()?;
         let std = u.into_std();
         std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
