@@ -520,13 +520,14 @@ fn udp_datagrams_and_peers_on_workers() {
     }
 }
 
-/// A UDP socket with `SO_REUSEPORT` bound to 127.0.0.1, port 0, as another
-/// program of this user might hold; returns its descriptor and port.
-fn foreign_reuseport_udp() -> (std::os::fd::OwnedFd, u16) {
+/// A socket of type `ty` (UDP, or a TCP listener) with `SO_REUSEPORT`
+/// bound to 127.0.0.1, port 0, as another program of this user might hold;
+/// returns its descriptor and port.
+fn foreign_reuseport(ty: c_int) -> (std::os::fd::OwnedFd, u16) {
     use std::os::fd::FromRawFd;
     // SAFETY: plain socket calls on a descriptor this function owns.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        let fd = libc::socket(libc::AF_INET, ty | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0, "socket");
         let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
         let one: c_int = 1;
@@ -540,22 +541,30 @@ fn foreign_reuseport_udp() -> (std::os::fd::OwnedFd, u16) {
         assert_eq!(libc::bind(raw, (&a as *const libc::sockaddr_in).cast(), alen), 0, "bind");
         let mut len = alen;
         assert_eq!(libc::getsockname(raw, (&mut a as *mut libc::sockaddr_in).cast(), &mut len), 0);
+        assert!(ty != libc::SOCK_STREAM || libc::listen(raw, 1) == 0, "listen");
         (fd, u16::from_be(a.sin_port))
     }
 }
 
-/// Asked for port 0, a UDP server of several workers gets a port of its own:
-/// never one that another `SO_REUSEPORT` group of this user holds (the
-/// kernel would let it join that group, and the two would share datagrams).
+/// Asked for port 0, a server of several workers gets a port of its own:
+/// never one that another `SO_REUSEPORT` group of this user holds (for UDP
+/// the kernel would let it join that group, and the two would share
+/// datagrams; TCP is checked too).
 #[test]
-fn udp_workers_on_port_0_never_join_another_group() {
-    let foreign: Vec<_> = (0..4000).map(|_| foreign_reuseport_udp()).collect();
-    let taken: BTreeSet<u16> = foreign.iter().map(|(_, p)| *p).collect();
-    for i in 0..40 {
-        let cfg = Config { workers: 2, ..LogBuf::default().config() };
-        let s = sockflow::server::udp::UdpServer::bind(&[skit::any_port()], cfg, Arc::new(Tracker::default())).expect("bind");
-        let port = s.local_addr().port();
-        assert!(!taken.contains(&port), "server {i} was given port {port}, held by another SO_REUSEPORT group");
+fn workers_on_port_0_never_join_another_group() {
+    for (ty, udp) in [(libc::SOCK_DGRAM, true), (libc::SOCK_STREAM, false)] {
+        let foreign: Vec<_> = (0..4000).map(|_| foreign_reuseport(ty)).collect();
+        let taken: BTreeSet<u16> = foreign.iter().map(|(_, p)| *p).collect();
+        for i in 0..40 {
+            let cfg = Config { workers: 2, ..LogBuf::default().config() };
+            let h = Arc::new(Tracker::default());
+            let port = if udp {
+                sockflow::server::udp::UdpServer::bind(&[skit::any_port()], cfg, h).expect("bind").local_addr().port()
+            } else {
+                sockflow::server::tcp::TcpServer::bind(&[skit::any_port()], cfg, h).expect("bind").local_addr().port()
+            };
+            assert!(!taken.contains(&port), "udp {udp}: server {i} was given port {port}, held by another SO_REUSEPORT group");
+        }
     }
 }
 
