@@ -86,8 +86,9 @@ pub struct sockflow_server_config {
     /// callbacks all run on its worker's thread (`sockflow_conn_worker`):
     /// callbacks of different connections may run at the same time, so data
     /// the handler shares between connections needs a lock (or one slot per
-    /// worker). `sockflow_server_stop`, `_send`, `_broadcast`, `_close`, the
-    /// connection counts and ids work across all workers from any thread.
+    /// worker). Stopping the server, sending to a connection by id,
+    /// broadcasting, closing by id, and the connection count, ids and peers
+    /// work across all workers, from any thread and any callback.
     /// Timers and signal handling run on worker 0, the thread that calls
     /// `sockflow_server_run` (or the one `sockflow_server_start` starts).
     /// `max_conns` and `memory_budget` are split evenly between the workers
