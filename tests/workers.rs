@@ -703,7 +703,14 @@ fn measure_one_vs_two_workers() {
         m.insert(*w, (median(&mut rates), median(&mut cpus)));
         println!("median workers {w}: {:.0} msg/s, {:.0} ns CPU/msg", m[w].0, m[w].1);
     }
-    println!("2 workers / 1 worker: throughput {:.2}x, CPU per message {:.2}x", m[&2].0 / m[&1].0, m[&2].1 / m[&1].1);
+    println!("2 workers / 1 worker (medians): throughput {:.2}x, CPU per message {:.2}x", m[&2].0 / m[&1].0, m[&2].1 / m[&1].1);
+    // Paired: each round's 2-worker run against the 1-worker run just before it.
+    let (mut rate, mut cpu): (Vec<f64>, Vec<f64>) = results[&1].iter().zip(&results[&2]).map(|(a, b)| (b.0 / a.0, b.1 / a.1)).unzip();
+    println!(
+        "2 workers / 1 worker (median of paired rounds): throughput {:.2}x, CPU per message {:.2}x",
+        median(&mut rate),
+        median(&mut cpu)
+    );
     // The spread: connections per worker out of 1,000, in this process.
     for workers in [2usize, 4] {
         let h = Arc::new(Tracker::default());
