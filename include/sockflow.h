@@ -152,6 +152,12 @@
 #define SOCKFLOW_EBUSY -17
 
 /**
+ * How many close reasons `sockflow_stats.closed` counts: one per
+ * `sockflow_close_reason`, which start at 1.
+ */
+#define SOCKFLOW_CLOSE_REASONS 8
+
+/**
  * How messages are delimited on a TCP stream (`--frame`).
  */
 typedef enum sockflow_frame {
@@ -501,6 +507,11 @@ typedef struct sockflow_args {
      * (the server's default, 1). See `sockflow_server_config.workers`.
      */
     int workers;
+    /**
+     * `--stats` (servers): non-zero logs the server's counters (see
+     * `sockflow_server_stats`) when it stops.
+     */
+    int stats;
 } sockflow_args;
 
 /**
@@ -704,6 +715,57 @@ typedef struct sockflow_server_config {
      */
     int workers;
 } sockflow_server_config;
+
+/**
+ * A snapshot of a server's counters since it was made (all workers
+ * together). Filled by `sockflow_server_stats`.
+ */
+typedef struct sockflow_stats {
+    /**
+     * Connections open now (TCP, and UDP peers with `udp_peers`).
+     */
+    uint64_t conns_open;
+    /**
+     * Connections ever opened: accepted, connected out, UDP peers heard.
+     */
+    uint64_t conns_total;
+    /**
+     * Connections refused at once: past `max_conns` or `max_per_ip`.
+     */
+    uint64_t conns_refused;
+    /**
+     * Messages handed to `on_message` (a UDP datagram is one).
+     */
+    uint64_t msgs_in;
+    /**
+     * Their bytes (the messages', without framing).
+     */
+    uint64_t bytes_in;
+    /**
+     * Messages sent: by callbacks, and by `sockflow_server_send_to` and
+     * `_broadcast` (one per receiver).
+     */
+    uint64_t msgs_out;
+    /**
+     * Bytes written to sockets, framing included.
+     */
+    uint64_t bytes_out;
+    /**
+     * Connections closed, by reason: `closed[SOCKFLOW_CLOSE_REASON_IDLE - 1]`
+     * is how many were closed for idleness.
+     */
+    uint64_t closed[SOCKFLOW_CLOSE_REASONS];
+    /**
+     * Datagrams dropped: too long for the frame, or from a new sender
+     * past `max_conns` peers.
+     */
+    uint64_t dropped;
+    /**
+     * Bytes held now in partial messages and queues (what
+     * `memory_budget` bounds).
+     */
+    uint64_t queued_bytes;
+} sockflow_stats;
 
 /**
  * A timer's callback. Runs on the server's loop thread (never on the
@@ -1267,6 +1329,15 @@ int sockflow_tcp_server_run(const struct sockflow_args *args,
 int sockflow_udp_server_run(const struct sockflow_args *args,
                             struct sockflow_handler handler,
                             void *userdata);
+
+/**
+ * Fills `*out` with server `s`'s counters. Safe from any thread and from
+ * callbacks, before, during and after a run (until `sockflow_server_close`);
+ * each counter is read on its own, so a snapshot taken while the server
+ * works may be a message apart between counters. Returns 0, or
+ * `SOCKFLOW_EINVAL` for NULL.
+ */
+int sockflow_server_stats(const struct sockflow_server *s, struct sockflow_stats *out);
 
 /**
  * Listens on `host`:`port` (`port` 0 = any free port; read it back with

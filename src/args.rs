@@ -48,6 +48,8 @@ pub struct Args {
     /// `--workers` (servers): event-loop threads; None = the server's
     /// default (1).
     pub workers: Option<u32>,
+    /// `--stats` (servers): log the server's counters when it stops.
+    pub stats: bool,
     /// Program name for messages (basename of argv[0]).
     pub prog: String,
 }
@@ -65,6 +67,7 @@ impl Args {
             timeout_ms: 0,
             max_per_ip: None,
             workers: None,
+            stats: false,
             prog: prog.into(),
         }
     }
@@ -106,7 +109,8 @@ pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
         Role::Server => {
             "--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic (0 = never, the default)\n  \
              --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  \
-             --workers N      serve on N event-loop threads, each accepting its share of the clients (default 1)\n  "
+             --workers N      serve on N event-loop threads, each accepting its share of the clients (default 1)\n  \
+             --stats          print the server's counters (connections, messages, bytes, closes) when it stops\n  "
         }
         Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",
     };
@@ -254,6 +258,8 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
             "--max-per-ip" => return Err(Error::new(Code::Usage, "--max-per-ip is a server option")),
             "--workers" if role == Role::Server => a.workers = Some(parse_workers(value("a number of threads")?)?),
             "--workers" => return Err(Error::new(Code::Usage, "--workers is a server option")),
+            "--stats" if role == Role::Server => a.stats = true,
+            "--stats" => return Err(Error::new(Code::Usage, "--stats is a server option")),
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
     }

@@ -15,6 +15,7 @@ use sockflow::ffi::control::*;
 use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
 use sockflow::ffi::server::*;
+use sockflow::ffi::stats::*;
 use sockflow::ffi::tcp::*;
 use sockflow::ffi::timer::*;
 use sockflow::ffi::udp::*;
@@ -507,6 +508,11 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_join["s"] => Null("server"), |fx| sockflow_server_join(null_mut())),
         case!(sockflow_server_close_id["s"] => Null("server"), |fx| sockflow_server_close_id(null_mut(), 1, 0)),
         case!(sockflow_server_conn_count["s"] => Null("server"), |fx| sockflow_server_conn_count(null())),
+        case!(sockflow_server_stats["s"] => Null("server"), |fx| {
+            let mut st = sockflow_stats::default();
+            sockflow_server_stats(null(), &mut st)
+        }),
+        case!(sockflow_server_stats["out"] => Null("out"), |fx| sockflow_server_stats(fx.server, null_mut())),
         case!(sockflow_server_conn_ids["s"] => Null("server"), |fx| sockflow_server_conn_ids(null(), null_mut(), 0)),
         case!(sockflow_server_conn_ids["ids"] => Null("ids"), |fx| sockflow_server_conn_ids(fx.server, null_mut(), 4)),
         // cap 0: ids is not written, NULL is fine (the count comes back).

@@ -103,6 +103,9 @@ pub struct sockflow_args {
     /// `--workers` (servers): event-loop threads, 1-256; 0 = not given
     /// (the server's default, 1). See `sockflow_server_config.workers`.
     pub workers: c_int,
+    /// `--stats` (servers): non-zero logs the server's counters (see
+    /// `sockflow_server_stats`) when it stops.
+    pub stats: c_int,
 }
 
 fn role_of(r: c_int) -> crate::Result<Role> {
@@ -134,6 +137,7 @@ impl sockflow_args {
             prog: [0; SOCKFLOW_PROG_MAX],
             max_per_ip: a.max_per_ip.map_or(0, |n| n as c_int),
             workers: a.workers.map_or(0, |n| n as c_int),
+            stats: c_int::from(a.stats),
         };
         let (kind, size) = match a.frame {
             Frame::Line { max } => (sockflow_frame::Line, max),
@@ -186,6 +190,7 @@ impl sockflow_args {
             n if n > 0 && n as u32 <= args::MAX_PER_IP_MAX => Some(n as u32),
             n => return Err(Error::inval(format!("args.max_per_ip {n} is not in 0-{}", args::MAX_PER_IP_MAX))),
         };
+        a.stats = self.stats != 0;
         a.workers = match self.workers {
             0 => None,
             n if n > 0 && n as u32 <= args::WORKERS_MAX => Some(n as u32),

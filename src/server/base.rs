@@ -30,6 +30,8 @@ pub(crate) struct Base {
     /// applied here as they are taken, so a cancel takes effect before the
     /// next timer fires).
     pending: Vec<Command>,
+    /// Log the counters at the stop (`Config::log_stats`).
+    log_stats: bool,
     /// This loop's part in a server of several workers.
     pub(crate) team: Team,
 }
@@ -44,12 +46,13 @@ impl Base {
             (true, super::UdpMode::Peers) => Wire::Peers,
             (true, super::UdpMode::Datagrams) => Wire::None,
         };
-        let shared = Shared::new(poll.registry(), WAKER, local, frame, wire, &seat)?;
+        let shared = Shared::new(poll.registry(), WAKER, local, frame, wire, cfg.memory_budget, &seat)?;
         let signals = if cfg.handle_signals { Some(Signals::watch(poll.registry(), SIGNALS)?) } else { None };
         let kind = if datagram { " (udp)" } else { "" };
         let team = seat.team();
         let log = seat.log.unwrap_or_else(|| Log::new(cfg));
-        Ok(Base { poll, shared, signals, log, kind, timers: Timers::default(), pending: Vec::new(), team })
+        let log_stats = cfg.log_stats;
+        Ok(Base { poll, shared, signals, log, kind, timers: Timers::default(), pending: Vec::new(), log_stats, team })
     }
 
     pub(crate) fn handle(&self) -> ServerHandle {
@@ -79,6 +82,9 @@ impl Base {
         self.team.end(&self.shared.crew);
         if !self.team.speaks() {
             return;
+        }
+        if self.log_stats {
+            self.log.info(format_args!("stats: {}", self.shared.stats()));
         }
         let a = self.local_addr();
         if a.port() == 0 {

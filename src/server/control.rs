@@ -2,6 +2,8 @@
 //! commands (sends, broadcasts, closes) the loop runs on its next turn, the
 //! waker that makes it turn, and SIGINT/SIGTERM delivery.
 
+use super::budget::Budget;
+use super::stats::{Counters, Stats};
 use crate::error::{Code, Error, Result};
 use crate::frame::{Ending, Frame};
 use mio::{Registry, Token, Waker};
@@ -115,10 +117,20 @@ pub struct Shared {
     next_timer: AtomicU64,
     next_outgoing: AtomicU64,
     pub(crate) conns: Arc<OpenConns>,
+    /// This loop's memory budget (TCP; a UDP loop holds nothing).
+    pub(crate) budget: Arc<Budget>,
 }
 
 impl Shared {
-    pub(crate) fn new(registry: &Registry, token: Token, local: SocketAddr, frame: Frame, wire: Wire, seat: &Seat) -> Result<Arc<Shared>> {
+    pub(crate) fn new(
+        registry: &Registry,
+        token: Token,
+        local: SocketAddr,
+        frame: Frame,
+        wire: Wire,
+        memory_budget: usize,
+        seat: &Seat,
+    ) -> Result<Arc<Shared>> {
         let waker = Waker::new(registry, token).map_err(|e| Error::io("eventfd", &e))?;
         Ok(Arc::new(Shared {
             crew: seat.crew.clone(),
@@ -131,7 +143,29 @@ impl Shared {
             next_timer: AtomicU64::new(1),
             next_outgoing: AtomicU64::new(seat.first()),
             conns: seat.crew.conns.clone(),
+            budget: Arc::new(Budget::new(memory_budget)),
         }))
+    }
+
+    /// This loop's counters.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.crew.counters[self.index]
+    }
+
+    /// The server's counters, summed over its workers. Any thread, any
+    /// time, also after the run.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for c in self.crew.counters.iter() {
+            c.add_to(&mut s);
+        }
+        let members = self.crew.members();
+        let loops: Vec<&Shared> = if members.is_empty() { vec![self] } else { members.iter().map(|m| &**m).collect() };
+        for l in loops {
+            s.queued_bytes += l.budget.used() as u64;
+        }
+        self.conns.add_to(&mut s);
+        s
     }
 
     /// Wakes this loop (a stop, or commands to run).

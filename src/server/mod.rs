@@ -28,6 +28,7 @@ mod peers;
 mod pushed;
 mod registry;
 mod spare;
+mod stats;
 pub mod tcp;
 pub mod timer;
 pub mod udp;
@@ -37,6 +38,7 @@ mod workers;
 pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
 pub(crate) use log::Log;
 pub use log::{LogFn, LogLevel, LogTo};
+pub use stats::{Stats, CLOSE_REASONS};
 pub use timer::{TimerAction, TimerCtx, TimerId};
 
 use crate::error::Result;
@@ -98,6 +100,23 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, in value order (1 up); the match below fails to
+    /// compile when a reason is missing.
+    pub const ALL: [CloseReason; 8] = {
+        use CloseReason::*;
+        const fn _every(r: CloseReason) {
+            match r {
+                Peer | Quit | Idle | Error | Stopping | Handler | Overflow | ConnectFailed => {}
+            }
+        }
+        [Peer, Quit, Idle, Error, Stopping, Handler, Overflow, ConnectFailed]
+    };
+
+    /// The reason of value `v` (1 up).
+    pub fn from_index(v: usize) -> Option<CloseReason> {
+        CloseReason::ALL.iter().copied().find(|&r| r as usize == v)
+    }
+
     /// A short text for logs: `peer closed`, `quit`, ...
     pub fn describe(self) -> &'static str {
         match self {
@@ -222,6 +241,9 @@ pub struct Config {
     /// turns worker 0 and the others run on threads of their own (the C API's
     /// `sockflow_server_turn` refuses more than one worker).
     pub workers: usize,
+    /// Log the counters ([`ServerHandle::stats`]) when the server stops
+    /// (`--stats`). Default false.
+    pub log_stats: bool,
 }
 
 impl Default for Config {
@@ -242,6 +264,7 @@ impl Default for Config {
             log: Some(LogTo::writer(std::io::stderr())),
             udp: UdpMode::Datagrams,
             workers: 1,
+            log_stats: false,
         }
     }
 }
@@ -259,6 +282,7 @@ impl Config {
             idle_timeout: a.timeout(),
             max_per_ip: a.max_per_ip.map_or(d.max_per_ip, |n| n as usize),
             workers: a.workers.map_or(d.workers, |n| n as usize),
+            log_stats: a.stats,
             ..d
         }
     }
@@ -352,18 +376,26 @@ impl Conn<'_> {
     /// the message it answers (`\n`, `\r\n`, or nothing for a last line
     /// without one or a datagram without one); elsewhere with `\n`.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        match &mut self.sink {
+        let r = match &mut self.sink {
             Sink::Buf { buf, frame, ending } => frame.encode_ending(msg, *ending, buf),
             Sink::Queue { ending } => self.shared.reply(self.id, msg, *ending),
             Sink::Datagram { sock, frame, scratch, ending, .. } => {
                 scratch.clear();
                 crate::udp::datagram_encode(*frame, msg, *ending, scratch)?;
-                sock.send_to(scratch, self.peer)
-                    .map(|_| ())
-                    .map_err(|e| crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e))
+                match sock.send_to(scratch, self.peer) {
+                    Ok(n) => {
+                        self.shared.counters().wrote(n);
+                        Ok(())
+                    }
+                    Err(e) => Err(crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e)),
+                }
             }
             Sink::Closed | Sink::Failed(_) => Err(crate::Error::new(crate::Code::BadHandle, format!("connection {} is closed", self.id))),
+        };
+        if r.is_ok() {
+            self.shared.counters().message_out();
         }
+        r
     }
 
     /// Why an outgoing connection failed to connect: inside `on_close` with

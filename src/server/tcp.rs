@@ -135,6 +135,7 @@ impl TcpServer {
     fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>, seat: Seat) -> Result<TcpServer> {
         let (next_gen, per_ip) = (seat.seq(), seat.crew.per_ip.clone());
         let base = Base::new(local, cfg.frame, false, &mut cfg, seat)?;
+        let budget = base.shared.budget.clone();
         Ok(TcpServer {
             base,
             listener: None,
@@ -146,7 +147,7 @@ impl TcpServer {
             idle: cfg.idle_timeout,
             incomplete: cfg.incomplete_timeout,
             mode: cfg.mode,
-            budget: Arc::new(Budget::new(cfg.memory_budget)),
+            budget,
             budget_paused: Vec::new(),
             per_ip,
             refusals: Throttle::default(),
@@ -315,6 +316,7 @@ impl TcpServer {
 
     /// Logs a refused connection, at most once a second.
     fn refused(&mut self, why: std::fmt::Arguments<'_>, peer: &SocketAddr) {
+        self.base.shared.counters().refused();
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more refused since the last such line)") } else { String::new() };
             self.base.log.warn(format_args!("{why}: closing {}{more}", net::show(peer)));
@@ -478,6 +480,7 @@ impl TcpServer {
                 quit = true;
                 return Flow::Stop;
             }
+            shared.counters().message_in(msg.len());
             if let Some(w) = worker {
                 if w.message(msg, ending) > max_queue {
                     *life = Life::Open(ReadState::Paused(Pause::Worker));
@@ -538,7 +541,10 @@ impl TcpServer {
         let mut sent = 0;
         while sent < self.replies.len() {
             match net::send_some(c.sock.as_raw_fd(), &self.replies[sent..]) {
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    self.base.shared.counters().wrote(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
@@ -685,6 +691,7 @@ impl TcpServer {
         while c.out_pos < c.out.len() {
             match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
                 Ok(n) => {
+                    self.base.shared.counters().wrote(n);
                     c.out_pos += n;
                     c.pushed.sent(n);
                     c.relayed.sent(n);
@@ -808,7 +815,7 @@ impl TcpServer {
         if matches!(c.life, Life::Draining { .. }) {
             return; // told when it began draining
         }
-        self.base.shared.conns.closed(c.id);
+        self.base.shared.conns.closed(c.id, reason);
         match c.worker.take() {
             Some(w) => {
                 self.joins.push(w.close(reason));
@@ -861,6 +868,8 @@ impl TcpServer {
         let c = &mut self.conns[k];
         if !c.life.lingers() {
             if pushed {
+                // A send_to or broadcast (a handler's reply was counted when sent).
+                self.base.shared.counters().message_out();
                 c.pushed.add(c.queued(), bytes.len());
             }
             self.spare.append(&mut c.out, bytes);

@@ -188,8 +188,10 @@ impl UdpServer {
                     msg.len(),
                     self.frame.max_len()
                 ));
+                self.base.shared.counters().dropped();
                 continue;
             }
+            self.base.shared.counters().message_in(msg.len());
             if self.peers.is_some() {
                 self.peer_datagram(peer, msg, ending, reply);
                 continue;
@@ -243,6 +245,7 @@ impl UdpServer {
     /// Logs a datagram from a new sender dropped for `max_conns`, at most
     /// once a second.
     fn refused(&mut self, addr: SocketAddr) {
+        self.base.shared.counters().dropped();
         let max = self.peers.as_ref().map_or(0, |t| t.max());
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more dropped since the last such line)") } else { String::new() };
@@ -252,7 +255,7 @@ impl UdpServer {
 
     /// Tells the handler that peer `p` (already out of the table) is gone.
     fn closed(&self, addr: SocketAddr, mut p: Peer, reason: CloseReason) {
-        self.base.shared.conns.closed(p.id);
+        self.base.shared.conns.closed(p.id, reason);
         let mut c = Conn { id: p.id, peer: addr, user: &mut p.user, sink: Sink::Closed, shared: &self.base.shared };
         self.handler.on_close(&mut c, reason);
     }
@@ -302,8 +305,10 @@ impl UdpServer {
     }
 
     fn send(&self, bytes: &[u8], addr: SocketAddr) {
-        if let Err(e) = self.sock.send_to(bytes, addr) {
-            self.base.log.warn(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e)));
+        self.base.shared.counters().message_out();
+        match self.sock.send_to(bytes, addr) {
+            Ok(n) => self.base.shared.counters().wrote(n),
+            Err(e) => self.base.log.warn(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e))),
         }
     }
 }

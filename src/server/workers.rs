@@ -37,6 +37,7 @@ use super::admission::PerAddress;
 use super::base::Base;
 use super::control::{Shared, Wire, OUTGOING};
 use super::registry::OpenConns;
+use super::stats::Counters;
 use super::{Config, Log};
 use crate::error::Result;
 use std::net::SocketAddr;
@@ -57,6 +58,9 @@ pub(crate) struct Crew {
     members: OnceLock<Vec<Weak<Shared>>>,
     pub(crate) conns: Arc<OpenConns>,
     pub(crate) per_ip: Arc<PerAddress>,
+    /// Every worker's counters, by index: kept here, not in the workers'
+    /// control blocks, so a worker that has ended still counts.
+    pub(crate) counters: Box<[Counters]>,
 }
 
 impl Crew {
@@ -67,6 +71,7 @@ impl Crew {
             members: OnceLock::new(),
             conns: Arc::default(),
             per_ip: Arc::new(PerAddress::new(max_per_ip)),
+            counters: (0..size).map(|_| Counters::default()).collect(),
         })
     }
 
@@ -266,6 +271,7 @@ fn follower(c: &Config) -> Config {
         log: None,
         udp: c.udp,
         workers: c.workers,
+        log_stats: false,
     }
 }
 
