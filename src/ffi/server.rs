@@ -7,13 +7,13 @@ use super::handler::{connect, in_callback_of, sockflow_handler, to_core};
 use super::stdio::CFile;
 use super::{bytes_arg, give, limit_arg, limit_value, Zero, SOCKFLOW_FOREVER};
 use crate::error::{Code, Error};
+use crate::server::event_loop::{run_to_end, Loop};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
 use crate::server::{Config, LogLevel, LogTo, Mode, ServerHandle, UdpMode};
 use std::ffi::{c_char, c_int, c_void};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 
 c_enum!(Mode, "sockflow_mode": EventLoop, ThreadPerConnection);
 c_enum!(LogLevel, "sockflow_log_level": Error, Warn, Info);
@@ -227,54 +227,8 @@ fn log_to_fn(f: unsafe extern "C" fn(*mut c_void, c_int, *const c_char), ud: *mu
     }))
 }
 
-enum Engine {
-    Tcp(Box<TcpServer>),
-    Udp(Box<UdpServer>),
-}
-
-impl Engine {
-    fn announce(&self) {
-        match self {
-            Engine::Tcp(t) => t.announce(),
-            Engine::Udp(u) => u.announce(),
-        }
-    }
-
-    /// One turn; false once the server is stopping.
-    fn turn(&mut self, timeout: Option<Duration>) -> crate::Result<bool> {
-        match self {
-            Engine::Tcp(t) => t.turn(timeout),
-            Engine::Udp(u) => u.turn(timeout),
-        }
-    }
-
-    fn next_deadline(&mut self) -> Option<Duration> {
-        match self {
-            Engine::Tcp(t) => t.next_deadline(),
-            Engine::Udp(u) => u.next_deadline(),
-        }
-    }
-
-    fn finish(self) {
-        match self {
-            Engine::Tcp(t) => t.finish(),
-            Engine::Udp(u) => u.finish(),
-        }
-    }
-
-    /// Turns until stopped, then finishes (an error ends the run at once).
-    fn run(mut self) -> crate::Result<()> {
-        let r = loop {
-            match self.turn(None) {
-                Ok(true) => {}
-                Ok(false) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        self.finish();
-        r
-    }
-}
+/// The server behind a handle: its TCP or UDP loop.
+type Engine = Box<dyn Loop>;
 
 /// Where a server handle is in its one run.
 enum State {
@@ -344,20 +298,14 @@ fn new_server(
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
     let config = core_config(&a, &c)?;
     let h = to_core(handler, userdata)?;
-    let engine = if udp {
-        Engine::Udp(Box::new(UdpServer::from_args(&a, config, h)?))
-    } else {
-        Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?))
-    };
+    let engine =
+        if udp { Box::new(UdpServer::from_args(&a, config, h)?) as Engine } else { Box::new(TcpServer::from_args(&a, config, h)?) };
     Ok(ready(engine))
 }
 
 /// A handle for a bound (or listener-less) engine, ready to run or turn.
 fn ready(engine: Engine) -> sockflow_server {
-    let (handle, fd) = match &engine {
-        Engine::Tcp(s) => (s.handle(), s.fd()),
-        Engine::Udp(s) => (s.handle(), s.fd()),
-    };
+    let (handle, fd) = (engine.base().handle(), engine.base().fd());
     sockflow_server { handle, fd, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) }
 }
 
@@ -431,7 +379,7 @@ pub extern "C" fn sockflow_client_loop_new(
         let config = try_ok!(core_config(&a, &c));
         let h = try_ok!(to_core(handler, userdata));
         let server = try_ok!(TcpServer::without_listener(config, h));
-        give(out, ready(Engine::Tcp(Box::new(server))))
+        give(out, ready(Box::new(server)))
     }
 }
 
@@ -521,10 +469,7 @@ fn run_server(p: *mut sockflow_server) -> crate::Result<()> {
 
 /// Runs a taken engine to its end and records the result.
 fn run_engine(p: *mut sockflow_server, run: &Run, engine: Engine, announce: bool) -> crate::Result<()> {
-    if announce {
-        engine.announce();
-    }
-    let r = engine.run();
+    let r = run_to_end(engine, announce);
     put_back(p, run, State::Done(r.clone()));
     r
 }
@@ -617,7 +562,7 @@ pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_in
         let run = Arc::clone(&server.run);
         let (mut engine, announce) = try_ok!(take_engine(&run));
         if announce {
-            engine.announce();
+            engine.base().announce();
         }
         match engine.turn(try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Check))) {
             Ok(true) => {

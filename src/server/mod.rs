@@ -23,6 +23,7 @@ pub mod builtin;
 mod conn;
 mod control;
 mod effect;
+pub(crate) mod event_loop;
 mod log;
 mod peers;
 mod pushed;

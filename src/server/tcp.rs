@@ -27,10 +27,11 @@ use super::budget::Budget;
 use super::conn::{Connection, Life, Pause, ReadState, TRICKLE};
 use super::control::{CloseMode, Command, OUTGOING};
 use super::effect::Effect;
+use super::event_loop::{run_to_end, Loop};
 use super::spare::Spare;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
-use super::workers::{Loop, Seat, Seq};
+use super::workers::{Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Flow, Frame};
@@ -188,11 +189,8 @@ impl TcpServer {
     /// replies, closes every connection and returns. With several workers
     /// this thread is worker 0; the others run on threads of their own,
     /// started by the first turn, and are waited for before this returns.
-    pub fn run(mut self) -> Result<()> {
-        self.base.announce();
-        while self.turn(None)? {}
-        self.finish();
-        Ok(())
+    pub fn run(self) -> Result<()> {
+        run_to_end(Box::new(self), true)
     }
 
     /// Logs the readiness line (`run` does; a program driving the loop
@@ -1052,11 +1050,23 @@ impl TcpServer {
 }
 
 impl Loop for TcpServer {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
     fn base_mut(&mut self) -> &mut Base {
         &mut self.base
     }
 
-    fn serve(self) -> Result<()> {
-        self.run()
+    fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        TcpServer::turn(self, timeout)
+    }
+
+    fn next_deadline(&mut self) -> Option<Duration> {
+        TcpServer::next_deadline(self)
+    }
+
+    fn finish(self: Box<Self>) {
+        TcpServer::finish(*self)
     }
 }

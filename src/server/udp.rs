@@ -14,9 +14,10 @@ use super::admission::Throttle;
 use super::base::Base;
 use super::control::Command;
 use super::effect::Effect;
+use super::event_loop::{run_to_end, Loop};
 use super::peers::{Heard, Peer, Peers};
 use super::timer::sooner;
-use super::workers::{Loop, Seq};
+use super::workers::Seq;
 use super::{Action, CloseReason, Config, Conn, Handler, ServerHandle, Sink, UdpMode};
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Frame};
@@ -106,11 +107,8 @@ impl UdpServer {
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
     /// signal when configured); then every peer gets `on_close(Stopping)`.
-    pub fn run(mut self) -> Result<()> {
-        self.base.announce();
-        while self.turn(None)? {}
-        self.finish();
-        Ok(())
+    pub fn run(self) -> Result<()> {
+        run_to_end(Box::new(self), true)
     }
 
     /// As [`TcpServer::announce`](super::tcp::TcpServer::announce).
@@ -314,11 +312,23 @@ impl UdpServer {
 }
 
 impl Loop for UdpServer {
+    fn base(&self) -> &super::base::Base {
+        &self.base
+    }
+
     fn base_mut(&mut self) -> &mut super::base::Base {
         &mut self.base
     }
 
-    fn serve(self) -> Result<()> {
-        self.run()
+    fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        UdpServer::turn(self, timeout)
+    }
+
+    fn next_deadline(&mut self) -> Option<Duration> {
+        UdpServer::next_deadline(self)
+    }
+
+    fn finish(self: Box<Self>) {
+        UdpServer::finish(*self)
     }
 }

@@ -34,8 +34,8 @@
 //! single-loop layout, and say which worker owns them ([`Crew::owner`]).
 
 use super::admission::PerAddress;
-use super::base::Base;
 use super::control::{Shared, Wire, OUTGOING};
+use super::event_loop::{run_to_end, Loop};
 use super::registry::OpenConns;
 use super::stats::Counters;
 use super::{Config, Log};
@@ -245,13 +245,6 @@ pub(crate) fn bind_udp(addrs: &[SocketAddr], seat: &Seat) -> Result<crate::udp::
     }
 }
 
-/// What the builder needs of a loop (TCP or UDP).
-pub(crate) trait Loop: Send + 'static {
-    fn base_mut(&mut self) -> &mut Base;
-    /// Runs the loop to its end (`run`).
-    fn serve(self) -> Result<()>;
-}
-
 /// A worker's settings: the server's, but without the log (it shares
 /// worker 0's) and signals (worker 0's).
 fn follower(c: &Config) -> Config {
@@ -300,7 +293,7 @@ pub(crate) fn assemble<L: Loop>(
         shared.push(Arc::downgrade(&w.base_mut().shared));
         let (log, crew) = (lead.base_mut().log.share(), crew.clone());
         runners.push(Box::new(move || {
-            if let Err(e) = w.serve() {
+            if let Err(e) = run_to_end(Box::new(w), true) {
                 // A worker that fails ends the whole server, as a failing
                 // single loop would.
                 log.error(format_args!("worker {}: {e}: stopping", i + 1));
