@@ -1,0 +1,91 @@
+//! The SVG chart of the ratios: one horizontal bar per table row, sockflow
+//! / the C baseline (median of the rounds), green where sockflow is on the
+//! good side of 1.0 for that metric, red where not; the ratios vs the
+//! threaded and libuv servers as dots. Drawn with plotters' SVG backend
+//! (no system fonts or libraries needed).
+
+use crate::binaries::Impl;
+use crate::report::{Better, Row};
+use plotters::prelude::*;
+use std::path::Path;
+
+const GOOD: RGBColor = RGBColor(46, 160, 67);
+const BAD: RGBColor = RGBColor(214, 69, 65);
+const THREADS: RGBColor = RGBColor(31, 119, 180);
+const LIBUV: RGBColor = RGBColor(148, 103, 189);
+
+/// Writes the chart of `rows` to `path`; the error text if it could not.
+pub fn write(rows: &[Row], title: &str, path: &Path) -> Result<(), String> {
+    let rows: Vec<&Row> = rows.iter().filter(|r| r.ratio(Impl::Epoll).is_finite()).collect();
+    if rows.is_empty() {
+        return Err("no ratios to draw".into());
+    }
+    let n = rows.len();
+    let labels: Vec<String> = rows.iter().map(|r| format!("{}: {}", r.scenario, r.metric)).collect();
+    let all = |imp: Impl| rows.iter().map(move |r| r.ratio(imp)).filter(|x| x.is_finite());
+    let top = all(Impl::Epoll).chain(all(Impl::Threads)).chain(all(Impl::Libuv)).fold(1.0f64, f64::max);
+    let x_max = (top * 1.1).clamp(1.5, 20.0);
+    let height = 120 + 28 * n as u32;
+    let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
+    let e = |e: DrawingAreaErrorKind<_>| format!("drawing {}: {e:?}", path.display());
+    root.fill(&WHITE).map_err(e)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(420)
+        .build_cartesian_2d(0f64..x_max, (0..n).into_segmented())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("sockflow / C baseline (median of rounds; bars: epoll C, dots: threads C and libuv)")
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            let ratio = r.ratio(Impl::Epoll).min(x_max);
+            let good = match r.better {
+                Better::Higher => ratio >= 1.0,
+                Better::Lower => ratio <= 1.0,
+            };
+            let color = if good { GOOD } else { BAD };
+            Rectangle::new([(0.0, SegmentValue::Exact(i)), (ratio, SegmentValue::Exact(i + 1))], color.mix(0.8).filled())
+        }))
+        .map_err(e)?
+        .label("ratio vs epoll C (green: sockflow better or equal)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], GOOD.filled()));
+    for (imp, color) in [(Impl::Threads, THREADS), (Impl::Libuv, LIBUV)] {
+        let dots: Vec<(f64, usize)> =
+            rows.iter().enumerate().filter_map(|(i, r)| Some((r.ratio(imp), i)).filter(|(x, _)| x.is_finite())).collect();
+        if dots.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(dots.into_iter().map(|(x, i)| Circle::new((x.min(x_max), SegmentValue::CenterOf(i)), 4, color.filled())))
+            .map_err(e)?
+            .label(format!("ratio vs {}", imp.name()))
+            .legend(move |(x, y)| Circle::new((x + 6, y), 4, color.filled()));
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(n))],
+            BLACK.stroke_width(2),
+        )))
+        .map_err(e)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
