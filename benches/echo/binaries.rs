@@ -63,6 +63,9 @@ pub enum Mode {
 /// The built programs.
 pub struct Bins {
     sockflow_tcp: PathBuf,
+    /// `benches/sockflow/many_echo.c`: echo_server with `max_conns` raised
+    /// past its default 10,000 (for `idle_100k`).
+    pub sockflow_many: PathBuf,
     sockflow_udp: PathBuf,
     epoll: PathBuf,
     udp_c: PathBuf,
@@ -70,7 +73,7 @@ pub struct Bins {
     libuv: Result<PathBuf, String>,
     pub tcp_client: PathBuf,
     pub hand_client: PathBuf,
-    /// `Some(N)`-capable: echo_server takes `--workers N` (see `workers`).
+    /// Whether echo_server takes `--workers N` (see `scenarios::load::workers`).
     pub sockflow_workers: bool,
     /// How each program was compiled, for the record.
     pub commands: Vec<String>,
@@ -90,9 +93,7 @@ impl Bins {
             (Impl::Sockflow, Mode::Udp) => Ok((self.sockflow_udp.clone(), vec!["0".into()])),
             (Impl::Sockflow, m) => {
                 let frame = if m == Mode::Line { "line" } else { "raw" };
-                // Every bench connection comes from a 127.x address: lift
-                // the per-address cap (default 256).
-                let mut a: Vec<String> = ["--frame", frame, "--max-per-ip", "1000000"].map(String::from).to_vec();
+                let mut a = sockflow_tcp_args(frame);
                 if let Some(n) = workers {
                     a.extend(["--workers".to_string(), n.to_string()]);
                 }
@@ -111,6 +112,12 @@ impl Bins {
     pub fn libuv_note(&self) -> Option<&str> {
         self.libuv.as_ref().err().map(String::as_str)
     }
+}
+
+/// echo_server's options for `frame`, port last. Every bench connection
+/// comes from a 127.x address: the per-address cap (default 256) is lifted.
+pub fn sockflow_tcp_args(frame: &str) -> Vec<String> {
+    ["--frame", frame, "--max-per-ip", "1000000"].map(String::from).to_vec()
 }
 
 /// Where cargo put `libsockflow.a` for this (release) build: next to the
@@ -172,6 +179,7 @@ pub fn build() -> Bins {
     };
     let must = |r: Result<PathBuf, String>| r.unwrap_or_else(|e| panic!("{e}"));
     let sockflow_tcp = must(compile("c_examples/echo_server.c", "sockflow_echo_server", true, &[]));
+    let sockflow_many = must(compile("benches/sockflow/many_echo.c", "sockflow_many_echo", true, &[]));
     let sockflow_udp = must(compile("c_examples/udp_echo_server.c", "sockflow_udp_echo_server", true, &[]));
     let tcp_client = must(compile("c_examples/tcp_client.c", "sockflow_tcp_client", true, &[]));
     let epoll = must(compile("benches/baseline/epoll_echo.c", "epoll_echo", false, &[]));
@@ -188,5 +196,5 @@ pub fn build() -> Bins {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("--workers") || String::from_utf8_lossy(&o.stderr).contains("--workers"))
         .unwrap_or(false);
-    Bins { sockflow_tcp, sockflow_udp, epoll, udp_c, threads, libuv, tcp_client, hand_client, sockflow_workers, commands }
+    Bins { sockflow_tcp, sockflow_many, sockflow_udp, epoll, udp_c, threads, libuv, tcp_client, hand_client, sockflow_workers, commands }
 }

@@ -17,7 +17,11 @@ pub const VARS: &[Var] = &[
     Var { name: "SOCKFLOW_BENCH_WARMUP_MS", default: "300", help: "warm-up per run, not measured" },
     Var { name: "SOCKFLOW_BENCH_MEASURE_MS", default: "1000", help: "measured window per run" },
     Var { name: "SOCKFLOW_BENCH_GEN_THREADS", default: "1", help: "load generator threads (1 or 2; connections are split between them)" },
-    Var { name: "SOCKFLOW_BENCH_100K", default: "1", help: "0 skips the 100,000 idle connection scenario (about a minute)" },
+    Var {
+        name: "SOCKFLOW_BENCH_BIG_IDLE",
+        default: "100000",
+        help: "connections in the idle_100k scenario (0 skips it; it needs that many descriptors per process)",
+    },
     Var { name: "SOCKFLOW_BENCH_ONLY", default: "", help: "comma-separated scenario ids to run (empty = all)" },
     Var { name: "SOCKFLOW_BENCH_RECORD", default: "1", help: "0: do not append the run to BENCHMARKS.md" },
 ];
@@ -28,7 +32,8 @@ pub struct Config {
     pub warmup: Duration,
     pub measure: Duration,
     pub gen_threads: usize,
-    pub idle_100k: bool,
+    /// Connections in the `idle_100k` scenario; 0 = skip it.
+    pub big_idle: usize,
     only: Vec<String>,
     pub record: bool,
 }
@@ -55,7 +60,7 @@ impl Config {
             warmup: Duration::from_millis(num("SOCKFLOW_BENCH_WARMUP_MS", 100, 60_000)),
             measure: Duration::from_millis(num("SOCKFLOW_BENCH_MEASURE_MS", 200, 600_000)),
             gen_threads: num("SOCKFLOW_BENCH_GEN_THREADS", 1, 2) as usize,
-            idle_100k: var("SOCKFLOW_BENCH_100K") != "0",
+            big_idle: num("SOCKFLOW_BENCH_BIG_IDLE", 0, 1_000_000) as usize,
             only: var("SOCKFLOW_BENCH_ONLY").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             record: var("SOCKFLOW_BENCH_RECORD") != "0",
         }

@@ -148,6 +148,19 @@ pub fn fmt(unit: Unit, x: f64) -> String {
     }
 }
 
+/// `x` rounded, with thousands separators.
+pub fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 fn ratio_text(r: f64) -> String {
     if r.is_finite() {
         format!("{r:.2}")

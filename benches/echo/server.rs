@@ -6,6 +6,7 @@ use crate::binaries::{Bins, Impl, Mode};
 use crate::sys;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -32,8 +33,13 @@ impl Server {
     /// be started (the bench has nothing to measure then).
     pub fn start(bins: &Bins, imp: Impl, mode: Mode, workers: Option<u32>) -> Server {
         let (exe, args) = bins.server(imp, mode, workers).unwrap_or_else(|e| panic!("{}: {e}", imp.name()));
-        let mut child = Command::new(&exe)
-            .args(&args)
+        Server::spawn(imp.name(), &exe, &args)
+    }
+
+    /// Starts `exe args` (the port, 0, last) as `name`.
+    pub fn spawn(name: &'static str, exe: &Path, args: &[String]) -> Server {
+        let mut child = Command::new(exe)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -41,7 +47,6 @@ impl Server {
             .unwrap_or_else(|e| panic!("start {}: {e}", exe.display()));
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
-        let name = imp.name();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {

@@ -5,8 +5,8 @@
 //! listen backlog of 128, so no SYN is dropped and retried): connect the
 //! batch, send on each, read each echo back. Beyond one source address's
 //! ~28,000 ephemeral ports, connections come from several source addresses
-//! in 127.0.0.0/8 (`IP_BIND_ADDRESS_NO_PORT`, so the port is picked per
-//! destination at connect time).
+//! in 127.0.0.0/8, in turn (`IP_BIND_ADDRESS_NO_PORT`, so the port is
+//! picked per destination at connect time).
 
 use super::IO_TIMEOUT;
 use std::io::{self, Read, Write};
@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 /// Connections opened (and echoed once) per batch.
 const BATCH: usize = 100;
 
-/// Connections per source address before the next one is used (below the
-/// 28,232 ephemeral ports of the default range).
-pub const PER_SOURCE: usize = 25_000;
+/// Most connections per source address (below the 28,232 ephemeral ports
+/// of the default range).
+pub const PER_SOURCE: usize = 20_000;
 
 pub struct Opened {
     pub conns: Vec<TcpStream>,
@@ -27,10 +27,15 @@ pub struct Opened {
     pub error: Option<String>,
 }
 
-/// The source address of connection `i`: 127.0.0.1 for the first
-/// `PER_SOURCE`, then 127.0.0.2, ...
-pub fn source(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, 1 + (i / PER_SOURCE) as u8)
+/// How many source addresses `n` connections need: 127.0.0.1 alone up to
+/// `PER_SOURCE`, else 127.0.0.1, 127.0.0.2, ...
+pub fn sources(n: usize) -> u8 {
+    n.div_ceil(PER_SOURCE).clamp(1, 200) as u8
+}
+
+/// The source address of connection `i` of a set using `sources` addresses.
+fn source(i: usize, sources: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, 1 + (i % sources as usize) as u8)
 }
 
 /// A blocking connection from `src` (port picked by the kernel) to `dst`,
@@ -80,10 +85,10 @@ pub fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> io::Result<TcpStream> {
     }
 }
 
-/// Opens `n` blocking connections to `addr` (connection `i` from
-/// `source(first + i)`), each having sent `data` and read its echo. Stops
-/// at the first failure or after `limit`.
-pub fn open_echoed(addr: SocketAddr, n: usize, first: usize, data: &[u8], limit: Duration) -> Opened {
+/// Opens `n` blocking connections to `addr`, from `sources` source
+/// addresses in turn, each having sent `data` and read its echo. Stops at
+/// the first failure or after `limit`.
+pub fn open_echoed(addr: SocketAddr, n: usize, sources: u8, data: &[u8], limit: Duration) -> Opened {
     let deadline = Instant::now() + limit;
     let mut conns: Vec<TcpStream> = Vec::with_capacity(n);
     while conns.len() < n {
@@ -93,9 +98,10 @@ pub fn open_echoed(addr: SocketAddr, n: usize, first: usize, data: &[u8], limit:
         let start = conns.len();
         for _ in 0..BATCH.min(n - start) {
             let i = conns.len();
-            match connect_from(source(first + i), addr) {
+            let src = source(i, sources);
+            match connect_from(src, addr) {
                 Ok(s) => conns.push(s),
-                Err(e) => return Opened { error: Some(format!("connect #{} from {}: {e}", i + 1, source(first + i))), conns },
+                Err(e) => return Opened { error: Some(format!("connect #{} from {src}: {e}", i + 1)), conns },
             }
         }
         if let Err(e) = echo_each(&mut conns[start..], data) {

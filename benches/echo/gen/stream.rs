@@ -40,7 +40,7 @@ pub struct Setup {
 /// Opens `n` connections (each echoed one line first, so the server has
 /// accepted them all before the window).
 pub fn setup(addr: SocketAddr, n: usize) -> Result<Setup, String> {
-    let opened = idle::open_echoed(addr, n, 0, b"ready\n", Duration::from_secs(30));
+    let opened = idle::open_echoed(addr, n, 1, b"ready\n", Duration::from_secs(30));
     if let Some(e) = opened.error {
         return Err(format!("opening {n} connections: {e}"));
     }

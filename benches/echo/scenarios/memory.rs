@@ -4,16 +4,17 @@
 //! echo before going idle. The server's VmRSS growth / N is the figure.
 //! Kernel memory (socket buffers, epoll items) is in no server's RSS.
 //!
-//! At 100,000 connections the bench and each server need over 100,000
-//! descriptors: the limit is raised (the hard one too when root); when it
-//! cannot be, the scenario is skipped with a note. Connections come from
-//! 127.0.0.1, 127.0.0.2, ... (25,000 each, see `gen::idle`). After the RSS
-//! reading every connection sends one more line and reads its echo.
+//! At 100,000 connections (`SOCKFLOW_BENCH_BIG_IDLE`) the bench and each
+//! server need over 100,000 descriptors: the limit is raised (the hard one
+//! too when allowed: CAP_SYS_RESOURCE); when it cannot be, the scenario is
+//! skipped with a note. Connections come from 127.0.0.1, 127.0.0.2, ...
+//! (see `gen::idle`). After the RSS reading every connection sends one
+//! more line and reads its echo.
 
 use super::Ctx;
-use crate::binaries::{Impl, Mode};
+use crate::binaries::{self, Impl, Mode};
 use crate::gen::idle;
-use crate::report::{Better, Row, Target, Unit};
+use crate::report::{self, Better, Row, Target, Unit};
 use crate::server::Server;
 use crate::sys;
 use std::time::{Duration, Instant};
@@ -29,18 +30,28 @@ struct Held {
     error: Option<String>,
 }
 
-/// `n` idle connections to a fresh `imp` server; its RSS growth per
-/// connection. The connections stay open (returned with the server).
-fn hold(ctx: &Ctx<'_>, imp: Impl, n: usize, limit: Duration) -> Held {
-    let server = Server::start(ctx.bins, imp, Mode::Line, None);
-    let warm = idle::open_echoed(server.addr(), 1, 0, LINE, Duration::from_secs(10));
+/// `n` idle connections from `sources` addresses to a fresh `imp` server;
+/// its RSS growth per connection. The connections stay open (returned with
+/// the server).
+fn hold(ctx: &Ctx<'_>, imp: Impl, n: usize, sources: u8, limit: Duration) -> Held {
+    let server = match imp {
+        // echo_server's default max_conns is 10,000: past that, the same
+        // server with the limit raised.
+        Impl::Sockflow if n > 10_000 => {
+            let mut args = binaries::sockflow_tcp_args("line");
+            args.push("0".into());
+            Server::spawn(imp.name(), &ctx.bins.sockflow_many, &args)
+        }
+        _ => Server::start(ctx.bins, imp, Mode::Line, None),
+    };
+    let warm = idle::open_echoed(server.addr(), 1, 1, LINE, Duration::from_secs(10));
     if let Some(e) = warm.error {
         panic!("{}: first connection: {e}", imp.name());
     }
     drop(warm.conns);
     std::thread::sleep(Duration::from_millis(200));
     let before = server.rss();
-    let opened = idle::open_echoed(server.addr(), n, 0, LINE, limit);
+    let opened = idle::open_echoed(server.addr(), n, sources, LINE, limit);
     std::thread::sleep(Duration::from_millis(300));
     let after = server.rss();
     let got = opened.conns.len().max(1);
@@ -71,7 +82,7 @@ pub fn idle_10k(ctx: &mut Ctx<'_>) -> Vec<Row> {
         Target::AtMost(TARGET_BYTES),
     );
     for imp in ctx.impls(Mode::Line) {
-        let h = hold(ctx, imp, N, Duration::from_secs(60));
+        let h = hold(ctx, imp, N, 1, Duration::from_secs(60));
         eprintln!("  idle_10k {:<9}: {:.0} B per idle connection ({} connections)", imp.name(), h.per_conn, h.conns.len());
         report_error(ctx, "idle_10k", imp, &h, N);
         row.push(imp, h.per_conn);
@@ -86,27 +97,32 @@ pub fn idle_10k(ctx: &mut Ctx<'_>) -> Vec<Row> {
 }
 
 pub fn idle_100k(ctx: &mut Ctx<'_>) -> Vec<Row> {
-    const N: usize = 100_000;
-    if !ctx.cfg.idle_100k {
-        ctx.note("idle_100k skipped: SOCKFLOW_BENCH_100K=0");
+    let n = ctx.cfg.big_idle;
+    if n == 0 {
+        ctx.note("idle_100k skipped: SOCKFLOW_BENCH_BIG_IDLE=0");
         return Vec::new();
     }
-    let want = N as u64 + 2_000;
+    let want = n as u64 + 2_000;
     let have = sys::raise_nofile(want);
     if have < want {
         ctx.note(format!(
-            "idle_100k skipped: the descriptor limit could only be raised to {have}, below the {want} it needs (raise the hard limit, or run as root)"
+            "idle_100k skipped: the descriptor limit could only be raised to {have}, below the {want} that {n} connections need \
+             (raising the hard limit needs CAP_SYS_RESOURCE; SOCKFLOW_BENCH_BIG_IDLE sets the count)"
         ));
         return Vec::new();
     }
-    let label = "100,000 idle conns";
+    // Several source addresses even when one would do, so that path runs
+    // at any count.
+    let sources = idle::sources(n).max(2);
+    let label = format!("{} idle conns, {sources} source addrs", report::thousands(n as f64));
+    let label = label.as_str();
     let mut rss = Row::new("idle_100k", label, "RSS/conn", "rss_bytes_per_conn", Unit::Bytes, Better::Lower, Target::AtMost(TARGET_BYTES));
     let mut echo = Row::new("idle_100k", label, "then 1 echo each", "echo_all_ms", Unit::Millis, Better::Lower, Target::None);
     // Thread-per-connection needs 100,000 threads (over most pid limits)
     // and libuv adds a minute: the two single-threaded event loops only.
     for imp in [Impl::Sockflow, Impl::Epoll] {
-        let mut h = hold(ctx, imp, N, Duration::from_secs(120));
-        report_error(ctx, "idle_100k", imp, &h, N);
+        let mut h = hold(ctx, imp, n, sources, Duration::from_secs(120));
+        report_error(ctx, "idle_100k", imp, &h, n);
         let t = Instant::now();
         let answered = idle::echo_each(&mut h.conns, LINE);
         let ms = t.elapsed().as_secs_f64() * 1e3;
