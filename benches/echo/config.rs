@@ -13,7 +13,7 @@ pub struct Var {
 
 /// Every variable, in the order the README lists them.
 pub const VARS: &[Var] = &[
-    Var { name: "SOCKFLOW_BENCH_ROUNDS", default: "3", help: "interleaved rounds per scenario (each server once per round)" },
+    Var { name: "SOCKFLOW_BENCH_ROUNDS", default: "5", help: "interleaved rounds per scenario (each server once per round)" },
     Var { name: "SOCKFLOW_BENCH_WARMUP_MS", default: "300", help: "warm-up per run, not measured" },
     Var { name: "SOCKFLOW_BENCH_MEASURE_MS", default: "1000", help: "measured window per run" },
     Var { name: "SOCKFLOW_BENCH_GEN_THREADS", default: "1", help: "load generator threads (1 or 2; connections are split between them)" },
