@@ -84,7 +84,7 @@ impl Bins {
     /// there is none (no UDP flavour of a TCP-only baseline, libuv missing).
     /// `workers`: sockflow's `--workers N`, when its example has it.
     pub fn server(&self, imp: Impl, mode: Mode, workers: Option<u32>) -> Result<(PathBuf, Vec<String>), String> {
-        let raw = |p: &Path, m: Mode| {
+        let c_server = |p: &Path, m: Mode| {
             let mut a: Vec<String> = if m == Mode::Raw { vec!["--raw".into()] } else { vec![] };
             a.push("0".into());
             (p.to_path_buf(), a)
@@ -101,10 +101,10 @@ impl Bins {
                 Ok((self.sockflow_tcp.clone(), a))
             }
             (Impl::Epoll, Mode::Udp) => Ok((self.udp_c.clone(), vec!["0".into()])),
-            (Impl::Epoll, m) => Ok(raw(&self.epoll, m)),
+            (Impl::Epoll, m) => Ok(c_server(&self.epoll, m)),
             (Impl::Threads, Mode::Udp) | (Impl::Libuv, Mode::Udp) => Err("TCP only".into()),
-            (Impl::Threads, m) => Ok(raw(&self.threads, m)),
-            (Impl::Libuv, m) => self.libuv.as_ref().map(|p| raw(p, m)).map_err(Clone::clone),
+            (Impl::Threads, m) => Ok(c_server(&self.threads, m)),
+            (Impl::Libuv, m) => self.libuv.as_ref().map(|p| c_server(p, m)).map_err(Clone::clone),
         }
     }
 

@@ -44,7 +44,7 @@ pub fn run(st: Setup, size: usize, w: &Window) -> Tally {
         return t;
     }
     let msg = super::lines(size, 1);
-    let poll = match Poll::new() {
+    let mut poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
             t.problems.push(format!("epoll: {e}"));
@@ -52,7 +52,6 @@ pub fn run(st: Setup, size: usize, w: &Window) -> Tally {
         }
     };
     let mut slots: Vec<Slot> = (0..st.slots).map(|k| open(&poll, st.addr, k)).collect();
-    let mut poll = poll;
     let mut events = Events::with_capacity(256);
     let mut buf = [0u8; 4096];
     let mut failures = 0u64;

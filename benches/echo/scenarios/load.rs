@@ -13,6 +13,8 @@ use crate::server::Server;
 pub enum Load {
     /// Pipelined `stream` connections.
     Stream { conns: usize, shape: stream::Shape },
+    /// One `stream` connection moving large writes (reported in MB).
+    Bulk(stream::Shape),
     /// Lock-step request/response connections.
     LockStep { conns: usize, size: usize },
     /// Connect + one echo + close, `parallel` at a time.
@@ -67,7 +69,7 @@ pub const SCENARIOS: &[Spec] = &[
         id: "bulk",
         label: "bulk stream, 64 KiB writes, 16 MiB in flight",
         mode: Mode::Raw,
-        load: Load::Stream { conns: 1, shape: BULK },
+        load: Load::Bulk(BULK),
         targets: [Some(1.0), Some(1.0)],
     },
     Spec {
@@ -98,7 +100,7 @@ fn rows(s: &Spec, label: &str) -> (Vec<Row>, Values) {
     let [rate_t, cost_t] = s.targets;
     let r = |metric, key, unit, better, t| Row::new(s.id, label, metric, key, unit, better, t);
     match s.load {
-        Load::Stream { shape, .. } if shape.write > 1 << 12 => (
+        Load::Bulk(_) => (
             vec![
                 r("MB/s", "mb_per_s", Unit::MBps, Better::Higher, target(rate_t)),
                 r("CPU/MB", "cpu_us_per_mb", Unit::Micros, Better::Lower, target(cost_t)),
@@ -146,6 +148,7 @@ fn one_run(ctx: &Ctx<'_>, server: &Server, load: Load, threads: usize) -> Measur
         Load::Stream { conns, shape } => {
             gen::measure(pid, threads, warm, win, |i| stream::setup(addr, sh(conns, i)), |st, w| stream::run(st, shape, w))
         }
+        Load::Bulk(shape) => gen::measure(pid, threads, warm, win, |i| stream::setup(addr, sh(1, i)), |st, w| stream::run(st, shape, w)),
         Load::LockStep { conns, size } => {
             gen::measure(pid, threads, warm, win, |i| lockstep::setup(addr, sh(conns, i)), |st, w| lockstep::run(st, size, w))
         }
