@@ -11,7 +11,7 @@
 # c_examples/NAME.cpp becomes build/NAME_cpp (C++17), both with
 # -Wall -Wextra -Werror -pedantic. They link the *shared* library in
 # target/release with an rpath to build/lib, where a symlink named after the
-# soname (libsockflow.so.0.1) points at target/release/libsockflow.so: a
+# soname (libsockflow.so.0.2) points at target/release/libsockflow.so: a
 # rebuilt library is picked up without relinking, and the programs load the
 # library the same way an installed one would be loaded (by soname).
 

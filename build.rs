@@ -20,7 +20,7 @@ fn main() {
     println!("cargo:rustc-env=SOCKFLOW_TARGET={}", env::var("TARGET").unwrap());
     println!("cargo:rustc-env=SOCKFLOW_GENERATED_HEADER={}", out.join("sockflow.h").display());
     // Give the shared library a soname so `make install` can ship the usual
-    // libsockflow.so -> libsockflow.so.0 -> libsockflow.so.0.1.0 links.
+    // libsockflow.so -> libsockflow.so.0.2 (the soname) -> libsockflow.so.0.2.0 links.
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
     let sover = if major == "0" { format!("0.{minor}") } else { major.clone() };

@@ -17,11 +17,11 @@ int main(int argc, char **argv)
     char reply[65536]; // more than the largest datagram, and the NUL recvfrom adds
     ssize_t n = sockflow_udp_connect_args(&args, &sock);
     if (n == 0)
-        n = sockflow_udp_set_timeout(sock, args.timeout_ms > 0 ? args.timeout_ms : 2000);
+        n = sockflow_udp_set_timeouts(sock, args.timeout_ms > 0 ? args.timeout_ms : 2000, SOCKFLOW_FOREVER);
     if (n == 0)
         n = sockflow_udp_send(sock, "hello server!", 13);
     if (n == 0)
-        n = sockflow_udp_recvfrom(sock, reply, sizeof reply, nullptr);
+        n = sockflow_udp_recv_from(sock, reply, sizeof reply, nullptr);
     if (n >= 0) {
         std::cout << "Received from server: " << reply << std::endl;
         n = sockflow_udp_send(sock, "exit", 4);

@@ -161,9 +161,9 @@ impl Udp {
         }
     }
 
-    /// Receive timeout (None = block forever).
-    pub fn set_timeout(&self, read: Option<Duration>) -> Result<()> {
-        self.sock.set_read_timeout(read).map_err(|e| Error::io("setsockopt SO_RCVTIMEO", &e))
+    /// Receive and send timeouts (None = block forever).
+    pub fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> Result<()> {
+        net::set_timeouts(&self.sock, read, write)
     }
 
     /// SO_BROADCAST on or off.

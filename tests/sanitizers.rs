@@ -342,7 +342,7 @@ fn udp_cpp_pair() {
 }
 
 /// The C++ client prints a long reply whole: its buffer holds any datagram
-/// and the NUL `sockflow_udp_recvfrom` adds (it held 4096 bytes, so a
+/// and the NUL `sockflow_udp_recv_from` adds (it held 4096 bytes, so a
 /// 4096-byte reply had no NUL and was read past its end).
 #[test]
 fn udp_client_cpp_prints_a_long_reply_whole() {

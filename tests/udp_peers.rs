@@ -287,8 +287,8 @@ mod c_api {
         // Without udp_peers, sends by id are refused.
         let mut s = std::ptr::null_mut();
         assert_eq!(sockflow_udp_server_new(&a, &cfg, h, (&seen as *const Seen).cast_mut().cast(), &mut s), 0);
-        assert_eq!(sockflow_server_send(s, 1, b"x".as_ptr().cast(), 1), SOCKFLOW_EBADHANDLE);
-        sockflow_server_free(s);
+        assert_eq!(sockflow_server_send_to(s, 1, b"x".as_ptr().cast(), 1), SOCKFLOW_EBADHANDLE);
+        sockflow_server_close(s);
 
         cfg.udp_peers = 1;
         let mut s = std::ptr::null_mut();
@@ -309,14 +309,14 @@ mod c_api {
         y.send_to(format!("to {x_id} from y").as_bytes(), to).unwrap();
         assert_eq!(recv(&x), "from y\n", "sent by id: a line of its own");
         // From this thread (not the server's).
-        assert_eq!(sockflow_server_send(srv.0, y_id, b"pushed".as_ptr().cast(), 6), 0);
+        assert_eq!(sockflow_server_send_to(srv.0, y_id, b"pushed".as_ptr().cast(), 6), 0);
         assert_eq!(recv(&y), "pushed\n");
         assert_eq!(sockflow_server_broadcast(srv.0, b"all".as_ptr().cast(), 3), 0);
         assert_eq!(recv(&x), "all\n");
         assert_eq!(recv(&y), "all\n");
         assert_eq!(sockflow_server_stop(srv.0), 0);
         assert_eq!(run.join().unwrap(), 0);
-        sockflow_server_free(srv.0);
+        sockflow_server_close(srv.0);
         let mut ev = seen.events.lock().unwrap().clone();
         ev.sort();
         let stopping = sockflow_close_reason::Stopping as c_int;

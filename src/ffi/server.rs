@@ -1,10 +1,11 @@
 //! `sockflow_server`: the multi-client TCP and UDP servers.
 
 use super::args::{core_args, sockflow_args};
+use super::cenum::CEnum;
 use super::error::{fail, rc};
 use super::handler::{connect, in_callback_of, sockflow_handler, to_core};
 use super::stdio::CFile;
-use super::{bytes_arg, give};
+use super::{bytes_arg, give, limit_arg, limit_value, Zero, SOCKFLOW_FOREVER};
 use crate::error::{Code, Error};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
@@ -13,6 +14,8 @@ use std::ffi::{c_char, c_int, c_void};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+
+c_enum!(Mode, "sockflow_mode": EventLoop, ThreadPerConnection);
 
 /// The C name of [`Mode`], exported by cbindgen under this name
 /// (`[export.rename]` in cbindgen.toml): one list of modes.
@@ -30,15 +33,17 @@ pub struct sockflow_server_config {
     /// from a new sender past it is dropped, with a log line (at most one a
     /// second); the peers already known stay.
     pub max_conns: c_int,
-    /// Close a connection after this many ms without traffic (default 0 =
-    /// the `--timeout` of the `sockflow_args`, whose 0 means never). With
-    /// `udp_peers`: a peer is closed (`on_close` with IDLE) after this many
-    /// ms without a datagram from it; 0 with no `--timeout` means 60000.
+    /// Close a connection after this many ms without traffic (default
+    /// `SOCKFLOW_FOREVER`: the `--timeout` of the `sockflow_args` if it was
+    /// given, else never). With `udp_peers`: a peer is closed (`on_close`
+    /// with IDLE) after this many ms without a datagram from it; when no
+    /// limit is given here or by `--timeout`, after 60000 ms (a UDP peer
+    /// never says goodbye). 0 is `SOCKFLOW_EINVAL`.
     pub idle_timeout_ms: c_int,
     /// Per-connection queue bound (default 1 MiB). A client's own replies
     /// past half of it stop reading from that client until it has taken
     /// them (backpressure: nothing is dropped); messages pushed to it by
-    /// `sockflow_server_send`/`_broadcast`/`sockflow_conn_send_to` past it
+    /// `sockflow_server_send_to`/`_broadcast`/`sockflow_conn_send_to` past it
     /// drop the client with reason OVERFLOW. Also bounds the messages
     /// waiting for a connection's thread (64 bytes + length each).
     pub max_queue: usize,
@@ -60,7 +65,7 @@ pub struct sockflow_server_config {
     pub max_per_ip: c_int,
     /// Close a connection that holds an incomplete message for this many ms
     /// (slowloris); the clock restarts at each complete message. Default
-    /// 60000; 0 = never.
+    /// 60000; `SOCKFLOW_FOREVER` = never; 0 is `SOCKFLOW_EINVAL`.
     pub incomplete_timeout_ms: c_int,
     /// Most bytes all connections together may hold in partial messages and
     /// queues (default 256 MiB). Over it, clients holding data are not read
@@ -75,7 +80,7 @@ pub struct sockflow_server_config {
     /// once it has been silent for `idle_timeout_ms`, with STOPPING when the
     /// server stops, or with HANDLER/ERROR after a callback returned CLOSE or
     /// a negative value (its next datagram then makes a new peer, with a new
-    /// id). `sockflow_server_send`, `_broadcast` and `sockflow_conn_send_to`
+    /// id). `sockflow_server_send_to`, `_broadcast` and `sockflow_conn_send_to`
     /// send datagrams to peers by id, from any thread. At most `max_conns`
     /// peers.
     pub udp_peers: c_int,
@@ -85,7 +90,7 @@ fn defaults() -> sockflow_server_config {
     let d = Config::default();
     sockflow_server_config {
         max_conns: d.max_conns as c_int,
-        idle_timeout_ms: 0,
+        idle_timeout_ms: SOCKFLOW_FOREVER,
         max_queue: d.max_queue,
         mode: sockflow_mode::EventLoop as c_int,
         handle_signals: 0,
@@ -93,7 +98,7 @@ fn defaults() -> sockflow_server_config {
         log: std::ptr::null_mut(),
         quiet: 0,
         max_per_ip: 0,
-        incomplete_timeout_ms: d.incomplete_timeout.map_or(0, |t| t.as_millis() as c_int),
+        incomplete_timeout_ms: limit_value(d.incomplete_timeout),
         memory_budget: d.memory_budget,
         udp_peers: 0,
     }
@@ -114,37 +119,29 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     if c.max_conns <= 0 {
         return Err(Error::inval(format!("cfg.max_conns {} is not positive", c.max_conns)));
     }
-    if c.idle_timeout_ms < 0 {
-        return Err(Error::inval(format!("cfg.idle_timeout_ms {} is negative", c.idle_timeout_ms)));
-    }
+    let idle = limit_arg(c.idle_timeout_ms, "cfg.idle_timeout_ms", Zero::Invalid)?;
     if c.max_queue == 0 {
         return Err(Error::inval("cfg.max_queue is 0"));
     }
     if c.max_per_ip < 0 {
         return Err(Error::inval(format!("cfg.max_per_ip {} is negative", c.max_per_ip)));
     }
-    if c.incomplete_timeout_ms < 0 {
-        return Err(Error::inval(format!("cfg.incomplete_timeout_ms {} is negative", c.incomplete_timeout_ms)));
-    }
+    let incomplete = limit_arg(c.incomplete_timeout_ms, "cfg.incomplete_timeout_ms", Zero::Invalid)?;
     if c.memory_budget == 0 {
         return Err(Error::inval("cfg.memory_budget is 0"));
     }
     cfg.max_conns = c.max_conns as usize;
-    // 0 keeps what the arguments gave (`--timeout`, `--max-per-ip`).
-    if c.idle_timeout_ms > 0 {
-        cfg.idle_timeout = Some(Duration::from_millis(c.idle_timeout_ms as u64));
+    // No limit / 0 keeps what the arguments gave (`--timeout`, `--max-per-ip`).
+    if idle.is_some() {
+        cfg.idle_timeout = idle;
     }
     if c.max_per_ip > 0 {
         cfg.max_per_ip = c.max_per_ip as usize;
     }
-    cfg.incomplete_timeout = (c.incomplete_timeout_ms > 0).then(|| Duration::from_millis(c.incomplete_timeout_ms as u64));
+    cfg.incomplete_timeout = incomplete;
     cfg.max_queue = c.max_queue;
     cfg.memory_budget = c.memory_budget;
-    cfg.mode = match c.mode {
-        m if m == Mode::EventLoop as c_int => Mode::EventLoop,
-        m if m == Mode::ThreadPerConnection as c_int => Mode::ThreadPerConnection,
-        m => return Err(Error::inval(format!("cfg.mode {m} is not a sockflow_mode"))),
-    };
+    cfg.mode = Mode::arg(c.mode, "cfg.mode")?;
     cfg.handle_signals = c.handle_signals != 0;
     cfg.udp = if c.udp_peers != 0 { UdpMode::Peers } else { UdpMode::Datagrams };
     cfg.backlog = if c.backlog > 0 { c.backlog } else { crate::tcp::DEFAULT_BACKLOG };
@@ -216,7 +213,7 @@ enum State {
     Driven(Engine),
     /// A run (`sockflow_server_run`, `_start`) or one turn is using it on some thread.
     Running,
-    /// Running, and `sockflow_server_free` was called from one of its own
+    /// Running, and `sockflow_server_close` was called from one of its own
     /// callbacks (which cannot wait for the run): the run frees the handle
     /// when it returns.
     RunningThenFree,
@@ -243,9 +240,9 @@ impl Run {
 /// `sockflow_server_start` + `sockflow_server_join` (on a thread of its
 /// own), `sockflow_server_turn` + `sockflow_server_fd` +
 /// `sockflow_server_timeout` (from the program's own event loop),
-/// `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send`,
+/// `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send_to`,
 /// `sockflow_server_broadcast`, `sockflow_server_timer_add`,
-/// `sockflow_server_timer_cancel`, `sockflow_server_free`. `stop`, `send`,
+/// `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send`,
 /// `broadcast`, `port`, `fd` and the timer calls may be called from any
 /// thread while it runs; so may `free`, which stops the server and waits
 /// for the run to return. A server runs once, one of the three ways.
@@ -294,7 +291,7 @@ fn ready(engine: Engine) -> sockflow_server {
 
 /// Binds a TCP server on the host and port of `args` (with their frame and
 /// quit word) for `handler`/`userdata`. `cfg` may be NULL for the defaults.
-/// Writes the server to `*out` (free it with `sockflow_server_free` after
+/// Writes the server to `*out` (free it with `sockflow_server_close` after
 /// `sockflow_server_run` returned) and returns 0; e.g.
 /// `SOCKFLOW_EADDRINUSE` with the message `bind 0.0.0.0:8080: Address already in use`.
 #[no_mangle]
@@ -337,7 +334,7 @@ pub extern "C" fn sockflow_udp_server_new(
 /// server's are: `on_connect` when connected, `on_message`, `on_close`
 /// (with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` when a connect fails). It is a
 /// `sockflow_server` like any other: run it with `sockflow_server_run`,
-/// stop it with `sockflow_server_stop`, free it with `sockflow_server_free`;
+/// stop it with `sockflow_server_stop`, free it with `sockflow_server_close`;
 /// `sockflow_server_port` gives 0. `args` gives the frame, quit word and
 /// program name (its host and port are not used); NULL means line frames,
 /// no quit word. `cfg` may be NULL for the defaults. Writes the loop to
@@ -368,8 +365,8 @@ pub extern "C" fn sockflow_client_loop_new(
 
 /// Opens an outgoing TCP connection on the server's loop (a client loop's,
 /// or a listening server's) to `host` (a name or an address) and `port`,
-/// giving up after `timeout_ms` (0: the OS's own limit, about two minutes
-/// on Linux). Writes the new connection's id to `*id` at once and returns
+/// giving up after `timeout_ms` (`SOCKFLOW_FOREVER`: the OS's own limit,
+/// about two minutes on Linux). Writes the new connection's id to `*id` at once and returns
 /// 0; the loop then calls `on_connect` once it is connected, or `on_close`
 /// with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
 /// cannot be made. `on_close` comes exactly once for every id either way.
@@ -377,7 +374,7 @@ pub extern "C" fn sockflow_client_loop_new(
 /// (`sockflow_conn_user`); sockflow never frees it: free it in that
 /// `on_close`. Never blocks: a numeric host is used as is, a name is
 /// resolved on a short-lived thread of its own. `host` is only read during
-/// the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
+/// the call. Returns `SOCKFLOW_EINVAL` for a `timeout_ms` of 0,
 /// `SOCKFLOW_EADDR` for a port outside 1-65535 or an empty host,
 /// `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
 /// callback comes). Safe from any thread, before or during
@@ -462,7 +459,7 @@ fn run_engine(p: *mut sockflow_server, run: &Run, engine: Engine, announce: bool
 
 /// Runs the server on the calling thread until it is stopped (a callback
 /// returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`,
-/// `sockflow_server_free`, or a signal when `handle_signals` is set); then
+/// `sockflow_server_close`, or a signal when `handle_signals` is set); then
 /// stops accepting, flushes queued replies, closes every connection and
 /// returns 0. A server runs once: `SOCKFLOW_EBUSY` while it is running on
 /// another thread, `SOCKFLOW_EBADHANDLE` after it ran.
@@ -487,7 +484,9 @@ pub extern "C" fn sockflow_server_stop(s: *mut sockflow_server) -> c_int {
 /// The port the server is bound to (the chosen one when 0 was asked).
 #[no_mangle]
 pub extern "C" fn sockflow_server_port(s: *const sockflow_server) -> c_int {
-    ffi_boundary! { c_int::from(try_ref!(s, "server").handle.local_addr().port()) }
+    ffi_boundary! {
+        c_int::from(try_ref!(s, "server").handle.local_addr().port())
+    }
 }
 
 /// Queues one message for connection `id` (from `sockflow_conn_id`); safe
@@ -495,7 +494,7 @@ pub extern "C" fn sockflow_server_port(s: *const sockflow_server) -> c_int {
 /// with `udp_peers` (one datagram to that peer); `SOCKFLOW_EBADHANDLE` for
 /// a UDP server without.
 #[no_mangle]
-pub extern "C" fn sockflow_server_send(s: *mut sockflow_server, id: u64, msg: *const c_void, len: usize) -> c_int {
+pub extern "C" fn sockflow_server_send_to(s: *mut sockflow_server, id: u64, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! {
         let s = try_ref!(s, "server");
         rc(s.handle.send(id, try_ok!(bytes_arg(msg, len, "msg"))))
@@ -524,14 +523,9 @@ pub enum sockflow_turn {
     Stopped = 1,
 }
 
-/// A timeout in ms from C: < 0 = none (wait as long as needed), else that long.
-fn timeout_arg(ms: c_int) -> Option<Duration> {
-    (ms >= 0).then(|| Duration::from_millis(ms as u64))
-}
-
 /// Runs one bounded turn of the server on the calling thread, for a program
-/// with its own event loop: waits at most `timeout_ms` (0 = not at all, < 0
-/// = until something happens) for network events, commands from other
+/// with its own event loop: waits at most `timeout_ms` (0 = not at all,
+/// `SOCKFLOW_FOREVER` = until something happens) for network events, commands from other
 /// threads and timers, and handles what is ready. The first turn logs the
 /// readiness line. Returns `SOCKFLOW_TURN_RUNNING` (0) while the server
 /// goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
@@ -551,7 +545,7 @@ pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_in
         if announce {
             engine.announce();
         }
-        match engine.turn(timeout_arg(timeout_ms)) {
+        match engine.turn(try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Check))) {
             Ok(true) => {
                 put_back(s, &run, State::Driven(engine));
                 sockflow_turn::Running as c_int
@@ -577,12 +571,14 @@ pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_in
 /// `SOCKFLOW_EINVAL` for NULL.
 #[no_mangle]
 pub extern "C" fn sockflow_server_fd(s: *const sockflow_server) -> c_int {
-    ffi_boundary! { try_ref!(s, "server").fd }
+    ffi_boundary! {
+        try_ref!(s, "server").fd
+    }
 }
 
 /// How many ms a program's own loop may wait on `sockflow_server_fd` before
 /// the next `sockflow_server_turn` is due even without an event (a timer,
-/// an idle check): -1 = no such deadline, 0 = now (rounded up, so a turn
+/// an idle check): `SOCKFLOW_FOREVER` = no such deadline, 0 = now (rounded up, so a turn
 /// after the wait finds the timer due). Call it right before polling, from
 /// the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
 /// turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
@@ -614,7 +610,7 @@ unsafe impl Send for Started {}
 /// would, and returns at once: 0, or `SOCKFLOW_EBUSY`/`SOCKFLOW_EBADHANDLE`
 /// as `run`, `SOCKFLOW_EOS` if no thread could be started. Stop it with
 /// `sockflow_server_stop` (or a callback's STOP) and wait for it with
-/// `sockflow_server_join`, or just `sockflow_server_free` it (stops and waits).
+/// `sockflow_server_join`, or just `sockflow_server_close` it (stops and waits).
 #[no_mangle]
 pub extern "C" fn sockflow_server_start(s: *mut sockflow_server) -> c_int {
     ffi_boundary! {
@@ -647,7 +643,7 @@ pub extern "C" fn sockflow_server_start(s: *mut sockflow_server) -> c_int {
 /// error that ended it (with its message as this thread's last error).
 /// `SOCKFLOW_EBUSY` when called from one of the server's own callbacks (it
 /// would wait for itself), `SOCKFLOW_EBADHANDLE` if it is not running.
-/// Free the handle afterwards with `sockflow_server_free`.
+/// Free the handle afterwards with `sockflow_server_close`.
 #[no_mangle]
 pub extern "C" fn sockflow_server_join(s: *mut sockflow_server) -> c_int {
     ffi_boundary! {
@@ -678,7 +674,7 @@ pub extern "C" fn sockflow_server_join(s: *mut sockflow_server) -> c_int {
 /// race it with the start of a `run` or `turn` (one called after `free`
 /// uses freed memory).
 #[no_mangle]
-pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
+pub extern "C" fn sockflow_server_close(s: *mut sockflow_server) {
     ffi_boundary! {
         if s.is_null() {
             return;
@@ -730,7 +726,7 @@ fn run_once(args: *const sockflow_args, handler: sockflow_handler, userdata: *mu
     let r = new_server(args, &cfg, handler, userdata, udp).and_then(|s| {
         let p = Box::into_raw(Box::new(s));
         let r = run_server(p);
-        sockflow_server_free(p);
+        sockflow_server_close(p);
         r
     });
     match r {
@@ -746,13 +742,17 @@ fn run_once(args: *const sockflow_args, handler: sockflow_handler, userdata: *mu
 /// `PROG: what failed: why` to stderr and returns the negative code.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_server_run(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void) -> c_int {
-    ffi_boundary! { run_once(args, handler, userdata, false) }
+    ffi_boundary! {
+        run_once(args, handler, userdata, false)
+    }
 }
 
 /// The whole UDP server in one call (see `sockflow_tcp_server_run`).
 #[no_mangle]
 pub extern "C" fn sockflow_udp_server_run(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void) -> c_int {
-    ffi_boundary! { run_once(args, handler, userdata, true) }
+    ffi_boundary! {
+        run_once(args, handler, userdata, true)
+    }
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub(crate) enum Command {
     Timer(TimerCommand),
 }
 
-/// How `sockflow_server_close` closes a connection.
+/// How `sockflow_server_close_id` closes a connection.
 // The one list of close modes: cbindgen exports this enum as the C
 // `sockflow_close_mode` (cbindgen.toml `[export.rename]`).
 #[repr(C)]
