@@ -174,7 +174,10 @@ pub fn build() -> Bins {
         }
         cmd.arg("-o").arg(&exe);
         try_cc(&mut cmd)?;
-        commands.push(show(&cmd).replace(&format!("{}/", root.display()), "").replace(&format!("{}/", dir.display()), ""));
+        // Shown relative to the repository, the library as what it is a
+        // copy of.
+        let shown = show(&cmd).replace(&lib.display().to_string(), "target/release/libsockflow.a");
+        commands.push(shown.replace(&format!("{}/", root.display()), "").replace(&format!("{}/", dir.display()), ""));
         Ok(exe)
     };
     let must = |r: Result<PathBuf, String>| r.unwrap_or_else(|e| panic!("{e}"));

@@ -44,7 +44,8 @@ fn main() {
         }
     );
     println!("sockflow benchmark: sockflow vs hand-written C servers, same run, same load generators");
-    println!("  machine : {}; load average at start {}", sys::machine(), sys::loadavg());
+    let load_at_start = sys::loadavg();
+    println!("  machine : {}; load average at start {load_at_start}", sys::machine());
     println!("  settings: {settings}");
     for v in config::VARS {
         eprintln!("  {} (default {:?}): {}", v.name, v.default, v.help);
@@ -89,6 +90,7 @@ fn main() {
             rows: &rows,
             notes: &notes,
             settings: &settings,
+            load_at_start: &load_at_start,
             compile: &bins.commands,
             chart: chart.is_ok().then_some(Path::new("target/bench/ratios.svg")),
             secs,

@@ -11,6 +11,8 @@ pub struct Run<'a> {
     pub rows: &'a [Row],
     pub notes: &'a [String],
     pub settings: &'a str,
+    /// Load average when the run started.
+    pub load_at_start: &'a str,
     pub compile: &'a [String],
     pub chart: Option<&'a Path>,
     pub secs: f64,
@@ -32,11 +34,16 @@ fn git_head(root: &Path) -> String {
 pub fn append(path: &Path, root: &Path, run: &Run<'_>) -> std::io::Result<()> {
     let mut md = String::new();
     if !path.exists() {
-        md.push_str("# Benchmark runs\n\nAppended by `make bench` (benches/echo.rs; see benches/README.md for what each number means).\n");
+        md.push_str("# Benchmark runs\n\nAppended by `make bench` (benches/echo/; see benches/README.md for what each number means).\n");
         md.push_str("Ratios are sockflow / the hand-written C baseline, median of interleaved rounds in the same run.\n");
     }
     md.push_str(&format!("\n## {} — {}\n\n", sys::utc_now(), sys::cpu_model()));
-    md.push_str(&format!("* machine: {}; load average at the end {}\n", sys::machine(), sys::loadavg()));
+    md.push_str(&format!(
+        "* machine: {}; load average at the start {}, at the end {}\n",
+        sys::machine(),
+        run.load_at_start,
+        sys::loadavg()
+    ));
     md.push_str(&format!("* commit: {}\n", git_head(root)));
     md.push_str(&format!("* command: `make bench` (`cargo bench --bench echo`); {}; {:.0} s in all\n", run.settings, run.secs));
     md.push_str("* programs, compiled in the run:\n");
