@@ -11,6 +11,8 @@ use crate::report::{Better, Row};
 use plotters::prelude::*;
 use std::path::Path;
 
+/// Empty row positions above the bars, where the legend goes.
+const LEGEND_ROWS: usize = 3;
 const GOOD: RGBColor = RGBColor(46, 160, 67);
 const BAD: RGBColor = RGBColor(214, 69, 65);
 const THREADS: RGBColor = RGBColor(31, 119, 180);
@@ -28,9 +30,10 @@ pub fn write(rows: &[Row], title: &str, path: &Path) -> Result<(), String> {
     let top = all(Impl::Epoll).chain(all(Impl::Threads)).chain(all(Impl::Libuv)).fold(1.0f64, f64::max);
     let bottom = all(Impl::Epoll).chain(all(Impl::Threads)).chain(all(Impl::Libuv)).fold(1.0f64, f64::min);
     let (x_min, x_max) = ((bottom / 1.3).clamp(0.01, 0.5), (top * 1.3).clamp(2.0, 100.0));
-    // Row i is drawn at position n - 1 - i: the table's order, top down.
+    // Row i is drawn at position n - 1 - i: the table's order, top down;
+    // the top `LEGEND_ROWS` positions stay empty for the legend.
     let at = |i: usize| n - 1 - i;
-    let height = 120 + 28 * n as u32;
+    let height = 120 + 28 * (n + LEGEND_ROWS) as u32;
     let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
     let e = |e: DrawingAreaErrorKind<_>| format!("drawing {}: {e:?}", path.display());
     root.fill(&WHITE).map_err(e)?;
@@ -39,14 +42,14 @@ pub fn write(rows: &[Row], title: &str, path: &Path) -> Result<(), String> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(420)
-        .build_cartesian_2d((x_min..x_max).log_scale().with_key_points(ticks(x_min, x_max)), (0..n).into_segmented())
+        .build_cartesian_2d((x_min..x_max).log_scale().with_key_points(ticks(x_min, x_max)), (0..n + LEGEND_ROWS).into_segmented())
         .map_err(e)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .light_line_style(WHITE)
         .x_desc("sockflow / C baseline (median of rounds; bars: epoll C, dots: threads C and libuv)")
-        .y_labels(n)
+        .y_labels(n + LEGEND_ROWS)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) if *i < n => labels[at(*i)].clone(),
             _ => String::new(),
