@@ -496,6 +496,11 @@ typedef struct sockflow_args {
      * 0 = not given (the server's default, 256).
      */
     int max_per_ip;
+    /**
+     * `--workers` (servers): event-loop threads, 1-256; 0 = not given
+     * (the server's default, 1). See `sockflow_server_config.workers`.
+     */
+    int workers;
 } sockflow_args;
 
 /**
@@ -676,6 +681,28 @@ typedef struct sockflow_server_config {
      * peers.
      */
     int udp_peers;
+    /**
+     * Event-loop threads, 1-256. Default 0 = the `--workers` of the
+     * `sockflow_args`, or 1 when it was not given. With N > 1 each worker
+     * thread has its own socket on the same address (`SO_REUSEPORT`), the
+     * kernel spreads new connections over them, and a connection's
+     * callbacks all run on its worker's thread (`sockflow_conn_worker`):
+     * callbacks of different connections may run at the same time, so data
+     * the handler shares between connections needs a lock (or one slot per
+     * worker). Stopping the server, sending to a connection by id,
+     * broadcasting, closing by id, and the connection count, ids and peers
+     * work across all workers, from any thread and any callback.
+     * Timers and signal handling run on worker 0, the thread that calls
+     * `sockflow_server_run` (or the one `sockflow_server_start` starts).
+     * `max_conns` and `memory_budget` are split evenly between the workers
+     * (rounded up); `max_per_ip` counts over all of them. UDP: each worker
+     * has its own socket and the kernel keeps a sender on one worker, so
+     * with `udp_peers` a peer stays with the worker that knows it. A
+     * program's own loop (`sockflow_server_turn`, `_fd`, `_timeout`) and a
+     * `sockflow_client_loop_new` loop run one worker only: the turn calls
+     * return `SOCKFLOW_EINVAL` for a server with more.
+     */
+    int workers;
 } sockflow_server_config;
 
 /**
@@ -704,7 +731,7 @@ extern "C" {
  * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
  * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
- * servers also take `--max-per-ip N`.
+ * servers also take `--max-per-ip N` and `--workers N`.
  *
  * Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
  * (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
@@ -958,7 +985,9 @@ int sockflow_conn_send_to(struct sockflow_conn *c, uint64_t id, const void *msg,
  * until `id` is down to a quarter, so memory stays bounded by the slower
  * side. With line frames the message keeps the line ending it came with.
  * An id that is gone is ignored. TCP only; from callbacks (on their
- * thread) only.
+ * thread) only. With several workers both connections must be on one
+ * worker (one opened by `sockflow_conn_connect` from this callback is):
+ * else `SOCKFLOW_EBADHANDLE`.
  */
 int sockflow_conn_relay(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
 
@@ -1009,6 +1038,16 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
  * `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
  */
 uint64_t sockflow_conn_id(const struct sockflow_conn *c);
+
+/**
+ * The worker (event-loop thread, 0 to `workers - 1`, see
+ * `sockflow_server_config.workers`) that `conn` lives on and this callback
+ * runs on, for state kept per worker without a lock: every callback of
+ * one connection runs on the same worker. 0 for a server of one worker.
+ * Returns `SOCKFLOW_EINVAL` for NULL, `SOCKFLOW_EBADHANDLE` for a `conn`
+ * that is not the running callback's.
+ */
+int sockflow_conn_worker(const struct sockflow_conn *c);
 
 /**
  * Writes the peer's address (for UDP, the datagram's sender) to `*out`.
@@ -1148,7 +1187,8 @@ int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t
  * goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
  * (it has flushed, bounded, and closed every connection), or a negative
  * code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
- * `SOCKFLOW_EBADHANDLE` after it stopped).
+ * `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for a server
+ * of more than one worker: see `sockflow_server_config.workers`).
  *
  * Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
  * descriptor for reading with the timeout, then turn. One thread at a
@@ -1162,7 +1202,7 @@ int sockflow_server_turn(struct sockflow_server *s, int timeout_ms);
  * (a connection, data, a command or stop from another thread). Timers do
  * not make it readable: poll with `sockflow_server_timeout`. Owned by the
  * server: do not read, close or change it. Returns the descriptor, or
- * `SOCKFLOW_EINVAL` for NULL.
+ * `SOCKFLOW_EINVAL` for NULL or a server of more than one worker.
  */
 int sockflow_server_fd(const struct sockflow_server *s);
 
@@ -1173,7 +1213,7 @@ int sockflow_server_fd(const struct sockflow_server *s);
  * after the wait finds the timer due). Call it right before polling, from
  * the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
  * turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
- * stopped.
+ * stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
  */
 int sockflow_server_timeout(struct sockflow_server *s);
 

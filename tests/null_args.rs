@@ -409,6 +409,7 @@ fn cases() -> Vec<Case> {
             sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, -1, null_mut(), null_mut())
         }),
         case!(sockflow_conn_id["c"] => Returns(Ret::Int(0), "conn"), |fx| sockflow_conn_id(null())),
+        case!(sockflow_conn_worker["c"] => Null("conn"), |fx| sockflow_conn_worker(null())),
         case!(sockflow_conn_peer["c"] => Null("conn"), |fx| {
             let mut a: sockflow_addr = unsafe { std::mem::zeroed() };
             sockflow_conn_peer(null(), &mut a)

@@ -32,6 +32,7 @@ pub mod tcp;
 pub mod timer;
 pub mod udp;
 mod worker;
+mod workers;
 
 pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
 pub(crate) use log::Log;
@@ -206,6 +207,21 @@ pub struct Config {
     /// UDP servers: datagrams alone, or senders as connections. Default
     /// [`UdpMode::Datagrams`].
     pub udp: UdpMode,
+    /// Event-loop threads (1 to [`crate::args::WORKERS_MAX`]; 0 counts as 1). Default 1.
+    /// With N > 1 each worker has a socket of its own on the same address
+    /// (`SO_REUSEPORT`) and the kernel spreads new connections (UDP: senders)
+    /// over them; a connection stays on its worker for life, and its
+    /// callbacks run on that worker's thread — so the callbacks of
+    /// different connections may run at the same time, and a handler's
+    /// shared state needs its own locking. Controls (stop, send, close,
+    /// broadcast, counts) work from any thread and any worker; timers and
+    /// signals are worker 0's, the thread that calls `run`. `max_conns`
+    /// and `memory_budget` are split evenly between the workers;
+    /// `max_per_ip` counts over all of them. A loop without a listener is
+    /// one worker. Driven by the program's own loop (`turn`), the program
+    /// turns worker 0 and the others run on threads of their own (the C API's
+    /// `sockflow_server_turn` refuses more than one worker).
+    pub workers: usize,
 }
 
 impl Default for Config {
@@ -225,13 +241,15 @@ impl Default for Config {
             name: "sockflow".into(),
             log: Some(LogTo::writer(std::io::stderr())),
             udp: UdpMode::Datagrams,
+            workers: 1,
         }
     }
 }
 
 impl Config {
     /// Defaults, with the frame, quit word and name of parsed arguments,
-    /// their `--timeout` as the idle timeout and their `--max-per-ip`.
+    /// their `--timeout` as the idle timeout, their `--max-per-ip` and
+    /// their `--workers`.
     pub fn from_args(a: &crate::args::Args) -> Config {
         let d = Config::default();
         Config {
@@ -240,6 +258,7 @@ impl Config {
             name: a.prog.clone(),
             idle_timeout: a.timeout(),
             max_per_ip: a.max_per_ip.map_or(d.max_per_ip, |n| n as usize),
+            workers: a.workers.map_or(d.workers, |n| n as usize),
             ..d
         }
     }
@@ -300,6 +319,13 @@ impl Conn<'_> {
         self.peer
     }
 
+    /// The worker (event-loop thread, 0 to `workers - 1`) this connection
+    /// lives on and this callback runs on: an index for per-worker state
+    /// that needs no lock.
+    pub fn worker(&self) -> usize {
+        self.shared.worker()
+    }
+
     /// True for a UDP datagram's sender.
     pub fn is_datagram(&self) -> bool {
         matches!(self.sink, Sink::Datagram { .. })
@@ -357,6 +383,9 @@ impl Conn<'_> {
     /// its peer) until `to` is under a quarter. So a relay is bounded by
     /// the slower side, and nothing is dropped. A `line` message keeps the
     /// ending of the message being handled. An id that is gone is ignored.
+    /// With several workers `to` must be on this connection's worker (one
+    /// opened by [`connect`](Conn::connect) from its callback is); else
+    /// a `BadHandle` error.
     pub fn relay(&mut self, to: u64, msg: &[u8]) -> Result<()> {
         let ending = match self.sink {
             Sink::Buf { ending, .. } | Sink::Queue { ending } => ending,
