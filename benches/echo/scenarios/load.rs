@@ -161,21 +161,25 @@ fn one_run(ctx: &Ctx<'_>, server: &Server, load: Load, threads: usize) -> Measur
     }
 }
 
-/// Runs `s` against `servers` (column, how to start it) for the configured
-/// rounds, on `threads` generator threads.
-fn rounds(ctx: &mut Ctx<'_>, s: &Spec, label: &str, servers: &[(Impl, &dyn Fn() -> Server)], threads: usize) -> Vec<Row> {
+/// One server of a scenario: its column, its name in the per-run lines, and
+/// how to start it.
+type Contender<'a> = (Impl, &'a str, &'a dyn Fn() -> Server);
+
+/// Runs `s` against `servers` for the configured rounds, on `threads`
+/// generator threads.
+fn rounds(ctx: &mut Ctx<'_>, s: &Spec, label: &str, servers: &[Contender<'_>], threads: usize) -> Vec<Row> {
     let (mut rows, values) = rows(s, label);
     for round in 1..=ctx.cfg.rounds {
-        for (imp, start) in servers {
+        for (imp, name, start) in servers {
             let server = start();
             let mut m = one_run(ctx, &server, s.load, threads);
             drop(server);
             let v = values(&mut m);
             let shown: Vec<String> = rows.iter().zip(&v).map(|(r, x)| format!("{} {}", r.metric, crate::report::fmt(r.unit, *x))).collect();
-            eprintln!("  {} round {round} {:<9}: {}; generator CPU {:.0}%", s.id, imp.name(), shown.join(", "), m.gen_load() * 100.0);
+            eprintln!("  {} round {round} {name:<9}: {}; generator CPU {:.0}%", s.id, shown.join(", "), m.gen_load() * 100.0);
             for p in &m.tally.problems {
-                eprintln!("    WARNING ({} {}): {p}", s.id, imp.name());
-                ctx.note(format!("{} {}: {p} (round {round})", s.id, imp.name()));
+                eprintln!("    WARNING ({} {name}): {p}", s.id);
+                ctx.note(format!("{} {name}: {p} (round {round})", s.id));
             }
             for (row, x) in rows.iter_mut().zip(v) {
                 row.push(*imp, x);
@@ -194,7 +198,7 @@ pub fn run(ctx: &mut Ctx<'_>, s: &Spec) -> Vec<Row> {
         .into_iter()
         .map(|imp| (imp, Box::new(move || Server::start(bins, imp, s.mode, None)) as Box<dyn Fn() -> Server>))
         .collect();
-    let servers: Vec<(Impl, &dyn Fn() -> Server)> = starts.iter().map(|(i, f)| (*i, f.as_ref())).collect();
+    let servers: Vec<Contender<'_>> = starts.iter().map(|(i, f)| (*i, i.name(), f.as_ref())).collect();
     let threads = ctx.cfg.gen_threads;
     rounds(ctx, s, s.label, &servers, threads)
 }
@@ -213,5 +217,5 @@ pub fn workers(ctx: &mut Ctx<'_>) -> Vec<Row> {
     let two = move || Server::start(bins, Impl::Sockflow, Mode::Line, Some(2));
     let one = move || Server::start(bins, Impl::Sockflow, Mode::Line, Some(1));
     ctx.note("workers: the sockflow column is --workers 2, the baseline column --workers 1 (same program), generator on 2 threads");
-    rounds(ctx, &s, "line echo 200 conns: 2 workers / 1 worker", &[(Impl::Sockflow, &two), (Impl::Epoll, &one)], 2)
+    rounds(ctx, &s, "line echo 200 conns: 2 workers / 1 worker", &[(Impl::Sockflow, "2 workers", &two), (Impl::Epoll, "1 worker", &one)], 2)
 }
