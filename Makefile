@@ -3,6 +3,7 @@
 #   make                      release library (target/release), header, every example in build/
 #   make test                 cargo test --all-targets (Rust, C, C++ and end-to-end tests)
 #   make demo                 run a server and a client from build/ on loopback (scripts/demo.sh)
+#   make bench                sockflow vs hand-written C servers (benches/README.md): table, chart, BENCHMARKS.md
 #   make install PREFIX=/usr/local [DESTDIR=/stage]   (also LIBDIR, INCLUDEDIR, PKGCONFIGDIR)
 #   make uninstall PREFIX=... / make clean
 #
@@ -60,7 +61,7 @@ PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 WARN     := -Wall -Wextra -Werror -pedantic
 LINK_SO  := -L$(CURDIR)/$(LINKDIR) -lsockflow -Wl,-rpath,$(CURDIR)/$(LINKDIR)
 
-.PHONY: all lib examples test demo install uninstall clean FORCE
+.PHONY: all lib examples test demo bench install uninstall clean FORCE
 .DELETE_ON_ERROR:
 
 all: lib examples
@@ -97,6 +98,22 @@ test:
 
 demo: all
 	./scripts/demo.sh
+
+# The benchmark (benches/echo/, about five minutes; SOCKFLOW_BENCH_* variables
+# in benches/README.md). libuv's baseline needs libuv1-dev: installed here when
+# missing and this is root with apt-get, else the bench skips it with a note.
+bench:
+	@if [ ! -e /usr/include/uv.h ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make bench: installing libuv1-dev for the libuv baseline"; \
+	    apt-get install -y -qq libuv1-dev >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libuv1-dev >/dev/null 2>&1; } || \
+	    echo "make bench: could not install libuv1-dev: the libuv baseline will be skipped"; \
+	  else \
+	    echo "make bench: libuv1-dev is not installed (and this is not root with apt-get): the libuv baseline will be skipped"; \
+	  fi; \
+	fi
+	CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO) bench --bench echo
 
 # The system libraries a program linking libsockflow.a needs, as rustc reports
 # them for a staticlib (an empty one: sockflow's dependencies add no native
