@@ -8,9 +8,13 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+/** This header's version, "MAJOR.MINOR.PATCH" (the library's is `sockflow_version()`). */
 #define SOCKFLOW_VERSION "0.2.0"
+/** This header's major version. */
 #define SOCKFLOW_VERSION_MAJOR 0
+/** This header's minor version (before 1.0 a new minor version may break the ABI). */
 #define SOCKFLOW_VERSION_MINOR 2
+/** This header's patch version. */
 #define SOCKFLOW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
 #define SOCKFLOW_VERSION_NUMBER ((0 << 16) | (2 << 8) | 0)
@@ -537,8 +541,17 @@ typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, in
  * `sockflow_handler_echo`, `sockflow_handler_hello`, `sockflow_handler_upper`.
  */
 typedef struct sockflow_handler {
+    /**
+     * See `sockflow_on_connect`; NULL: nothing happens at a connect.
+     */
     sockflow_on_connect on_connect;
+    /**
+     * See `sockflow_on_message`; required unless `builtin` names a built-in.
+     */
     sockflow_on_message on_message;
+    /**
+     * See `sockflow_on_close`; NULL: nothing happens at a close.
+     */
     sockflow_on_close on_close;
     /**
      * A `sockflow_builtin`: `SOCKFLOW_BUILTIN_NONE` (0) for your own
