@@ -186,6 +186,7 @@ install: DOC_WARN_AS_ERROR := NO
 doc:
 	rm -rf $(DOC_BUILD)
 	mkdir -p $(DOC_BUILD)
+	awk -f docs/doxygen-groups.awk $(HEADER) > /dev/null || [ '$(DOC_WARN_AS_ERROR)' = NO ]
 	{ cat docs/Doxyfile; echo 'PROJECT_NUMBER = $(VERSION)'; echo 'INPUT = $(DOC_INPUTS)'; \
 	  echo 'OUTPUT_DIRECTORY = $(DOC_BUILD)'; echo 'WARN_AS_ERROR = $(DOC_WARN_AS_ERROR)'; } | $(DOXYGEN) -
 
