@@ -361,6 +361,26 @@ typedef enum sockflow_close_mode {
 } sockflow_close_mode;
 
 /**
+ * How serious a log line is.
+ */
+typedef enum sockflow_log_level {
+    /**
+     * Something failed that the server cannot fix: `accept`, `recvfrom`,
+     * starting a connection's thread.
+     */
+    SOCKFLOW_LOG_LEVEL_ERROR = 1,
+    /**
+     * A client was refused, dropped or closed for misbehaving, a datagram
+     * was dropped, log lines were lost.
+     */
+    SOCKFLOW_LOG_LEVEL_WARN = 2,
+    /**
+     * The server's life: listening, stopped, signal received.
+     */
+    SOCKFLOW_LOG_LEVEL_INFO = 3,
+} sockflow_log_level;
+
+/**
  * A connection as a callback sees it. Valid only during the callback
  * that received it, on that callback's thread: keep `sockflow_conn_id()`
  * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send_to`).
@@ -562,6 +582,18 @@ typedef struct sockflow_handler {
 } sockflow_handler;
 
 /**
+ * A program's log function: gets each log line, with its level and
+ * without the `NAME: ` prefix, as a NUL-terminated string valid during the
+ * call. It runs on the server's log thread (never the loop's, so a slow
+ * logger does not slow the server: lines queue up, and past 1024 are
+ * counted and reported as dropped), one call at a time; `userdata` must
+ * be usable from that thread. It is not called after
+ * `sockflow_server_close` returns, except for a call already running
+ * then (a call that takes more than 2 s is left running).
+ */
+typedef void (*sockflow_log_fn)(void *userdata, int level, const char *msg);
+
+/**
  * Server settings. Fill with `sockflow_server_config_init`, then change
  * fields. Framing and the quit word come from the `sockflow_args` (no
  * quit word after `sockflow_args_init`; "quit" after `sockflow_args_parse`
@@ -608,13 +640,22 @@ typedef struct sockflow_server_config {
     int backlog;
     /**
      * Where log lines go (readiness `NAME: listening on HOST port N`, drops,
-     * errors). NULL = stderr.
+     * errors). NULL = stderr. Ignored when `log_fn` is set.
      */
     FILE *log;
     /**
      * Non-zero: no log lines at all.
      */
     int quiet;
+    /**
+     * Your logger (default NULL): gets every log line instead of `log`,
+     * with its `sockflow_log_level` and without the `NAME: ` prefix.
+     */
+    sockflow_log_fn log_fn;
+    /**
+     * Passed first to `log_fn`.
+     */
+    void *log_userdata;
     /**
      * Most connections at once from one address (IPv6: one /64); more are
      * closed at once with a log line. Default 0 = the `--max-per-ip` of the

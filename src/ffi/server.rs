@@ -9,13 +9,14 @@ use super::{bytes_arg, give, limit_arg, limit_value, Zero, SOCKFLOW_FOREVER};
 use crate::error::{Code, Error};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
-use crate::server::{Config, Mode, ServerHandle, UdpMode};
+use crate::server::{Config, LogLevel, LogTo, Mode, ServerHandle, UdpMode};
 use std::ffi::{c_char, c_int, c_void};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 c_enum!(Mode, "sockflow_mode": EventLoop, ThreadPerConnection);
+c_enum!(LogLevel, "sockflow_log_level": Error, Warn, Info);
 
 /// The C name of [`Mode`], exported by cbindgen under this name
 /// (`[export.rename]` in cbindgen.toml): one list of modes.
@@ -55,10 +56,15 @@ pub struct sockflow_server_config {
     /// listen(2) backlog (default 128).
     pub backlog: c_int,
     /// Where log lines go (readiness `NAME: listening on HOST port N`, drops,
-    /// errors). NULL = stderr.
+    /// errors). NULL = stderr. Ignored when `log_fn` is set.
     pub log: *mut libc::FILE,
     /// Non-zero: no log lines at all.
     pub quiet: c_int,
+    /// Your logger (default NULL): gets every log line instead of `log`,
+    /// with its `sockflow_log_level` and without the `NAME: ` prefix.
+    pub log_fn: sockflow_log_fn,
+    /// Passed first to `log_fn`.
+    pub log_userdata: *mut c_void,
     /// Most connections at once from one address (IPv6: one /64); more are
     /// closed at once with a log line. Default 0 = the `--max-per-ip` of the
     /// `sockflow_args`, or 256 when it was not given.
@@ -96,6 +102,8 @@ fn defaults() -> sockflow_server_config {
         handle_signals: 0,
         backlog: d.backlog,
         log: std::ptr::null_mut(),
+        log_fn: None,
+        log_userdata: std::ptr::null_mut(),
         quiet: 0,
         max_per_ip: 0,
         incomplete_timeout_ms: limit_value(d.incomplete_timeout),
@@ -148,11 +156,48 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     cfg.log = if c.quiet != 0 {
         None
     } else if c.log.is_null() {
-        Some(Box::new(CFile::stderr()))
+        Some(LogTo::writer(CFile::stderr()))
     } else {
-        Some(Box::new(CFile(c.log)))
+        Some(LogTo::writer(CFile(c.log)))
     };
+    if let (Some(f), false) = (c.log_fn, c.quiet != 0) {
+        cfg.log = Some(log_to_fn(f, c.log_userdata));
+    }
     Ok(cfg)
+}
+
+/// A program's log function: gets each log line, with its level and
+/// without the `NAME: ` prefix, as a NUL-terminated string valid during the
+/// call. It runs on the server's log thread (never the loop's, so a slow
+/// logger does not slow the server: lines queue up, and past 1024 are
+/// counted and reported as dropped), one call at a time; `userdata` must
+/// be usable from that thread. It is not called after
+/// `sockflow_server_close` returns, except for a call already running
+/// then (a call that takes more than 2 s is left running).
+pub type sockflow_log_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, level: c_int, msg: *const c_char)>;
+
+/// The core's [`LogTo::Lines`] for a C log function.
+fn log_to_fn(f: unsafe extern "C" fn(*mut c_void, c_int, *const c_char), ud: *mut c_void) -> LogTo {
+    struct Userdata(*mut c_void);
+    // SAFETY: the caller promises (documented on sockflow_log_fn) that its
+    // userdata may be used from the log thread.
+    unsafe impl Send for Userdata {}
+    impl Userdata {
+        // A method, so the closure captures the Send wrapper, not the pointer.
+        fn get(&self) -> *mut c_void {
+            self.0
+        }
+    }
+    let ud = Userdata(ud);
+    let mut text = Vec::new();
+    LogTo::Lines(Box::new(move |level, line| {
+        text.clear();
+        text.extend(line.bytes().filter(|&b| b != 0));
+        text.push(0);
+        // SAFETY: a C function with the documented signature; the text is
+        // NUL-terminated and lives for the call.
+        unsafe { f(ud.get(), level as c_int, text.as_ptr().cast()) };
+    }))
 }
 
 enum Engine {

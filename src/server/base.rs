@@ -59,17 +59,17 @@ impl Base {
         let a = self.local_addr();
         if a.port() == 0 {
             // Bound servers have a port: this is a loop without a listener.
-            return self.log.line(format_args!("running (no listener)"));
+            return self.log.info(format_args!("running (no listener)"));
         }
-        self.log.line(format_args!("listening on {} port {}{}", a.ip(), a.port(), self.kind));
+        self.log.info(format_args!("listening on {} port {}{}", a.ip(), a.port(), self.kind));
     }
 
     pub(crate) fn stopped(&self) {
         let a = self.local_addr();
         if a.port() == 0 {
-            return self.log.line(format_args!("stopped"));
+            return self.log.info(format_args!("stopped"));
         }
-        self.log.line(format_args!("stopped ({} port {})", a.ip(), a.port()));
+        self.log.info(format_args!("stopped ({} port {})", a.ip(), a.port()));
     }
 
     /// The epoll descriptor: readable when any registered source (sockets,
@@ -140,7 +140,7 @@ impl Base {
             return Err(Error::io("epoll_wait", &e));
         }
         if events.iter().any(|e| e.token() == SIGNALS) && self.signals.as_mut().is_some_and(|s| s.drain()) {
-            self.log.line(format_args!("signal received: stopping"));
+            self.log.info(format_args!("signal received: stopping"));
             self.shared.stop();
         }
         Ok(())

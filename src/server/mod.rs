@@ -27,6 +27,7 @@ mod log;
 mod peers;
 mod pushed;
 mod registry;
+mod spare;
 pub mod tcp;
 pub mod timer;
 pub mod udp;
@@ -34,11 +35,12 @@ mod worker;
 
 pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
 pub(crate) use log::Log;
+pub use log::{LogFn, LogLevel, LogTo};
 pub use timer::{TimerAction, TimerCtx, TimerId};
 
 use crate::error::Result;
 use crate::frame::{Ending, Frame};
-use std::io::Write;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,7 +202,7 @@ pub struct Config {
     /// Name used in log lines. Default "sockflow".
     pub name: String,
     /// Where log lines go (readiness, drops, errors). Default stderr; None = silent.
-    pub log: Option<Box<dyn Write + Send>>,
+    pub log: Option<LogTo>,
     /// UDP servers: datagrams alone, or senders as connections. Default
     /// [`UdpMode::Datagrams`].
     pub udp: UdpMode,
@@ -221,7 +223,7 @@ impl Default for Config {
             handle_signals: false,
             backlog: crate::tcp::DEFAULT_BACKLOG,
             name: "sockflow".into(),
-            log: Some(Box::new(std::io::stderr())),
+            log: Some(LogTo::writer(std::io::stderr())),
             udp: UdpMode::Datagrams,
         }
     }
@@ -269,8 +271,9 @@ pub(crate) enum Sink<'a> {
     Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending },
     /// Through the server's command queue (worker threads).
     Queue { ending: Ending },
-    /// A UDP reply to the sender.
-    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending },
+    /// A UDP reply to the sender; `peer` when it is a `udp_peers` connection
+    /// (one that lasts beyond this datagram).
+    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
     /// An outgoing connection that never connected (in `on_close`), and why.
@@ -302,6 +305,12 @@ impl Conn<'_> {
         matches!(self.sink, Sink::Datagram { .. })
     }
 
+    /// True for a sender heard in `udp_peers` mode: a UDP connection that
+    /// lasts from `on_connect` to `on_close`, not one datagram.
+    pub fn is_peer(&self) -> bool {
+        matches!(self.sink, Sink::Datagram { peer: true, .. })
+    }
+
     /// The per-connection user slot (0 until set).
     pub fn user(&self) -> usize {
         *self.user
@@ -320,7 +329,7 @@ impl Conn<'_> {
         match &mut self.sink {
             Sink::Buf { buf, frame, ending } => frame.encode_ending(msg, *ending, buf),
             Sink::Queue { ending } => self.shared.reply(self.id, msg, *ending),
-            Sink::Datagram { sock, frame, scratch, ending } => {
+            Sink::Datagram { sock, frame, scratch, ending, .. } => {
                 scratch.clear();
                 crate::udp::datagram_encode(*frame, msg, *ending, scratch)?;
                 sock.send_to(scratch, self.peer)

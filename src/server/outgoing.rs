@@ -231,7 +231,7 @@ impl TcpServer {
             return;
         }
         c.relayed.add(c.queued(), bytes.len());
-        c.out.extend_from_slice(bytes);
+        self.spare.append(&mut c.out, bytes);
         if !self.flush(t) || self.conns[t].queued() <= self.max_queue / 2 {
             return;
         }

@@ -27,6 +27,7 @@ use super::budget::Budget;
 use super::conn::{Connection, Life, Pause, ReadState, TRICKLE};
 use super::control::{CloseMode, Command, OUTGOING};
 use super::effect::Effect;
+use super::spare::Spare;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
@@ -47,8 +48,6 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const READS_PER_TURN: usize = 8;
 /// How long a closing connection may take to flush its replies.
 const LINGER: Duration = Duration::from_secs(5);
-/// Out buffers above this are freed once flushed.
-const KEEP_OUT: usize = 512;
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How long a stop waits for connection threads still inside a handler.
@@ -81,9 +80,18 @@ pub struct TcpServer {
     refusals: Throttle,
     conns: Slab<Connection>,
     scratch: Vec<u8>,
+    /// The replies of the connection being dispatched while it has nothing
+    /// queued: written from here straight to its socket, and only what the
+    /// socket does not take is copied into the connection's queue.
+    replies: Vec<u8>,
+    /// Empty buffers lent to connections' queues and decoders.
+    spare: Spare,
     next_gen: u64,
     /// Connections with data left to read after their turn.
     again: Vec<(usize, u64)>,
+    /// The list `again` had at the start of this turn (two lists swapped
+    /// each turn, so neither is reallocated).
+    again_now: Vec<(usize, u64)>,
     accept_paused_until: Option<Instant>,
     joins: Vec<Parting>,
     /// Connections waiting to flush before they close (they need sweeps).
@@ -137,8 +145,11 @@ impl TcpServer {
             refusals: Throttle::default(),
             conns: Slab::new(),
             scratch: vec![0; crate::tcp::READ_CHUNK],
+            replies: Vec::new(),
+            spare: Spare::default(),
             next_gen: 1,
             again: Vec::new(),
+            again_now: Vec::new(),
             accept_paused_until: None,
             joins: Vec::new(),
             lingering: 0,
@@ -232,9 +243,12 @@ impl TcpServer {
 
     fn turn_with(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         self.base.wait(events, timeout)?;
-        for (k, id) in std::mem::take(&mut self.again) {
+        std::mem::swap(&mut self.again, &mut self.again_now);
+        for i in 0..self.again_now.len() {
+            let (k, id) = self.again_now[i];
             self.read(k, id, true);
         }
+        self.again_now.clear();
         for ev in events.iter() {
             match ev.token() {
                 LISTENER => self.accept_all(),
@@ -281,7 +295,7 @@ impl TcpServer {
                 {
                     // Out of descriptors: the pending client stays in the
                     // backlog; try again shortly instead of spinning.
-                    self.base.log.line(format_args!("{}", Error::io("accept", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("accept", &e)));
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
                 }
@@ -294,7 +308,7 @@ impl TcpServer {
     fn refused(&mut self, why: std::fmt::Arguments<'_>, peer: &SocketAddr) {
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more refused since the last such line)") } else { String::new() };
-            self.base.log.line(format_args!("{why}: closing {}{more}", net::show(peer)));
+            self.base.log.warn(format_args!("{why}: closing {}{more}", net::show(peer)));
         }
     }
 
@@ -332,7 +346,7 @@ impl TcpServer {
                         self.base.shared.conns.opened(id, peer);
                     }
                     Err(e) => {
-                        self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
+                        self.base.log.error(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
                         // No callback ran, so none is owed; but an outgoing
                         // id always gets its `on_close` (its user slot).
                         if id & OUTGOING == 0 {
@@ -436,10 +450,20 @@ impl TcpServer {
             Input::Read(n) => n,
             Input::End => 0,
         };
+        // A partial message left by this read is kept in a lent buffer.
+        if !c.decoder.has_buffer() {
+            if let Some(back) = c.decoder.lend(self.spare.take()) {
+                self.spare.give(back);
+            }
+        }
         // The handler's answer; the quit word ends the input instead.
         let mut effect = Effect::Keep;
         let mut quit = false;
-        let Connection { decoder, out, out_pos, pushed, user, worker, peer, life, .. } = c;
+        let Connection { decoder, out, out_pos, pushed, relayed, user, worker, peer, life, .. } = c;
+        // Nothing queued: replies collect in the loop's buffer and go
+        // straight to the socket (below); else behind what is queued.
+        let direct = out.is_empty();
+        let (out, others) = if direct { (&mut self.replies, 0) } else { (out, *out_pos + pushed.bytes() + relayed.bytes()) };
         let (frame, quit_word, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
         let mut on_message = |msg: &[u8], ending| {
             if !quit_word.is_empty() && msg == &quit_word[..] {
@@ -460,7 +484,7 @@ impl TcpServer {
             }
             // Its own replies past high water: the rest waits (in the
             // decoder, then in the kernel) until they drain.
-            if out.len() - *out_pos - pushed.bytes() > max_queue / 2 {
+            if out.len() - others > max_queue / 2 {
                 *life = Life::Open(ReadState::Paused(Pause::Replies));
                 return Flow::Stop;
             }
@@ -475,8 +499,14 @@ impl TcpServer {
         // back through `again`), before any read that could find the end
         // of the stream.
         let paused = matches!(fed, Ok(Flow::Stop));
+        if let Some(buf) = self.conns[k].decoder.take_buffer() {
+            self.spare.give(buf);
+        }
+        if direct && !self.replies.is_empty() && !self.send_replies(k) {
+            return false;
+        }
         if let Err(e) = fed {
-            self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
+            self.base.log.warn(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
             effect = Effect::ABORT;
         }
         self.progress(k, held_before + n);
@@ -490,6 +520,34 @@ impl TcpServer {
             effect = Effect::ABORT;
         }
         self.apply(k, effect) && !paused && self.conns[k].reading()
+    }
+
+    /// Writes the loop's `replies` (connection `k`'s, which had nothing
+    /// queued) to its socket; what it does not take now is queued. False
+    /// when the connection failed and is closed.
+    fn send_replies(&mut self, k: usize) -> bool {
+        let c = &mut self.conns[k];
+        let mut sent = 0;
+        while sent < self.replies.len() {
+            match net::send_some(c.sock.as_raw_fd(), &self.replies[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.replies.clear();
+                    self.close_now(k, CloseReason::Error);
+                    return false;
+                }
+            }
+        }
+        if sent > 0 {
+            c.last = Instant::now();
+        }
+        if sent < self.replies.len() {
+            self.spare.append(&mut c.out, &self.replies[sent..]);
+        }
+        self.replies.clear();
+        true
     }
 
     /// Restarts the incomplete-message clock when a message completed (the
@@ -530,7 +588,7 @@ impl TcpServer {
         if extra > self.budget.room() && total > TRICKLE {
             let (used, limit) = (self.budget.used(), self.budget.limit());
             let peer = net::show(&c.peer);
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "closing {peer}: a message of {total} bytes does not fit in the memory budget ({used} of {limit} bytes in use)"
             ));
             return false;
@@ -633,11 +691,9 @@ impl TcpServer {
             }
         }
         if c.out_pos == c.out.len() {
-            c.out.clear();
+            // Emptied: the buffer goes back to the pool (idle connections hold none).
             c.out_pos = 0;
-            if c.out.capacity() > KEEP_OUT {
-                c.out = Vec::new();
-            }
+            self.spare.give(std::mem::take(&mut c.out));
             match c.life {
                 // The peer is gone already: nothing to wait for.
                 Life::Closing { reason: CloseReason::Peer, .. } => {
@@ -671,7 +727,7 @@ impl TcpServer {
             // reading instead (below).
             if c.pushed.bytes() > self.max_queue {
                 let queued = c.queued();
-                self.base.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
+                self.base.log.warn(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
                 self.close_now(k, CloseReason::Overflow);
                 return false;
             }
@@ -799,7 +855,7 @@ impl TcpServer {
             if pushed {
                 c.pushed.add(c.queued(), bytes.len());
             }
-            c.out.extend_from_slice(bytes);
+            self.spare.append(&mut c.out, bytes);
             self.flush(k);
         }
     }
@@ -891,7 +947,7 @@ impl TcpServer {
                         && !matches!(r, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
                 {
                     let t = self.incomplete.unwrap_or_default();
-                    self.base.log.line(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
+                    self.base.log.warn(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
                     expired.push((k, Some(CloseReason::Error)));
                 }
                 _ => {}
@@ -966,7 +1022,7 @@ impl TcpServer {
             j.join();
         }
         if !stuck.is_empty() {
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "{} connection thread(s) still in a handler after {} ms: not waiting for them",
                 stuck.len(),
                 STOP_WAIT.as_millis()

@@ -167,14 +167,14 @@ impl UdpServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // e.g. ECONNREFUSED from an earlier reply's ICMP: not fatal.
-                    self.base.log.line(format_args!("{}", Error::io("recvfrom", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("recvfrom", &e)));
                     continue;
                 }
             };
             let peer = net::canonical(peer);
             let (msg, ending) = datagram_msg(self.frame, &buf[..n]);
             if msg.len() > self.frame.max_len() {
-                self.base.log.line(format_args!(
+                self.base.log.warn(format_args!(
                     "{}: datagram of {} bytes is over the limit of {}: dropped",
                     net::show(&peer),
                     msg.len(),
@@ -189,7 +189,7 @@ impl UdpServer {
             let mut user = 0;
             let id = self.next_id;
             self.next_id += 1;
-            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending };
+            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending, peer: false };
             let mut c = Conn { id, peer, user: &mut user, sink, shared: &self.base.shared };
             if self.handler.on_message(&mut c, msg) == Action::Stop {
                 self.base.shared.stop();
@@ -214,7 +214,7 @@ impl UdpServer {
         };
         let (handler, shared, sock, frame) = (&*self.handler, &self.base.shared, &self.sock, self.frame);
         let mut call = |ending, f: &dyn Fn(&mut Conn<'_>) -> Action| {
-            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending };
+            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending, peer: true };
             f(&mut Conn { id: p.id, peer: addr, user: &mut p.user, sink, shared })
         };
         let mut action = if new { call(Ending::Lf, &|c| handler.on_connect(c)) } else { Action::Continue };
@@ -239,7 +239,7 @@ impl UdpServer {
         let max = self.peers.as_ref().map_or(0, |t| t.max());
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more dropped since the last such line)") } else { String::new() };
-            self.base.log.line(format_args!("too many peers ({max}): dropping a datagram from {}{more}", net::show(&addr)));
+            self.base.log.warn(format_args!("too many peers ({max}): dropping a datagram from {}{more}", net::show(&addr)));
         }
     }
 
@@ -296,7 +296,7 @@ impl UdpServer {
 
     fn send(&self, bytes: &[u8], addr: SocketAddr) {
         if let Err(e) = self.sock.send_to(bytes, addr) {
-            self.base.log.line(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e)));
+            self.base.log.warn(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e)));
         }
     }
 }
