@@ -189,6 +189,12 @@ doc:
 	awk -f docs/doxygen-groups.awk $(HEADER) > /dev/null || [ '$(DOC_WARN_AS_ERROR)' = NO ]
 	{ cat docs/Doxyfile; echo 'PROJECT_NUMBER = $(VERSION)'; echo 'INPUT = $(DOC_INPUTS)'; \
 	  echo 'OUTPUT_DIRECTORY = $(DOC_BUILD)'; echo 'WARN_AS_ERROR = $(DOC_WARN_AS_ERROR)'; } | $(DOXYGEN) -
+	@# `man 3 sockflow` is the overview, whose page is labelled sockflow_overview:
+	@# a C++ `namespace sockflow` would take the name sockflow.3. Its page is
+	@# dropped (its classes keep their own pages; the HTML has everything).
+	cd $(DOC_BUILD)/man/man3 && rm -f sockflow.3 && \
+	  sed -e '1s/^\.TH "sockflow_overview"/.TH "sockflow"/' -e 's/^sockflow_overview \\-/sockflow \\-/' \
+	      sockflow_overview.3 > sockflow.3 && rm sockflow_overview.3
 
 clean:
 	rm -rf build
