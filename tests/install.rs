@@ -399,7 +399,10 @@ fn man_pages_installed() {
 /// installed prefix in a fresh build directory; the configure's output.
 fn cmake_configure(ask: &str) -> Result<(PathBuf, String), String> {
     let p = installed();
-    let build = tmp_dir("install").join(format!("cmake-{ask}"));
+    // A directory per call: tests configure the same version at the same time.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let build = tmp_dir("install").join(format!("cmake-{ask}-{n}"));
     let _ = std::fs::remove_dir_all(&build);
     let out = Command::new("cmake")
         .arg("-S")
