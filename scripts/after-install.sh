@@ -13,12 +13,13 @@
 #     (what `cannot open shared object file` after an install was missing);
 #   - LIBDIR searched, not root: say to run ldconfig as root;
 #   - otherwise: say how to link with an rpath or run with LD_LIBRARY_PATH.
-# LDCONFIG names the ldconfig to run (tests use a stand-in).
+# LDCONFIG names the ldconfig to run (tests use a stand-in); by default the
+# one on PATH, else /sbin's (not on a normal user's PATH on Debian).
 set -eu
 libdir=$1
 soname=$2
 destdir=${3:-}
-ldconfig=${LDCONFIG:-ldconfig}
+ldconfig=${LDCONFIG:-$(command -v ldconfig || echo /sbin/ldconfig)}
 
 [ -z "$destdir" ] || exit 0
 
