@@ -20,7 +20,7 @@ BEGIN {
     rule[++n] = "^(SOCKFLOW_OK$|SOCKFLOW_E[A-Z]+$|sockflow_(strerror|last_error|last_errno|exit_code|perror))"; group[n] = "sockflow_errors"
     rule[++n] = "^(SOCKFLOW_VERSION|sockflow_version$|SOCKFLOW_MUST_USE$|SOCKFLOW_FOREVER$|SOCKFLOW_IP_MAX$|sockflow_addr$|sockflow_frame$)"; group[n] = "sockflow_common"
     rule[++n] = "^(sockflow_conn|sockflow_on_|sockflow_action$|sockflow_close_reason$)"; group[n] = "sockflow_conn"
-    rule[++n] = "^(sockflow_(tcp|udp)_server_new$|sockflow_client_loop_new$|sockflow_server|sockflow_handler|sockflow_builtin$|sockflow_mode$|sockflow_turn$|sockflow_close_mode$|sockflow_timer|sockflow_log)"; group[n] = "sockflow_server"
+    rule[++n] = "^(sockflow_(tcp|udp)_server_new$|sockflow_client_loop_new$|sockflow_server|sockflow_handler|sockflow_builtin$|sockflow_mode$|sockflow_turn$|sockflow_close_mode$|sockflow_timer|sockflow_log|sockflow_stats$|SOCKFLOW_CLOSE_REASONS$)"; group[n] = "sockflow_server"
     rule[++n] = "^sockflow_tcp";                                                    group[n] = "sockflow_tcp"
     rule[++n] = "^sockflow_udp";                                                    group[n] = "sockflow_udp"
     held = 0       # lines of a top-level doc comment waiting for its declaration
