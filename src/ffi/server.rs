@@ -90,6 +90,26 @@ pub struct sockflow_server_config {
     /// send datagrams to peers by id, from any thread. At most `max_conns`
     /// peers.
     pub udp_peers: c_int,
+    /// Event-loop threads, 1-256. Default 0 = the `--workers` of the
+    /// `sockflow_args`, or 1 when it was not given. With N > 1 each worker
+    /// thread has its own socket on the same address (`SO_REUSEPORT`), the
+    /// kernel spreads new connections over them, and a connection's
+    /// callbacks all run on its worker's thread (`sockflow_conn_worker`):
+    /// callbacks of different connections may run at the same time, so data
+    /// the handler shares between connections needs a lock (or one slot per
+    /// worker). Stopping the server, sending to a connection by id,
+    /// broadcasting, closing by id, and the connection count, ids and peers
+    /// work across all workers, from any thread and any callback.
+    /// Timers and signal handling run on worker 0, the thread that calls
+    /// `sockflow_server_run` (or the one `sockflow_server_start` starts).
+    /// `max_conns` and `memory_budget` are split evenly between the workers
+    /// (rounded up); `max_per_ip` counts over all of them. UDP: each worker
+    /// has its own socket and the kernel keeps a sender on one worker, so
+    /// with `udp_peers` a peer stays with the worker that knows it. A
+    /// program's own loop (`sockflow_server_turn`, `_fd`, `_timeout`) and a
+    /// `sockflow_client_loop_new` loop run one worker only: the turn calls
+    /// return `SOCKFLOW_EINVAL` for a server with more.
+    pub workers: c_int,
 }
 
 fn defaults() -> sockflow_server_config {
@@ -109,6 +129,7 @@ fn defaults() -> sockflow_server_config {
         incomplete_timeout_ms: limit_value(d.incomplete_timeout),
         memory_budget: d.memory_budget,
         udp_peers: 0,
+        workers: 0,
     }
 }
 
@@ -138,6 +159,9 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     if c.memory_budget == 0 {
         return Err(Error::inval("cfg.memory_budget is 0"));
     }
+    if c.workers < 0 || c.workers as u32 > crate::args::WORKERS_MAX {
+        return Err(Error::inval(format!("cfg.workers {} is not in 0-{}", c.workers, crate::args::WORKERS_MAX)));
+    }
     cfg.max_conns = c.max_conns as usize;
     // No limit / 0 keeps what the arguments gave (`--timeout`, `--max-per-ip`).
     if idle.is_some() {
@@ -145,6 +169,9 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     }
     if c.max_per_ip > 0 {
         cfg.max_per_ip = c.max_per_ip as usize;
+    }
+    if c.workers > 0 {
+        cfg.workers = c.workers as usize;
     }
     cfg.incomplete_timeout = incomplete;
     cfg.max_queue = c.max_queue;
@@ -576,7 +603,8 @@ pub enum sockflow_turn {
 /// goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
 /// (it has flushed, bounded, and closed every connection), or a negative
 /// code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
-/// `SOCKFLOW_EBADHANDLE` after it stopped).
+/// `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for a server
+/// of more than one worker: see `sockflow_server_config.workers`).
 ///
 /// Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
 /// descriptor for reading with the timeout, then turn. One thread at a
@@ -585,6 +613,7 @@ pub enum sockflow_turn {
 pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_int) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_turn"));
         let run = Arc::clone(&server.run);
         let (mut engine, announce) = try_ok!(take_engine(&run));
         if announce {
@@ -613,11 +642,24 @@ pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_in
 /// (a connection, data, a command or stop from another thread). Timers do
 /// not make it readable: poll with `sockflow_server_timeout`. Owned by the
 /// server: do not read, close or change it. Returns the descriptor, or
-/// `SOCKFLOW_EINVAL` for NULL.
+/// `SOCKFLOW_EINVAL` for NULL or a server of more than one worker.
 #[no_mangle]
 pub extern "C" fn sockflow_server_fd(s: *const sockflow_server) -> c_int {
     ffi_boundary! {
-        try_ref!(s, "server").fd
+        let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_fd"));
+        server.fd
+    }
+}
+
+/// The program's own loop drives one loop: a server of several workers
+/// must run with `sockflow_server_run` or `_start`.
+fn one_worker(s: &sockflow_server, call: &str) -> crate::Result<()> {
+    match s.handle.workers() {
+        1 => Ok(()),
+        n => Err(Error::inval(format!(
+            "{call}: the server has {n} workers; a program's own loop drives one (cfg.workers = 1): run it with sockflow_server_run or sockflow_server_start"
+        ))),
     }
 }
 
@@ -627,11 +669,12 @@ pub extern "C" fn sockflow_server_fd(s: *const sockflow_server) -> c_int {
 /// after the wait finds the timer due). Call it right before polling, from
 /// the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
 /// turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
-/// stopped.
+/// stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
 #[no_mangle]
 pub extern "C" fn sockflow_server_timeout(s: *mut sockflow_server) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_timeout"));
         let mut st = server.run.lock();
         let d = match &mut *st {
             State::Ready(e) | State::Driven(e) => e.next_deadline(),

@@ -216,6 +216,12 @@ impl Log {
         }
     }
 
+    /// Another handle on the same log (a worker's, see `workers.rs`): its
+    /// lines join the same queue, and dropping it does not end the log.
+    pub(crate) fn share(&self) -> Log {
+        Log { shared: self.shared.clone(), writer: None, done: None }
+    }
+
     /// Queues one line (rate-limited; dropped and counted when the queue is full).
     pub(crate) fn line(&self, level: LogLevel, text: std::fmt::Arguments<'_>) {
         let Some(s) = &self.shared else { return };
@@ -248,23 +254,20 @@ impl Drop for Log {
     /// Writes out what is queued, waiting at most [`FLUSH_WAIT`]. A writer
     /// still busy after that writes nothing more once its call returns (a
     /// program's log function is never called after its server is gone,
-    /// except for the one call already running).
+    /// except for the one call already running). A share ([`Log::share`])
+    /// leaves all that to the log's owner.
     fn drop(&mut self) {
-        let Some(s) = &self.shared else { return };
+        let (Some(s), Some(w)) = (&self.shared, self.writer.take()) else { return };
         lock(s).open = false;
         s.wake.notify_one();
-        let finished = self.done.as_ref().is_some_and(|d| d.recv_timeout(FLUSH_WAIT).is_ok());
-        if !finished {
+        if self.done.as_ref().is_some_and(|d| d.recv_timeout(FLUSH_WAIT).is_ok()) {
+            let _ = w.join();
+        } else {
             let mut st = lock(s);
             st.abandoned = true;
             st.queue.clear();
         }
-        if let Some(w) = self.writer.take() {
-            if finished {
-                let _ = w.join();
-            }
-            // else: detached; it ends when its blocked write returns.
-        }
+        // else: detached; it ends when its blocked write returns.
     }
 }
 

@@ -30,6 +30,7 @@ use super::effect::Effect;
 use super::spare::Spare;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
+use super::workers::{Loop, Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Flow, Frame};
@@ -76,7 +77,8 @@ pub struct TcpServer {
     budget: Arc<Budget>,
     /// Connections paused for the budget (resumed together when it frees up).
     budget_paused: Vec<(usize, u64)>,
-    per_ip: PerAddress,
+    /// Server-wide: shared by the workers.
+    per_ip: Arc<PerAddress>,
     refusals: Throttle,
     conns: Slab<Connection>,
     scratch: Vec<u8>,
@@ -86,7 +88,7 @@ pub struct TcpServer {
     replies: Vec<u8>,
     /// Empty buffers lent to connections' queues and decoders.
     spare: Spare,
-    next_gen: u64,
+    next_gen: Seq,
     /// Connections with data left to read after their turn.
     again: Vec<(usize, u64)>,
     /// The list `again` had at the start of this turn (two lists swapped
@@ -106,28 +108,34 @@ pub struct TcpServer {
 }
 
 impl TcpServer {
-    /// Binds the first of `addrs` that works and prepares the loop.
+    /// Binds the first of `addrs` that works and prepares the loop (the
+    /// loops of `cfg.workers`, each with its own listener: see `workers.rs`).
     pub fn bind(addrs: &[SocketAddr], cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        let l = crate::tcp::Listener::bind(addrs, cfg.backlog)?;
-        let local = l.local_addr();
-        let std = l.into_std();
-        std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
-        let mut listener = TcpListener::from_std(std);
-        let s = TcpServer::new(local, cfg, handler)?;
-        s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-        Ok(TcpServer { listener: Some(listener), ..s })
+        super::workers::assemble(addrs, cfg, |addrs, cfg, seat| {
+            let l = crate::tcp::Listener::bind_with(addrs, cfg.backlog, seat.reuse_port())?;
+            let local = l.local_addr();
+            let std = l.into_std();
+            std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
+            let mut listener = TcpListener::from_std(std);
+            let s = TcpServer::new(local, cfg, handler.clone(), seat)?;
+            s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
+            Ok(TcpServer { listener: Some(listener), ..s })
+        })
     }
 
     /// A loop with no listener: an event-driven client of many servers,
     /// whose connections all come from [`ServerHandle::connect_host`]. It runs,
     /// stops and drives its handler like a server; its local address is
-    /// `0.0.0.0:0`.
+    /// `0.0.0.0:0`. It is one loop (`cfg.workers` is not used).
     pub fn without_listener(cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        TcpServer::new(SocketAddr::from(([0, 0, 0, 0], 0)), cfg, handler)
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        super::workers::assemble(&[none], Config { workers: 1, ..cfg }, |_, cfg, seat| TcpServer::new(none, cfg, handler.clone(), seat))
     }
 
-    fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        let base = Base::new(local, cfg.frame, false, &mut cfg)?;
+    fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>, seat: Seat) -> Result<TcpServer> {
+        let (next_gen, per_ip) = (seat.seq(), seat.crew.per_ip.clone());
+        let base = Base::new(local, cfg.frame, false, &mut cfg, seat)?;
+        let budget = base.shared.budget.clone();
         Ok(TcpServer {
             base,
             listener: None,
@@ -139,15 +147,15 @@ impl TcpServer {
             idle: cfg.idle_timeout,
             incomplete: cfg.incomplete_timeout,
             mode: cfg.mode,
-            budget: Arc::new(Budget::new(cfg.memory_budget)),
+            budget,
             budget_paused: Vec::new(),
-            per_ip: PerAddress::new(cfg.max_per_ip),
+            per_ip,
             refusals: Throttle::default(),
             conns: Slab::new(),
             scratch: vec![0; crate::tcp::READ_CHUNK],
             replies: Vec::new(),
             spare: Spare::default(),
-            next_gen: 1,
+            next_gen,
             again: Vec::new(),
             again_now: Vec::new(),
             accept_paused_until: None,
@@ -165,7 +173,7 @@ impl TcpServer {
         TcpServer::bind(&a.addrs()?, cfg, handler)
     }
 
-    /// A thread-safe handle: stop, send, broadcast.
+    /// A thread-safe handle: stop, send, broadcast (reaching every worker).
     pub fn handle(&self) -> ServerHandle {
         self.base.handle()
     }
@@ -177,7 +185,9 @@ impl TcpServer {
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
     /// signal when configured), then stops accepting, flushes queued
-    /// replies, closes every connection and returns.
+    /// replies, closes every connection and returns. With several workers
+    /// this thread is worker 0; the others run on threads of their own,
+    /// started by the first turn, and are waited for before this returns.
     pub fn run(mut self) -> Result<()> {
         self.base.announce();
         while self.turn(None)? {}
@@ -306,6 +316,7 @@ impl TcpServer {
 
     /// Logs a refused connection, at most once a second.
     fn refused(&mut self, why: std::fmt::Arguments<'_>, peer: &SocketAddr) {
+        self.base.shared.counters().refused();
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more refused since the last such line)") } else { String::new() };
             self.base.log.warn(format_args!("{why}: closing {}{more}", net::show(peer)));
@@ -322,8 +333,7 @@ impl TcpServer {
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let k = entry.key();
-        let id = (self.next_gen << 32) | k as u64;
-        self.next_gen += 1;
+        let id = (self.next_gen.take() << 32) | k as u64;
         if self.base.poll.registry().register(&mut sock, Token(k), Interest::READABLE).is_err() {
             self.per_ip.leave(peer.ip());
             return;
@@ -470,6 +480,7 @@ impl TcpServer {
                 quit = true;
                 return Flow::Stop;
             }
+            shared.counters().message_in(msg.len());
             if let Some(w) = worker {
                 if w.message(msg, ending) > max_queue {
                     *life = Life::Open(ReadState::Paused(Pause::Worker));
@@ -530,7 +541,10 @@ impl TcpServer {
         let mut sent = 0;
         while sent < self.replies.len() {
             match net::send_some(c.sock.as_raw_fd(), &self.replies[sent..]) {
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    self.base.shared.counters().wrote(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
@@ -677,6 +691,7 @@ impl TcpServer {
         while c.out_pos < c.out.len() {
             match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
                 Ok(n) => {
+                    self.base.shared.counters().wrote(n);
                     c.out_pos += n;
                     c.pushed.sent(n);
                     c.relayed.sent(n);
@@ -800,7 +815,7 @@ impl TcpServer {
         if matches!(c.life, Life::Draining { .. }) {
             return; // told when it began draining
         }
-        self.base.shared.conns.closed(c.id);
+        self.base.shared.conns.closed(c.id, reason);
         match c.worker.take() {
             Some(w) => {
                 self.joins.push(w.close(reason));
@@ -853,6 +868,8 @@ impl TcpServer {
         let c = &mut self.conns[k];
         if !c.life.lingers() {
             if pushed {
+                // A send_to or broadcast (a handler's reply was counted when sent).
+                self.base.shared.counters().message_out();
                 c.pushed.add(c.queued(), bytes.len());
             }
             self.spare.append(&mut c.out, bytes);
@@ -1031,5 +1048,15 @@ impl TcpServer {
                 j.abandon();
             }
         }
+    }
+}
+
+impl Loop for TcpServer {
+    fn base_mut(&mut self) -> &mut Base {
+        &mut self.base
+    }
+
+    fn serve(self) -> Result<()> {
+        self.run()
     }
 }
