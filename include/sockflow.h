@@ -8,9 +8,13 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+/** This header's version, "MAJOR.MINOR.PATCH" (the library's is `sockflow_version()`). */
 #define SOCKFLOW_VERSION "0.2.0"
+/** This header's major version. */
 #define SOCKFLOW_VERSION_MAJOR 0
+/** This header's minor version (before 1.0 a new minor version may break the ABI). */
 #define SOCKFLOW_VERSION_MINOR 2
+/** This header's patch version. */
 #define SOCKFLOW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
 #define SOCKFLOW_VERSION_NUMBER ((0 << 16) | (2 << 8) | 0)
@@ -343,7 +347,7 @@ typedef enum sockflow_turn {
     SOCKFLOW_TURN_RUNNING = 0,
     /**
      * A stop was asked (a callback, `sockflow_server_stop`, a signal): this
-     * turn closed every connection, and the server is done (free it).
+     * turn closed every connection, and the server is done (close it).
      */
     SOCKFLOW_TURN_STOPPED = 1,
 } sockflow_turn;
@@ -400,9 +404,9 @@ typedef struct sockflow_conn sockflow_conn;
  * `sockflow_server_timeout` (from the program's own event loop),
  * `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send_to`,
  * `sockflow_server_broadcast`, `sockflow_server_timer_add`,
- * `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send`,
+ * `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send_to`,
  * `broadcast`, `port`, `fd` and the timer calls may be called from any
- * thread while it runs; so may `free`, which stops the server and waits
+ * thread while it runs; so may `close`, which stops the server and waits
  * for the run to return. A server runs once, one of the three ways.
  */
 typedef struct sockflow_server sockflow_server;
@@ -573,8 +577,17 @@ typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, in
  * `sockflow_handler_echo`, `sockflow_handler_hello`, `sockflow_handler_upper`.
  */
 typedef struct sockflow_handler {
+    /**
+     * See `sockflow_on_connect`; NULL: nothing happens at a connect.
+     */
     sockflow_on_connect on_connect;
+    /**
+     * See `sockflow_on_message`; required unless `builtin` names a built-in.
+     */
     sockflow_on_message on_message;
+    /**
+     * See `sockflow_on_close`; NULL: nothing happens at a close.
+     */
     sockflow_on_close on_close;
     /**
      * A `sockflow_builtin`: `SOCKFLOW_BUILTIN_NONE` (0) for your own

@@ -64,8 +64,11 @@ pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, 
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct sockflow_handler {
+    /// See `sockflow_on_connect`; NULL: nothing happens at a connect.
     pub on_connect: sockflow_on_connect,
+    /// See `sockflow_on_message`; required unless `builtin` names a built-in.
     pub on_message: sockflow_on_message,
+    /// See `sockflow_on_close`; NULL: nothing happens at a close.
     pub on_close: sockflow_on_close,
     /// A `sockflow_builtin`: `SOCKFLOW_BUILTIN_NONE` (0) for your own
     /// callbacks. Set by `sockflow_handler_print()` and the other built-ins,

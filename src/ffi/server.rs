@@ -268,9 +268,9 @@ impl Run {
 /// `sockflow_server_timeout` (from the program's own event loop),
 /// `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send_to`,
 /// `sockflow_server_broadcast`, `sockflow_server_timer_add`,
-/// `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send`,
+/// `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send_to`,
 /// `broadcast`, `port`, `fd` and the timer calls may be called from any
-/// thread while it runs; so may `free`, which stops the server and waits
+/// thread while it runs; so may `close`, which stops the server and waits
 /// for the run to return. A server runs once, one of the three ways.
 pub struct sockflow_server {
     handle: ServerHandle,
@@ -536,7 +536,7 @@ pub enum sockflow_turn {
     /// descriptor is readable or its timeout has passed.
     Running = 0,
     /// A stop was asked (a callback, `sockflow_server_stop`, a signal): this
-    /// turn closed every connection, and the server is done (free it).
+    /// turn closed every connection, and the server is done (close it).
     Stopped = 1,
 }
 
