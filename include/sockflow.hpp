@@ -21,7 +21,8 @@
  * Plain data. `args` is a `sockflow_args` (fields readable and writable:
  * `args.port`, `args.prog`), made by `args::parse(argc, argv, flags)` or
  * `args(role, host, port)`; `args::take_int` takes a program's own numeric
- * option out of argv first. `config` is a `sockflow_server_config` already
+ * option out of argv first. Every call that takes arguments takes any
+ * `sockflow_args`. `config` is a `sockflow_server_config` already
  * filled with the defaults. Addresses are `sockflow_addr` (`a.ip`, `a.port`),
  * enums the C ones (`sockflow_close_reason`, `sockflow_close_mode`, ...).
  * Durations are `std::chrono::milliseconds`; `sockflow::forever` is
@@ -277,7 +278,7 @@ public:
         return tcp_stream(t);
     }
     /// Connects to the host, port, timeout and frame of `a`.
-    static tcp_stream connect(const args &a)
+    static tcp_stream connect(const sockflow_args &a)
     {
         sockflow_tcp *t = nullptr;
         detail::check(sockflow_tcp_connect_args(&a, &t));
@@ -315,7 +316,8 @@ public:
             throw detail::last(ec.value());
         return m;
     }
-    /// As `recv_msg()`; std::nullopt with `ec` set on an error.
+    /// As `recv_msg()`, but an error sets `ec` (and returns std::nullopt)
+    /// instead of throwing; only std::bad_alloc can escape.
     std::optional<std::string> recv_msg(std::error_code &ec)
     {
         for (;;) {
@@ -380,7 +382,7 @@ public:
         detail::check(sockflow_tcp_listen(host.c_str(), port, backlog, &l));
         return tcp_listener(l);
     }
-    static tcp_listener listen(const args &a)
+    static tcp_listener listen(const sockflow_args &a)
     {
         sockflow_tcp_listener *l = nullptr;
         detail::check(sockflow_tcp_listen_args(&a, &l));
@@ -422,10 +424,10 @@ public:
 
     /// Binds `host`:`port` (port 0 = any free port).
     static udp_socket bind(const std::string &host, int port) { return make(sockflow_udp_bind, host.c_str(), port); }
-    static udp_socket bind(const args &a) { return make(sockflow_udp_bind_args, &a); }
+    static udp_socket bind(const sockflow_args &a) { return make(sockflow_udp_bind_args, &a); }
     /// A socket on a free port connected to `host`:`port`.
     static udp_socket connect(const std::string &host, int port) { return make(sockflow_udp_connect, host.c_str(), port); }
-    static udp_socket connect(const args &a) { return make(sockflow_udp_connect_args, &a); }
+    static udp_socket connect(const sockflow_args &a) { return make(sockflow_udp_connect_args, &a); }
 
     /// One datagram on a connected socket.
     void send(std::string_view msg) { detail::check(sockflow_udp_send(get(), detail::data(msg), msg.size())); }
@@ -818,12 +820,12 @@ public:
     ~server() { close(); }
 
     /// A TCP server on the host and port of `a` (with its frame, quit word).
-    static server tcp(const args &a, handler h, const config &cfg = config()) { return server(sockflow_tcp_server_new, &a, std::move(h), cfg); }
+    static server tcp(const sockflow_args &a, handler h, const sockflow_server_config &cfg = config()) { return server(sockflow_tcp_server_new, &a, std::move(h), cfg); }
     /// A UDP server: each datagram is a message (see `udp_peers`).
-    static server udp(const args &a, handler h, const config &cfg = config()) { return server(sockflow_udp_server_new, &a, std::move(h), cfg); }
+    static server udp(const sockflow_args &a, handler h, const sockflow_server_config &cfg = config()) { return server(sockflow_udp_server_new, &a, std::move(h), cfg); }
     /// A loop with no listener for outgoing connections (`connect`); `a`
     /// gives the frame and quit word (nullptr: line frames, no quit word).
-    static server client_loop(handler h, const config &cfg = config(), const args *a = nullptr)
+    static server client_loop(handler h, const sockflow_server_config &cfg = config(), const sockflow_args *a = nullptr)
     {
         return server(sockflow_client_loop_new, a, std::move(h), cfg);
     }
@@ -853,7 +855,7 @@ public:
 
 private:
     using factory = int (*)(const sockflow_args *, const sockflow_server_config *, sockflow_handler, void *, sockflow_server **);
-    server(factory make, const sockflow_args *a, handler h, const config &cfg)
+    server(factory make, const sockflow_args *a, handler h, const sockflow_server_config &cfg)
     {
         st_ = new detail::state(std::move(h), a, cfg);
         int rc = make(a, &cfg, st_->c_handler(), st_, &s_);
@@ -868,7 +870,7 @@ private:
 
 /// The whole TCP server in one call: a server on `a` that SIGINT/SIGTERM
 /// stop gracefully, run on this thread; throws `error` if it cannot run.
-inline void tcp_server_run(const args &a, handler h)
+inline void tcp_server_run(const sockflow_args &a, handler h)
 {
     config cfg;
     cfg.handle_signals = 1;
@@ -876,7 +878,7 @@ inline void tcp_server_run(const args &a, handler h)
 }
 
 /// The whole UDP server in one call (see `tcp_server_run`).
-inline void udp_server_run(const args &a, handler h)
+inline void udp_server_run(const sockflow_args &a, handler h)
 {
     config cfg;
     cfg.handle_signals = 1;
