@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -248,6 +249,59 @@ static void client_loop()
     CHECK(code_of([&] { loop.run(); }) == SOCKFLOW_EBADHANDLE); // a server runs once
 }
 
+/// Sets a flag when the handler holding it is destroyed.
+struct destroy_flag {
+    std::atomic<bool> *flag;
+    explicit destroy_flag(std::atomic<bool> *f) : flag(f) {}
+    destroy_flag(const destroy_flag &o) : flag(o.flag) {}
+    ~destroy_flag()
+    {
+        if (flag)
+            *flag = true; // a copy going away sets it too: only the last one counts below
+    }
+};
+
+/// Waits (bounded) until `flag` is true.
+static bool wait_for(const std::atomic<bool> &flag)
+{
+    for (int i = 0; i < 2000 && !flag; i++)
+        std::this_thread::sleep_for(10ms);
+    return flag;
+}
+
+/// Thread per connection: a callback still running when its `server` is
+/// destroyed (sockflow gives up waiting for it after 2 s) keeps the
+/// handler alive until it returns, then frees it.
+static void callback_outlives_server()
+{
+    static std::atomic<bool> entered{false}, go_on{false}, returned{false}, destroyed{false};
+    sockflow::config cfg = quiet();
+    cfg.mode = SOCKFLOW_MODE_THREAD_PER_CONNECTION;
+    std::uint64_t user_value = 7;
+    {
+        sockflow::handler h;
+        h.on_connect = [&](sockflow::conn &c) { c.set_user(&user_value); };
+        h.on_message = [d = destroy_flag(&destroyed)](sockflow::conn &c, std::string_view) {
+            CHECK(c.user<std::uint64_t>() != nullptr && *c.user<std::uint64_t>() == 7);
+            entered = true;
+            wait_for(go_on);
+            CHECK(d.flag != nullptr); // the handler (and this capture) is still alive
+            returned = true;
+        };
+        auto s = sockflow::server::tcp(loopback(), h, cfg);
+        h = sockflow::handler(); // only the server's copy is left
+        destroyed = false;
+        s.start();
+        auto c = sockflow::tcp_stream::connect("127.0.0.1", s.port(), 10s);
+        c.send_msg("block");
+        CHECK(wait_for(entered));
+        s.close(); // returns once sockflow stops waiting for the callback
+        CHECK(!returned && !destroyed);
+    }
+    go_on = true;
+    CHECK(wait_for(destroyed) && returned);
+}
+
 int main()
 {
     errors();
@@ -255,6 +309,7 @@ int main()
     udp();
     server_controls();
     client_loop();
+    callback_outlives_server();
     if (failures)
         return 1;
     std::puts("OK");
