@@ -37,7 +37,7 @@
  * `conn` is a view of the connection, valid only during the callback (keep
  * `c.id()` to reach it later): `send`, `send_to(id, msg)`, `broadcast`,
  * `relay`, `close_id`, `connect` (outgoing), `id`, `peer`, `user`/`set_user`
- * (a per-connection pointer the program owns), `error` (why an outgoing
+ * (a per-connection pointer the program owns), `connect_error` (why an outgoing
  * connect failed), `server()` (the controls below). The callback's result
  * is set on it: `c.close()` (send what is queued, then close: reason
  * HANDLER); otherwise the connection goes on. `c.stop_server()` stops
@@ -525,7 +525,7 @@ public:
     }
     /// In `on_close` with CONNECT_FAILED: why (a SOCKFLOW_E... code; the
     /// message is `last_error()`). 0 elsewhere.
-    int error() const { return sockflow_conn_error(c_); }
+    int connect_error() const { return sockflow_conn_error(c_); }
     /// The per-connection user pointer (the program owns what it points to).
     void *user() const { return sockflow_conn_user(c_); }
     template <class T> T *user() const { return static_cast<T *>(sockflow_conn_user(c_)); }

@@ -235,7 +235,7 @@ static void client_loop()
     };
     h.on_close = [&](sockflow::conn &c, sockflow::close_reason r) {
         if (r == SOCKFLOW_CLOSE_REASON_CONNECT_FAILED)
-            failed = c.error();
+            failed = c.connect_error();
         if (++closed == 2)
             c.stop_server();
     };
