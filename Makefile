@@ -92,7 +92,7 @@ examples: $(C_BINS) $(CPP_BINS)
 
 LINK_DEPS := $(SO) $(HEADER) $(LINKDIR)/$(SONAME) $(LINKDIR)/libsockflow.so
 
-build/%_cpp: c_examples/%.cpp $(LINK_DEPS)
+build/%_cpp: c_examples/%.cpp $(LINK_DEPS) include/sockflow.hpp
 	$(CXX) -std=c++17 $(WARN) $(CXXFLAGS) -Iinclude $< -o $@ $(LINK_SO)
 
 build/%: c_examples/%.c $(LINK_DEPS)
