@@ -304,6 +304,12 @@ impl Decoder {
         }
     }
 
+    /// True when the decoder holds nothing and is in the middle of nothing
+    /// (no over-long message being skipped): a fresh decoder would do.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.skip == Skip::None
+    }
+
     /// True when the decoder has a buffer (holding something or not).
     pub fn has_buffer(&self) -> bool {
         self.pending.capacity() > 0

@@ -20,6 +20,7 @@ mod admission;
 mod base;
 mod budget;
 pub mod builtin;
+mod clock;
 mod conn;
 mod control;
 mod effect;
