@@ -51,6 +51,8 @@ const READS_PER_TURN: usize = 8;
 const LINGER: Duration = Duration::from_secs(5);
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Most connection slots reserved when a server starts (see `new`).
+const RESERVE_CONNS: usize = 1 << 16;
 /// How long a stop waits for connection threads still inside a handler.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
@@ -133,6 +135,7 @@ impl TcpServer {
 
     fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
         let base = Base::new(local, cfg.frame, false, &mut cfg)?;
+        base.shared.conns.reserve(cfg.max_conns.clamp(1, RESERVE_CONNS));
         Ok(TcpServer {
             base,
             listener: None,
@@ -148,7 +151,10 @@ impl TcpServer {
             budget_paused: Vec::new(),
             per_ip: PerAddress::new(cfg.max_per_ip),
             refusals: Throttle::default(),
-            conns: Slab::new(),
+            // Room for every connection up front: the table then never
+            // moves (a grown copy would leave its old pages behind), and
+            // pages of slots never used are never touched.
+            conns: Slab::with_capacity(cfg.max_conns.clamp(1, RESERVE_CONNS)),
             scratch: vec![0; crate::tcp::READ_CHUNK],
             replies: Vec::new(),
             spare: Spare::default(),
