@@ -375,7 +375,7 @@ impl TcpServer {
                 self.base.shared.conns.opened(id, peer);
                 let Connection { user, cold, .. } = c;
                 let cold = cold.get_or_insert_with(|| self.colds.take());
-                let sink = Sink::Buf { buf: &mut cold.out, frame: self.frame, ending: Ending::Lf };
+                let sink = Sink::Buf { buf: &mut cold.out, frame: self.frame, ending: Ending::Lf, answering: (0, 0) };
                 let mut conn = Conn { id, peer, user, sink, shared: &self.base.shared };
                 let effect = self.handler.on_connect(&mut conn).effect();
                 self.apply(k, effect);
@@ -497,7 +497,8 @@ impl TcpServer {
                 }
                 return Flow::Continue;
             }
-            let mut conn = Conn { id, peer, user, sink: Sink::Buf { buf: out, frame, ending }, shared };
+            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()) };
+            let mut conn = Conn { id, peer, user, sink, shared };
             effect = handler.on_message(&mut conn, msg).effect();
             if effect != Effect::Keep {
                 return Flow::Stop;
