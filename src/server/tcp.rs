@@ -869,14 +869,15 @@ impl TcpServer {
     /// Closes connection `k` at once without a callback: its handler was
     /// told already (or is owed nothing).
     fn discard(&mut self, k: usize) {
-        let Some(mut c) = self.conns.try_remove(k) else { return };
+        let Some(c) = self.conns.try_remove(k) else { return };
         self.lingering -= usize::from(c.life.lingers());
         self.budget.sub(c.claim());
         if !self.outgoing.closed(c.id) {
             self.per_ip.leave(c.peer().ip());
         }
         self.resume_relays(c.id);
-        let _ = self.base.poll.registry().deregister(&mut c.sock);
+        // No epoll_ctl(DEL): closing the socket (its only descriptor)
+        // takes it out of the epoll set, one system call fewer per connection.
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
     }
 
