@@ -876,9 +876,10 @@ impl TcpServer {
             self.per_ip.leave(c.peer().ip());
         }
         self.resume_relays(c.id);
-        // No epoll_ctl(DEL): closing the socket (its only descriptor)
-        // takes it out of the epoll set, one system call fewer per connection.
-        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        // Dropping `c` closes the socket, its only descriptor: that takes it
+        // out of the epoll set and sends the FIN (or the RST, if input is
+        // left unread) without an epoll_ctl or a shutdown call first.
+        drop(c);
     }
 
     /// Joins worker threads that have finished (a joinable thread keeps its
