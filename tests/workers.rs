@@ -729,3 +729,47 @@ fn measure_one_vs_two_workers() {
         srv.stop().unwrap();
     }
 }
+
+/// `udp_server --workers 2` (the print handler) under many senders at once:
+/// each datagram's `client ip = … port = …` line is followed by that
+/// datagram, never by another worker's line.
+#[test]
+fn udp_print_keeps_each_sender_line_with_its_datagram() {
+    let (mut p, port) = kit::server("udp_server", Link::Dynamic, &["--workers", "2"]);
+    const SENDERS: usize = 32;
+    const EACH: usize = 100;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            thread::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let me = s.local_addr().unwrap().port();
+                for j in 0..EACH {
+                    s.send_to(format!("from {me} #{j}").as_bytes(), ("127.0.0.1", port)).unwrap();
+                    if j % 10 == 9 {
+                        thread::sleep(Duration::from_millis(1)); // stay under the socket buffers
+                    }
+                }
+                me
+            })
+        })
+        .collect();
+    let ports: Vec<u16> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    // Bounded: UDP may drop a few; wait for the output to settle.
+    let mut last = 0;
+    until("the server's output settles", || {
+        thread::sleep(Duration::from_millis(200));
+        let n = p.stdout_text().len();
+        std::mem::replace(&mut last, n) == n
+    });
+    let out = p.stdout_text();
+    let lines: Vec<&str> = out.lines().collect();
+    // UDP drops what the socket buffers cannot hold: most, not all, arrive.
+    assert!(lines.len() >= 400, "only {} lines printed", lines.len());
+    for pair in lines.chunks(2) {
+        let [who, msg] = pair else { panic!("a sender line without its datagram: {pair:?}") };
+        let sender = kit::port_eq(who);
+        assert!(ports.contains(&sender), "{who:?}");
+        assert!(msg.starts_with(&format!("from {sender} #")), "{who:?} followed by {msg:?}");
+    }
+    kit::stop(&mut p, libc::SIGINT);
+}
