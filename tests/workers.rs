@@ -432,6 +432,34 @@ fn a_stop_from_any_workers_callback_stops_the_server() {
     srv.wait_exit().expect("run() after a stop from worker 1");
 }
 
+/// A Rust handler that panics on worker 1 stops the whole server (logged),
+/// as a panic out of a single loop's `run` would end it: no worker is left
+/// dead while the others serve on.
+#[test]
+fn a_panic_on_another_worker_stops_the_server() {
+    struct Boom;
+    impl Handler for Boom {
+        fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
+            assert!(!(msg == b"boom" && c.worker() == 1), "boom on worker 1");
+            let _ = c.send(msg);
+            Action::Continue
+        }
+    }
+    let log = LogBuf::default();
+    let mut srv = start_tcp(Config { workers: 2, ..log.config() }, Arc::new(Boom));
+    let mut tries = 0;
+    while !srv.handle.stopping() {
+        assert!(tries < 200, "no client reached worker 1 in 200 connections");
+        tries += 1;
+        let Ok(mut s) = TcpStream::connect(srv.addr) else { break };
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let _ = s.write_all(b"boom\n");
+        let _ = s.read(&mut [0u8; 8]); // an echo, or the end
+    }
+    srv.wait_exit().expect("run() after the panic");
+    assert!(log.text().contains("worker 1: a callback panicked: stopping"), "{}", log.text());
+}
+
 #[test]
 fn timers_run_on_worker_0_whoever_adds_them() {
     /// Adds a timer from the callback of its first message; the timer
