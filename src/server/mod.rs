@@ -140,7 +140,8 @@ impl CloseReason {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// Every callback on the one event-loop thread: callbacks must not block.
+    /// Every callback on the event-loop thread (a connection's worker's
+    /// thread, with several workers): callbacks must not block.
     #[default]
     EventLoop = 0,
     /// Each TCP connection's callbacks run in order on a thread of its own,

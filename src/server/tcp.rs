@@ -222,7 +222,8 @@ impl TcpServer {
     /// One turn of the loop: waits at most `timeout` (None: as long as
     /// nothing happens) for events, handles them, runs due timers and
     /// queued commands. False once a stop was asked: then call
-    /// [`finish`](TcpServer::finish).
+    /// [`finish`](TcpServer::finish). With several workers this turns worker
+    /// 0; the first turn starts the others on threads of their own.
     pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let _turning = self.base.turning();
         let timeout = sooner(self.next_timeout(), timeout);
