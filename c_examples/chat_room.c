@@ -3,9 +3,8 @@
 #include <sockflow.h>
 #include <stdio.h>
 #include <string.h>
-
 #define ROOM 256
-static char nicks[ROOM][32], line[70000]; /* a slot per member ("" = free); callbacks run on one thread */
+static char nicks[ROOM][32], line[70000]; /* a slot per member ("" = free) */
 
 static int tell_others(sockflow_conn *conn, const char *a, const char *b, const char *c)
 {
@@ -44,8 +43,8 @@ static void on_close(void *userdata, sockflow_conn *conn, int reason)
 int main(int argc, char **argv)
 {
     sockflow_args args;
-    sockflow_handler handler = {NULL, on_message, on_close, 0};
+    sockflow_handler handler = {NULL, on_message, on_close, SOCKFLOW_BUILTIN_NONE};
     int rc = sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_SERVER);
-    args.workers = 1; /* the room's table has no lock: its callbacks must run on one thread, whatever --workers says */
+    args.workers = 1; /* the table has no lock: one thread runs every callback, whatever --workers says */
     return sockflow_exit_code(rc == 0 ? sockflow_tcp_server_run(&args, handler, NULL) : rc);
 }

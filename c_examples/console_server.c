@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 {
     sockflow_args args;
     sockflow_server *server = NULL;
-    sockflow_handler handler = {NULL, on_message, NULL, 0};
+    sockflow_handler handler = {NULL, on_message, NULL, SOCKFLOW_BUILTIN_NONE};
     char buf[65536];
     size_t have = 0;
     int rc = sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_SERVER);

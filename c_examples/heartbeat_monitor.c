@@ -19,7 +19,7 @@ int main(int argc, char **argv)
     sockflow_args args;
     sockflow_server_config cfg;
     sockflow_server *s = NULL;
-    sockflow_handler h = {up, beat, down, 0};
+    sockflow_handler h = {up, beat, down, SOCKFLOW_BUILTIN_NONE};
     int rc = sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_SERVER);
     if (rc != 0)
         return sockflow_exit_code(rc);

@@ -44,7 +44,7 @@ static void on_close(void *ud, sockflow_conn *c, int reason)
 
 int main(int argc, char **argv)
 {
-    sockflow_handler h = { on_connect, on_message, on_close, 0 };
+    sockflow_handler h = {on_connect, on_message, on_close, SOCKFLOW_BUILTIN_NONE};
     char *upv[] = { argv[0], argv[argc > 2 ? argc - 2 : 0], argv[argc - 1] };
     int rc = sockflow_args_parse(&args, argc < 4 ? argc : argc - 2, argv, SOCKFLOW_ROLE_SERVER | SOCKFLOW_ARGS_RAW);
     if (rc == 0 && argc < 4 && fprintf(stderr, "usage: %s [options] <listen-port> <upstream-host> <upstream-port>\n", args.prog))

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
     sockflow_args args;
     sockflow_server_config cfg;
     sockflow_server *server = NULL;
-    sockflow_handler handler = {NULL, ignore, NULL, 0};
+    sockflow_handler handler = {NULL, ignore, NULL, SOCKFLOW_BUILTIN_NONE};
     int interval, rc = sockflow_args_take_int(&argc, argv, "--interval", 1000, &interval);
     if (rc == 0)
         rc = sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_SERVER);

@@ -208,3 +208,18 @@ fn every_handle_has_one_close_and_send_to_has_one_spelling() {
         assert!(!f.ends_with("_set_timeout"), "{f}: set_timeouts(recv_ms, send_ms) everywhere");
     }
 }
+
+/// The examples stay as short as issue 7 and README promise: a chat room
+/// in at most 50 lines of C, a proxy in at most 60, every flow's one-call
+/// example about ten lines (at most 15).
+#[test]
+fn examples_stay_as_short_as_promised() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/c_examples");
+    let lines = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}")).lines().count();
+    for (name, max) in [("chat_room.c", 50), ("proxy.c", 60), ("prim_tcp_server.c", 50), ("prim_tcp_client.c", 50), ("prim_udp_server.c", 50), ("prim_udp_client.c", 50)] {
+        assert!(lines(name) <= max, "{name} has {} lines (at most {max})", lines(name));
+    }
+    for name in ["tcp_server.c", "tcp_client.c", "echo_server.c", "udp_server.c", "udp_client.c"] {
+        assert!(lines(name) <= 15, "{name} has {} lines: a one-call flow is about ten", lines(name));
+    }
+}

@@ -64,6 +64,9 @@ fn rebuild(a: &Args) -> Vec<String> {
     if let Some(n) = a.workers {
         v.push(format!("--workers={n}"));
     }
+    if a.stats {
+        v.push("--stats".into());
+    }
     match a.family {
         Family::V4 => v.push("-4".into()),
         Family::V6 => v.push("-6".into()),
@@ -90,6 +93,7 @@ fn check_accepted(a: &Args, role: Role, prog: &str, argv: &[&str]) {
     if let Some(n) = a.max_per_ip {
         assert!(role == Role::Server && (1..=args::MAX_PER_IP_MAX).contains(&n), "--max-per-ip {n} for a {role:?}");
     }
+    assert!(!a.stats || role == Role::Server, "--stats for a {role:?}");
     if let Some(n) = a.workers {
         assert!(role == Role::Server && (1..=args::WORKERS_MAX).contains(&n), "--workers {n} for a {role:?}");
     }
