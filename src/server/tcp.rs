@@ -33,7 +33,7 @@ use super::timer::sooner;
 use super::worker::{Parting, Worker};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
-use crate::frame::{Ending, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame};
 use crate::net;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
@@ -91,6 +91,9 @@ pub struct TcpServer {
     spare: Spare,
     /// Empty cold states lent to connections that need one for a while.
     colds: ColdPool,
+    /// Decodes the reads of connections without cold state; empty between
+    /// dispatches (what a read leaves moves to the connection).
+    decoder: Decoder,
     /// The time of this turn.
     clock: Clock,
     next_gen: u64,
@@ -159,6 +162,7 @@ impl TcpServer {
             replies: Vec::new(),
             spare: Spare::default(),
             colds: ColdPool::new(cfg.frame),
+            decoder: Decoder::new(cfg.frame),
             clock: Clock::new(),
             next_gen: 1,
             again: Vec::new(),
@@ -466,10 +470,19 @@ impl TcpServer {
             Input::End => 0,
         };
         let peer = c.peer();
-        // Its cold state for the time of the dispatch (back to the pool at
-        // the end if it then holds nothing).
+        // A connection without cold state (the usual case: it held nothing)
+        // is decoded by the loop's own decoder, which is empty between
+        // dispatches; only a partial message left at the end makes it take
+        // cold state (below).
         let Connection { user, life, cold, .. } = c;
-        let Cold { decoder, out, out_pos, pushed, relayed, worker, .. } = &mut **cold.get_or_insert_with(|| self.colds.take());
+        let loop_decoder = cold.is_none();
+        let (decoder, queue, worker) = match cold.as_deref_mut() {
+            Some(Cold { decoder, out, out_pos, pushed, relayed, worker, .. }) => {
+                let others = *out_pos + pushed.bytes() + relayed.bytes();
+                (decoder, Some((out, others)), worker.as_ref())
+            }
+            None => (&mut self.decoder, None, None),
+        };
         let held_before = decoder.buffered();
         // A partial message left by this read is kept in a lent buffer.
         if !decoder.has_buffer() {
@@ -482,8 +495,10 @@ impl TcpServer {
         let mut quit = false;
         // Nothing queued: replies collect in the loop's buffer and go
         // straight to the socket (below); else behind what is queued.
-        let direct = out.is_empty();
-        let (out, others) = if direct { (&mut self.replies, 0) } else { (out, *out_pos + pushed.bytes() + relayed.bytes()) };
+        let (out, others, direct) = match queue {
+            Some((out, others)) if !out.is_empty() => (out, others, false),
+            _ => (&mut self.replies, 0, true),
+        };
         let (frame, quit_word, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
         let mut on_message = |msg: &[u8], ending| {
             if !quit_word.is_empty() && msg == &quit_word[..] {
@@ -520,8 +535,15 @@ impl TcpServer {
         // back through `again`), before any read that could find the end
         // of the stream.
         let paused = matches!(fed, Ok(Flow::Stop));
-        if let Some(buf) = decoder.take_buffer() {
-            self.spare.give(buf);
+        if !loop_decoder {
+            if let Some(buf) = decoder.take_buffer() {
+                self.spare.give(buf);
+            }
+        } else if !self.decoder.is_idle() {
+            // It holds a partial message now: the connection keeps that
+            // decoder, and the loop takes the empty one of its new cold state.
+            let x = self.conns[k].cold(&mut self.colds);
+            std::mem::swap(&mut x.decoder, &mut self.decoder);
         }
         if direct && !self.replies.is_empty() && !self.send_replies(k) {
             return false;
@@ -703,6 +725,11 @@ impl TcpServer {
     /// Writes queued replies; false if the connection is gone.
     fn flush(&mut self, k: usize) -> bool {
         let Some(c) = self.conns.get_mut(k) else { return false };
+        // Nothing queued or held, read as usual, no relay waiting: nothing
+        // to do (the usual case after a dispatch whose replies went out).
+        if c.cold.is_none() && !c.writable && c.reading() && !self.outgoing.relaying() {
+            return true;
+        }
         if c.life == Life::Connecting {
             return self.hold_until_connected(k);
         }
