@@ -20,7 +20,7 @@ fn main() {
     println!("cargo:rustc-env=SOCKFLOW_TARGET={}", env::var("TARGET").unwrap());
     println!("cargo:rustc-env=SOCKFLOW_GENERATED_HEADER={}", out.join("sockflow.h").display());
     // Give the shared library a soname so `make install` can ship the usual
-    // libsockflow.so -> libsockflow.so.0 -> libsockflow.so.0.1.0 links.
+    // libsockflow.so -> libsockflow.so.0.2 (the soname) -> libsockflow.so.0.2.0 links.
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
     let sover = if major == "0" { format!("0.{minor}") } else { major.clone() };
@@ -31,8 +31,12 @@ fn main() {
     let version = env::var("CARGO_PKG_VERSION").unwrap();
     let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
     let macros = format!(
-        "\n#define SOCKFLOW_VERSION \"{version}\"\n#define SOCKFLOW_VERSION_MAJOR {major}\n\
-         #define SOCKFLOW_VERSION_MINOR {minor}\n#define SOCKFLOW_VERSION_PATCH {patch}\n\
+        "\n/** This header's version, \"MAJOR.MINOR.PATCH\" (the library's is `sockflow_version()`). */\n\
+         #define SOCKFLOW_VERSION \"{version}\"\n\
+         /** This header's major version. */\n#define SOCKFLOW_VERSION_MAJOR {major}\n\
+         /** This header's minor version (before 1.0 a new minor version may break the ABI). */\n\
+         #define SOCKFLOW_VERSION_MINOR {minor}\n\
+         /** This header's patch version. */\n#define SOCKFLOW_VERSION_PATCH {patch}\n\
          /** (major << 16) | (minor << 8) | patch */\n\
          #define SOCKFLOW_VERSION_NUMBER (({major} << 16) | ({minor} << 8) | {patch})\n\n\
          #if defined(__GNUC__) || defined(__clang__)\n\

@@ -48,6 +48,6 @@ int main(int argc, char **argv)
             memmove(buf, buf + len + (nl != NULL), have);
         }
     }
-    sockflow_server_free(server);
+    sockflow_server_close(server);
     return rc < 0 ? sockflow_perror(args.prog, rc) : 0;
 }

@@ -29,6 +29,6 @@ int main(int argc, char **argv)
     cfg.idle_timeout_ms = args.timeout_ms > 0 ? args.timeout_ms : 2000;
     if ((rc = sockflow_udp_server_new(&args, &cfg, h, NULL, &s)) == 0)
         rc = sockflow_server_run(s);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     return rc < 0 ? sockflow_perror(args.prog, rc) : 0;
 }

@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     if ((rc = sockflow_tcp_listen_args(&a, &listener)) != 0)
         return sockflow_perror(a.prog, rc);
     fprintf(stderr, "%s: listening on %s port %d\n", a.prog, a.host, sockflow_tcp_listener_port(listener));
-    rc = sockflow_tcp_accept(listener, -1, &client, &peer);
+    rc = sockflow_tcp_accept(listener, SOCKFLOW_FOREVER, &client, &peer);
     sockflow_tcp_listener_close(listener);
     if (rc != 0)
         return sockflow_perror(a.prog, rc);

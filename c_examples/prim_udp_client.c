@@ -26,7 +26,7 @@ int main(int argc, char **argv)
         return sockflow_exit_code(rc);
     if ((rc = sockflow_udp_connect_args(&a, &sock)) != 0)
         return sockflow_perror(a.prog, rc);
-    n = sockflow_udp_set_timeout(sock, a.timeout_ms > 0 ? a.timeout_ms : 2000); /* < 0: no line is read */
+    n = sockflow_udp_set_timeouts(sock, a.timeout_ms > 0 ? a.timeout_ms : 2000, SOCKFLOW_FOREVER); /* < 0: no line is read */
 
     while (n >= 0 && fgets(line, sizeof line, stdin) != NULL) {
         size_t len = strlen(line);
@@ -34,7 +34,7 @@ int main(int argc, char **argv)
         len -= len > 0 && line[len - 1] == '\r';
         line[len] = '\0';
         if ((n = sockflow_udp_send(sock, line, len)) != 0
-            || (n = sockflow_udp_recvfrom(sock, reply, sizeof reply, NULL)) < 0)
+            || (n = sockflow_udp_recv_from(sock, reply, sizeof reply, NULL)) < 0)
             break;
         printf("echo: %s\n", reply);
         if (a.quit[0] != '\0' && strcmp(line, a.quit) == 0)

@@ -29,14 +29,14 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s: listening on %s port %d\n", a.prog, a.host, sockflow_udp_port(sock));
 
     for (;;) {
-        ssize_t n = sockflow_udp_recvfrom(sock, msg, sizeof msg, &from);
+        ssize_t n = sockflow_udp_recv_from(sock, msg, sizeof msg, &from);
         if (n == SOCKFLOW_EMSGSIZE) { /* one bad datagram does not stop a server */
             (void)sockflow_perror(a.prog, (int)n);
             continue;
         }
         if (n >= 0)
             printf("client ip = %s port = %d: %s\n", from.ip, from.port, msg);
-        rc = n < 0 ? (int)n : sockflow_udp_sendto(sock, msg, (size_t)n, from.ip, from.port);
+        rc = n < 0 ? (int)n : sockflow_udp_send_to(sock, msg, (size_t)n, from.ip, from.port);
         if (rc != 0 || (a.quit[0] != '\0' && strcmp(msg, a.quit) == 0))
             break;
     }

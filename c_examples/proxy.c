@@ -15,7 +15,7 @@ static int on_connect(void *ud, sockflow_conn *c)
     if (sockflow_conn_user(c)) /* the upstream side: paired already */
         return SOCKFLOW_ACTION_CONTINUE;
     uint64_t *client = malloc(sizeof *client), *upstream = malloc(sizeof *upstream);
-    int ms = args.timeout_ms ? args.timeout_ms : 10000; /* --timeout, else 10 s */
+    int ms = args.timeout_ms > 0 ? args.timeout_ms : 10000; /* --timeout, else 10 s */
     if (client && upstream && (*client = sockflow_conn_id(c)) != 0 &&
         sockflow_conn_connect(c, up.host, up.port, ms, client, upstream) == 0)
         return sockflow_conn_set_user(c, upstream);
@@ -38,7 +38,7 @@ static void on_close(void *ud, sockflow_conn *c, int reason)
     if (reason == SOCKFLOW_CLOSE_REASON_CONNECT_FAILED && sockflow_conn_error(c) < 0 && sockflow_last_error(why, sizeof why) > 0)
         fprintf(stderr, "%s: upstream %s: closing the client\n", args.prog, why);
     if (other)
-        sockflow_conn_close_to(c, *other);
+        sockflow_conn_close_id(c, *other);
     free(other);
 }
 

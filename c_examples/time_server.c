@@ -40,6 +40,6 @@ int main(int argc, char **argv)
         rc = sockflow_server_timer_add(server, interval, interval, tick, NULL, NULL);
     if (rc == 0)
         rc = sockflow_server_run(server);
-    sockflow_server_free(server);
+    sockflow_server_close(server);
     return rc < 0 ? sockflow_perror(args.prog, rc) : 0;
 }

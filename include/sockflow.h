@@ -8,12 +8,16 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define SOCKFLOW_VERSION "0.1.0"
+/** This header's version, "MAJOR.MINOR.PATCH" (the library's is `sockflow_version()`). */
+#define SOCKFLOW_VERSION "0.2.0"
+/** This header's major version. */
 #define SOCKFLOW_VERSION_MAJOR 0
-#define SOCKFLOW_VERSION_MINOR 1
+/** This header's minor version (before 1.0 a new minor version may break the ABI). */
+#define SOCKFLOW_VERSION_MINOR 2
+/** This header's patch version. */
 #define SOCKFLOW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
-#define SOCKFLOW_VERSION_NUMBER ((0 << 16) | (1 << 8) | 0)
+#define SOCKFLOW_VERSION_NUMBER ((0 << 16) | (2 << 8) | 0)
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SOCKFLOW_MUST_USE __attribute__((warn_unused_result))
@@ -21,6 +25,12 @@
 #define SOCKFLOW_MUST_USE
 #endif
 
+
+/**
+ * "No limit", for any `*_ms` argument or field (every negative value
+ * means the same).
+ */
+#define SOCKFLOW_FOREVER -1
 
 /**
  * Size of `sockflow_addr.ip` (INET6_ADDRSTRLEN).
@@ -146,6 +156,12 @@
 #define SOCKFLOW_EBUSY -17
 
 /**
+ * How many close reasons `sockflow_stats.closed` counts: one per
+ * `sockflow_close_reason`, which start at 1.
+ */
+#define SOCKFLOW_CLOSE_REASONS 8
+
+/**
  * How messages are delimited on a TCP stream (`--frame`).
  */
 typedef enum sockflow_frame {
@@ -184,6 +200,50 @@ typedef enum sockflow_role {
      */
     SOCKFLOW_ROLE_CLIENT = 2,
 } sockflow_role;
+
+/**
+ * Which address family a host name may resolve to (`-4`, `-6`).
+ */
+typedef enum sockflow_family {
+    /**
+     * IPv4 or IPv6, in the resolver's order.
+     */
+    SOCKFLOW_FAMILY_ANY = 0,
+    /**
+     * IPv4 only (`-4`).
+     */
+    SOCKFLOW_FAMILY_V4 = 4,
+    /**
+     * IPv6 only (`-6`).
+     */
+    SOCKFLOW_FAMILY_V6 = 6,
+} sockflow_family;
+
+/**
+ * The built-in handlers, as found in `sockflow_handler.builtin`.
+ */
+typedef enum sockflow_builtin {
+    /**
+     * Your own callbacks.
+     */
+    SOCKFLOW_BUILTIN_NONE = 0,
+    /**
+     * `sockflow_handler_print()`.
+     */
+    SOCKFLOW_BUILTIN_PRINT = 1,
+    /**
+     * `sockflow_handler_echo()`.
+     */
+    SOCKFLOW_BUILTIN_ECHO = 2,
+    /**
+     * `sockflow_handler_hello()`.
+     */
+    SOCKFLOW_BUILTIN_HELLO = 3,
+    /**
+     * `sockflow_handler_upper()`.
+     */
+    SOCKFLOW_BUILTIN_UPPER = 4,
+} sockflow_builtin;
 
 /**
  * What a callback returns. Any other value is a bug in the callback; it
@@ -287,13 +347,13 @@ typedef enum sockflow_turn {
     SOCKFLOW_TURN_RUNNING = 0,
     /**
      * A stop was asked (a callback, `sockflow_server_stop`, a signal): this
-     * turn closed every connection, and the server is done (free it).
+     * turn closed every connection, and the server is done (close it).
      */
     SOCKFLOW_TURN_STOPPED = 1,
 } sockflow_turn;
 
 /**
- * How `sockflow_server_close` closes a connection.
+ * How `sockflow_server_close_id` closes a connection.
  */
 typedef enum sockflow_close_mode {
     /**
@@ -307,9 +367,29 @@ typedef enum sockflow_close_mode {
 } sockflow_close_mode;
 
 /**
+ * How serious a log line is.
+ */
+typedef enum sockflow_log_level {
+    /**
+     * Something failed that the server cannot fix: `accept`, `recvfrom`,
+     * starting a connection's thread.
+     */
+    SOCKFLOW_LOG_LEVEL_ERROR = 1,
+    /**
+     * A client was refused, dropped or closed for misbehaving, a datagram
+     * was dropped, log lines were lost.
+     */
+    SOCKFLOW_LOG_LEVEL_WARN = 2,
+    /**
+     * The server's life: listening, stopped, signal received.
+     */
+    SOCKFLOW_LOG_LEVEL_INFO = 3,
+} sockflow_log_level;
+
+/**
  * A connection as a callback sees it. Valid only during the callback
  * that received it, on that callback's thread: keep `sockflow_conn_id()`
- * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
+ * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send_to`).
  * It is an opaque token, never a pointer to memory: a `sockflow_conn *`
  * used anywhere else (kept from an earlier callback, passed to another
  * thread) returns `SOCKFLOW_EBADHANDLE` and never acts on a connection.
@@ -322,11 +402,11 @@ typedef struct sockflow_conn sockflow_conn;
  * `sockflow_server_start` + `sockflow_server_join` (on a thread of its
  * own), `sockflow_server_turn` + `sockflow_server_fd` +
  * `sockflow_server_timeout` (from the program's own event loop),
- * `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send`,
+ * `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send_to`,
  * `sockflow_server_broadcast`, `sockflow_server_timer_add`,
- * `sockflow_server_timer_cancel`, `sockflow_server_free`. `stop`, `send`,
+ * `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send_to`,
  * `broadcast`, `port`, `fd` and the timer calls may be called from any
- * thread while it runs; so may `free`, which stops the server and waits
+ * thread while it runs; so may `close`, which stops the server and waits
  * for the run to return. A server runs once, one of the three ways.
  */
 typedef struct sockflow_server sockflow_server;
@@ -363,9 +443,9 @@ typedef struct sockflow_tcp_listener sockflow_tcp_listener;
 
 /**
  * A UDP socket. Methods: `sockflow_udp_bind`, `sockflow_udp_bind_args`,
- * `sockflow_udp_connect`, `sockflow_udp_connect_args`, `sockflow_udp_sendto`,
- * `sockflow_udp_send`, `sockflow_udp_recvfrom`, `sockflow_udp_set_frame`,
- * `sockflow_udp_set_timeout`, `sockflow_udp_set_broadcast`,
+ * `sockflow_udp_connect`, `sockflow_udp_connect_args`, `sockflow_udp_send_to`,
+ * `sockflow_udp_send`, `sockflow_udp_recv_from`, `sockflow_udp_set_frame`,
+ * `sockflow_udp_set_timeouts`, `sockflow_udp_set_broadcast`,
  * `sockflow_udp_join`, `sockflow_udp_leave`, `sockflow_udp_port`,
  * `sockflow_udp_fd`, `sockflow_udp_close`.
  *
@@ -393,7 +473,7 @@ typedef struct sockflow_args {
      */
     int port;
     /**
-     * 0 = any, 4 = IPv4 only (`-4`), 6 = IPv6 only (`-6`).
+     * A `sockflow_family` value (`-4`, `-6`; default `SOCKFLOW_FAMILY_ANY`).
      */
     int family;
     /**
@@ -412,7 +492,7 @@ typedef struct sockflow_args {
      */
     char quit[SOCKFLOW_QUIT_MAX];
     /**
-     * `--timeout` in milliseconds (0 = none): a client's connect/reply
+     * `--timeout` in milliseconds (`SOCKFLOW_FOREVER` when not given): a client's connect/reply
      * timeout, a server's idle timeout (TCP connections, UDP peers with
      * `udp_peers`).
      */
@@ -426,6 +506,16 @@ typedef struct sockflow_args {
      * 0 = not given (the server's default, 256).
      */
     int max_per_ip;
+    /**
+     * `--workers` (servers): event-loop threads, 1-256; 0 = not given
+     * (the server's default, 1). See `sockflow_server_config.workers`.
+     */
+    int workers;
+    /**
+     * `--stats` (servers): non-zero logs the server's counters (see
+     * `sockflow_server_stats`) when it stops.
+     */
+    int stats;
 } sockflow_args;
 
 /**
@@ -487,15 +577,37 @@ typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, in
  * `sockflow_handler_echo`, `sockflow_handler_hello`, `sockflow_handler_upper`.
  */
 typedef struct sockflow_handler {
+    /**
+     * See `sockflow_on_connect`; NULL: nothing happens at a connect.
+     */
     sockflow_on_connect on_connect;
+    /**
+     * See `sockflow_on_message`; required unless `builtin` names a built-in.
+     */
     sockflow_on_message on_message;
+    /**
+     * See `sockflow_on_close`; NULL: nothing happens at a close.
+     */
     sockflow_on_close on_close;
     /**
-     * 0 for your own callbacks. Set by `sockflow_handler_print()` and the
-     * other built-ins, which ignore the callback fields.
+     * A `sockflow_builtin`: `SOCKFLOW_BUILTIN_NONE` (0) for your own
+     * callbacks. Set by `sockflow_handler_print()` and the other built-ins,
+     * which ignore the callback fields.
      */
     int builtin;
 } sockflow_handler;
+
+/**
+ * A program's log function: gets each log line, with its level and
+ * without the `NAME: ` prefix, as a NUL-terminated string valid during the
+ * call. It runs on the server's log thread (never the loop's, so a slow
+ * logger does not slow the server: lines queue up, and past 1024 are
+ * counted and reported as dropped), one call at a time; `userdata` must
+ * be usable from that thread. It is not called after
+ * `sockflow_server_close` returns, except for a call already running
+ * then (a call that takes more than 2 s is left running).
+ */
+typedef void (*sockflow_log_fn)(void *userdata, int level, const char *msg);
 
 /**
  * Server settings. Fill with `sockflow_server_config_init`, then change
@@ -512,17 +624,19 @@ typedef struct sockflow_server_config {
      */
     int max_conns;
     /**
-     * Close a connection after this many ms without traffic (default 0 =
-     * the `--timeout` of the `sockflow_args`, whose 0 means never). With
-     * `udp_peers`: a peer is closed (`on_close` with IDLE) after this many
-     * ms without a datagram from it; 0 with no `--timeout` means 60000.
+     * Close a connection after this many ms without traffic (default
+     * `SOCKFLOW_FOREVER`: the `--timeout` of the `sockflow_args` if it was
+     * given, else never). With `udp_peers`: a peer is closed (`on_close`
+     * with IDLE) after this many ms without a datagram from it; when no
+     * limit is given here or by `--timeout`, after 60000 ms (a UDP peer
+     * never says goodbye). 0 is `SOCKFLOW_EINVAL`.
      */
     int idle_timeout_ms;
     /**
      * Per-connection queue bound (default 1 MiB). A client's own replies
      * past half of it stop reading from that client until it has taken
      * them (backpressure: nothing is dropped); messages pushed to it by
-     * `sockflow_server_send`/`_broadcast`/`sockflow_conn_send_to` past it
+     * `sockflow_server_send_to`/`_broadcast`/`sockflow_conn_send_to` past it
      * drop the client with reason OVERFLOW. Also bounds the messages
      * waiting for a connection's thread (64 bytes + length each).
      */
@@ -542,13 +656,22 @@ typedef struct sockflow_server_config {
     int backlog;
     /**
      * Where log lines go (readiness `NAME: listening on HOST port N`, drops,
-     * errors). NULL = stderr.
+     * errors). NULL = stderr. Ignored when `log_fn` is set.
      */
     FILE *log;
     /**
      * Non-zero: no log lines at all.
      */
     int quiet;
+    /**
+     * Your logger (default NULL): gets every log line instead of `log`,
+     * with its `sockflow_log_level` and without the `NAME: ` prefix.
+     */
+    sockflow_log_fn log_fn;
+    /**
+     * Passed first to `log_fn`.
+     */
+    void *log_userdata;
     /**
      * Most connections at once from one address (IPv6: one /64); more are
      * closed at once with a log line. Default 0 = the `--max-per-ip` of the
@@ -558,7 +681,7 @@ typedef struct sockflow_server_config {
     /**
      * Close a connection that holds an incomplete message for this many ms
      * (slowloris); the clock restarts at each complete message. Default
-     * 60000; 0 = never.
+     * 60000; `SOCKFLOW_FOREVER` = never; 0 is `SOCKFLOW_EINVAL`.
      */
     int incomplete_timeout_ms;
     /**
@@ -577,17 +700,90 @@ typedef struct sockflow_server_config {
      * once it has been silent for `idle_timeout_ms`, with STOPPING when the
      * server stops, or with HANDLER/ERROR after a callback returned CLOSE or
      * a negative value (its next datagram then makes a new peer, with a new
-     * id). `sockflow_server_send`, `_broadcast` and `sockflow_conn_send_to`
+     * id). `sockflow_server_send_to`, `_broadcast` and `sockflow_conn_send_to`
      * send datagrams to peers by id, from any thread. At most `max_conns`
      * peers.
      */
     int udp_peers;
+    /**
+     * Event-loop threads, 1-256. Default 0 = the `--workers` of the
+     * `sockflow_args`, or 1 when it was not given. With N > 1 each worker
+     * thread has its own socket on the same address (`SO_REUSEPORT`), the
+     * kernel spreads new connections over them, and a connection's
+     * callbacks all run on its worker's thread (`sockflow_conn_worker`):
+     * callbacks of different connections may run at the same time, so data
+     * the handler shares between connections needs a lock (or one slot per
+     * worker). Stopping the server, sending to a connection by id,
+     * broadcasting, closing by id, and the connection count, ids and peers
+     * work across all workers, from any thread and any callback.
+     * Timers and signal handling run on worker 0, the thread that calls
+     * `sockflow_server_run` (or the one `sockflow_server_start` starts).
+     * `max_conns` and `memory_budget` are split evenly between the workers
+     * (rounded up); `max_per_ip` counts over all of them. UDP: each worker
+     * has its own socket and the kernel keeps a sender on one worker, so
+     * with `udp_peers` a peer stays with the worker that knows it. A
+     * program's own loop (`sockflow_server_turn`, `_fd`, `_timeout`) and a
+     * `sockflow_client_loop_new` loop run one worker only: the turn calls
+     * return `SOCKFLOW_EINVAL` for a server with more.
+     */
+    int workers;
 } sockflow_server_config;
+
+/**
+ * A snapshot of a server's counters since it was made (all workers
+ * together). Filled by `sockflow_server_stats`.
+ */
+typedef struct sockflow_stats {
+    /**
+     * Connections open now (TCP, and UDP peers with `udp_peers`).
+     */
+    uint64_t conns_open;
+    /**
+     * Connections ever opened: accepted, connected out, UDP peers heard.
+     */
+    uint64_t conns_total;
+    /**
+     * Connections refused at once: past `max_conns` or `max_per_ip`.
+     */
+    uint64_t conns_refused;
+    /**
+     * Messages handed to `on_message` (a UDP datagram is one).
+     */
+    uint64_t msgs_in;
+    /**
+     * Their bytes (the messages', without framing).
+     */
+    uint64_t bytes_in;
+    /**
+     * Messages sent: by callbacks, and by `sockflow_server_send_to` and
+     * `_broadcast` (one per receiver).
+     */
+    uint64_t msgs_out;
+    /**
+     * Bytes written to sockets, framing included.
+     */
+    uint64_t bytes_out;
+    /**
+     * Connections closed, by reason: `closed[SOCKFLOW_CLOSE_REASON_IDLE - 1]`
+     * is how many were closed for idleness.
+     */
+    uint64_t closed[SOCKFLOW_CLOSE_REASONS];
+    /**
+     * Datagrams dropped: too long for the frame, or from a new sender
+     * past `max_conns` peers.
+     */
+    uint64_t dropped;
+    /**
+     * Bytes held now in partial messages and queues (what
+     * `memory_budget` bounds).
+     */
+    uint64_t queued_bytes;
+} sockflow_stats;
 
 /**
  * A timer's callback. Runs on the server's loop thread (never on the
  * thread that added it, never at the same time as another callback of the
- * same loop), so it must not block; it may call `sockflow_server_send`,
+ * same loop), so it must not block; it may call `sockflow_server_send_to`,
  * `_broadcast`, `_stop`, `_timer_add` and `_timer_cancel` on `server`.
  * `userdata` is the pointer given to `sockflow_server_timer_add`; sockflow
  * never frees it. Returns a `sockflow_action`: `SOCKFLOW_ACTION_CONTINUE`
@@ -610,7 +806,7 @@ extern "C" {
  * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
  * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
- * servers also take `--max-per-ip N`.
+ * servers also take `--max-per-ip N` and `--workers N`.
  *
  * Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
  * (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
@@ -724,7 +920,7 @@ int sockflow_chat_client_run(const struct sockflow_args *args, FILE *in, FILE *o
  * An id that is gone is ignored. Returns 0, or `SOCKFLOW_EINVAL` for a
  * NULL `s` or a `mode` that is not a `sockflow_close_mode`.
  */
-int sockflow_server_close(struct sockflow_server *s, uint64_t id, int mode);
+int sockflow_server_close_id(struct sockflow_server *s, uint64_t id, int mode);
 
 /**
  * The number of open connections of server `s` (connected, `on_close` not
@@ -752,10 +948,11 @@ int sockflow_server_peer(const struct sockflow_server *s, uint64_t id, struct so
 /**
  * Gives connection `id` of server `s` its own idle timeout, overriding the
  * server's `idle_timeout_ms`: closed (reason IDLE) after `timeout_ms` ms
- * without traffic; 0 = never; < 0 = the server's again. Counted from its
+ * without traffic (`SOCKFLOW_FOREVER` = never; 0 = `SOCKFLOW_EINVAL`).
+ * Counted from its
  * last traffic; checked a few times a second. Queued for the loop: safe
  * from any thread and from callbacks (e.g. in `on_connect`). An id that is
- * gone is ignored. Returns 0 or `SOCKFLOW_EINVAL` for NULL.
+ * gone is ignored. Returns 0 or `SOCKFLOW_EINVAL`.
  */
 int sockflow_server_set_idle_timeout(struct sockflow_server *s, uint64_t id, int timeout_ms);
 
@@ -863,7 +1060,9 @@ int sockflow_conn_send_to(struct sockflow_conn *c, uint64_t id, const void *msg,
  * until `id` is down to a quarter, so memory stays bounded by the slower
  * side. With line frames the message keeps the line ending it came with.
  * An id that is gone is ignored. TCP only; from callbacks (on their
- * thread) only.
+ * thread) only. With several workers both connections must be on one
+ * worker (one opened by `sockflow_conn_connect` from this callback is):
+ * else `SOCKFLOW_EBADHANDLE`.
  */
 int sockflow_conn_relay(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
 
@@ -872,7 +1071,7 @@ int sockflow_conn_relay(struct sockflow_conn *c, uint64_t id, const void *msg, s
  * has been sent (reason `SOCKFLOW_CLOSE_REASON_HANDLER`); one still connecting
  * closes at once. An id that is gone is ignored. Returns 0.
  */
-int sockflow_conn_close_to(struct sockflow_conn *c, uint64_t id);
+int sockflow_conn_close_id(struct sockflow_conn *c, uint64_t id);
 
 /**
  * Opens an outgoing TCP connection from this server's loop to `host`
@@ -906,7 +1105,7 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
 /**
  * The connection's id: unique for the server's life, never reused, never
  * 0. It is an opaque 64-bit value: keep it whole (a `uint64_t`, a hash or
- * map key) and pass it to `sockflow_conn_send_to`/`sockflow_server_send`
+ * map key) and pass it to `sockflow_conn_send_to`/`sockflow_server_send_to`
  * to reach that connection from anywhere; do not assume ids are small,
  * dense or ordered. To show users a number they can type (a chat room's
  * `/who`), keep your own small counter in the user pointer and a table from
@@ -914,6 +1113,16 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
  * `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
  */
 uint64_t sockflow_conn_id(const struct sockflow_conn *c);
+
+/**
+ * The worker (event-loop thread, 0 to `workers - 1`, see
+ * `sockflow_server_config.workers`) that `conn` lives on and this callback
+ * runs on, for state kept per worker without a lock: every callback of
+ * one connection runs on the same worker. 0 for a server of one worker.
+ * Returns `SOCKFLOW_EINVAL` for NULL, `SOCKFLOW_EBADHANDLE` for a `conn`
+ * that is not the running callback's.
+ */
+int sockflow_conn_worker(const struct sockflow_conn *c);
 
 /**
  * Writes the peer's address (for UDP, the datagram's sender) to `*out`.
@@ -941,7 +1150,7 @@ int sockflow_server_config_init(struct sockflow_server_config *cfg);
 /**
  * Binds a TCP server on the host and port of `args` (with their frame and
  * quit word) for `handler`/`userdata`. `cfg` may be NULL for the defaults.
- * Writes the server to `*out` (free it with `sockflow_server_free` after
+ * Writes the server to `*out` (free it with `sockflow_server_close` after
  * `sockflow_server_run` returned) and returns 0; e.g.
  * `SOCKFLOW_EADDRINUSE` with the message `bind 0.0.0.0:8080: Address already in use`.
  */
@@ -972,7 +1181,7 @@ int sockflow_udp_server_new(const struct sockflow_args *args,
  * server's are: `on_connect` when connected, `on_message`, `on_close`
  * (with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` when a connect fails). It is a
  * `sockflow_server` like any other: run it with `sockflow_server_run`,
- * stop it with `sockflow_server_stop`, free it with `sockflow_server_free`;
+ * stop it with `sockflow_server_stop`, free it with `sockflow_server_close`;
  * `sockflow_server_port` gives 0. `args` gives the frame, quit word and
  * program name (its host and port are not used); NULL means line frames,
  * no quit word. `cfg` may be NULL for the defaults. Writes the loop to
@@ -987,8 +1196,8 @@ int sockflow_client_loop_new(const struct sockflow_args *args,
 /**
  * Opens an outgoing TCP connection on the server's loop (a client loop's,
  * or a listening server's) to `host` (a name or an address) and `port`,
- * giving up after `timeout_ms` (0: the OS's own limit, about two minutes
- * on Linux). Writes the new connection's id to `*id` at once and returns
+ * giving up after `timeout_ms` (`SOCKFLOW_FOREVER`: the OS's own limit,
+ * about two minutes on Linux). Writes the new connection's id to `*id` at once and returns
  * 0; the loop then calls `on_connect` once it is connected, or `on_close`
  * with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
  * cannot be made. `on_close` comes exactly once for every id either way.
@@ -996,7 +1205,7 @@ int sockflow_client_loop_new(const struct sockflow_args *args,
  * (`sockflow_conn_user`); sockflow never frees it: free it in that
  * `on_close`. Never blocks: a numeric host is used as is, a name is
  * resolved on a short-lived thread of its own. `host` is only read during
- * the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
+ * the call. Returns `SOCKFLOW_EINVAL` for a `timeout_ms` of 0,
  * `SOCKFLOW_EADDR` for a port outside 1-65535 or an empty host,
  * `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
  * callback comes). Safe from any thread, before or during
@@ -1012,7 +1221,7 @@ int sockflow_server_connect(struct sockflow_server *s,
 /**
  * Runs the server on the calling thread until it is stopped (a callback
  * returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`,
- * `sockflow_server_free`, or a signal when `handle_signals` is set); then
+ * `sockflow_server_close`, or a signal when `handle_signals` is set); then
  * stops accepting, flushes queued replies, closes every connection and
  * returns 0. A server runs once: `SOCKFLOW_EBUSY` while it is running on
  * another thread, `SOCKFLOW_EBADHANDLE` after it ran.
@@ -1036,7 +1245,7 @@ int sockflow_server_port(const struct sockflow_server *s);
  * with `udp_peers` (one datagram to that peer); `SOCKFLOW_EBADHANDLE` for
  * a UDP server without.
  */
-int sockflow_server_send(struct sockflow_server *s, uint64_t id, const void *msg, size_t len);
+int sockflow_server_send_to(struct sockflow_server *s, uint64_t id, const void *msg, size_t len);
 
 /**
  * Queues one message for every connection; safe from any thread. TCP, or
@@ -1046,14 +1255,15 @@ int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t
 
 /**
  * Runs one bounded turn of the server on the calling thread, for a program
- * with its own event loop: waits at most `timeout_ms` (0 = not at all, < 0
- * = until something happens) for network events, commands from other
+ * with its own event loop: waits at most `timeout_ms` (0 = not at all,
+ * `SOCKFLOW_FOREVER` = until something happens) for network events, commands from other
  * threads and timers, and handles what is ready. The first turn logs the
  * readiness line. Returns `SOCKFLOW_TURN_RUNNING` (0) while the server
  * goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
  * (it has flushed, bounded, and closed every connection), or a negative
  * code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
- * `SOCKFLOW_EBADHANDLE` after it stopped).
+ * `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for a server
+ * of more than one worker: see `sockflow_server_config.workers`).
  *
  * Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
  * descriptor for reading with the timeout, then turn. One thread at a
@@ -1067,18 +1277,18 @@ int sockflow_server_turn(struct sockflow_server *s, int timeout_ms);
  * (a connection, data, a command or stop from another thread). Timers do
  * not make it readable: poll with `sockflow_server_timeout`. Owned by the
  * server: do not read, close or change it. Returns the descriptor, or
- * `SOCKFLOW_EINVAL` for NULL.
+ * `SOCKFLOW_EINVAL` for NULL or a server of more than one worker.
  */
 int sockflow_server_fd(const struct sockflow_server *s);
 
 /**
  * How many ms a program's own loop may wait on `sockflow_server_fd` before
  * the next `sockflow_server_turn` is due even without an event (a timer,
- * an idle check): -1 = no such deadline, 0 = now (rounded up, so a turn
+ * an idle check): `SOCKFLOW_FOREVER` = no such deadline, 0 = now (rounded up, so a turn
  * after the wait finds the timer due). Call it right before polling, from
  * the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
  * turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
- * stopped.
+ * stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
  */
 int sockflow_server_timeout(struct sockflow_server *s);
 
@@ -1087,7 +1297,7 @@ int sockflow_server_timeout(struct sockflow_server *s);
  * would, and returns at once: 0, or `SOCKFLOW_EBUSY`/`SOCKFLOW_EBADHANDLE`
  * as `run`, `SOCKFLOW_EOS` if no thread could be started. Stop it with
  * `sockflow_server_stop` (or a callback's STOP) and wait for it with
- * `sockflow_server_join`, or just `sockflow_server_free` it (stops and waits).
+ * `sockflow_server_join`, or just `sockflow_server_close` it (stops and waits).
  */
 int sockflow_server_start(struct sockflow_server *s);
 
@@ -1098,7 +1308,7 @@ int sockflow_server_start(struct sockflow_server *s);
  * error that ended it (with its message as this thread's last error).
  * `SOCKFLOW_EBUSY` when called from one of the server's own callbacks (it
  * would wait for itself), `SOCKFLOW_EBADHANDLE` if it is not running.
- * Free the handle afterwards with `sockflow_server_free`.
+ * Free the handle afterwards with `sockflow_server_close`.
  */
 int sockflow_server_join(struct sockflow_server *s);
 
@@ -1113,7 +1323,7 @@ int sockflow_server_join(struct sockflow_server *s);
  * race it with the start of a `run` or `turn` (one called after `free`
  * uses freed memory).
  */
-void sockflow_server_free(struct sockflow_server *s);
+void sockflow_server_close(struct sockflow_server *s);
 
 /**
  * The whole TCP server in one call: binds the host and port of `args`,
@@ -1134,6 +1344,15 @@ int sockflow_udp_server_run(const struct sockflow_args *args,
                             void *userdata);
 
 /**
+ * Fills `*out` with server `s`'s counters. Safe from any thread and from
+ * callbacks, before, during and after a run (until `sockflow_server_close`);
+ * each counter is read on its own, so a snapshot taken while the server
+ * works may be a message apart between counters. Returns 0, or
+ * `SOCKFLOW_EINVAL` for NULL.
+ */
+int sockflow_server_stats(const struct sockflow_server *s, struct sockflow_stats *out);
+
+/**
  * Listens on `host`:`port` (`port` 0 = any free port; read it back with
  * `sockflow_tcp_listener_port`). SO_REUSEADDR is set, so a restarted server
  * binds at once; "::" listens on IPv4 and IPv6. `backlog` <= 0 means 128.
@@ -1152,7 +1371,7 @@ int sockflow_tcp_listen(const char *host,
 int sockflow_tcp_listen_args(const struct sockflow_args *args, struct sockflow_tcp_listener **out);
 
 /**
- * Waits up to `timeout_ms` (< 0 = forever, 0 = just check) for a client.
+ * Waits up to `timeout_ms` (`SOCKFLOW_FOREVER` = no limit, 0 = just check) for a client.
  * The connection starts with the listener's frame (line frames, or the
  * `--frame` of `sockflow_tcp_listen_args`).
  * On success writes the new connection to `*out` (free it with
@@ -1182,7 +1401,8 @@ void sockflow_tcp_listener_close(struct sockflow_tcp_listener *l);
 
 /**
  * Connects to `host`:`port`, trying every address the name resolves to,
- * each attempt bounded by `timeout_ms` (<= 0 = the OS's limit). Writes the
+ * each attempt bounded by `timeout_ms` (`SOCKFLOW_FOREVER` = the OS's limit;
+ * 0 = `SOCKFLOW_EINVAL`). Writes the
  * new connection to `*out` (free it with `sockflow_tcp_close`); returns 0,
  * or e.g. `SOCKFLOW_ECONNREFUSED`, `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`.
  */
@@ -1202,10 +1422,11 @@ int sockflow_tcp_connect_args(const struct sockflow_args *args, struct sockflow_
 int sockflow_tcp_set_frame(struct sockflow_tcp *t, const char *spec);
 
 /**
- * Read and write timeouts in milliseconds (<= 0 = none). An expired
+ * Receive and send timeouts in milliseconds (`SOCKFLOW_FOREVER` = none,
+ * 0 = `SOCKFLOW_EINVAL`). An expired
  * timeout makes a call return `SOCKFLOW_ETIMEDOUT`.
  */
-int sockflow_tcp_set_timeouts(struct sockflow_tcp *t, int read_ms, int write_ms);
+int sockflow_tcp_set_timeouts(struct sockflow_tcp *t, int recv_ms, int send_ms);
 
 /**
  * Sends all `len` bytes of `data` (partial writes completed, EINTR
@@ -1356,7 +1577,7 @@ int sockflow_udp_connect_args(const struct sockflow_args *args, struct sockflow_
 
 /**
  * Sets the frame: with "fixed:N" every datagram sent is NUL-padded to N
- * bytes and `sockflow_udp_recvfrom` returns the text before the first NUL
+ * bytes and `sockflow_udp_recv_from` returns the text before the first NUL
  * (the tutorial's 32-byte datagrams); with "line" one trailing newline of
  * a received datagram is dropped; "raw" (the default) sends and receives as is.
  */
@@ -1366,11 +1587,11 @@ int sockflow_udp_set_frame(struct sockflow_udp *u, const char *spec);
  * Sends one datagram of `len` bytes to `host`:`port` (framed as set by
  * `sockflow_udp_set_frame`). Returns 0 or a negative code.
  */
-int sockflow_udp_sendto(struct sockflow_udp *u,
-                        const void *data,
-                        size_t len,
-                        const char *host,
-                        int port);
+int sockflow_udp_send_to(struct sockflow_udp *u,
+                         const void *data,
+                         size_t len,
+                         const char *host,
+                         int port);
 
 /**
  * Sends one datagram on a connected socket. Returns 0 or a negative code.
@@ -1385,15 +1606,17 @@ int sockflow_udp_send(struct sockflow_udp *u, const void *data, size_t len);
  * after the timeout; `SOCKFLOW_EAGAIN` when the descriptor is non-blocking
  * and no datagram is waiting.
  */
-ssize_t sockflow_udp_recvfrom(struct sockflow_udp *u,
-                              void *buf,
-                              size_t cap,
-                              struct sockflow_addr *from);
+ssize_t sockflow_udp_recv_from(struct sockflow_udp *u,
+                               void *buf,
+                               size_t cap,
+                               struct sockflow_addr *from);
 
 /**
- * Receive timeout in milliseconds (<= 0 = none).
+ * Receive and send timeouts in milliseconds (`SOCKFLOW_FOREVER` = none,
+ * 0 = `SOCKFLOW_EINVAL`). An expired timeout makes a call return
+ * `SOCKFLOW_ETIMEDOUT`.
  */
-int sockflow_udp_set_timeout(struct sockflow_udp *u, int timeout_ms);
+int sockflow_udp_set_timeouts(struct sockflow_udp *u, int recv_ms, int send_ms);
 
 /**
  * Turns SO_BROADCAST on (`on` != 0) or off.
@@ -1428,7 +1651,7 @@ int sockflow_udp_fd(const struct sockflow_udp *u);
 void sockflow_udp_close(struct sockflow_udp *u);
 
 /**
- * The library's version, e.g. "0.1.0" (static; do not free). Compare with
+ * The library's version, e.g. "0.2.0" (static; do not free). Compare with
  * the header's `SOCKFLOW_VERSION` to detect a header/library mismatch.
  */
 const char *sockflow_version(void);

@@ -4,7 +4,6 @@
 //! value in C), the OS errno when there is one, and a message that says what
 //! failed and why, e.g. `bind 0.0.0.0:80: Permission denied`.
 
-use std::ffi::CStr;
 use std::fmt;
 use std::io;
 
@@ -26,7 +25,7 @@ macro_rules! codes {
             pub const ALL: [Code; [$($value),*].len()] = [$(Code::$name),*];
 
             /// A short static description: the `sockflow_strerror` text.
-            pub fn describe(self) -> &'static CStr {
+            pub fn describe(self) -> &'static str {
                 match self {
                     $(Code::$name => $text,)*
                 }
@@ -37,51 +36,39 @@ macro_rules! codes {
 
 codes! {
     /// Invalid argument, including a NULL pointer.
-    Inval = 1, c"invalid argument";
+    Inval = 1, "invalid argument";
     /// An address that is not a valid IPv4/IPv6 address or port.
-    Addr = 2, c"bad address";
+    Addr = 2, "bad address";
     /// A host name could not be resolved.
-    Resolve = 3, c"name resolution failed";
+    Resolve = 3, "name resolution failed";
     /// The address is already in use.
-    AddrInUse = 4, c"address already in use";
+    AddrInUse = 4, "address already in use";
     /// Permission denied (e.g. binding a port below 1024).
-    Access = 5, c"permission denied";
+    Access = 5, "permission denied";
     /// The peer refused the connection.
-    Refused = 6, c"connection refused";
+    Refused = 6, "connection refused";
     /// An operation did not finish within its timeout.
-    TimedOut = 7, c"timed out";
+    TimedOut = 7, "timed out";
     /// The peer closed the connection.
-    Closed = 8, c"peer closed the connection";
+    Closed = 8, "peer closed the connection";
     /// A message is longer than the frame or buffer allows.
-    MsgSize = 9, c"message too long";
+    MsgSize = 9, "message too long";
     /// A non-blocking operation would block.
-    WouldBlock = 10, c"operation would block";
+    WouldBlock = 10, "operation would block";
     /// The handle (connection, server) is closed or no longer exists.
-    BadHandle = 11, c"handle is closed";
+    BadHandle = 11, "handle is closed";
     /// A panic inside sockflow was caught at the boundary.
-    Panic = 12, c"internal error (panic caught)";
+    Panic = 12, "internal error (panic caught)";
     /// Another OS error; its errno is kept.
-    Os = 13, c"operating system error";
+    Os = 13, "operating system error";
     /// The peer reset the connection.
-    Reset = 14, c"connection reset by peer";
+    Reset = 14, "connection reset by peer";
     /// A bad command line.
-    Usage = 15, c"bad command line";
+    Usage = 15, "bad command line";
     /// `-h`/`--help` was given; usage was printed.
-    Help = 16, c"help requested";
+    Help = 16, "help requested";
     /// The object is busy: e.g. a server that is already running.
-    Busy = 17, c"busy (already running)";
-}
-
-impl Code {
-    /// The negative value C sees.
-    pub fn as_c(self) -> i32 {
-        -(self as i32)
-    }
-
-    /// The code for a negative C value, if it is one of ours.
-    pub fn from_c(rc: i32) -> Option<Code> {
-        Code::ALL.iter().copied().find(|c| c.as_c() == rc)
-    }
+    Busy = 17, "busy (already running)";
 }
 
 /// A failure: code, errno (0 if none) and a message naming what failed.
@@ -152,16 +139,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_round_trip_and_are_negative() {
+    fn codes_are_distinct_positive_and_described() {
         for c in Code::ALL {
-            assert!(c.as_c() < 0);
-            assert_eq!(Code::from_c(c.as_c()), Some(c));
+            assert!(c as i32 > 0);
             assert!(!c.describe().is_empty(), "{c:?} has no text");
         }
-        let values: std::collections::BTreeSet<i32> = Code::ALL.iter().map(|c| c.as_c()).collect();
+        let values: std::collections::BTreeSet<i32> = Code::ALL.iter().map(|&c| c as i32).collect();
         assert_eq!(values.len(), Code::ALL.len(), "two codes share a value");
-        assert_eq!(Code::from_c(0), None);
-        assert_eq!(Code::from_c(-999), None);
     }
 
     #[test]

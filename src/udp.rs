@@ -65,8 +65,14 @@ pub struct Udp {
 impl Udp {
     /// Binds the first of `addrs` that works (dual-stack on `::`).
     pub fn bind(addrs: &[SocketAddr]) -> Result<Udp> {
+        Udp::bind_with(addrs, false)
+    }
+
+    /// [`bind`](Udp::bind), with `SO_REUSEPORT` when `reuse_port` (a
+    /// server's workers: see [`net::bound_socket_with`]).
+    pub fn bind_with(addrs: &[SocketAddr], reuse_port: bool) -> Result<Udp> {
         net::try_each(addrs, |a| {
-            let fd = net::bound_socket(a, SockType::Datagram, None)?;
+            let fd = net::bound_socket_with(a, SockType::Datagram, None, reuse_port)?;
             Ok(Udp { sock: UdpSocket::from(fd), frame: Frame::Raw { max: MAX_DATAGRAM } })
         })
     }
@@ -161,9 +167,9 @@ impl Udp {
         }
     }
 
-    /// Receive timeout (None = block forever).
-    pub fn set_timeout(&self, read: Option<Duration>) -> Result<()> {
-        self.sock.set_read_timeout(read).map_err(|e| Error::io("setsockopt SO_RCVTIMEO", &e))
+    /// Receive and send timeouts (None = block forever).
+    pub fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> Result<()> {
+        net::set_timeouts(&self.sock, read, write)
     }
 
     /// SO_BROADCAST on or off.

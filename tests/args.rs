@@ -6,7 +6,7 @@ use sockflow::args::{self, Role};
 use sockflow::ffi::args::{
     sockflow_args, sockflow_args_init, sockflow_args_parse, sockflow_args_set_frame, sockflow_role, SOCKFLOW_ARGS_QUIET,
 };
-use sockflow::ffi::error::{sockflow_exit_code, sockflow_last_error, sockflow_last_error_code};
+use sockflow::ffi::error::{code_of, code_value, sockflow_exit_code, sockflow_last_error, sockflow_last_error_code};
 use sockflow::frame::{Frame, DEFAULT_LEN32_MAX, DEFAULT_MAX, LIMIT_MAX};
 use sockflow::net::Family;
 use sockflow::Code;
@@ -22,6 +22,7 @@ struct Fields {
     quit: String,
     timeout_ms: u32,
     max_per_ip: Option<u32>,
+    workers: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +61,7 @@ impl Start {
             quit: "quit".into(),
             timeout_ms: 0,
             max_per_ip: None,
+            workers: None,
         };
         Row { role: self.0, argv: self.1, want: Want::Ok(f) }
     }
@@ -102,6 +104,9 @@ impl Row {
     }
     fn max_per_ip(self, n: u32) -> Row {
         self.fields(|f| f.max_per_ip = Some(n))
+    }
+    fn workers(self, n: u32) -> Row {
+        self.fields(|f| f.workers = Some(n))
     }
 }
 
@@ -236,6 +241,14 @@ fn rows() -> Vec<Row> {
         srv(&["--max-per-ip", "-3", "80"]).usage("--max-per-ip \"-3\" is not a number in 1-1000000"),
         srv(&["80", "--max-per-ip"]).usage("--max-per-ip needs a number of connections"),
         cli(&["--max-per-ip", "10", "127.0.0.1", "80"]).usage("--max-per-ip is a server option"),
+        // ---- --workers (servers only)
+        srv(&["--workers", "2", "80"]).ok("0.0.0.0", 80).workers(2),
+        srv(&["80", "--workers=256"]).ok("0.0.0.0", 80).workers(256),
+        srv(&["--workers", "0", "80"]).usage("--workers \"0\" is not a number in 1-256"),
+        srv(&["--workers", "257", "80"]).usage("--workers \"257\" is not a number in 1-256"),
+        srv(&["--workers", "+2", "80"]).usage("--workers \"+2\" is not a number in 1-256"),
+        srv(&["80", "--workers"]).usage("--workers needs a number of threads"),
+        cli(&["--workers", "2", "127.0.0.1", "80"]).usage("--workers is a server option"),
         // ---- everything at once, flags before and after the positionals
         cli(&["--timeout", "500", "--frame", "fixed:32", "127.0.0.1", "--quit", "bye", "9000", "-4"])
             .ok("127.0.0.1", 9000)
@@ -326,8 +339,9 @@ fn check_c_fields(what: &str, c: &sockflow_args, role: Role, prog: &str, f: &Fie
     assert_eq!(c.family, family_c(f.family), "{what}: family");
     assert_eq!((c.frame, c.frame_size), frame_c(f.frame), "{what}: frame");
     assert_eq!(field(&c.quit), f.quit, "{what}: quit");
-    assert_eq!(c.timeout_ms, f.timeout_ms as c_int, "{what}: timeout_ms");
+    assert_eq!(c.timeout_ms, if f.timeout_ms == 0 { -1 } else { f.timeout_ms as c_int }, "{what}: timeout_ms");
     assert_eq!(c.max_per_ip, f.max_per_ip.map_or(0, |n| n as c_int), "{what}: max_per_ip");
+    assert_eq!(c.workers, f.workers.map_or(0, |n| n as c_int), "{what}: workers");
     assert_eq!(field(&c.prog), prog, "{what}: prog");
 }
 
@@ -371,6 +385,7 @@ fn check_row(row: &Row) {
                     quit: a.quit.clone(),
                     timeout_ms: a.timeout_ms,
                     max_per_ip: a.max_per_ip,
+                    workers: a.workers,
                 };
                 assert_eq!(&got, f, "{what}");
                 assert_eq!((a.role, a.prog.as_str()), (row.role, "prog"), "{what}");
@@ -390,7 +405,7 @@ fn check_row(row: &Row) {
                 assert_eq!(sockflow_exit_code(rc), 0);
             }
             want => {
-                let code = Code::from_c(rc).unwrap_or_else(|| panic!("{what}: rc {rc}"));
+                let code = code_of(rc).unwrap_or_else(|| panic!("{what}: rc {rc}"));
                 assert_eq!(sockflow_last_error_code(), rc, "{what}");
                 check_err(&format!("C {what}"), code, &last_error(), want);
                 // *args is written only on success.
@@ -426,14 +441,19 @@ fn usage_lines() {
     let help = args::help("srv", Role::Server);
     assert!(help.starts_with("usage: srv [options] [<host>] <port>\n"), "{help}");
     assert!(help.contains("(0 = any free port)"));
-    for opt in ["--frame F", "--quit WORD", "--timeout MS", "--max-per-ip N", "-4, -6", "-h, --help"] {
+    for opt in ["--frame F", "--quit WORD", "--timeout MS", "--max-per-ip N", "--workers N", "-4, -6", "-h, --help"] {
         assert!(help.contains(opt), "help lacks {opt}");
     }
     // --timeout means an idle timeout on a server, connect/reply on a client.
     assert!(help.contains("--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic"), "{help}");
     let cli_help = args::help("cli", Role::Client);
     assert!(cli_help.starts_with("usage: cli [options] <host> <port>\n"));
-    assert!(cli_help.contains("--timeout MS     connect/reply timeout") && !cli_help.contains("--max-per-ip"), "{cli_help}");
+    assert!(
+        cli_help.contains("--timeout MS     connect/reply timeout")
+            && !cli_help.contains("--max-per-ip")
+            && !cli_help.contains("--workers"),
+        "{cli_help}"
+    );
 }
 
 #[test]
@@ -463,15 +483,15 @@ fn c_argv_edge_cases() {
     let mut a = junk_args();
     let server = role_flag(Role::Server) | SOCKFLOW_ARGS_QUIET;
     // argc 0 (a program exec'd with an empty argv): no port.
-    assert_eq!(sockflow_args_parse(&mut a, 0, std::ptr::null(), server), Code::Usage.as_c());
+    assert_eq!(sockflow_args_parse(&mut a, 0, std::ptr::null(), server), code_value(Code::Usage));
     assert_eq!(last_error(), "missing <port>");
     // A role that is neither.
     let argv = [c"prog".as_ptr() as *mut c_char, c"80".as_ptr() as *mut c_char, std::ptr::null_mut()];
     for flags in [0, 3, SOCKFLOW_ARGS_QUIET, 0xff] {
-        assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), flags), Code::Inval.as_c(), "flags {flags}");
-        assert_eq!(last_error(), format!("role {flags} is not SOCKFLOW_ROLE_SERVER or SOCKFLOW_ROLE_CLIENT"));
+        assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), flags), code_value(Code::Inval), "flags {flags}");
+        assert_eq!(last_error(), format!("role {} is not a sockflow_role", flags & 0xff));
     }
-    assert_eq!(sockflow_args_parse(&mut a, -1, argv.as_ptr().cast(), server), Code::Inval.as_c());
+    assert_eq!(sockflow_args_parse(&mut a, -1, argv.as_ptr().cast(), server), code_value(Code::Inval));
     assert_eq!(last_error(), "argc/argv: argv is NULL or argc is negative");
     // argc says 2, the vector agrees: fine; argc counts only what is read.
     assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), server), 0);
@@ -480,7 +500,7 @@ fn c_argv_edge_cases() {
     let bad = CString::new(vec![b'8', 0xff]).unwrap();
     let argv = [c"prog".as_ptr() as *mut c_char, bad.as_ptr() as *mut c_char, std::ptr::null_mut()];
     let mut a = junk_args();
-    assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), server), Code::Usage.as_c());
+    assert_eq!(sockflow_args_parse(&mut a, 2, argv.as_ptr().cast(), server), code_value(Code::Usage));
     assert_eq!(last_error(), "argument 1 is not valid UTF-8");
     assert_eq!(a.port, -7);
 }
@@ -513,11 +533,11 @@ fn child_prints() {
     if std::env::var_os("SOCKFLOW_ARGS_CHILD").is_none() {
         return;
     }
-    assert_eq!(c_parse(Role::Client, "./tcp_client", &["127.0.0.1", "80a"], false).0, Code::Usage.as_c());
-    assert_eq!(c_parse(Role::Server, "tcp_server", &[], false).0, Code::Usage.as_c());
-    assert_eq!(c_parse(Role::Server, "tcp_server", &["-h"], false).0, Code::Help.as_c());
+    assert_eq!(c_parse(Role::Client, "./tcp_client", &["127.0.0.1", "80a"], false).0, code_value(Code::Usage));
+    assert_eq!(c_parse(Role::Server, "tcp_server", &[], false).0, code_value(Code::Usage));
+    assert_eq!(c_parse(Role::Server, "tcp_server", &["-h"], false).0, code_value(Code::Help));
     // Quiet prints nothing (checked by the parent: only the lines above).
-    assert_eq!(c_parse(Role::Server, "quiet_server", &["x"], true).0, Code::Usage.as_c());
+    assert_eq!(c_parse(Role::Server, "quiet_server", &["x"], true).0, code_value(Code::Usage));
 }
 
 #[test]
@@ -533,6 +553,7 @@ fn init_and_set_frame() {
         quit: "".into(),
         timeout_ms: 0,
         max_per_ip: None,
+        workers: None,
     };
     check_c_fields("init server", &a, Role::Server, "sockflow", &f);
     assert_eq!(sockflow_args_init(&mut a, role_flag(Role::Client), c"::1".as_ptr(), 9000), 0);
@@ -547,11 +568,11 @@ fn init_and_set_frame() {
     ] {
         let mut a = junk_args();
         let h = host.map_or(std::ptr::null(), CStr::as_ptr);
-        assert_eq!(sockflow_args_init(&mut a, role_flag(role), h, port), rc.as_c(), "{host:?} {port}");
+        assert_eq!(sockflow_args_init(&mut a, role_flag(role), h, port), code_value(rc), "{host:?} {port}");
         assert_eq!(last_error(), msg);
         assert_eq!(a.port, -7, "written on failure");
     }
-    assert_eq!(sockflow_args_init(&mut a, 0, c"::1".as_ptr(), 80), Code::Inval.as_c());
+    assert_eq!(sockflow_args_init(&mut a, 0, c"::1".as_ptr(), 80), code_value(Code::Inval));
 
     for (spec, frame) in [
         (c"line", Frame::Line { max: DEFAULT_MAX }),
@@ -564,7 +585,7 @@ fn init_and_set_frame() {
         assert_eq!((a.frame, a.frame_size), frame_c(frame), "{spec:?}");
     }
     let before = (a.frame, a.frame_size);
-    assert_eq!(sockflow_args_set_frame(&mut a, c"fixed".as_ptr()), Code::Inval.as_c());
+    assert_eq!(sockflow_args_set_frame(&mut a, c"fixed".as_ptr()), code_value(Code::Inval));
     assert_eq!(last_error(), "fixed needs a size, e.g. fixed:32");
     assert_eq!((a.frame, a.frame_size), before);
 }

@@ -17,6 +17,7 @@ use sockflow::ffi::control::*;
 use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
 use sockflow::ffi::server::*;
+use sockflow::ffi::SOCKFLOW_FOREVER;
 use sockflow::server::{Action, CloseMode, CloseReason, Config, Conn, Handler, IdleTimeout};
 use std::ffi::{c_char, c_int, c_void};
 use std::io::{BufReader, Read, Write};
@@ -130,7 +131,7 @@ unsafe extern "C" fn c_on_message(ud: *mut c_void, conn: *mut sockflow_conn, _: 
     assert_eq!(sockflow_server_peer(s, id, &mut a), 0);
     let reply = format!("{} {}", sockflow_server_conn_count(s), a.port);
     sockflow_conn_send(conn, reply.as_ptr().cast(), reply.len());
-    if sockflow_server_set_idle_timeout(s, id, 0) != 0 {
+    if sockflow_server_set_idle_timeout(s, id, SOCKFLOW_FOREVER) != 0 {
         return -1;
     }
     0
@@ -179,8 +180,8 @@ fn c_controls_from_callbacks_and_other_threads() {
             sockflow_server_peer(s, id, &mut a) == 0 && a.port as u16 == c2port
         })
         .unwrap();
-    assert_eq!(sockflow_server_close(s, id2, 7), SOCKFLOW_EINVAL);
-    assert_eq!(sockflow_server_close(s, id2, sockflow_close_mode::Now as c_int), 0);
+    assert_eq!(sockflow_server_close_id(s, id2, 7), SOCKFLOW_EINVAL);
+    assert_eq!(sockflow_server_close_id(s, id2, sockflow_close_mode::Now as c_int), 0);
     let mut r2 = BufReader::new(c2);
     let _ = r2.read_to_end(&mut Vec::new());
     wait_until("one connection", || sockflow_server_conn_count(p as *const sockflow_server) == 1);
@@ -189,7 +190,7 @@ fn c_controls_from_callbacks_and_other_threads() {
     assert_eq!(sockflow_server_stop(s), 0);
     assert_eq!(sockflow_server_join(s), 0);
     assert_eq!(sockflow_server_conn_count(s), 0, "every connection closed at the stop");
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     // SAFETY: from Box::into_raw above; the server is gone.
     drop(unsafe { Box::from_raw(slot) });
 }

@@ -156,7 +156,7 @@ fn c_recv_msg_returns_the_last_unterminated_line() {
         let n = sockflow_tcp_recv_msg(h, buf.as_mut_ptr().cast(), buf.len());
         got.push(if n >= 0 { String::from_utf8_lossy(&buf[..n as usize]).into_owned() } else { format!("rc {n}") });
     }
-    assert_eq!(got, ["one", "two", &format!("rc {}", Code::Closed.as_c())]);
+    assert_eq!(got, ["one", "two", &format!("rc {}", sockflow::ffi::error::code_value(Code::Closed))]);
     sockflow_tcp_close(h);
     t.join().unwrap();
 }

@@ -168,6 +168,6 @@ fn signal_dispositions_are_untouched_unless_asked() {
     let srv = Ptr(srv);
     assert_eq!(sockflow_server_stop(srv.0), 0);
     assert_eq!(run.join().unwrap(), 0);
-    sockflow_server_free(srv.0);
+    sockflow_server_close(srv.0);
     assert_eq!(dispositions(), before, "a server changed a signal disposition");
 }

@@ -36,7 +36,7 @@ fn kept_conn_handle_is_refused_and_never_reaches_another_client() {
 
 #[test]
 fn free_while_running_stops_and_waits_and_second_run_is_busy() {
-    run_c("server_free");
+    run_c("server_close");
 }
 
 #[test]
@@ -141,17 +141,17 @@ fn lengths_running_past_the_end_of_memory_are_einval() {
     }
     let mut u = null_mut();
     assert_eq!(sockflow_udp_bind(c"127.0.0.1".as_ptr(), 0, &mut u), 0);
-    assert_eq!(sockflow_udp_sendto(u, top, 100, c"127.0.0.1".as_ptr(), 9), SOCKFLOW_EINVAL);
+    assert_eq!(sockflow_udp_send_to(u, top, 100, c"127.0.0.1".as_ptr(), 9), SOCKFLOW_EINVAL);
     assert_eq!(sockflow_udp_send(u, top, 100), SOCKFLOW_EINVAL);
-    assert_eq!(sockflow_udp_recvfrom(u, top, 100, null_mut()), SOCKFLOW_EINVAL as isize);
+    assert_eq!(sockflow_udp_recv_from(u, top, 100, null_mut()), SOCKFLOW_EINVAL as isize);
     sockflow_udp_close(u);
     let mut args = unsafe { std::mem::zeroed() };
     sockflow::ffi::args::sockflow_args_init(&mut args, 1, c"127.0.0.1".as_ptr(), 0);
     let mut s = null_mut();
     assert_eq!(sockflow_tcp_server_new(&args, null(), sockflow::ffi::handler::sockflow_handler_echo(), null_mut(), &mut s), 0);
-    assert_eq!(sockflow_server_send(s, 1, top, 100), SOCKFLOW_EINVAL);
+    assert_eq!(sockflow_server_send_to(s, 1, top, 100), SOCKFLOW_EINVAL);
     assert_eq!(sockflow_server_broadcast(s, top, 100), SOCKFLOW_EINVAL);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     // The handles still work: nothing was sent or taken by the refused calls.
     send(a, b"still fine\n");
     assert_eq!(sockflow_tcp_recv_msg(c, b.as_mut_ptr().cast(), 0), 10);

@@ -15,6 +15,7 @@ use sockflow::ffi::control::*;
 use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
 use sockflow::ffi::server::*;
+use sockflow::ffi::stats::*;
 use sockflow::ffi::tcp::*;
 use sockflow::ffi::timer::*;
 use sockflow::ffi::udp::*;
@@ -201,7 +202,7 @@ impl Fx {
         check0(sockflow_tcp_connect(c"127.0.0.1".as_ptr(), lport, 2000, &mut fx.tcp), "connect");
         check0(sockflow_tcp_accept(l, 2000, &mut fx.accepted, null_mut()), "accept");
         check0(sockflow_udp_bind(c"127.0.0.1".as_ptr(), 0, &mut fx.udp), "udp_bind");
-        check0(sockflow_udp_set_timeout(fx.udp, 2000), "udp timeout");
+        check0(sockflow_udp_set_timeouts(fx.udp, 2000, 2000), "udp timeout");
         // A port nobody listens on: bind one, note it, close it.
         let mut gone = null_mut();
         check0(sockflow_tcp_listen(c"127.0.0.1".as_ptr(), 0, 0, &mut gone), "listen");
@@ -250,7 +251,7 @@ impl Drop for Fx {
         sockflow_tcp_close(self.accepted);
         sockflow_tcp_listener_close(self.listener);
         sockflow_udp_close(self.udp);
-        sockflow_server_free(self.server);
+        sockflow_server_close(self.server);
         // SAFETY: opened by fopen in Fx::new, closed once.
         unsafe {
             if !self.null_in.is_null() {
@@ -387,28 +388,29 @@ fn cases() -> Vec<Case> {
         case!(sockflow_conn_stop_server["c"] => Null("conn"), |fx| sockflow_conn_stop_server(null_mut())),
         case!(sockflow_conn_relay["c"] => Null("conn"), |fx| sockflow_conn_relay(null_mut(), 1, b"x".as_ptr().cast(), 1)),
         cb_case!(sockflow_conn_relay["msg"] => Null("msg"), |fx| sockflow_conn_relay(fx.conn, sockflow_conn_id(fx.conn), null(), 1)),
-        case!(sockflow_conn_close_to["c"] => Null("conn"), |fx| sockflow_conn_close_to(null_mut(), 1)),
+        case!(sockflow_conn_close_id["c"] => Null("conn"), |fx| sockflow_conn_close_id(null_mut(), 1)),
         case!(sockflow_conn_error["c"] => Null("conn"), |fx| sockflow_conn_error(null())),
         case!(sockflow_conn_connect["c"] => Null("conn"), |fx| {
             let mut id = 0;
-            sockflow_conn_connect(null_mut(), c"127.0.0.1".as_ptr(), fx.refused.port, 0, null_mut(), &mut id)
+            sockflow_conn_connect(null_mut(), c"127.0.0.1".as_ptr(), fx.refused.port, -1, null_mut(), &mut id)
         }),
         cb_case!(sockflow_conn_connect["host"] => Null("host"), |fx| {
             let mut id = 0;
-            sockflow_conn_connect(fx.conn, null(), 1, 0, null_mut(), &mut id)
+            sockflow_conn_connect(fx.conn, null(), 1, -1, null_mut(), &mut id)
         }),
         // NULL is a fine user pointer for the new connection (port 1:
         // nothing listens there; the fixture has no args in a callback).
         cb_case!(sockflow_conn_connect["user"] => Exactly(Ret::Int(0)), |fx| {
             let mut id = 0;
-            let rc = sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, 0, null_mut(), &mut id);
+            let rc = sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, -1, null_mut(), &mut id);
             assert_ne!(id, 0);
             rc
         }),
         cb_case!(sockflow_conn_connect["id"] => Null("id"), |fx| {
-            sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, 0, null_mut(), null_mut())
+            sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, -1, null_mut(), null_mut())
         }),
         case!(sockflow_conn_id["c"] => Returns(Ret::Int(0), "conn"), |fx| sockflow_conn_id(null())),
+        case!(sockflow_conn_worker["c"] => Null("conn"), |fx| sockflow_conn_worker(null())),
         case!(sockflow_conn_peer["c"] => Null("conn"), |fx| {
             let mut a: sockflow_addr = unsafe { std::mem::zeroed() };
             sockflow_conn_peer(null(), &mut a)
@@ -435,13 +437,13 @@ fn cases() -> Vec<Case> {
         case!(sockflow_tcp_server_new["cfg"] => Exactly(Ret::Int(0)), |fx| {
             let mut s = null_mut();
             let rc = sockflow_tcp_server_new(&fx.server_args, null(), echo(), null_mut(), &mut s);
-            sockflow_server_free(s);
+            sockflow_server_close(s);
             rc
         }),
         case!(sockflow_tcp_server_new["userdata"] => Exactly(Ret::Int(0)), |fx| {
             let mut s = null_mut();
             let rc = sockflow_tcp_server_new(&fx.server_args, &fx.cfg, echo(), null_mut(), &mut s);
-            sockflow_server_free(s);
+            sockflow_server_close(s);
             rc
         }),
         case!(sockflow_tcp_server_new["out"] => Null("out"), |fx| {
@@ -462,13 +464,13 @@ fn cases() -> Vec<Case> {
         case!(sockflow_udp_server_new["cfg"] => Exactly(Ret::Int(0)), |fx| {
             let mut s = null_mut();
             let rc = sockflow_udp_server_new(&fx.server_args, null(), echo(), null_mut(), &mut s);
-            sockflow_server_free(s);
+            sockflow_server_close(s);
             rc
         }),
         case!(sockflow_udp_server_new["userdata"] => Exactly(Ret::Int(0)), |fx| {
             let mut s = null_mut();
             let rc = sockflow_udp_server_new(&fx.server_args, &fx.cfg, echo(), null_mut(), &mut s);
-            sockflow_server_free(s);
+            sockflow_server_close(s);
             rc
         }),
         case!(sockflow_udp_server_new["out"] => Null("out"), |fx| {
@@ -483,11 +485,11 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_run["s"] => Null("server"), |fx| sockflow_server_run(null_mut())),
         case!(sockflow_server_stop["s"] => Null("server"), |fx| sockflow_server_stop(null_mut())),
         case!(sockflow_server_port["s"] => Null("server"), |fx| sockflow_server_port(null())),
-        case!(sockflow_server_send["s"] => Null("server"), |fx| sockflow_server_send(null_mut(), 1, b"x".as_ptr().cast(), 1)),
-        case!(sockflow_server_send["msg"] => Null("msg"), |fx| sockflow_server_send(fx.server, 1, null(), 1)),
+        case!(sockflow_server_send_to["s"] => Null("server"), |fx| sockflow_server_send_to(null_mut(), 1, b"x".as_ptr().cast(), 1)),
+        case!(sockflow_server_send_to["msg"] => Null("msg"), |fx| sockflow_server_send_to(fx.server, 1, null(), 1)),
         case!(sockflow_server_broadcast["s"] => Null("server"), |fx| sockflow_server_broadcast(null_mut(), b"x".as_ptr().cast(), 1)),
         case!(sockflow_server_broadcast["msg"] => Null("msg"), |fx| sockflow_server_broadcast(fx.server, null(), 1)),
-        case!(sockflow_server_free["s"] => Nothing, |fx| sockflow_server_free(null_mut())),
+        case!(sockflow_server_close["s"] => Nothing, |fx| sockflow_server_close(null_mut())),
         case!(sockflow_server_timer_add["s"] => Null("server"), |fx| {
             sockflow_server_timer_add(null_mut(), 1, 0, Some(noop_timer), null_mut(), &mut 0)
         }),
@@ -504,8 +506,13 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_timeout["s"] => Null("server"), |fx| sockflow_server_timeout(null_mut())),
         case!(sockflow_server_start["s"] => Null("server"), |fx| sockflow_server_start(null_mut())),
         case!(sockflow_server_join["s"] => Null("server"), |fx| sockflow_server_join(null_mut())),
-        case!(sockflow_server_close["s"] => Null("server"), |fx| sockflow_server_close(null_mut(), 1, 0)),
+        case!(sockflow_server_close_id["s"] => Null("server"), |fx| sockflow_server_close_id(null_mut(), 1, 0)),
         case!(sockflow_server_conn_count["s"] => Null("server"), |fx| sockflow_server_conn_count(null())),
+        case!(sockflow_server_stats["s"] => Null("server"), |fx| {
+            let mut st = sockflow_stats::default();
+            sockflow_server_stats(null(), &mut st)
+        }),
+        case!(sockflow_server_stats["out"] => Null("out"), |fx| sockflow_server_stats(fx.server, null_mut())),
         case!(sockflow_server_conn_ids["s"] => Null("server"), |fx| sockflow_server_conn_ids(null(), null_mut(), 0)),
         case!(sockflow_server_conn_ids["ids"] => Null("ids"), |fx| sockflow_server_conn_ids(fx.server, null_mut(), 4)),
         // cap 0: ids is not written, NULL is fine (the count comes back).
@@ -516,39 +523,39 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_timer_cancel["s"] => Null("server"), |fx| sockflow_server_timer_cancel(null_mut(), 1)),
         case!(sockflow_server_connect["s"] => Null("server"), |fx| {
             let mut id = 0;
-            sockflow_server_connect(null_mut(), c"127.0.0.1".as_ptr(), 1, 0, null_mut(), &mut id)
+            sockflow_server_connect(null_mut(), c"127.0.0.1".as_ptr(), 1, -1, null_mut(), &mut id)
         }),
         case!(sockflow_server_connect["host"] => Null("host"), |fx| {
             let mut id = 0;
-            sockflow_server_connect(fx.server, null(), 1, 0, null_mut(), &mut id)
+            sockflow_server_connect(fx.server, null(), 1, -1, null_mut(), &mut id)
         }),
         // NULL is a fine user pointer for the new connection.
         case!(sockflow_server_connect["user"] => Exactly(Ret::Int(0)), |fx| {
             let mut id = 0;
-            let rc = sockflow_server_connect(fx.server, c"127.0.0.1".as_ptr(), fx.refused.port, 0, null_mut(), &mut id);
+            let rc = sockflow_server_connect(fx.server, c"127.0.0.1".as_ptr(), fx.refused.port, -1, null_mut(), &mut id);
             assert_ne!(id, 0);
             rc
         }),
         case!(sockflow_server_connect["id"] => Null("id"), |fx| {
-            sockflow_server_connect(fx.server, c"127.0.0.1".as_ptr(), fx.refused.port, 0, null_mut(), null_mut())
+            sockflow_server_connect(fx.server, c"127.0.0.1".as_ptr(), fx.refused.port, -1, null_mut(), null_mut())
         }),
         // NULL args = line frames, no quit word; NULL cfg = the defaults.
         case!(sockflow_client_loop_new["args"] => Exactly(Ret::Int(0)), |fx| {
             let mut s = null_mut();
             let rc = sockflow_client_loop_new(null(), &fx.cfg, echo(), null_mut(), &mut s);
-            sockflow_server_free(s);
+            sockflow_server_close(s);
             rc
         }),
         case!(sockflow_client_loop_new["cfg"] => Exactly(Ret::Int(0)), |fx| {
             let mut s = null_mut();
             let rc = sockflow_client_loop_new(&fx.server_args, null(), echo(), null_mut(), &mut s);
-            sockflow_server_free(s);
+            sockflow_server_close(s);
             rc
         }),
         case!(sockflow_client_loop_new["userdata"] => Exactly(Ret::Int(0)), |fx| {
             let mut s = null_mut();
             let rc = sockflow_client_loop_new(null(), null(), echo(), null_mut(), &mut s);
-            sockflow_server_free(s);
+            sockflow_server_close(s);
             rc
         }),
         case!(sockflow_client_loop_new["out"] => Null("out"), |fx| sockflow_client_loop_new(null(), null(), echo(), null_mut(), null_mut())),
@@ -660,28 +667,28 @@ fn cases() -> Vec<Case> {
         case!(sockflow_udp_connect_args["out"] => Null("out"), |fx| sockflow_udp_connect_args(&fx.refused, null_mut())),
         case!(sockflow_udp_set_frame["u"] => Null("udp"), |fx| sockflow_udp_set_frame(null_mut(), c"raw".as_ptr())),
         case!(sockflow_udp_set_frame["spec"] => Null("spec"), |fx| sockflow_udp_set_frame(fx.udp, null())),
-        case!(sockflow_udp_sendto["u"] => Null("udp"), |fx| {
-            sockflow_udp_sendto(null_mut(), b"x".as_ptr().cast(), 1, c"127.0.0.1".as_ptr(), 9)
+        case!(sockflow_udp_send_to["u"] => Null("udp"), |fx| {
+            sockflow_udp_send_to(null_mut(), b"x".as_ptr().cast(), 1, c"127.0.0.1".as_ptr(), 9)
         }),
-        case!(sockflow_udp_sendto["data"] => Null("data"), |fx| {
-            sockflow_udp_sendto(fx.udp, null(), 1, c"127.0.0.1".as_ptr(), 9)
+        case!(sockflow_udp_send_to["data"] => Null("data"), |fx| {
+            sockflow_udp_send_to(fx.udp, null(), 1, c"127.0.0.1".as_ptr(), 9)
         }),
-        case!(sockflow_udp_sendto["host"] => Null("host"), |fx| sockflow_udp_sendto(fx.udp, b"x".as_ptr().cast(), 1, null(), 9)),
+        case!(sockflow_udp_send_to["host"] => Null("host"), |fx| sockflow_udp_send_to(fx.udp, b"x".as_ptr().cast(), 1, null(), 9)),
         case!(sockflow_udp_send["u"] => Null("udp"), |fx| sockflow_udp_send(null_mut(), b"x".as_ptr().cast(), 1)),
         case!(sockflow_udp_send["data"] => Null("data"), |fx| sockflow_udp_send(fx.udp, null(), 1)),
-        case!(sockflow_udp_recvfrom["u"] => Null("udp"), |fx| {
+        case!(sockflow_udp_recv_from["u"] => Null("udp"), |fx| {
             let mut b = [0u8; 8];
-            sockflow_udp_recvfrom(null_mut(), b.as_mut_ptr().cast(), 8, null_mut())
+            sockflow_udp_recv_from(null_mut(), b.as_mut_ptr().cast(), 8, null_mut())
         }),
-        case!(sockflow_udp_recvfrom["buf"] => Null("buf"), |fx| sockflow_udp_recvfrom(fx.udp, null_mut(), 8, null_mut())),
+        case!(sockflow_udp_recv_from["buf"] => Null("buf"), |fx| sockflow_udp_recv_from(fx.udp, null_mut(), 8, null_mut())),
         // from NULL: the sender is not wanted.
-        case!(sockflow_udp_recvfrom["from"] => Exactly(Ret::Int(4)), |fx| {
+        case!(sockflow_udp_recv_from["from"] => Exactly(Ret::Int(4)), |fx| {
             let port = sockflow_udp_port(fx.udp);
-            check0(sockflow_udp_sendto(fx.udp, b"ping".as_ptr().cast(), 4, c"127.0.0.1".as_ptr(), port), "sendto");
+            check0(sockflow_udp_send_to(fx.udp, b"ping".as_ptr().cast(), 4, c"127.0.0.1".as_ptr(), port), "sendto");
             let mut b = [0u8; 16];
-            sockflow_udp_recvfrom(fx.udp, b.as_mut_ptr().cast(), 16, null_mut())
+            sockflow_udp_recv_from(fx.udp, b.as_mut_ptr().cast(), 16, null_mut())
         }),
-        case!(sockflow_udp_set_timeout["u"] => Null("udp"), |fx| sockflow_udp_set_timeout(null_mut(), 1)),
+        case!(sockflow_udp_set_timeouts["u"] => Null("udp"), |fx| sockflow_udp_set_timeouts(null_mut(), 1, 1)),
         case!(sockflow_udp_set_broadcast["u"] => Null("udp"), |fx| sockflow_udp_set_broadcast(null_mut(), 1)),
         case!(sockflow_udp_join["u"] => Null("udp"), |fx| sockflow_udp_join(null_mut(), c"239.1.2.3".as_ptr(), null())),
         case!(sockflow_udp_join["group"] => Null("group"), |fx| sockflow_udp_join(fx.udp, null(), null())),
@@ -812,7 +819,7 @@ fn run_callback_cases(fx: &Fx) -> Vec<Outcome> {
     check0(sockflow_tcp_send_msg(c, b"go".as_ptr().cast(), 2), "send_msg");
     assert_eq!(t.join().unwrap(), 0, "server_run");
     sockflow_tcp_close(c);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     assert!(!outcomes.is_empty(), "the callback never ran");
     outcomes
 }

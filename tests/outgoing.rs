@@ -221,10 +221,10 @@ fn c_client_loop_connects_from_another_thread_and_reports_failures() {
     assert!(ok != 0 && bad != 0 && ok != bad);
     // Bad arguments fail at once, with a message.
     let mut id = 0;
-    assert_eq!(sockflow_server_connect(s, c"127.0.0.1".as_ptr(), 0, 0, std::ptr::null_mut(), &mut id), SOCKFLOW_EADDR);
-    assert_eq!(sockflow_server_connect(s, c"".as_ptr(), port, 0, std::ptr::null_mut(), &mut id), SOCKFLOW_EADDR);
-    assert_eq!(sockflow_server_connect(s, c"127.0.0.1".as_ptr(), port, -1, std::ptr::null_mut(), &mut id), SOCKFLOW_EINVAL);
-    assert!(last_error().contains("timeout_ms -1 is negative"), "{}", last_error());
+    assert_eq!(sockflow_server_connect(s, c"127.0.0.1".as_ptr(), 0, -1, std::ptr::null_mut(), &mut id), SOCKFLOW_EADDR);
+    assert_eq!(sockflow_server_connect(s, c"".as_ptr(), port, -1, std::ptr::null_mut(), &mut id), SOCKFLOW_EADDR);
+    assert_eq!(sockflow_server_connect(s, c"127.0.0.1".as_ptr(), port, 0, std::ptr::null_mut(), &mut id), SOCKFLOW_EINVAL);
+    assert!(last_error().contains("timeout_ms is 0"), "{}", last_error());
     assert_eq!(id, 0, "out-parameters are written only on success");
     {
         let g = seen.closes.lock().unwrap();
@@ -243,7 +243,7 @@ fn c_client_loop_connects_from_another_thread_and_reports_failures() {
     assert_eq!(*seen.replies.lock().unwrap(), vec!["ping".to_string()]);
     assert_eq!(sockflow_server_stop(s), 0);
     assert_eq!(run.join().unwrap(), 0);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     echo.stop().unwrap();
 }
 

@@ -75,7 +75,7 @@ fn turns_from_the_programs_own_loop() {
     assert_eq!(client.read(&mut [0u8; 8]).unwrap(), 0, "the client was closed");
     assert_eq!(sockflow_server_turn(s, 0), SOCKFLOW_EBADHANDLE);
     assert_eq!(sockflow_server_timeout(s), SOCKFLOW_EBADHANDLE);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn start_stop_and_join_a_background_server() {
     assert_eq!(sockflow_server_join(s), 0);
     assert_eq!(sockflow_server_join(s), 0, "joining twice gives the result again");
     assert_eq!(sockflow_server_start(s), SOCKFLOW_EBADHANDLE, "a server runs once");
-    sockflow_server_free(s);
+    sockflow_server_close(s);
 }
 
 #[test]
@@ -101,13 +101,13 @@ fn free_stops_a_server_between_turns_and_one_started() {
     assert_eq!(sockflow_server_turn(s, 0), 0);
     let mut c = kit::connect(port);
     assert_eq!(sockflow_server_turn(s, 1000), 0);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     c.set_read_timeout(Some(WAIT)).unwrap();
     assert_eq!(c.read(&mut [0u8; 8]).unwrap(), 0, "free closed the connection");
 
     let s = echo_server();
     assert_eq!(sockflow_server_start(s), 0);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
 }
 
 #[test]

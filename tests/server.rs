@@ -1180,9 +1180,10 @@ mod c_api {
         sockflow_conn_user, sockflow_handler, sockflow_handler_echo,
     };
     use sockflow::ffi::server::{
-        sockflow_server, sockflow_server_config, sockflow_server_config_init, sockflow_server_free, sockflow_server_port,
+        sockflow_server, sockflow_server_close, sockflow_server_config, sockflow_server_config_init, sockflow_server_port,
         sockflow_server_run, sockflow_server_stop, sockflow_tcp_server_new, sockflow_udp_server_new,
     };
+    use sockflow::ffi::SOCKFLOW_FOREVER;
     use std::ffi::{c_char, c_int, c_void, CStr};
     use std::io::{Read, Write};
     use std::net::{SocketAddr, UdpSocket};
@@ -1329,7 +1330,7 @@ mod c_api {
             assert_eq!(rx.recv_timeout(WAIT).expect("sockflow_server_run did not return"), 0);
             j.join().unwrap();
             assert_eq!(sockflow_server_run(self.0), SOCKFLOW_EBADHANDLE, "a server runs once");
-            sockflow_server_free(self.0);
+            sockflow_server_close(self.0);
         }
     }
 
@@ -1419,7 +1420,7 @@ mod c_api {
         j.join().unwrap();
         assert_eq!(st.wait_closes(2)[1], (b_id, sockflow_close_reason::Stopping as c_int, SOCKFLOW_EBADHANDLE));
         assert_eq!(sockflow_server_run(srv.0), SOCKFLOW_EBADHANDLE);
-        sockflow_server_free(srv.0);
+        sockflow_server_close(srv.0);
     }
 
     /// Binary frames: `msg` holds `len` bytes (NULs included) and a NUL after them.
@@ -1508,10 +1509,10 @@ mod c_api {
         }
         srv.stop_and_free(running);
 
-        // The config's own values win; 0 keeps the arguments'.
+        // The config's own values win; SOCKFLOW_FOREVER keeps the arguments'.
         let st = State::default();
         let mut cfg = config();
-        assert_eq!((cfg.idle_timeout_ms, cfg.max_per_ip), (0, 0));
+        assert_eq!((cfg.idle_timeout_ms, cfg.max_per_ip), (SOCKFLOW_FOREVER, 0));
         cfg.max_per_ip = 1;
         let srv = new_tcp(&a, Some(&cfg), handler(), &st);
         let running = srv.run();
@@ -1536,7 +1537,7 @@ mod c_api {
         assert!(s.is_null());
         for bad in [
             |c: &mut sockflow_server_config| c.max_per_ip = -1,
-            |c: &mut sockflow_server_config| c.incomplete_timeout_ms = -1,
+            |c: &mut sockflow_server_config| c.incomplete_timeout_ms = 0,
             |c: &mut sockflow_server_config| c.memory_budget = 0,
         ] {
             let mut cfg = config();
@@ -1546,7 +1547,7 @@ mod c_api {
         }
         assert_eq!(sockflow_server_stop(std::ptr::null_mut()), SOCKFLOW_EINVAL);
         assert_eq!(sockflow_server_run(std::ptr::null_mut()), SOCKFLOW_EINVAL);
-        sockflow_server_free(std::ptr::null_mut());
+        sockflow_server_close(std::ptr::null_mut());
         assert_eq!(sockflow_conn_id(std::ptr::null()), 0);
     }
 }

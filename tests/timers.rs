@@ -236,7 +236,7 @@ fn c_timers_repeat_cancel_and_stop_the_server() {
         assert!(*at >= t0 + Duration::from_millis(30 + 20 * i as u64), "call {i} was early");
     }
     assert!(other.calls.lock().unwrap().is_empty(), "a cancelled timer fired");
-    sockflow_server_free(s);
+    sockflow_server_close(s);
 }
 
 #[test]
@@ -259,7 +259,7 @@ fn c_timer_added_from_another_thread_while_running() {
     }
     assert_eq!(run.join().unwrap(), 0);
     assert_eq!(st.calls.lock().unwrap().len(), 1);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
 }
 
 // ---- time_server -------------------------------------------------------------
@@ -305,7 +305,7 @@ fn time_server_refuses_a_bad_interval() {
 
 unsafe extern "C" fn free_it(_: *mut c_void, server: *mut sockflow_server, _: u64) -> c_int {
     // From the loop thread: must not wait for the run it is inside of.
-    sockflow_server_free(server);
+    sockflow_server_close(server);
     sockflow_action::Continue as c_int
 }
 

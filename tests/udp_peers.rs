@@ -287,8 +287,8 @@ mod c_api {
         // Without udp_peers, sends by id are refused.
         let mut s = std::ptr::null_mut();
         assert_eq!(sockflow_udp_server_new(&a, &cfg, h, (&seen as *const Seen).cast_mut().cast(), &mut s), 0);
-        assert_eq!(sockflow_server_send(s, 1, b"x".as_ptr().cast(), 1), SOCKFLOW_EBADHANDLE);
-        sockflow_server_free(s);
+        assert_eq!(sockflow_server_send_to(s, 1, b"x".as_ptr().cast(), 1), SOCKFLOW_EBADHANDLE);
+        sockflow_server_close(s);
 
         cfg.udp_peers = 1;
         let mut s = std::ptr::null_mut();
@@ -309,14 +309,14 @@ mod c_api {
         y.send_to(format!("to {x_id} from y").as_bytes(), to).unwrap();
         assert_eq!(recv(&x), "from y\n", "sent by id: a line of its own");
         // From this thread (not the server's).
-        assert_eq!(sockflow_server_send(srv.0, y_id, b"pushed".as_ptr().cast(), 6), 0);
+        assert_eq!(sockflow_server_send_to(srv.0, y_id, b"pushed".as_ptr().cast(), 6), 0);
         assert_eq!(recv(&y), "pushed\n");
         assert_eq!(sockflow_server_broadcast(srv.0, b"all".as_ptr().cast(), 3), 0);
         assert_eq!(recv(&x), "all\n");
         assert_eq!(recv(&y), "all\n");
         assert_eq!(sockflow_server_stop(srv.0), 0);
         assert_eq!(run.join().unwrap(), 0);
-        sockflow_server_free(srv.0);
+        sockflow_server_close(srv.0);
         let mut ev = seen.events.lock().unwrap().clone();
         ev.sort();
         let stopping = sockflow_close_reason::Stopping as c_int;
@@ -426,4 +426,29 @@ fn waiting_for_an_expiry_does_not_spin() {
     p.signal(libc::SIGTERM);
     let st = p.wait_exit(default_timeout());
     assert_exit(&p, st, 0);
+}
+
+/// The print handler on a peers-mode server prints a sender's `client ip
+/// = …` line once, at its first datagram (it used to print it twice there:
+/// once for `on_connect`, once more as for a plain datagram), then only
+/// its messages, and its `client closed` line at the stop.
+#[test]
+fn print_handler_prints_a_peer_once_then_its_messages() {
+    let log = LogBuf::default();
+    let out = LogBuf::default();
+    let print = Arc::new(sockflow::server::builtin::Print::new(Box::new(out.clone())));
+    let srv = start_udp(peers(&log, None), print);
+    let a = sender();
+    let who = format!("client ip = 127.0.0.1 port = {}", me(&a).port());
+    for m in ["one", "two", "three"] {
+        a.send_to(m.as_bytes(), srv.addr).unwrap();
+    }
+    out.wait_for("three\n");
+    srv.stop().unwrap();
+    out.wait_for("client closed");
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..4], [who.as_str(), "one", "two", "three"], "{text}");
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[4].starts_with(&format!("client closed ip = 127.0.0.1 port = {} (", me(&a).port())), "{text}");
 }

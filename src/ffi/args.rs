@@ -1,8 +1,9 @@
 //! `sockflow_args`: the tutorials' command lines, parsed once, used by every flow.
 
+use super::cenum::CEnum;
 use super::error::fail;
 use super::stdio::CFile;
-use super::{copy_field, read_field};
+use super::{copy_field, limit_arg, read_field, Zero, SOCKFLOW_FOREVER};
 use crate::args::{self, Args, Role};
 use crate::error::{Code, Error};
 use crate::frame::Frame;
@@ -34,6 +35,20 @@ pub enum sockflow_role {
     /// `./client <host> <port>`.
     Client = 2,
 }
+c_enum!(sockflow_role, "sockflow_role": Server, Client);
+
+/// Which address family a host name may resolve to (`-4`, `-6`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sockflow_family {
+    /// IPv4 or IPv6, in the resolver's order.
+    Any = 0,
+    /// IPv4 only (`-4`).
+    V4 = 4,
+    /// IPv6 only (`-6`).
+    V6 = 6,
+}
+c_enum!(sockflow_family, "sockflow_family": Any, V4, V6);
 
 /// How messages are delimited on a TCP stream (`--frame`).
 #[repr(C)]
@@ -51,6 +66,7 @@ pub enum sockflow_frame {
     /// (default 4 MiB).
     Len32 = 3,
 }
+c_enum!(sockflow_frame, "sockflow_frame": Line, Raw, Fixed, Len32);
 
 /// A parsed command line. Fill it with `sockflow_args_parse` (or
 /// `sockflow_args_init`); the fields are plain data the program may read and
@@ -64,7 +80,7 @@ pub struct sockflow_args {
     pub host: [c_char; SOCKFLOW_HOST_MAX],
     /// Port, 0-65535 (0 only for a server: any free port).
     pub port: c_int,
-    /// 0 = any, 4 = IPv4 only (`-4`), 6 = IPv6 only (`-6`).
+    /// A `sockflow_family` value (`-4`, `-6`; default `SOCKFLOW_FAMILY_ANY`).
     pub family: c_int,
     /// A `sockflow_frame` value (`--frame`; default `SOCKFLOW_FRAME_LINE`).
     pub frame: c_int,
@@ -75,7 +91,7 @@ pub struct sockflow_args {
     /// On a TCP server it closes the connection (reason QUIT) without
     /// reaching `on_message`; it has no effect on UDP servers.
     pub quit: [c_char; SOCKFLOW_QUIT_MAX],
-    /// `--timeout` in milliseconds (0 = none): a client's connect/reply
+    /// `--timeout` in milliseconds (`SOCKFLOW_FOREVER` when not given): a client's connect/reply
     /// timeout, a server's idle timeout (TCP connections, UDP peers with
     /// `udp_peers`).
     pub timeout_ms: c_int,
@@ -84,14 +100,19 @@ pub struct sockflow_args {
     /// `--max-per-ip` (servers): most connections at once from one address;
     /// 0 = not given (the server's default, 256).
     pub max_per_ip: c_int,
+    /// `--workers` (servers): event-loop threads, 1-256; 0 = not given
+    /// (the server's default, 1). See `sockflow_server_config.workers`.
+    pub workers: c_int,
+    /// `--stats` (servers): non-zero logs the server's counters (see
+    /// `sockflow_server_stats`) when it stops.
+    pub stats: c_int,
 }
 
 fn role_of(r: c_int) -> crate::Result<Role> {
-    match r & 0xff {
-        1 => Ok(Role::Server),
-        2 => Ok(Role::Client),
-        _ => Err(Error::inval(format!("role {r} is not SOCKFLOW_ROLE_SERVER or SOCKFLOW_ROLE_CLIENT"))),
-    }
+    Ok(match sockflow_role::arg(r & 0xff, "role")? {
+        sockflow_role::Server => Role::Server,
+        sockflow_role::Client => Role::Client,
+    })
 }
 
 impl sockflow_args {
@@ -105,16 +126,18 @@ impl sockflow_args {
             host: [0; SOCKFLOW_HOST_MAX],
             port: a.port as c_int,
             family: match a.family {
-                Family::Any => 0,
-                Family::V4 => 4,
-                Family::V6 => 6,
-            },
+                Family::Any => sockflow_family::Any,
+                Family::V4 => sockflow_family::V4,
+                Family::V6 => sockflow_family::V6,
+            } as c_int,
             frame: 0,
             frame_size: 0,
             quit: [0; SOCKFLOW_QUIT_MAX],
-            timeout_ms: a.timeout_ms as c_int,
+            timeout_ms: if a.timeout_ms == 0 { SOCKFLOW_FOREVER } else { a.timeout_ms as c_int },
             prog: [0; SOCKFLOW_PROG_MAX],
             max_per_ip: a.max_per_ip.map_or(0, |n| n as c_int),
+            workers: a.workers.map_or(0, |n| n as c_int),
+            stats: c_int::from(a.stats),
         };
         let (kind, size) = match a.frame {
             Frame::Line { max } => (sockflow_frame::Line, max),
@@ -144,32 +167,34 @@ impl sockflow_args {
             return Err(Error::new(Code::Addr, format!("args.port {} is not in {lo}-65535", self.port)));
         }
         a.port = self.port as u16;
-        a.family = match self.family {
-            0 => Family::Any,
-            4 => Family::V4,
-            6 => Family::V6,
-            f => return Err(Error::inval(format!("args.family {f} is not 0, 4 or 6"))),
+        a.family = match sockflow_family::arg(self.family, "args.family")? {
+            sockflow_family::Any => Family::Any,
+            sockflow_family::V4 => Family::V4,
+            sockflow_family::V6 => Family::V6,
         };
         let size = self.frame_size as usize;
-        let spec = match self.frame {
-            0 => "line",
-            1 => "raw",
-            2 => "fixed",
-            3 => "len32",
-            f => return Err(Error::inval(format!("args.frame {f} is not a sockflow_frame"))),
+        let spec = match sockflow_frame::arg(self.frame, "args.frame")? {
+            sockflow_frame::Line => "line",
+            sockflow_frame::Raw => "raw",
+            sockflow_frame::Fixed => "fixed",
+            sockflow_frame::Len32 => "len32",
         };
         // frame_size 0 (a zeroed struct) means the kind's default.
         let spec = if size == 0 { spec.to_string() } else { format!("{spec}:{size}") };
         a.frame = Frame::parse(&spec).map_err(|m| Error::inval(format!("args.frame_size: {m}")))?;
         a.quit = read_field(&self.quit, "args.quit")?;
-        if self.timeout_ms < 0 {
-            return Err(Error::inval(format!("args.timeout_ms {} is negative", self.timeout_ms)));
-        }
-        a.timeout_ms = self.timeout_ms as u32;
+        let timeout = limit_arg(self.timeout_ms, "args.timeout_ms", Zero::Invalid)?;
+        a.timeout_ms = timeout.map_or(0, |t| t.as_millis() as u32);
         a.max_per_ip = match self.max_per_ip {
             0 => None,
             n if n > 0 && n as u32 <= args::MAX_PER_IP_MAX => Some(n as u32),
             n => return Err(Error::inval(format!("args.max_per_ip {n} is not in 0-{}", args::MAX_PER_IP_MAX))),
+        };
+        a.stats = self.stats != 0;
+        a.workers = match self.workers {
+            0 => None,
+            n if n > 0 && n as u32 <= args::WORKERS_MAX => Some(n as u32),
+            n => return Err(Error::inval(format!("args.workers {n} is not in 0-{}", args::WORKERS_MAX))),
         };
         Ok(a)
     }
@@ -192,7 +217,7 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
 /// `--frame` says otherwise). Options may come before or after the positional
 /// arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
 /// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
-/// servers also take `--max-per-ip N`.
+/// servers also take `--max-per-ip N` and `--workers N`.
 ///
 /// Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
 /// (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
@@ -263,11 +288,7 @@ pub extern "C" fn sockflow_args_init(args: *mut sockflow_args, role: c_int, host
         // No quit word: a custom server must not silently close a client
         // that types "quit" (the command line's default is for the examples).
         let mut a = Args { quit: String::new(), ..Args::new(role, "sockflow") };
-        a.host = if host.is_null() && role == Role::Server {
-            "0.0.0.0".into()
-        } else {
-            try_ok!(super::str_arg(host, "host")).to_string()
-        };
+        a.host = if host.is_null() && role == Role::Server { "0.0.0.0".into() } else { try_ok!(super::str_arg(host, "host")).to_string() };
         if a.host.is_empty() || a.host.len() > args::HOST_MAX {
             return fail(Error::new(Code::Addr, "host is empty or too long"));
         }

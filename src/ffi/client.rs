@@ -59,7 +59,9 @@ fn run(args: *const sockflow_args, input: *mut libc::FILE, output: *mut libc::FI
 /// | bad command line (from `sockflow_args_parse`)      | usage on stderr                   | EUSAGE   | 2    |
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_client_run(args: *const sockflow_args, r#in: *mut libc::FILE, out: *mut libc::FILE) -> c_int {
-    ffi_boundary! { run(args, r#in, out, client::tcp_client) }
+    ffi_boundary! {
+        run(args, r#in, out, client::tcp_client)
+    }
 }
 
 /// The tutorial's UDP client in one call: each input line is one datagram
@@ -73,7 +75,9 @@ pub extern "C" fn sockflow_tcp_client_run(args: *const sockflow_args, r#in: *mut
 /// exit 2. Every reply received is printed first.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_client_run(args: *const sockflow_args, r#in: *mut libc::FILE, out: *mut libc::FILE) -> c_int {
-    ffi_boundary! { run(args, r#in, out, client::udp_client) }
+    ffi_boundary! {
+        run(args, r#in, out, client::udp_client)
+    }
 }
 
 /// The chat server: listens on `args`, prints `PROG: listening on HOST port
@@ -85,7 +89,9 @@ pub extern "C" fn sockflow_udp_client_run(args: *const sockflow_args, r#in: *mut
 /// code (exit 1) after every line received is printed on a reset or error.
 #[no_mangle]
 pub extern "C" fn sockflow_chat_server_run(args: *const sockflow_args, r#in: *mut libc::FILE, out: *mut libc::FILE) -> c_int {
-    ffi_boundary! { run(args, r#in, out, client::chat_server) }
+    ffi_boundary! {
+        run(args, r#in, out, client::chat_server)
+    }
 }
 
 /// The chat client: connects to `args`, then both sides type whenever they
@@ -96,5 +102,7 @@ pub extern "C" fn sockflow_chat_server_run(args: *const sockflow_args, r#in: *mu
 /// on a reset or error.
 #[no_mangle]
 pub extern "C" fn sockflow_chat_client_run(args: *const sockflow_args, r#in: *mut libc::FILE, out: *mut libc::FILE) -> c_int {
-    ffi_boundary! { run(args, r#in, out, client::chat_client) }
+    ffi_boundary! {
+        run(args, r#in, out, client::chat_client)
+    }
 }

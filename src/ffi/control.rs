@@ -4,12 +4,15 @@
 //! inside the server's own callbacks.
 
 use super::addr::sockflow_addr;
+use super::cenum::CEnum;
 use super::error::fail;
 use super::server::sockflow_server;
+use super::{limit_arg, Zero};
 use crate::error::{Code, Error};
 use crate::server::{CloseMode, IdleTimeout};
 use std::ffi::c_int;
-use std::time::Duration;
+
+c_enum!(CloseMode, "sockflow_close_mode": Flush, Now);
 
 /// The C name of [`CloseMode`], exported by cbindgen under this name
 /// (`[export.rename]` in cbindgen.toml): one list of close modes.
@@ -22,14 +25,10 @@ pub use crate::server::CloseMode as sockflow_close_mode;
 /// An id that is gone is ignored. Returns 0, or `SOCKFLOW_EINVAL` for a
 /// NULL `s` or a `mode` that is not a `sockflow_close_mode`.
 #[no_mangle]
-pub extern "C" fn sockflow_server_close(s: *mut sockflow_server, id: u64, mode: c_int) -> c_int {
+pub extern "C" fn sockflow_server_close_id(s: *mut sockflow_server, id: u64, mode: c_int) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
-        let mode = match mode {
-            m if m == CloseMode::Flush as c_int => CloseMode::Flush,
-            m if m == CloseMode::Now as c_int => CloseMode::Now,
-            m => return fail(Error::inval(format!("mode {m} is not a sockflow_close_mode"))),
-        };
+        let mode = try_ok!(CloseMode::arg(mode, "mode"));
         server.handle().close_conn(id, mode);
         0
     }
@@ -40,7 +39,9 @@ pub extern "C" fn sockflow_server_close(s: *mut sockflow_server, id: u64, mode: 
 /// from callbacks. TCP only (0 for a UDP server).
 #[no_mangle]
 pub extern "C" fn sockflow_server_conn_count(s: *const sockflow_server) -> libc::ssize_t {
-    ffi_boundary! { try_ref!(s, "server").handle().conn_count() as isize }
+    ffi_boundary! {
+        try_ref!(s, "server").handle().conn_count() as isize
+    }
 }
 
 /// Writes the ids of server `s`'s open connections, oldest first, to
@@ -81,18 +82,18 @@ pub extern "C" fn sockflow_server_peer(s: *const sockflow_server, id: u64, out: 
 
 /// Gives connection `id` of server `s` its own idle timeout, overriding the
 /// server's `idle_timeout_ms`: closed (reason IDLE) after `timeout_ms` ms
-/// without traffic; 0 = never; < 0 = the server's again. Counted from its
+/// without traffic (`SOCKFLOW_FOREVER` = never; 0 = `SOCKFLOW_EINVAL`).
+/// Counted from its
 /// last traffic; checked a few times a second. Queued for the loop: safe
 /// from any thread and from callbacks (e.g. in `on_connect`). An id that is
-/// gone is ignored. Returns 0 or `SOCKFLOW_EINVAL` for NULL.
+/// gone is ignored. Returns 0 or `SOCKFLOW_EINVAL`.
 #[no_mangle]
 pub extern "C" fn sockflow_server_set_idle_timeout(s: *mut sockflow_server, id: u64, timeout_ms: c_int) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
-        let idle = match timeout_ms {
-            t if t < 0 => IdleTimeout::Server,
-            0 => IdleTimeout::Never,
-            t => IdleTimeout::After(Duration::from_millis(t as u64)),
+        let idle = match try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Invalid)) {
+            None => IdleTimeout::Never,
+            Some(t) => IdleTimeout::After(t),
         };
         server.handle().set_idle_timeout(id, idle);
         0

@@ -2,7 +2,8 @@
 
 use crate::error::{Code, Error};
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, CString};
+use std::sync::OnceLock;
 
 /// Success.
 pub const SOCKFLOW_OK: c_int = 0;
@@ -41,6 +42,24 @@ pub const SOCKFLOW_EHELP: c_int = -16;
 /// The object is busy: `sockflow_server_run` on a server already running.
 pub const SOCKFLOW_EBUSY: c_int = -17;
 
+/// The negative value C sees for a core [`Code`].
+pub fn code_value(c: Code) -> c_int {
+    -(c as c_int)
+}
+
+/// The core [`Code`] of a negative C value, if it is one of ours.
+pub fn code_of(rc: c_int) -> Option<Code> {
+    Code::ALL.iter().copied().find(|&c| code_value(c) == rc)
+}
+
+/// The `sockflow_strerror` texts, NUL-terminated, in `Code::ALL` order:
+/// made once from the core's table (which holds plain `str`s, as the core
+/// knows nothing of C).
+fn texts() -> &'static [CString] {
+    static TEXTS: OnceLock<Vec<CString>> = OnceLock::new();
+    TEXTS.get_or_init(|| Code::ALL.iter().map(|c| CString::new(c.describe()).unwrap_or_default()).collect())
+}
+
 struct Last {
     code: c_int,
     errno: c_int,
@@ -53,7 +72,7 @@ thread_local! {
 
 /// Records `e` as this thread's last error and returns its negative code.
 pub(crate) fn fail(e: Error) -> c_int {
-    let code = e.code.as_c();
+    let code = code_value(e.code);
     LAST.with(|l| {
         let mut l = l.borrow_mut();
         l.code = code;
@@ -94,7 +113,10 @@ pub extern "C" fn sockflow_strerror(code: c_int) -> *const c_char {
     ffi_boundary! {
         match code {
             0 => c"success".as_ptr(),
-            _ => Code::from_c(code).map_or(c"unknown error".as_ptr(), |c| c.describe().as_ptr()),
+            _ => match Code::ALL.iter().position(|&c| code_value(c) == code) {
+                Some(i) => texts()[i].as_ptr(),
+                None => c"unknown error".as_ptr(),
+            },
         }
     }
 }
@@ -125,13 +147,17 @@ pub extern "C" fn sockflow_last_error(buf: *mut c_char, len: usize) -> usize {
 /// This thread's last error code (0 if nothing failed yet).
 #[no_mangle]
 pub extern "C" fn sockflow_last_error_code() -> c_int {
-    ffi_boundary! { LAST.with(|l| l.borrow().code) }
+    ffi_boundary! {
+        LAST.with(|l| l.borrow().code)
+    }
 }
 
 /// The errno behind this thread's last error (0 when it was not an OS error).
 #[no_mangle]
 pub extern "C" fn sockflow_last_errno() -> c_int {
-    ffi_boundary! { LAST.with(|l| l.borrow().errno) }
+    ffi_boundary! {
+        LAST.with(|l| l.borrow().errno)
+    }
 }
 
 /// A process exit status for a sockflow return code: 0 for success (`rc >= 0`)
@@ -156,7 +182,9 @@ pub extern "C" fn sockflow_exit_code(rc: c_int) -> c_int {
 pub extern "C" fn sockflow_perror(prefix: *const c_char, rc: c_int) -> c_int {
     ffi_boundary! {
         use std::io::Write;
-        let prefix = if prefix.is_null() { String::new() } else {
+        let prefix = if prefix.is_null() {
+            String::new()
+        } else {
             // SAFETY: non-NULL and NUL-terminated by contract.
             unsafe { std::ffi::CStr::from_ptr(prefix) }.to_string_lossy().into_owned()
         };
@@ -183,12 +211,13 @@ mod tests {
             .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
             .collect();
         defined.sort_unstable_by(|a, b| b.cmp(a));
-        let core: Vec<c_int> = Code::ALL.iter().map(|c| c.as_c()).collect();
+        let core: Vec<c_int> = Code::ALL.iter().map(|&c| code_value(c)).collect();
         assert_eq!(defined, core);
         for c in Code::ALL {
             // SAFETY: sockflow_strerror returns a static C string.
-            let text = unsafe { std::ffi::CStr::from_ptr(sockflow_strerror(c.as_c())) };
-            assert_eq!(text, c.describe());
+            let text = unsafe { std::ffi::CStr::from_ptr(sockflow_strerror(code_value(c))) };
+            assert_eq!(text.to_str(), Ok(c.describe()));
+            assert_eq!(code_of(code_value(c)), Some(c));
             assert_ne!(text, c"unknown error");
         }
     }
@@ -205,14 +234,18 @@ mod tests {
 
     #[test]
     fn panics_become_codes() {
-        let r: c_int = ffi_boundary! { panic!("boom") };
+        let r: c_int = ffi_boundary! {
+            panic!("boom")
+        };
         assert_eq!(r, SOCKFLOW_EPANIC);
         let mut buf = [0 as c_char; 64];
         sockflow_last_error(buf.as_mut_ptr(), 64);
         let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
         assert!(s.to_str().unwrap().contains("boom"));
         // Functions returning a pointer give NULL.
-        let p: *mut u8 = ffi_boundary! { panic!("boom {}", 2) };
+        let p: *mut u8 = ffi_boundary! {
+            panic!("boom {}", 2)
+        };
         assert!(p.is_null());
     }
 }

@@ -2,9 +2,10 @@
 //! and `sockflow_conn`, the connection a callback is given.
 
 use super::addr::sockflow_addr;
-use super::bytes_arg;
+use super::cenum::CEnum;
 use super::error::{fail, rc};
 use super::stdio::CFile;
+use super::{bytes_arg, limit_arg, Zero};
 use crate::error::{Code, Error};
 use crate::server::{builtin, Action, CloseReason, Conn, Handler, Shared};
 use std::cell::RefCell;
@@ -25,7 +26,7 @@ pub use crate::server::CloseReason as sockflow_close_reason;
 
 /// A connection as a callback sees it. Valid only during the callback
 /// that received it, on that callback's thread: keep `sockflow_conn_id()`
-/// to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send`).
+/// to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send_to`).
 /// It is an opaque token, never a pointer to memory: a `sockflow_conn *`
 /// used anywhere else (kept from an earlier callback, passed to another
 /// thread) returns `SOCKFLOW_EBADHANDLE` and never acts on a connection.
@@ -63,21 +64,39 @@ pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, 
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct sockflow_handler {
+    /// See `sockflow_on_connect`; NULL: nothing happens at a connect.
     pub on_connect: sockflow_on_connect,
+    /// See `sockflow_on_message`; required unless `builtin` names a built-in.
     pub on_message: sockflow_on_message,
+    /// See `sockflow_on_close`; NULL: nothing happens at a close.
     pub on_close: sockflow_on_close,
-    /// 0 for your own callbacks. Set by `sockflow_handler_print()` and the
-    /// other built-ins, which ignore the callback fields.
+    /// A `sockflow_builtin`: `SOCKFLOW_BUILTIN_NONE` (0) for your own
+    /// callbacks. Set by `sockflow_handler_print()` and the other built-ins,
+    /// which ignore the callback fields.
     pub builtin: c_int,
 }
 
-const PRINT: c_int = 1;
-const ECHO: c_int = 2;
-const HELLO: c_int = 3;
-const UPPER: c_int = 4;
+/// The built-in handlers, as found in `sockflow_handler.builtin`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sockflow_builtin {
+    /// Your own callbacks.
+    None = 0,
+    /// `sockflow_handler_print()`.
+    Print = 1,
+    /// `sockflow_handler_echo()`.
+    Echo = 2,
+    /// `sockflow_handler_hello()`.
+    Hello = 3,
+    /// `sockflow_handler_upper()`.
+    Upper = 4,
+}
+c_enum!(sockflow_builtin, "sockflow_builtin": None, Print, Echo, Hello, Upper);
+c_enum!(Action, "sockflow_action": Continue, Close, Stop, Abort);
+c_enum!(CloseReason, "sockflow_close_reason": Peer, Quit, Idle, Error, Stopping, Handler, Overflow, ConnectFailed);
 
-fn builtin_handler(id: c_int) -> sockflow_handler {
-    sockflow_handler { on_connect: None, on_message: None, on_close: None, builtin: id }
+fn builtin_handler(id: sockflow_builtin) -> sockflow_handler {
+    sockflow_handler { on_connect: None, on_message: None, on_close: None, builtin: id as c_int }
 }
 
 /// The tutorials' C servers: prints `client ip = … port = …` on connect (TCP)
@@ -86,30 +105,38 @@ fn builtin_handler(id: c_int) -> sockflow_handler {
 /// userdata, or stdout when it is NULL; every line is flushed.
 #[no_mangle]
 pub extern "C" fn sockflow_handler_print() -> sockflow_handler {
-    ffi_boundary! { builtin_handler(PRINT) }
+    ffi_boundary! {
+        builtin_handler(sockflow_builtin::Print)
+    }
 }
 
 /// Echo: every message is sent back to its sender.
 #[no_mangle]
 pub extern "C" fn sockflow_handler_echo() -> sockflow_handler {
-    ffi_boundary! { builtin_handler(ECHO) }
+    ffi_boundary! {
+        builtin_handler(sockflow_builtin::Echo)
+    }
 }
 
 /// Greets `welcome` on connect, replies `Hello <msg>`, closes on `exit`.
 #[no_mangle]
 pub extern "C" fn sockflow_handler_hello() -> sockflow_handler {
-    ffi_boundary! { builtin_handler(HELLO) }
+    ffi_boundary! {
+        builtin_handler(sockflow_builtin::Hello)
+    }
 }
 
 /// Replies with the message in upper case (ASCII letters; other bytes unchanged).
 #[no_mangle]
 pub extern "C" fn sockflow_handler_upper() -> sockflow_handler {
-    ffi_boundary! { builtin_handler(UPPER) }
+    ffi_boundary! {
+        builtin_handler(sockflow_builtin::Upper)
+    }
 }
 
 impl super::PanicValue for sockflow_handler {
     fn panic_value() -> sockflow_handler {
-        builtin_handler(0)
+        builtin_handler(sockflow_builtin::None)
     }
 }
 
@@ -140,13 +167,10 @@ unsafe impl Sync for CHandler {}
 fn action_of(rc: c_int) -> Action {
     match rc {
         r if r < 0 => Action::Abort,
-        r if r == Action::Continue as c_int => Action::Continue,
-        r if r == Action::Close as c_int => Action::Close,
-        r if r == Action::Stop as c_int => Action::Stop,
-        r => {
+        r => Action::from_c(r).unwrap_or_else(|| {
             unknown_action(r);
             Action::Close
-        }
+        }),
     }
 }
 
@@ -217,7 +241,7 @@ impl Drop for InCallback {
 }
 
 /// True when this thread is inside a callback of the server whose control
-/// block is `server` (`sockflow_server_free` cannot wait for that server).
+/// block is `server` (`sockflow_server_close` cannot wait for that server).
 pub(crate) fn in_callback_of(server: &Arc<Shared>) -> bool {
     CALLS.with(|s| s.borrow().iter().any(|c| std::ptr::eq(c.server, Arc::as_ptr(server))))
 }
@@ -250,7 +274,7 @@ fn with_conn<R>(c: *const sockflow_conn, f: impl FnOnce(&mut Conn<'_>) -> R) -> 
         None => Err(Error::new(
             Code::BadHandle,
             "conn handle used outside its callback: no callback is running on this thread; a sockflow_conn * is \
-             valid only during the callback that received it: keep sockflow_conn_id() and use sockflow_server_send()",
+             valid only during the callback that received it: keep sockflow_conn_id() and use sockflow_server_send_to()",
         )),
     }
 }
@@ -300,18 +324,17 @@ impl Handler for CHandler {
 
 /// The core handler for a C `sockflow_handler` + userdata.
 pub(crate) fn to_core(h: sockflow_handler, ud: *mut c_void) -> crate::Result<std::sync::Arc<dyn Handler>> {
-    Ok(match h.builtin {
-        0 => {
+    Ok(match sockflow_builtin::arg(h.builtin, "handler.builtin")? {
+        sockflow_builtin::None => {
             if h.on_message.is_none() {
                 return Err(Error::inval("handler.on_message is NULL"));
             }
             std::sync::Arc::new(CHandler { h, ud })
         }
-        PRINT => std::sync::Arc::new(builtin::Print::new(Box::new(CFile::or_stdout(ud.cast())))),
-        ECHO => std::sync::Arc::new(builtin::Echo),
-        HELLO => std::sync::Arc::new(builtin::Hello),
-        UPPER => std::sync::Arc::new(builtin::Upper),
-        b => return Err(Error::inval(format!("handler.builtin {b} is not a built-in handler"))),
+        sockflow_builtin::Print => std::sync::Arc::new(builtin::Print::new(Box::new(CFile::or_stdout(ud.cast())))),
+        sockflow_builtin::Echo => std::sync::Arc::new(builtin::Echo),
+        sockflow_builtin::Hello => std::sync::Arc::new(builtin::Hello),
+        sockflow_builtin::Upper => std::sync::Arc::new(builtin::Upper),
     })
 }
 
@@ -325,7 +348,9 @@ pub(crate) fn to_core(h: sockflow_handler, ud: *mut c_void) -> crate::Result<std
 /// `conn` that is not the running callback's.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send(c: *mut sockflow_conn, msg: *const c_void, len: usize) -> c_int {
-    ffi_boundary! { rc(with_conn(c, |c| c.send(bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
+    ffi_boundary! {
+        rc(with_conn(c, |c| c.send(bytes_arg(msg, len, "msg")?)).and_then(|r| r))
+    }
 }
 
 /// `sockflow_conn_send` of a NUL-terminated string (without its NUL).
@@ -348,7 +373,9 @@ pub extern "C" fn sockflow_conn_send_str(c: *mut sockflow_conn, s: *const c_char
 /// callback returns. TCP, or UDP with `udp_peers` (every peer).
 #[no_mangle]
 pub extern "C" fn sockflow_conn_broadcast(c: *mut sockflow_conn, msg: *const c_void, len: usize, include_self: c_int) -> c_int {
-    ffi_boundary! { rc(with_conn(c, |c| c.broadcast(bytes_arg(msg, len, "msg")?, include_self != 0)).and_then(|r| r)) }
+    ffi_boundary! {
+        rc(with_conn(c, |c| c.broadcast(bytes_arg(msg, len, "msg")?, include_self != 0)).and_then(|r| r))
+    }
 }
 
 /// Sends one message to another connection of the same server, by id
@@ -356,7 +383,9 @@ pub extern "C" fn sockflow_conn_broadcast(c: *mut sockflow_conn, msg: *const c_v
 /// with `udp_peers` (a datagram to that peer).
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send_to(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
-    ffi_boundary! { rc(with_conn(c, |c| c.server().send(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
+    ffi_boundary! {
+        rc(with_conn(c, |c| c.server().send(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r))
+    }
 }
 
 /// Relays one message to connection `id` of the same server: what a proxy
@@ -366,18 +395,24 @@ pub extern "C" fn sockflow_conn_send_to(c: *mut sockflow_conn, id: u64, msg: *co
 /// until `id` is down to a quarter, so memory stays bounded by the slower
 /// side. With line frames the message keeps the line ending it came with.
 /// An id that is gone is ignored. TCP only; from callbacks (on their
-/// thread) only.
+/// thread) only. With several workers both connections must be on one
+/// worker (one opened by `sockflow_conn_connect` from this callback is):
+/// else `SOCKFLOW_EBADHANDLE`.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_relay(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
-    ffi_boundary! { rc(with_conn(c, |c| c.relay(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r)) }
+    ffi_boundary! {
+        rc(with_conn(c, |c| c.relay(id, bytes_arg(msg, len, "msg")?)).and_then(|r| r))
+    }
 }
 
 /// Closes connection `id` of the same server once what is queued for it
 /// has been sent (reason `SOCKFLOW_CLOSE_REASON_HANDLER`); one still connecting
 /// closes at once. An id that is gone is ignored. Returns 0.
 #[no_mangle]
-pub extern "C" fn sockflow_conn_close_to(c: *mut sockflow_conn, id: u64) -> c_int {
-    ffi_boundary! { rc(with_conn(c, |c| c.server().close(id))) }
+pub extern "C" fn sockflow_conn_close_id(c: *mut sockflow_conn, id: u64) -> c_int {
+    ffi_boundary! {
+        rc(with_conn(c, |c| c.server().close(id)))
+    }
 }
 
 /// Opens an outgoing TCP connection from this server's loop to `host`
@@ -415,10 +450,7 @@ pub(crate) fn connect(
 ) -> crate::Result<u64> {
     let host = super::str_arg(host, "host")?;
     let port = super::port_arg(port, 1)?;
-    if timeout_ms < 0 {
-        return Err(Error::inval(format!("timeout_ms {timeout_ms} is negative")));
-    }
-    let timeout = (timeout_ms > 0).then(|| std::time::Duration::from_millis(timeout_ms as u64));
+    let timeout = limit_arg(timeout_ms, "timeout_ms", Zero::Invalid)?;
     s.0.connect_host(host, port, timeout, user as usize)
 }
 
@@ -441,12 +473,14 @@ pub extern "C" fn sockflow_conn_error(c: *const sockflow_conn) -> c_int {
 /// Asks the server to stop gracefully once this callback returns.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_stop_server(c: *mut sockflow_conn) -> c_int {
-    ffi_boundary! { rc(with_conn(c, |c| c.server().stop())) }
+    ffi_boundary! {
+        rc(with_conn(c, |c| c.server().stop()))
+    }
 }
 
 /// The connection's id: unique for the server's life, never reused, never
 /// 0. It is an opaque 64-bit value: keep it whole (a `uint64_t`, a hash or
-/// map key) and pass it to `sockflow_conn_send_to`/`sockflow_server_send`
+/// map key) and pass it to `sockflow_conn_send_to`/`sockflow_server_send_to`
 /// to reach that connection from anywhere; do not assume ids are small,
 /// dense or ordered. To show users a number they can type (a chat room's
 /// `/who`), keep your own small counter in the user pointer and a table from
@@ -461,6 +495,22 @@ pub extern "C" fn sockflow_conn_id(c: *const sockflow_conn) -> u64 {
                 fail(e);
                 0
             }
+        }
+    }
+}
+
+/// The worker (event-loop thread, 0 to `workers - 1`, see
+/// `sockflow_server_config.workers`) that `conn` lives on and this callback
+/// runs on, for state kept per worker without a lock: every callback of
+/// one connection runs on the same worker. 0 for a server of one worker.
+/// Returns `SOCKFLOW_EINVAL` for NULL, `SOCKFLOW_EBADHANDLE` for a `conn`
+/// that is not the running callback's.
+#[no_mangle]
+pub extern "C" fn sockflow_conn_worker(c: *const sockflow_conn) -> c_int {
+    ffi_boundary! {
+        match with_conn(c, |c| c.worker() as c_int) {
+            Ok(w) => w,
+            Err(e) => fail(e),
         }
     }
 }
@@ -496,7 +546,9 @@ pub extern "C" fn sockflow_conn_user(c: *const sockflow_conn) -> *mut c_void {
 /// what it points to in `on_close`.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_set_user(c: *mut sockflow_conn, user: *mut c_void) -> c_int {
-    ffi_boundary! { rc(with_conn(c, |c| c.set_user(user as usize))) }
+    ffi_boundary! {
+        rc(with_conn(c, |c| c.set_user(user as usize)))
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use std::ffi::{c_char, c_int, CStr};
 
 #[macro_use]
 mod macros;
+#[macro_use]
+pub(crate) mod cenum;
 pub mod addr;
 pub mod args;
 pub mod client;
@@ -23,6 +25,7 @@ pub mod control;
 pub mod error;
 pub mod handler;
 pub mod server;
+pub mod stats;
 pub mod stdio;
 pub mod tcp;
 pub mod timer;
@@ -41,7 +44,7 @@ pub trait FromCode {
 
 impl PanicValue for c_int {
     fn panic_value() -> c_int {
-        crate::Code::Panic.as_c()
+        error::code_value(crate::Code::Panic)
     }
 }
 impl FromCode for c_int {
@@ -51,7 +54,7 @@ impl FromCode for c_int {
 }
 impl PanicValue for isize {
     fn panic_value() -> isize {
-        crate::Code::Panic.as_c() as isize
+        error::code_value(crate::Code::Panic) as isize
     }
 }
 impl FromCode for isize {
@@ -95,9 +98,37 @@ pub(crate) fn port_arg(port: c_int, lo: c_int) -> crate::Result<u16> {
     }
 }
 
-/// A millisecond count from C as a timeout: <= 0 = none.
-pub(crate) fn millis_arg(ms: c_int) -> Option<std::time::Duration> {
-    (ms > 0).then(|| std::time::Duration::from_millis(ms as u64))
+/// "No limit", for any `*_ms` argument or field (every negative value
+/// means the same).
+pub const SOCKFLOW_FOREVER: c_int = -1;
+
+/// What 0 ms means to a call (see [`limit_arg`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zero {
+    /// Check once without waiting (`accept`, a server turn).
+    Check,
+    /// Rejected: the call cannot do its work without waiting (a connect, a
+    /// socket timeout, an idle limit), and a 0 there is most often a
+    /// zeroed struct or a confusion with "none".
+    Invalid,
+}
+
+/// The one rule for every millisecond limit C passes: negative
+/// (`SOCKFLOW_FOREVER`) = no limit (`None`); positive = that many ms; 0 =
+/// "do not wait", accepted only by calls that can check without waiting.
+pub(crate) fn limit_arg(ms: c_int, what: &str, zero: Zero) -> crate::Result<Option<std::time::Duration>> {
+    match ms {
+        m if m < 0 => Ok(None),
+        0 if zero == Zero::Invalid => {
+            Err(crate::Error::inval(format!("{what} is 0: give a positive number of ms, or SOCKFLOW_FOREVER for no limit")))
+        }
+        m => Ok(Some(std::time::Duration::from_millis(m as u64))),
+    }
+}
+
+/// A limit for C: `None` is `SOCKFLOW_FOREVER`.
+pub(crate) fn limit_value(d: Option<std::time::Duration>) -> c_int {
+    d.map_or(SOCKFLOW_FOREVER, |d| d.as_millis().min(c_int::MAX as u128) as c_int)
 }
 
 /// A frame spec from C ("line", "fixed:32", ...).

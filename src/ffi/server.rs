@@ -1,18 +1,22 @@
 //! `sockflow_server`: the multi-client TCP and UDP servers.
 
 use super::args::{core_args, sockflow_args};
+use super::cenum::CEnum;
 use super::error::{fail, rc};
 use super::handler::{connect, in_callback_of, sockflow_handler, to_core};
 use super::stdio::CFile;
-use super::{bytes_arg, give};
+use super::{bytes_arg, give, limit_arg, limit_value, Zero, SOCKFLOW_FOREVER};
 use crate::error::{Code, Error};
+use crate::server::event_loop::{run_to_end, Loop};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
-use crate::server::{Config, Mode, ServerHandle, UdpMode};
+use crate::server::{Config, LogLevel, LogTo, Mode, ServerHandle, UdpMode};
 use std::ffi::{c_char, c_int, c_void};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+
+c_enum!(Mode, "sockflow_mode": EventLoop, ThreadPerConnection);
+c_enum!(LogLevel, "sockflow_log_level": Error, Warn, Info);
 
 /// The C name of [`Mode`], exported by cbindgen under this name
 /// (`[export.rename]` in cbindgen.toml): one list of modes.
@@ -30,15 +34,17 @@ pub struct sockflow_server_config {
     /// from a new sender past it is dropped, with a log line (at most one a
     /// second); the peers already known stay.
     pub max_conns: c_int,
-    /// Close a connection after this many ms without traffic (default 0 =
-    /// the `--timeout` of the `sockflow_args`, whose 0 means never). With
-    /// `udp_peers`: a peer is closed (`on_close` with IDLE) after this many
-    /// ms without a datagram from it; 0 with no `--timeout` means 60000.
+    /// Close a connection after this many ms without traffic (default
+    /// `SOCKFLOW_FOREVER`: the `--timeout` of the `sockflow_args` if it was
+    /// given, else never). With `udp_peers`: a peer is closed (`on_close`
+    /// with IDLE) after this many ms without a datagram from it; when no
+    /// limit is given here or by `--timeout`, after 60000 ms (a UDP peer
+    /// never says goodbye). 0 is `SOCKFLOW_EINVAL`.
     pub idle_timeout_ms: c_int,
     /// Per-connection queue bound (default 1 MiB). A client's own replies
     /// past half of it stop reading from that client until it has taken
     /// them (backpressure: nothing is dropped); messages pushed to it by
-    /// `sockflow_server_send`/`_broadcast`/`sockflow_conn_send_to` past it
+    /// `sockflow_server_send_to`/`_broadcast`/`sockflow_conn_send_to` past it
     /// drop the client with reason OVERFLOW. Also bounds the messages
     /// waiting for a connection's thread (64 bytes + length each).
     pub max_queue: usize,
@@ -50,17 +56,22 @@ pub struct sockflow_server_config {
     /// listen(2) backlog (default 128).
     pub backlog: c_int,
     /// Where log lines go (readiness `NAME: listening on HOST port N`, drops,
-    /// errors). NULL = stderr.
+    /// errors). NULL = stderr. Ignored when `log_fn` is set.
     pub log: *mut libc::FILE,
     /// Non-zero: no log lines at all.
     pub quiet: c_int,
+    /// Your logger (default NULL): gets every log line instead of `log`,
+    /// with its `sockflow_log_level` and without the `NAME: ` prefix.
+    pub log_fn: sockflow_log_fn,
+    /// Passed first to `log_fn`.
+    pub log_userdata: *mut c_void,
     /// Most connections at once from one address (IPv6: one /64); more are
     /// closed at once with a log line. Default 0 = the `--max-per-ip` of the
     /// `sockflow_args`, or 256 when it was not given.
     pub max_per_ip: c_int,
     /// Close a connection that holds an incomplete message for this many ms
     /// (slowloris); the clock restarts at each complete message. Default
-    /// 60000; 0 = never.
+    /// 60000; `SOCKFLOW_FOREVER` = never; 0 is `SOCKFLOW_EINVAL`.
     pub incomplete_timeout_ms: c_int,
     /// Most bytes all connections together may hold in partial messages and
     /// queues (default 256 MiB). Over it, clients holding data are not read
@@ -75,27 +86,50 @@ pub struct sockflow_server_config {
     /// once it has been silent for `idle_timeout_ms`, with STOPPING when the
     /// server stops, or with HANDLER/ERROR after a callback returned CLOSE or
     /// a negative value (its next datagram then makes a new peer, with a new
-    /// id). `sockflow_server_send`, `_broadcast` and `sockflow_conn_send_to`
+    /// id). `sockflow_server_send_to`, `_broadcast` and `sockflow_conn_send_to`
     /// send datagrams to peers by id, from any thread. At most `max_conns`
     /// peers.
     pub udp_peers: c_int,
+    /// Event-loop threads, 1-256. Default 0 = the `--workers` of the
+    /// `sockflow_args`, or 1 when it was not given. With N > 1 each worker
+    /// thread has its own socket on the same address (`SO_REUSEPORT`), the
+    /// kernel spreads new connections over them, and a connection's
+    /// callbacks all run on its worker's thread (`sockflow_conn_worker`):
+    /// callbacks of different connections may run at the same time, so data
+    /// the handler shares between connections needs a lock (or one slot per
+    /// worker). Stopping the server, sending to a connection by id,
+    /// broadcasting, closing by id, and the connection count, ids and peers
+    /// work across all workers, from any thread and any callback.
+    /// Timers and signal handling run on worker 0, the thread that calls
+    /// `sockflow_server_run` (or the one `sockflow_server_start` starts).
+    /// `max_conns` and `memory_budget` are split evenly between the workers
+    /// (rounded up); `max_per_ip` counts over all of them. UDP: each worker
+    /// has its own socket and the kernel keeps a sender on one worker, so
+    /// with `udp_peers` a peer stays with the worker that knows it. A
+    /// program's own loop (`sockflow_server_turn`, `_fd`, `_timeout`) and a
+    /// `sockflow_client_loop_new` loop run one worker only: the turn calls
+    /// return `SOCKFLOW_EINVAL` for a server with more.
+    pub workers: c_int,
 }
 
 fn defaults() -> sockflow_server_config {
     let d = Config::default();
     sockflow_server_config {
         max_conns: d.max_conns as c_int,
-        idle_timeout_ms: 0,
+        idle_timeout_ms: SOCKFLOW_FOREVER,
         max_queue: d.max_queue,
         mode: sockflow_mode::EventLoop as c_int,
         handle_signals: 0,
         backlog: d.backlog,
         log: std::ptr::null_mut(),
+        log_fn: None,
+        log_userdata: std::ptr::null_mut(),
         quiet: 0,
         max_per_ip: 0,
-        incomplete_timeout_ms: d.incomplete_timeout.map_or(0, |t| t.as_millis() as c_int),
+        incomplete_timeout_ms: limit_value(d.incomplete_timeout),
         memory_budget: d.memory_budget,
         udp_peers: 0,
+        workers: 0,
     }
 }
 
@@ -114,98 +148,87 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     if c.max_conns <= 0 {
         return Err(Error::inval(format!("cfg.max_conns {} is not positive", c.max_conns)));
     }
-    if c.idle_timeout_ms < 0 {
-        return Err(Error::inval(format!("cfg.idle_timeout_ms {} is negative", c.idle_timeout_ms)));
-    }
+    let idle = limit_arg(c.idle_timeout_ms, "cfg.idle_timeout_ms", Zero::Invalid)?;
     if c.max_queue == 0 {
         return Err(Error::inval("cfg.max_queue is 0"));
     }
     if c.max_per_ip < 0 {
         return Err(Error::inval(format!("cfg.max_per_ip {} is negative", c.max_per_ip)));
     }
-    if c.incomplete_timeout_ms < 0 {
-        return Err(Error::inval(format!("cfg.incomplete_timeout_ms {} is negative", c.incomplete_timeout_ms)));
-    }
+    let incomplete = limit_arg(c.incomplete_timeout_ms, "cfg.incomplete_timeout_ms", Zero::Invalid)?;
     if c.memory_budget == 0 {
         return Err(Error::inval("cfg.memory_budget is 0"));
     }
+    if c.workers < 0 || c.workers as u32 > crate::args::WORKERS_MAX {
+        return Err(Error::inval(format!("cfg.workers {} is not in 0-{}", c.workers, crate::args::WORKERS_MAX)));
+    }
     cfg.max_conns = c.max_conns as usize;
-    // 0 keeps what the arguments gave (`--timeout`, `--max-per-ip`).
-    if c.idle_timeout_ms > 0 {
-        cfg.idle_timeout = Some(Duration::from_millis(c.idle_timeout_ms as u64));
+    // No limit / 0 keeps what the arguments gave (`--timeout`, `--max-per-ip`).
+    if idle.is_some() {
+        cfg.idle_timeout = idle;
     }
     if c.max_per_ip > 0 {
         cfg.max_per_ip = c.max_per_ip as usize;
     }
-    cfg.incomplete_timeout = (c.incomplete_timeout_ms > 0).then(|| Duration::from_millis(c.incomplete_timeout_ms as u64));
+    if c.workers > 0 {
+        cfg.workers = c.workers as usize;
+    }
+    cfg.incomplete_timeout = incomplete;
     cfg.max_queue = c.max_queue;
     cfg.memory_budget = c.memory_budget;
-    cfg.mode = match c.mode {
-        m if m == Mode::EventLoop as c_int => Mode::EventLoop,
-        m if m == Mode::ThreadPerConnection as c_int => Mode::ThreadPerConnection,
-        m => return Err(Error::inval(format!("cfg.mode {m} is not a sockflow_mode"))),
-    };
+    cfg.mode = Mode::arg(c.mode, "cfg.mode")?;
     cfg.handle_signals = c.handle_signals != 0;
     cfg.udp = if c.udp_peers != 0 { UdpMode::Peers } else { UdpMode::Datagrams };
     cfg.backlog = if c.backlog > 0 { c.backlog } else { crate::tcp::DEFAULT_BACKLOG };
     cfg.log = if c.quiet != 0 {
         None
     } else if c.log.is_null() {
-        Some(Box::new(CFile::stderr()))
+        Some(LogTo::writer(CFile::stderr()))
     } else {
-        Some(Box::new(CFile(c.log)))
+        Some(LogTo::writer(CFile(c.log)))
     };
+    if let (Some(f), false) = (c.log_fn, c.quiet != 0) {
+        cfg.log = Some(log_to_fn(f, c.log_userdata));
+    }
     Ok(cfg)
 }
 
-enum Engine {
-    Tcp(Box<TcpServer>),
-    Udp(Box<UdpServer>),
+/// A program's log function: gets each log line, with its level and
+/// without the `NAME: ` prefix, as a NUL-terminated string valid during the
+/// call. It runs on the server's log thread (never the loop's, so a slow
+/// logger does not slow the server: lines queue up, and past 1024 are
+/// counted and reported as dropped), one call at a time; `userdata` must
+/// be usable from that thread. It is not called after
+/// `sockflow_server_close` returns, except for a call already running
+/// then (a call that takes more than 2 s is left running).
+pub type sockflow_log_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, level: c_int, msg: *const c_char)>;
+
+/// The core's [`LogTo::Lines`] for a C log function.
+fn log_to_fn(f: unsafe extern "C" fn(*mut c_void, c_int, *const c_char), ud: *mut c_void) -> LogTo {
+    struct Userdata(*mut c_void);
+    // SAFETY: the caller promises (documented on sockflow_log_fn) that its
+    // userdata may be used from the log thread.
+    unsafe impl Send for Userdata {}
+    impl Userdata {
+        // A method, so the closure captures the Send wrapper, not the pointer.
+        fn get(&self) -> *mut c_void {
+            self.0
+        }
+    }
+    let ud = Userdata(ud);
+    let mut text = Vec::new();
+    LogTo::Lines(Box::new(move |level, line| {
+        text.clear();
+        text.extend(line.bytes().filter(|&b| b != 0));
+        text.push(0);
+        // SAFETY: a C function with the documented signature; the text is
+        // NUL-terminated and lives for the call.
+        unsafe { f(ud.get(), level as c_int, text.as_ptr().cast()) };
+    }))
 }
 
-impl Engine {
-    fn announce(&self) {
-        match self {
-            Engine::Tcp(t) => t.announce(),
-            Engine::Udp(u) => u.announce(),
-        }
-    }
-
-    /// One turn; false once the server is stopping.
-    fn turn(&mut self, timeout: Option<Duration>) -> crate::Result<bool> {
-        match self {
-            Engine::Tcp(t) => t.turn(timeout),
-            Engine::Udp(u) => u.turn(timeout),
-        }
-    }
-
-    fn next_deadline(&mut self) -> Option<Duration> {
-        match self {
-            Engine::Tcp(t) => t.next_deadline(),
-            Engine::Udp(u) => u.next_deadline(),
-        }
-    }
-
-    fn finish(self) {
-        match self {
-            Engine::Tcp(t) => t.finish(),
-            Engine::Udp(u) => u.finish(),
-        }
-    }
-
-    /// Turns until stopped, then finishes (an error ends the run at once).
-    fn run(mut self) -> crate::Result<()> {
-        let r = loop {
-            match self.turn(None) {
-                Ok(true) => {}
-                Ok(false) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        self.finish();
-        r
-    }
-}
+/// The server behind a handle: its TCP or UDP loop.
+type Engine = Box<dyn Loop>;
 
 /// Where a server handle is in its one run.
 enum State {
@@ -216,7 +239,7 @@ enum State {
     Driven(Engine),
     /// A run (`sockflow_server_run`, `_start`) or one turn is using it on some thread.
     Running,
-    /// Running, and `sockflow_server_free` was called from one of its own
+    /// Running, and `sockflow_server_close` was called from one of its own
     /// callbacks (which cannot wait for the run): the run frees the handle
     /// when it returns.
     RunningThenFree,
@@ -243,11 +266,11 @@ impl Run {
 /// `sockflow_server_start` + `sockflow_server_join` (on a thread of its
 /// own), `sockflow_server_turn` + `sockflow_server_fd` +
 /// `sockflow_server_timeout` (from the program's own event loop),
-/// `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send`,
+/// `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send_to`,
 /// `sockflow_server_broadcast`, `sockflow_server_timer_add`,
-/// `sockflow_server_timer_cancel`, `sockflow_server_free`. `stop`, `send`,
+/// `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send_to`,
 /// `broadcast`, `port`, `fd` and the timer calls may be called from any
-/// thread while it runs; so may `free`, which stops the server and waits
+/// thread while it runs; so may `close`, which stops the server and waits
 /// for the run to return. A server runs once, one of the three ways.
 pub struct sockflow_server {
     handle: ServerHandle,
@@ -275,26 +298,20 @@ fn new_server(
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
     let config = core_config(&a, &c)?;
     let h = to_core(handler, userdata)?;
-    let engine = if udp {
-        Engine::Udp(Box::new(UdpServer::from_args(&a, config, h)?))
-    } else {
-        Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?))
-    };
+    let engine =
+        if udp { Box::new(UdpServer::from_args(&a, config, h)?) as Engine } else { Box::new(TcpServer::from_args(&a, config, h)?) };
     Ok(ready(engine))
 }
 
 /// A handle for a bound (or listener-less) engine, ready to run or turn.
 fn ready(engine: Engine) -> sockflow_server {
-    let (handle, fd) = match &engine {
-        Engine::Tcp(s) => (s.handle(), s.fd()),
-        Engine::Udp(s) => (s.handle(), s.fd()),
-    };
+    let (handle, fd) = (engine.base().handle(), engine.base().fd());
     sockflow_server { handle, fd, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) }
 }
 
 /// Binds a TCP server on the host and port of `args` (with their frame and
 /// quit word) for `handler`/`userdata`. `cfg` may be NULL for the defaults.
-/// Writes the server to `*out` (free it with `sockflow_server_free` after
+/// Writes the server to `*out` (free it with `sockflow_server_close` after
 /// `sockflow_server_run` returned) and returns 0; e.g.
 /// `SOCKFLOW_EADDRINUSE` with the message `bind 0.0.0.0:8080: Address already in use`.
 #[no_mangle]
@@ -337,7 +354,7 @@ pub extern "C" fn sockflow_udp_server_new(
 /// server's are: `on_connect` when connected, `on_message`, `on_close`
 /// (with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` when a connect fails). It is a
 /// `sockflow_server` like any other: run it with `sockflow_server_run`,
-/// stop it with `sockflow_server_stop`, free it with `sockflow_server_free`;
+/// stop it with `sockflow_server_stop`, free it with `sockflow_server_close`;
 /// `sockflow_server_port` gives 0. `args` gives the frame, quit word and
 /// program name (its host and port are not used); NULL means line frames,
 /// no quit word. `cfg` may be NULL for the defaults. Writes the loop to
@@ -362,14 +379,14 @@ pub extern "C" fn sockflow_client_loop_new(
         let config = try_ok!(core_config(&a, &c));
         let h = try_ok!(to_core(handler, userdata));
         let server = try_ok!(TcpServer::without_listener(config, h));
-        give(out, ready(Engine::Tcp(Box::new(server))))
+        give(out, ready(Box::new(server)))
     }
 }
 
 /// Opens an outgoing TCP connection on the server's loop (a client loop's,
 /// or a listening server's) to `host` (a name or an address) and `port`,
-/// giving up after `timeout_ms` (0: the OS's own limit, about two minutes
-/// on Linux). Writes the new connection's id to `*id` at once and returns
+/// giving up after `timeout_ms` (`SOCKFLOW_FOREVER`: the OS's own limit,
+/// about two minutes on Linux). Writes the new connection's id to `*id` at once and returns
 /// 0; the loop then calls `on_connect` once it is connected, or `on_close`
 /// with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
 /// cannot be made. `on_close` comes exactly once for every id either way.
@@ -377,7 +394,7 @@ pub extern "C" fn sockflow_client_loop_new(
 /// (`sockflow_conn_user`); sockflow never frees it: free it in that
 /// `on_close`. Never blocks: a numeric host is used as is, a name is
 /// resolved on a short-lived thread of its own. `host` is only read during
-/// the call. Returns `SOCKFLOW_EINVAL` for a negative `timeout_ms`,
+/// the call. Returns `SOCKFLOW_EINVAL` for a `timeout_ms` of 0,
 /// `SOCKFLOW_EADDR` for a port outside 1-65535 or an empty host,
 /// `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
 /// callback comes). Safe from any thread, before or during
@@ -452,17 +469,14 @@ fn run_server(p: *mut sockflow_server) -> crate::Result<()> {
 
 /// Runs a taken engine to its end and records the result.
 fn run_engine(p: *mut sockflow_server, run: &Run, engine: Engine, announce: bool) -> crate::Result<()> {
-    if announce {
-        engine.announce();
-    }
-    let r = engine.run();
+    let r = run_to_end(engine, announce);
     put_back(p, run, State::Done(r.clone()));
     r
 }
 
 /// Runs the server on the calling thread until it is stopped (a callback
 /// returning `SOCKFLOW_ACTION_STOP`, `sockflow_server_stop`,
-/// `sockflow_server_free`, or a signal when `handle_signals` is set); then
+/// `sockflow_server_close`, or a signal when `handle_signals` is set); then
 /// stops accepting, flushes queued replies, closes every connection and
 /// returns 0. A server runs once: `SOCKFLOW_EBUSY` while it is running on
 /// another thread, `SOCKFLOW_EBADHANDLE` after it ran.
@@ -487,7 +501,9 @@ pub extern "C" fn sockflow_server_stop(s: *mut sockflow_server) -> c_int {
 /// The port the server is bound to (the chosen one when 0 was asked).
 #[no_mangle]
 pub extern "C" fn sockflow_server_port(s: *const sockflow_server) -> c_int {
-    ffi_boundary! { c_int::from(try_ref!(s, "server").handle.local_addr().port()) }
+    ffi_boundary! {
+        c_int::from(try_ref!(s, "server").handle.local_addr().port())
+    }
 }
 
 /// Queues one message for connection `id` (from `sockflow_conn_id`); safe
@@ -495,7 +511,7 @@ pub extern "C" fn sockflow_server_port(s: *const sockflow_server) -> c_int {
 /// with `udp_peers` (one datagram to that peer); `SOCKFLOW_EBADHANDLE` for
 /// a UDP server without.
 #[no_mangle]
-pub extern "C" fn sockflow_server_send(s: *mut sockflow_server, id: u64, msg: *const c_void, len: usize) -> c_int {
+pub extern "C" fn sockflow_server_send_to(s: *mut sockflow_server, id: u64, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! {
         let s = try_ref!(s, "server");
         rc(s.handle.send(id, try_ok!(bytes_arg(msg, len, "msg"))))
@@ -520,24 +536,20 @@ pub enum sockflow_turn {
     /// descriptor is readable or its timeout has passed.
     Running = 0,
     /// A stop was asked (a callback, `sockflow_server_stop`, a signal): this
-    /// turn closed every connection, and the server is done (free it).
+    /// turn closed every connection, and the server is done (close it).
     Stopped = 1,
 }
 
-/// A timeout in ms from C: < 0 = none (wait as long as needed), else that long.
-fn timeout_arg(ms: c_int) -> Option<Duration> {
-    (ms >= 0).then(|| Duration::from_millis(ms as u64))
-}
-
 /// Runs one bounded turn of the server on the calling thread, for a program
-/// with its own event loop: waits at most `timeout_ms` (0 = not at all, < 0
-/// = until something happens) for network events, commands from other
+/// with its own event loop: waits at most `timeout_ms` (0 = not at all,
+/// `SOCKFLOW_FOREVER` = until something happens) for network events, commands from other
 /// threads and timers, and handles what is ready. The first turn logs the
 /// readiness line. Returns `SOCKFLOW_TURN_RUNNING` (0) while the server
 /// goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
 /// (it has flushed, bounded, and closed every connection), or a negative
 /// code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
-/// `SOCKFLOW_EBADHANDLE` after it stopped).
+/// `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for a server
+/// of more than one worker: see `sockflow_server_config.workers`).
 ///
 /// Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
 /// descriptor for reading with the timeout, then turn. One thread at a
@@ -546,12 +558,13 @@ fn timeout_arg(ms: c_int) -> Option<Duration> {
 pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_int) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_turn"));
         let run = Arc::clone(&server.run);
         let (mut engine, announce) = try_ok!(take_engine(&run));
         if announce {
-            engine.announce();
+            engine.base().announce();
         }
-        match engine.turn(timeout_arg(timeout_ms)) {
+        match engine.turn(try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Check))) {
             Ok(true) => {
                 put_back(s, &run, State::Driven(engine));
                 sockflow_turn::Running as c_int
@@ -574,23 +587,39 @@ pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_in
 /// (a connection, data, a command or stop from another thread). Timers do
 /// not make it readable: poll with `sockflow_server_timeout`. Owned by the
 /// server: do not read, close or change it. Returns the descriptor, or
-/// `SOCKFLOW_EINVAL` for NULL.
+/// `SOCKFLOW_EINVAL` for NULL or a server of more than one worker.
 #[no_mangle]
 pub extern "C" fn sockflow_server_fd(s: *const sockflow_server) -> c_int {
-    ffi_boundary! { try_ref!(s, "server").fd }
+    ffi_boundary! {
+        let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_fd"));
+        server.fd
+    }
+}
+
+/// The program's own loop drives one loop: a server of several workers
+/// must run with `sockflow_server_run` or `_start`.
+fn one_worker(s: &sockflow_server, call: &str) -> crate::Result<()> {
+    match s.handle.workers() {
+        1 => Ok(()),
+        n => Err(Error::inval(format!(
+            "{call}: the server has {n} workers; a program's own loop drives one (cfg.workers = 1): run it with sockflow_server_run or sockflow_server_start"
+        ))),
+    }
 }
 
 /// How many ms a program's own loop may wait on `sockflow_server_fd` before
 /// the next `sockflow_server_turn` is due even without an event (a timer,
-/// an idle check): -1 = no such deadline, 0 = now (rounded up, so a turn
+/// an idle check): `SOCKFLOW_FOREVER` = no such deadline, 0 = now (rounded up, so a turn
 /// after the wait finds the timer due). Call it right before polling, from
 /// the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
 /// turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
-/// stopped.
+/// stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
 #[no_mangle]
 pub extern "C" fn sockflow_server_timeout(s: *mut sockflow_server) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_timeout"));
         let mut st = server.run.lock();
         let d = match &mut *st {
             State::Ready(e) | State::Driven(e) => e.next_deadline(),
@@ -614,7 +643,7 @@ unsafe impl Send for Started {}
 /// would, and returns at once: 0, or `SOCKFLOW_EBUSY`/`SOCKFLOW_EBADHANDLE`
 /// as `run`, `SOCKFLOW_EOS` if no thread could be started. Stop it with
 /// `sockflow_server_stop` (or a callback's STOP) and wait for it with
-/// `sockflow_server_join`, or just `sockflow_server_free` it (stops and waits).
+/// `sockflow_server_join`, or just `sockflow_server_close` it (stops and waits).
 #[no_mangle]
 pub extern "C" fn sockflow_server_start(s: *mut sockflow_server) -> c_int {
     ffi_boundary! {
@@ -647,7 +676,7 @@ pub extern "C" fn sockflow_server_start(s: *mut sockflow_server) -> c_int {
 /// error that ended it (with its message as this thread's last error).
 /// `SOCKFLOW_EBUSY` when called from one of the server's own callbacks (it
 /// would wait for itself), `SOCKFLOW_EBADHANDLE` if it is not running.
-/// Free the handle afterwards with `sockflow_server_free`.
+/// Free the handle afterwards with `sockflow_server_close`.
 #[no_mangle]
 pub extern "C" fn sockflow_server_join(s: *mut sockflow_server) -> c_int {
     ffi_boundary! {
@@ -678,7 +707,7 @@ pub extern "C" fn sockflow_server_join(s: *mut sockflow_server) -> c_int {
 /// race it with the start of a `run` or `turn` (one called after `free`
 /// uses freed memory).
 #[no_mangle]
-pub extern "C" fn sockflow_server_free(s: *mut sockflow_server) {
+pub extern "C" fn sockflow_server_close(s: *mut sockflow_server) {
     ffi_boundary! {
         if s.is_null() {
             return;
@@ -730,7 +759,7 @@ fn run_once(args: *const sockflow_args, handler: sockflow_handler, userdata: *mu
     let r = new_server(args, &cfg, handler, userdata, udp).and_then(|s| {
         let p = Box::into_raw(Box::new(s));
         let r = run_server(p);
-        sockflow_server_free(p);
+        sockflow_server_close(p);
         r
     });
     match r {
@@ -746,13 +775,17 @@ fn run_once(args: *const sockflow_args, handler: sockflow_handler, userdata: *mu
 /// `PROG: what failed: why` to stderr and returns the negative code.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_server_run(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void) -> c_int {
-    ffi_boundary! { run_once(args, handler, userdata, false) }
+    ffi_boundary! {
+        run_once(args, handler, userdata, false)
+    }
 }
 
 /// The whole UDP server in one call (see `sockflow_tcp_server_run`).
 #[no_mangle]
 pub extern "C" fn sockflow_udp_server_run(args: *const sockflow_args, handler: sockflow_handler, userdata: *mut c_void) -> c_int {
-    ffi_boundary! { run_once(args, handler, userdata, true) }
+    ffi_boundary! {
+        run_once(args, handler, userdata, true)
+    }
 }
 
 #[cfg(test)]

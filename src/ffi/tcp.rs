@@ -9,7 +9,7 @@
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
-use super::{buf_arg, bytes_arg, copy_cstr, frame_arg, give, millis_arg, port_arg, str_arg};
+use super::{buf_arg, bytes_arg, copy_cstr, frame_arg, give, limit_arg, port_arg, str_arg, Zero};
 use crate::error::{Code, Error};
 use crate::net::{self, Family};
 use crate::tcp::{Listener, Stream, DEFAULT_BACKLOG};
@@ -73,7 +73,7 @@ pub extern "C" fn sockflow_tcp_listen_args(args: *const sockflow_args, out: *mut
     }
 }
 
-/// Waits up to `timeout_ms` (< 0 = forever, 0 = just check) for a client.
+/// Waits up to `timeout_ms` (`SOCKFLOW_FOREVER` = no limit, 0 = just check) for a client.
 /// The connection starts with the listener's frame (line frames, or the
 /// `--frame` of `sockflow_tcp_listen_args`).
 /// On success writes the new connection to `*out` (free it with
@@ -89,7 +89,7 @@ pub extern "C" fn sockflow_tcp_accept(
     ffi_boundary! {
         let l = try_ref!(l, "listener");
         check_out!(out, "out");
-        let t = if timeout_ms < 0 { None } else { Some(std::time::Duration::from_millis(timeout_ms as u64)) };
+        let t = try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Check));
         let s = try_ok!(l.inner.accept(t));
         sockflow_addr::write_opt(peer, s.peer());
         give(out, sockflow_tcp { inner: s })
@@ -99,14 +99,18 @@ pub extern "C" fn sockflow_tcp_accept(
 /// The port the listener is bound to, or a negative error code.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_listener_port(l: *const sockflow_tcp_listener) -> c_int {
-    ffi_boundary! { c_int::from(try_ref!(l, "listener").inner.local_addr().port()) }
+    ffi_boundary! {
+        c_int::from(try_ref!(l, "listener").inner.local_addr().port())
+    }
 }
 
 /// The listener's descriptor, for programs that poll it themselves (still
 /// owned by the listener: do not close it). Negative error code for NULL.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_listener_fd(l: *const sockflow_tcp_listener) -> c_int {
-    ffi_boundary! { try_ref!(l, "listener").inner.fd() }
+    ffi_boundary! {
+        try_ref!(l, "listener").inner.fd()
+    }
 }
 
 /// Closes and frees the listener. NULL is fine; do not call twice.
@@ -121,7 +125,8 @@ pub extern "C" fn sockflow_tcp_listener_close(l: *mut sockflow_tcp_listener) {
 }
 
 /// Connects to `host`:`port`, trying every address the name resolves to,
-/// each attempt bounded by `timeout_ms` (<= 0 = the OS's limit). Writes the
+/// each attempt bounded by `timeout_ms` (`SOCKFLOW_FOREVER` = the OS's limit;
+/// 0 = `SOCKFLOW_EINVAL`). Writes the
 /// new connection to `*out` (free it with `sockflow_tcp_close`); returns 0,
 /// or e.g. `SOCKFLOW_ECONNREFUSED`, `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`.
 #[no_mangle]
@@ -131,7 +136,7 @@ pub extern "C" fn sockflow_tcp_connect(host: *const c_char, port: c_int, timeout
         let host = try_ok!(str_arg(host, "host"));
         let port = try_ok!(port_arg(port, 1));
         let addrs = try_ok!(net::resolve(host, port, Family::Any));
-        give(out, sockflow_tcp { inner: try_ok!(Stream::connect(&addrs, millis_arg(timeout_ms))) })
+        give(out, sockflow_tcp { inner: try_ok!(Stream::connect(&addrs, try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Invalid)))) })
     }
 }
 
@@ -158,13 +163,15 @@ pub extern "C" fn sockflow_tcp_set_frame(t: *mut sockflow_tcp, spec: *const c_ch
     }
 }
 
-/// Read and write timeouts in milliseconds (<= 0 = none). An expired
+/// Receive and send timeouts in milliseconds (`SOCKFLOW_FOREVER` = none,
+/// 0 = `SOCKFLOW_EINVAL`). An expired
 /// timeout makes a call return `SOCKFLOW_ETIMEDOUT`.
 #[no_mangle]
-pub extern "C" fn sockflow_tcp_set_timeouts(t: *mut sockflow_tcp, read_ms: c_int, write_ms: c_int) -> c_int {
+pub extern "C" fn sockflow_tcp_set_timeouts(t: *mut sockflow_tcp, recv_ms: c_int, send_ms: c_int) -> c_int {
     ffi_boundary! {
         let t = try_ref!(t, "tcp");
-        rc(t.inner.set_timeouts(millis_arg(read_ms), millis_arg(write_ms)))
+        rc(t.inner
+            .set_timeouts(try_ok!(limit_arg(recv_ms, "recv_ms", Zero::Invalid)), try_ok!(limit_arg(send_ms, "send_ms", Zero::Invalid))))
     }
 }
 
@@ -246,7 +253,11 @@ pub extern "C" fn sockflow_tcp_recv_msg(t: *mut sockflow_tcp, buf: *mut c_void, 
         let buf = try_ok!(buf_arg(buf, cap, "buf"));
         let got = try_ok!(t.inner.recv_msg_or_keep(|m| {
             copy_cstr(m, buf);
-            if m.len() < cap { Ok(m.len()) } else { Err(m.len()) }
+            if m.len() < cap {
+                Ok(m.len())
+            } else {
+                Err(m.len())
+            }
         }));
         match got {
             Ok(n) => n as isize,
@@ -269,7 +280,9 @@ pub extern "C" fn sockflow_tcp_recv_msg(t: *mut sockflow_tcp, buf: *mut c_void, 
 /// connection. Call it before closing a non-blocking handle.
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_flush(t: *mut sockflow_tcp) -> c_int {
-    ffi_boundary! { rc(try_ref!(t, "tcp").inner.flush()) }
+    ffi_boundary! {
+        rc(try_ref!(t, "tcp").inner.flush())
+    }
 }
 
 /// Writes the peer's address to `*out`. Returns 0 or `SOCKFLOW_EINVAL`.
@@ -288,7 +301,9 @@ pub extern "C" fn sockflow_tcp_peer(t: *const sockflow_tcp, out: *mut sockflow_a
 /// `recv_msg` are not visible to poll).
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_fd(t: *const sockflow_tcp) -> c_int {
-    ffi_boundary! { try_ref!(t, "tcp").inner.fd() }
+    ffi_boundary! {
+        try_ref!(t, "tcp").inner.fd()
+    }
 }
 
 /// Half-closes: the peer sees end of stream, receiving goes on. Bytes kept
@@ -296,7 +311,9 @@ pub extern "C" fn sockflow_tcp_fd(t: *const sockflow_tcp) -> c_int {
 /// `SOCKFLOW_EAGAIN` without shutting down (call again after POLLOUT).
 #[no_mangle]
 pub extern "C" fn sockflow_tcp_shutdown(t: *mut sockflow_tcp) -> c_int {
-    ffi_boundary! { rc(try_ref!(t, "tcp").inner.shutdown_write()) }
+    ffi_boundary! {
+        rc(try_ref!(t, "tcp").inner.shutdown_write())
+    }
 }
 
 /// Shuts the connection down, closes it and frees the handle (bytes kept

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// A timer's callback. Runs on the server's loop thread (never on the
 /// thread that added it, never at the same time as another callback of the
-/// same loop), so it must not block; it may call `sockflow_server_send`,
+/// same loop), so it must not block; it may call `sockflow_server_send_to`,
 /// `_broadcast`, `_stop`, `_timer_add` and `_timer_cancel` on `server`.
 /// `userdata` is the pointer given to `sockflow_server_timer_add`; sockflow
 /// never frees it. Returns a `sockflow_action`: `SOCKFLOW_ACTION_CONTINUE`

@@ -7,7 +7,7 @@
 use super::addr::sockflow_addr;
 use super::args::{core_args, sockflow_args};
 use super::error::rc;
-use super::{buf_arg, bytes_arg, frame_arg, give, millis_arg, port_arg, str_arg};
+use super::{buf_arg, bytes_arg, frame_arg, give, limit_arg, port_arg, str_arg, Zero};
 use crate::error::{Code, Error};
 use crate::net::{self, Family};
 use crate::udp::Udp;
@@ -15,9 +15,9 @@ use std::ffi::{c_char, c_int, c_void};
 use std::net::IpAddr;
 
 /// A UDP socket. Methods: `sockflow_udp_bind`, `sockflow_udp_bind_args`,
-/// `sockflow_udp_connect`, `sockflow_udp_connect_args`, `sockflow_udp_sendto`,
-/// `sockflow_udp_send`, `sockflow_udp_recvfrom`, `sockflow_udp_set_frame`,
-/// `sockflow_udp_set_timeout`, `sockflow_udp_set_broadcast`,
+/// `sockflow_udp_connect`, `sockflow_udp_connect_args`, `sockflow_udp_send_to`,
+/// `sockflow_udp_send`, `sockflow_udp_recv_from`, `sockflow_udp_set_frame`,
+/// `sockflow_udp_set_timeouts`, `sockflow_udp_set_broadcast`,
 /// `sockflow_udp_join`, `sockflow_udp_leave`, `sockflow_udp_port`,
 /// `sockflow_udp_fd`, `sockflow_udp_close`.
 ///
@@ -75,7 +75,7 @@ pub extern "C" fn sockflow_udp_connect_args(args: *const sockflow_args, out: *mu
 }
 
 /// Sets the frame: with "fixed:N" every datagram sent is NUL-padded to N
-/// bytes and `sockflow_udp_recvfrom` returns the text before the first NUL
+/// bytes and `sockflow_udp_recv_from` returns the text before the first NUL
 /// (the tutorial's 32-byte datagrams); with "line" one trailing newline of
 /// a received datagram is dropped; "raw" (the default) sends and receives as is.
 #[no_mangle]
@@ -90,7 +90,7 @@ pub extern "C" fn sockflow_udp_set_frame(u: *mut sockflow_udp, spec: *const c_ch
 /// Sends one datagram of `len` bytes to `host`:`port` (framed as set by
 /// `sockflow_udp_set_frame`). Returns 0 or a negative code.
 #[no_mangle]
-pub extern "C" fn sockflow_udp_sendto(u: *mut sockflow_udp, data: *const c_void, len: usize, host: *const c_char, port: c_int) -> c_int {
+pub extern "C" fn sockflow_udp_send_to(u: *mut sockflow_udp, data: *const c_void, len: usize, host: *const c_char, port: c_int) -> c_int {
     ffi_boundary! {
         let u = try_ref!(u, "udp");
         let data = try_ok!(bytes_arg(data, len, "data"));
@@ -117,7 +117,7 @@ pub extern "C" fn sockflow_udp_send(u: *mut sockflow_udp, data: *const c_void, l
 /// after the timeout; `SOCKFLOW_EAGAIN` when the descriptor is non-blocking
 /// and no datagram is waiting.
 #[no_mangle]
-pub extern "C" fn sockflow_udp_recvfrom(u: *mut sockflow_udp, buf: *mut c_void, cap: usize, from: *mut sockflow_addr) -> libc::ssize_t {
+pub extern "C" fn sockflow_udp_recv_from(u: *mut sockflow_udp, buf: *mut c_void, cap: usize, from: *mut sockflow_addr) -> libc::ssize_t {
     ffi_boundary! {
         let u = try_ref!(u, "udp");
         let buf = try_ok!(buf_arg(buf, cap, "buf"));
@@ -131,16 +131,24 @@ pub extern "C" fn sockflow_udp_recvfrom(u: *mut sockflow_udp, buf: *mut c_void, 
     }
 }
 
-/// Receive timeout in milliseconds (<= 0 = none).
+/// Receive and send timeouts in milliseconds (`SOCKFLOW_FOREVER` = none,
+/// 0 = `SOCKFLOW_EINVAL`). An expired timeout makes a call return
+/// `SOCKFLOW_ETIMEDOUT`.
 #[no_mangle]
-pub extern "C" fn sockflow_udp_set_timeout(u: *mut sockflow_udp, timeout_ms: c_int) -> c_int {
-    ffi_boundary! { rc(try_ref!(u, "udp").inner.set_timeout(millis_arg(timeout_ms))) }
+pub extern "C" fn sockflow_udp_set_timeouts(u: *mut sockflow_udp, recv_ms: c_int, send_ms: c_int) -> c_int {
+    ffi_boundary! {
+        let u = try_ref!(u, "udp");
+        let recv = try_ok!(limit_arg(recv_ms, "recv_ms", Zero::Invalid));
+        rc(u.inner.set_timeouts(recv, try_ok!(limit_arg(send_ms, "send_ms", Zero::Invalid))))
+    }
 }
 
 /// Turns SO_BROADCAST on (`on` != 0) or off.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_set_broadcast(u: *mut sockflow_udp, on: c_int) -> c_int {
-    ffi_boundary! { rc(try_ref!(u, "udp").inner.set_broadcast(on != 0)) }
+    ffi_boundary! {
+        rc(try_ref!(u, "udp").inner.set_broadcast(on != 0))
+    }
 }
 
 fn membership(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char, join: bool) -> c_int {
@@ -157,25 +165,33 @@ fn membership(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char, 
 /// groups, or an interface index ("2") for IPv6 groups.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_join(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char) -> c_int {
-    ffi_boundary! { membership(u, group, iface, true) }
+    ffi_boundary! {
+        membership(u, group, iface, true)
+    }
 }
 
 /// Leaves a multicast group joined with `sockflow_udp_join`.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_leave(u: *mut sockflow_udp, group: *const c_char, iface: *const c_char) -> c_int {
-    ffi_boundary! { membership(u, group, iface, false) }
+    ffi_boundary! {
+        membership(u, group, iface, false)
+    }
 }
 
 /// The bound port, or a negative error code.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_port(u: *const sockflow_udp) -> c_int {
-    ffi_boundary! { c_int::from(try_ok!(try_ref!(u, "udp").inner.local_addr()).port()) }
+    ffi_boundary! {
+        c_int::from(try_ok!(try_ref!(u, "udp").inner.local_addr()).port())
+    }
 }
 
 /// The socket's descriptor (still owned by the handle: do not close it).
 #[no_mangle]
 pub extern "C" fn sockflow_udp_fd(u: *const sockflow_udp) -> c_int {
-    ffi_boundary! { try_ref!(u, "udp").inner.fd() }
+    ffi_boundary! {
+        try_ref!(u, "udp").inner.fd()
+    }
 }
 
 /// Closes and frees the socket. NULL is fine; do not call twice.

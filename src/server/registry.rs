@@ -11,6 +11,8 @@
 //! not pack (IPv6) are kept apart, by id. (A `BTreeMap<u64, SocketAddr>`
 //! took about 70 bytes per connection.)
 
+use super::stats::{Stats, CLOSE_REASONS};
+use super::CloseReason;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
@@ -29,6 +31,10 @@ struct Table {
     live: usize,
     /// IPv6 peers, by id.
     wide: HashMap<u64, SocketAddr>,
+    /// Connections ever opened, and closed by reason (the server's stats,
+    /// counted here under the lock taken anyway).
+    total: u64,
+    closed: [u64; CLOSE_REASONS],
 }
 
 #[derive(Default)]
@@ -88,10 +94,12 @@ impl OpenConns {
                 t.live += 1;
             }
         }
+        t.total += 1;
     }
 
-    pub(crate) fn closed(&self, id: u64) {
+    pub(crate) fn closed(&self, id: u64, reason: CloseReason) {
         let mut t = self.lock();
+        t.closed[reason as usize - 1] += 1;
         let Some(i) = t.find(id) else { return };
         t.rows[i].1 = GONE;
         t.live -= 1;
@@ -99,6 +107,11 @@ impl OpenConns {
         if t.rows.len() > 2 * t.live + 16 {
             t.rows.retain(|r| r.1 != GONE);
         }
+    }
+
+    /// An outgoing connection that never connected (it was never open).
+    pub(crate) fn failed(&self) {
+        self.lock().closed[CloseReason::ConnectFailed as usize - 1] += 1;
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -112,6 +125,16 @@ impl OpenConns {
     pub(crate) fn peer(&self, id: u64) -> Option<SocketAddr> {
         let t = self.lock();
         t.find(id).and_then(|i| t.peer(i))
+    }
+
+    /// Adds the open, total and closed counts to `s`.
+    pub(crate) fn add_to(&self, s: &mut Stats) {
+        let t = self.lock();
+        s.conns_open += t.live as u64;
+        s.conns_total += t.total;
+        for (sum, n) in s.closed.iter_mut().zip(t.closed) {
+            *sum += n;
+        }
     }
 }
 
@@ -134,9 +157,9 @@ mod tests {
         assert_eq!(r.peer(15), Some(v4));
         assert_eq!(r.peer(16), None);
         for id in 1..=90u64 {
-            r.closed(id * 10);
+            r.closed(id * 10, CloseReason::Peer);
         }
-        r.closed(10); // twice: nothing
+        r.closed(10, CloseReason::Peer); // twice: nothing
         assert_eq!(r.count(), 11);
         assert_eq!(r.peer(30), None);
         assert!(r.lock().wide.len() <= 5, "IPv6 peers leave with their rows");

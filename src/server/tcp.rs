@@ -1,9 +1,12 @@
 //! The TCP server: one mio event loop, many connections.
 //!
-//! Per connection the loop keeps only what it must (the socket, a decoder
-//! holding at most one partial message, the unsent replies, a user slot),
-//! and buffers are freed when they empty, so an idle connection costs a few
-//! hundred bytes. Reads go through one shared 64 KiB scratch buffer.
+//! Per connection the loop keeps only what an idle one needs (48 bytes, see
+//! `conn.rs`); a partial message or unsent replies live in cold state that
+//! goes back to a pool when it empties, so an idle connection costs about 64
+//! bytes (with its registry row) and a busy one allocates nothing per
+//! message. Reads go through one shared 64 KiB scratch buffer, and the
+//! replies to a read go from one shared buffer straight to the socket: only
+//! what the socket does not take is copied into the connection's queue.
 //!
 //! Memory is bounded without dropping healthy clients, as a hand-written
 //! epoll server would do it: a connection whose own replies pile up (it
@@ -28,9 +31,11 @@ use super::clock::Clock;
 use super::conn::{Cold, ColdPool, Connection, Life, Pause, ReadState, TRICKLE};
 use super::control::{CloseMode, Command, OUTGOING};
 use super::effect::Effect;
+use super::event_loop::{run_to_end, Loop};
 use super::spare::Spare;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
+use super::workers::{Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
 use crate::frame::{Decoder, Ending, Flow, Frame};
@@ -79,7 +84,8 @@ pub struct TcpServer {
     budget: Arc<Budget>,
     /// Connections paused for the budget (resumed together when it frees up).
     budget_paused: Vec<(usize, u64)>,
-    per_ip: PerAddress,
+    /// Server-wide: shared by the workers.
+    per_ip: Arc<PerAddress>,
     refusals: Throttle,
     conns: Slab<Connection>,
     scratch: Vec<u8>,
@@ -96,7 +102,7 @@ pub struct TcpServer {
     decoder: Decoder,
     /// The time of this turn.
     clock: Clock,
-    next_gen: u64,
+    next_gen: Seq,
     /// Connections with data left to read after their turn.
     again: Vec<(usize, u64)>,
     /// The list `again` had at the start of this turn (two lists swapped
@@ -116,29 +122,35 @@ pub struct TcpServer {
 }
 
 impl TcpServer {
-    /// Binds the first of `addrs` that works and prepares the loop.
+    /// Binds the first of `addrs` that works and prepares the loop (the
+    /// loops of `cfg.workers`, each with its own listener: see `workers.rs`).
     pub fn bind(addrs: &[SocketAddr], cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        let l = crate::tcp::Listener::bind(addrs, cfg.backlog)?;
-        let local = l.local_addr();
-        let std = l.into_std();
-        std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
-        let mut listener = TcpListener::from_std(std);
-        let s = TcpServer::new(local, cfg, handler)?;
-        s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-        Ok(TcpServer { listener: Some(listener), ..s })
+        super::workers::assemble(addrs, cfg, |addrs, cfg, seat| {
+            let l = crate::tcp::Listener::bind_with(addrs, cfg.backlog, seat.reuse_port())?;
+            let local = l.local_addr();
+            let std = l.into_std();
+            std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
+            let mut listener = TcpListener::from_std(std);
+            let s = TcpServer::new(local, cfg, handler.clone(), seat)?;
+            s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
+            Ok(TcpServer { listener: Some(listener), ..s })
+        })
     }
 
     /// A loop with no listener: an event-driven client of many servers,
     /// whose connections all come from [`ServerHandle::connect_host`]. It runs,
     /// stops and drives its handler like a server; its local address is
-    /// `0.0.0.0:0`.
+    /// `0.0.0.0:0`. It is one loop (`cfg.workers` is not used).
     pub fn without_listener(cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        TcpServer::new(SocketAddr::from(([0, 0, 0, 0], 0)), cfg, handler)
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        super::workers::assemble(&[none], Config { workers: 1, ..cfg }, |_, cfg, seat| TcpServer::new(none, cfg, handler.clone(), seat))
     }
 
-    fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        let base = Base::new(local, cfg.frame, false, &mut cfg)?;
+    fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>, seat: Seat) -> Result<TcpServer> {
+        let (next_gen, per_ip) = (seat.seq(), seat.crew.per_ip.clone());
+        let base = Base::new(local, cfg.frame, false, &mut cfg, seat)?;
         base.shared.conns.reserve(cfg.max_conns.clamp(1, RESERVE_CONNS));
+        let budget = base.shared.budget.clone();
         Ok(TcpServer {
             base,
             listener: None,
@@ -150,9 +162,9 @@ impl TcpServer {
             idle: cfg.idle_timeout,
             incomplete: cfg.incomplete_timeout,
             mode: cfg.mode,
-            budget: Arc::new(Budget::new(cfg.memory_budget)),
+            budget,
             budget_paused: Vec::new(),
-            per_ip: PerAddress::new(cfg.max_per_ip),
+            per_ip,
             refusals: Throttle::default(),
             // Room for every connection up front: the table then never
             // moves (a grown copy would leave its old pages behind), and
@@ -164,7 +176,7 @@ impl TcpServer {
             colds: ColdPool::new(cfg.frame),
             decoder: Decoder::new(cfg.frame),
             clock: Clock::new(),
-            next_gen: 1,
+            next_gen,
             again: Vec::new(),
             again_now: Vec::new(),
             accept_paused_until: None,
@@ -182,7 +194,7 @@ impl TcpServer {
         TcpServer::bind(&a.addrs()?, cfg, handler)
     }
 
-    /// A thread-safe handle: stop, send, broadcast.
+    /// A thread-safe handle: stop, send, broadcast (reaching every worker).
     pub fn handle(&self) -> ServerHandle {
         self.base.handle()
     }
@@ -194,12 +206,11 @@ impl TcpServer {
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
     /// signal when configured), then stops accepting, flushes queued
-    /// replies, closes every connection and returns.
-    pub fn run(mut self) -> Result<()> {
-        self.base.announce();
-        while self.turn(None)? {}
-        self.finish();
-        Ok(())
+    /// replies, closes every connection and returns. With several workers
+    /// this thread is worker 0; the others run on threads of their own,
+    /// started by the first turn, and are waited for before this returns.
+    pub fn run(self) -> Result<()> {
+        run_to_end(Box::new(self), true)
     }
 
     /// Logs the readiness line (`run` does; a program driving the loop
@@ -313,7 +324,7 @@ impl TcpServer {
                 {
                     // Out of descriptors: the pending client stays in the
                     // backlog; try again shortly instead of spinning.
-                    self.base.log.line(format_args!("{}", Error::io("accept", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("accept", &e)));
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
                 }
@@ -324,9 +335,10 @@ impl TcpServer {
 
     /// Logs a refused connection, at most once a second.
     fn refused(&mut self, why: std::fmt::Arguments<'_>, peer: &SocketAddr) {
+        self.base.shared.counters().refused();
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more refused since the last such line)") } else { String::new() };
-            self.base.log.line(format_args!("{why}: closing {}{more}", net::show(peer)));
+            self.base.log.warn(format_args!("{why}: closing {}{more}", net::show(peer)));
         }
     }
 
@@ -340,8 +352,7 @@ impl TcpServer {
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let k = entry.key();
-        let id = (self.next_gen << 32) | k as u64;
-        self.next_gen += 1;
+        let id = (self.next_gen.take() << 32) | k as u64;
         if self.base.poll.registry().register(&mut sock, Token(k), Interest::READABLE).is_err() {
             self.per_ip.leave(peer.ip());
             return;
@@ -364,7 +375,7 @@ impl TcpServer {
                         self.base.shared.conns.opened(id, peer);
                     }
                     Err(e) => {
-                        self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
+                        self.base.log.error(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
                         // No callback ran, so none is owed; but an outgoing
                         // id always gets its `on_close` (its user slot).
                         if id & OUTGOING == 0 {
@@ -505,6 +516,7 @@ impl TcpServer {
                 quit = true;
                 return Flow::Stop;
             }
+            shared.counters().message_in(msg.len());
             if let Some(w) = worker {
                 if w.message(msg, ending) > max_queue {
                     *life = Life::Open(ReadState::Paused(Pause::Worker));
@@ -549,7 +561,7 @@ impl TcpServer {
             return false;
         }
         if let Err(e) = fed {
-            self.base.log.line(format_args!("{}: {}", net::show(&peer), e));
+            self.base.log.warn(format_args!("{}: {}", net::show(&peer), e));
             effect = Effect::ABORT;
         }
         self.progress(k, held_before + n);
@@ -582,7 +594,10 @@ impl TcpServer {
         let mut sent = 0;
         while sent < self.replies.len() {
             match net::send_some(c.sock.as_raw_fd(), &self.replies[sent..]) {
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    self.base.shared.counters().wrote(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
@@ -642,7 +657,7 @@ impl TcpServer {
         if extra > self.budget.room() && total > TRICKLE {
             let (used, limit) = (self.budget.used(), self.budget.limit());
             let peer = net::show(&peer);
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "closing {peer}: a message of {total} bytes does not fit in the memory budget ({used} of {limit} bytes in use)"
             ));
             return false;
@@ -738,6 +753,7 @@ impl TcpServer {
             while x.out_pos < x.out.len() {
                 match net::send_some(sock.as_raw_fd(), &x.out[x.out_pos..]) {
                     Ok(n) => {
+                        self.base.shared.counters().wrote(n);
                         x.out_pos += n;
                         x.pushed.sent(n);
                         x.relayed.sent(n);
@@ -792,7 +808,7 @@ impl TcpServer {
             // reading instead (below).
             if c.pushed() > self.max_queue {
                 let queued = c.queued();
-                self.base.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer())));
+                self.base.log.warn(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer())));
                 self.close_now(k, CloseReason::Overflow);
                 return false;
             }
@@ -873,7 +889,7 @@ impl TcpServer {
         if c.life == Life::Draining {
             return; // told when it began draining
         }
-        self.base.shared.conns.closed(c.id);
+        self.base.shared.conns.closed(c.id, reason);
         match c.cold.as_deref_mut().and_then(|x| x.worker.take()) {
             Some(w) => {
                 self.joins.push(w.close(reason));
@@ -930,6 +946,8 @@ impl TcpServer {
         if !c.life.lingers() {
             let x = c.cold(&mut self.colds);
             if pushed {
+                // A send_to or broadcast (a handler's reply was counted when sent).
+                self.base.shared.counters().message_out();
                 x.pushed.add(x.out.len() - x.out_pos, bytes.len());
             }
             self.spare.append(&mut x.out, bytes);
@@ -1027,7 +1045,7 @@ impl TcpServer {
                         && !matches!(r, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
                 {
                     let t = self.incomplete.unwrap_or_default();
-                    self.base.log.line(format_args!(
+                    self.base.log.warn(format_args!(
                         "closing {}: message still incomplete after {} ms",
                         net::show(&c.peer()),
                         t.as_millis()
@@ -1104,7 +1122,7 @@ impl TcpServer {
             j.join();
         }
         if !stuck.is_empty() {
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "{} connection thread(s) still in a handler after {} ms: not waiting for them",
                 stuck.len(),
                 STOP_WAIT.as_millis()
@@ -1113,5 +1131,27 @@ impl TcpServer {
                 j.abandon();
             }
         }
+    }
+}
+
+impl Loop for TcpServer {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn base_mut(&mut self) -> &mut Base {
+        &mut self.base
+    }
+
+    fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        TcpServer::turn(self, timeout)
+    }
+
+    fn next_deadline(&mut self) -> Option<Duration> {
+        TcpServer::next_deadline(self)
+    }
+
+    fn finish(self: Box<Self>) {
+        TcpServer::finish(*self)
     }
 }

@@ -83,6 +83,6 @@ int main(void) {
 
     sockflow_server_stop(s);
     pthread_join(th, NULL);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     return checks_done();
 }

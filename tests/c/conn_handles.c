@@ -113,6 +113,6 @@ int main(void) {
     void *rc;
     pthread_join(th, &rc);
     CHECK(*(int *)rc == 0, "run returned %d", *(int *)rc);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     return checks_done();
 }

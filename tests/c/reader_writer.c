@@ -60,7 +60,7 @@ int main(void) {
     sockflow_tcp_close(t);
     sockflow_server_stop(s);
     pthread_join(server, NULL);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     if (bad || *(int *)wrc != 0) return 1;
     printf("OK %d messages\n", N);
     return 0;

@@ -1,4 +1,4 @@
-/* sockflow_server_free on a running server stops it and waits for
+/* sockflow_server_close on a running server stops it and waits for
  * sockflow_server_run to return; a second concurrent run is refused with
  * SOCKFLOW_EBUSY; free from one of the server's own callbacks stops it and
  * the handle is freed when run returns. Prints "OK" and exits 0. */
@@ -51,7 +51,7 @@ static int free_myself(void *ud, sockflow_conn *c, const char *msg, size_t len) 
     (void)msg;
     (void)len;
     sockflow_conn_send_str(c, "bye");
-    sockflow_server_free(self_freeing);
+    sockflow_server_close(self_freeing);
     return SOCKFLOW_ACTION_CONTINUE;
 }
 
@@ -103,7 +103,7 @@ static void scenario(int mode) {
     sockflow_last_error(err, sizeof err);
     CHECK(rc == SOCKFLOW_EBUSY, "second run returned %d, want SOCKFLOW_EBUSY (%d)", rc, SOCKFLOW_EBUSY);
     CHECK(strstr(err, "already running") != NULL, "second run message: \"%s\"", err);
-    sockflow_server_free(s);
+    sockflow_server_close(s);
     /* The run finished its work (connections closed, on_close called)
      * before free returned and released the handle. */
     CHECK(closes() == 1, "free returned before the run closed its connection (%d on_close calls)", closes());
