@@ -390,9 +390,12 @@ impl TcpServer {
                 self.base.shared.conns.opened(id, peer);
                 let Connection { user, cold, .. } = c;
                 let cold = cold.get_or_insert_with(|| self.colds.take());
-                let sink = Sink::Buf { buf: &mut cold.out, frame: self.frame, ending: Ending::Lf, answering: (0, 0) };
+                let sink = Sink::Buf { buf: &mut cold.out, frame: self.frame, ending: Ending::Lf, answering: (0, 0), sent: 0 };
                 let mut conn = Conn { id, peer, user, sink, shared: &self.base.shared };
                 let effect = self.handler.on_connect(&mut conn).effect();
+                if let Sink::Buf { sent, .. } = conn.sink {
+                    self.base.shared.counters().messages_out(sent);
+                }
                 self.apply(k, effect);
             }
         }
@@ -511,12 +514,16 @@ impl TcpServer {
             _ => (&mut self.replies, 0, true),
         };
         let (frame, quit_word, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
+        // Messages and bytes in, replies out: counted here, added to the
+        // loop's counters once per dispatch.
+        let (mut msgs_in, mut bytes_in, mut msgs_out) = (0, 0, 0);
         let mut on_message = |msg: &[u8], ending| {
             if !quit_word.is_empty() && msg == &quit_word[..] {
                 quit = true;
                 return Flow::Stop;
             }
-            shared.counters().message_in(msg.len());
+            msgs_in += 1;
+            bytes_in += msg.len() as u64;
             if let Some(w) = worker {
                 if w.message(msg, ending) > max_queue {
                     *life = Life::Open(ReadState::Paused(Pause::Worker));
@@ -524,9 +531,12 @@ impl TcpServer {
                 }
                 return Flow::Continue;
             }
-            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()) };
+            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()), sent: 0 };
             let mut conn = Conn { id, peer, user, sink, shared };
             effect = handler.on_message(&mut conn, msg).effect();
+            if let Sink::Buf { sent, .. } = conn.sink {
+                msgs_out += sent;
+            }
             if effect != Effect::Keep {
                 return Flow::Stop;
             }
@@ -542,6 +552,9 @@ impl TcpServer {
             Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
             Input::End => decoder.finish(&mut on_message),
         };
+        let counters = self.base.shared.counters();
+        counters.messages_in(msgs_in, bytes_in);
+        counters.messages_out(msgs_out);
         // Stopped by a pause: messages may be left in the decoder. Even if
         // the flush below lifts the pause, they go first (the loop comes
         // back through `again`), before any read that could find the end
