@@ -320,8 +320,7 @@ typedef enum sockflow_close_reason {
  */
 typedef enum sockflow_mode {
     /**
-     * Every callback on the event-loop thread (a connection's worker's
-     * thread, with several workers): callbacks must not block.
+     * Every callback on the one event-loop thread: callbacks must not block.
      */
     SOCKFLOW_MODE_EVENT_LOOP = 0,
     /**

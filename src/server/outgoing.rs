@@ -61,6 +61,11 @@ impl Outgoing {
         !self.pending.is_empty()
     }
 
+    /// True while some sender waits for a relay target to drain.
+    pub(super) fn relaying(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+
     pub(super) fn slot(&self, id: u64) -> Option<usize> {
         self.slots.get(&id).copied()
     }

@@ -77,7 +77,6 @@ impl OpenConns {
 
     pub(crate) fn opened(&self, id: u64, peer: SocketAddr) {
         let mut t = self.lock();
-        t.total += 1;
         let packed = pack(peer).unwrap_or_else(|| {
             t.wide.insert(id, peer);
             WIDE
@@ -95,18 +94,24 @@ impl OpenConns {
                 t.live += 1;
             }
         }
+        t.total += 1;
     }
 
     pub(crate) fn closed(&self, id: u64, reason: CloseReason) {
         let mut t = self.lock();
-        let Some(i) = t.find(id) else { return };
         t.closed[reason as usize - 1] += 1;
+        let Some(i) = t.find(id) else { return };
         t.rows[i].1 = GONE;
         t.live -= 1;
         t.wide.remove(&id);
         if t.rows.len() > 2 * t.live + 16 {
             t.rows.retain(|r| r.1 != GONE);
         }
+    }
+
+    /// An outgoing connection that never connected (it was never open).
+    pub(crate) fn failed(&self) {
+        self.lock().closed[CloseReason::ConnectFailed as usize - 1] += 1;
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -120,11 +125,6 @@ impl OpenConns {
     pub(crate) fn peer(&self, id: u64) -> Option<SocketAddr> {
         let t = self.lock();
         t.find(id).and_then(|i| t.peer(i))
-    }
-
-    /// An outgoing connection that never connected (it was never open).
-    pub(crate) fn failed(&self) {
-        self.lock().closed[CloseReason::ConnectFailed as usize - 1] += 1;
     }
 
     /// Adds the open, total and closed counts to `s`.

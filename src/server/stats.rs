@@ -87,12 +87,27 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn message_in(&self, len: usize) {
-        self.msgs_in.fetch_add(1, Relaxed);
-        self.bytes_in.fetch_add(len as u64, Relaxed);
+        self.messages_in(1, len as u64);
+    }
+
+    /// `n` messages of `bytes` in all (a loop counts a read's messages and
+    /// adds them at once: an atomic add per message would cost as much as
+    /// handling it).
+    pub(crate) fn messages_in(&self, n: u64, bytes: u64) {
+        if n > 0 {
+            self.msgs_in.fetch_add(n, Relaxed);
+            self.bytes_in.fetch_add(bytes, Relaxed);
+        }
     }
 
     pub(crate) fn message_out(&self) {
-        self.msgs_out.fetch_add(1, Relaxed);
+        self.messages_out(1);
+    }
+
+    pub(crate) fn messages_out(&self, n: u64) {
+        if n > 0 {
+            self.msgs_out.fetch_add(n, Relaxed);
+        }
     }
 
     pub(crate) fn wrote(&self, n: usize) {

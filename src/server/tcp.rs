@@ -1,9 +1,12 @@
 //! The TCP server: one mio event loop, many connections.
 //!
-//! Per connection the loop keeps only what it must (the socket, a decoder
-//! holding at most one partial message, the unsent replies, a user slot),
-//! and buffers are freed when they empty, so an idle connection costs a few
-//! hundred bytes. Reads go through one shared 64 KiB scratch buffer.
+//! Per connection the loop keeps only what an idle one needs (48 bytes, see
+//! `conn.rs`); a partial message or unsent replies live in cold state that
+//! goes back to a pool when it empties, so an idle connection costs about 64
+//! bytes (with its registry row) and a busy one allocates nothing per
+//! message. Reads go through one shared 64 KiB scratch buffer, and the
+//! replies to a read go from one shared buffer straight to the socket: only
+//! what the socket does not take is copied into the connection's queue.
 //!
 //! Memory is bounded without dropping healthy clients, as a hand-written
 //! epoll server would do it: a connection whose own replies pile up (it
@@ -35,7 +38,7 @@ use super::worker::{Parting, Worker};
 use super::workers::{Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
-use crate::frame::{Ending, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame};
 use crate::net;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
@@ -94,6 +97,9 @@ pub struct TcpServer {
     spare: Spare,
     /// Empty cold states lent to connections that need one for a while.
     colds: ColdPool,
+    /// Decodes the reads of connections without cold state; empty between
+    /// dispatches (what a read leaves moves to the connection).
+    decoder: Decoder,
     /// The time of this turn.
     clock: Clock,
     next_gen: Seq,
@@ -168,6 +174,7 @@ impl TcpServer {
             replies: Vec::new(),
             spare: Spare::default(),
             colds: ColdPool::new(cfg.frame),
+            decoder: Decoder::new(cfg.frame),
             clock: Clock::new(),
             next_gen,
             again: Vec::new(),
@@ -384,9 +391,12 @@ impl TcpServer {
                 self.base.shared.conns.opened(id, peer);
                 let Connection { user, cold, .. } = c;
                 let cold = cold.get_or_insert_with(|| self.colds.take());
-                let sink = Sink::Buf { buf: &mut cold.out, frame: self.frame, ending: Ending::Lf, answering: (0, 0) };
+                let sink = Sink::Buf { buf: &mut cold.out, frame: self.frame, ending: Ending::Lf, answering: (0, 0), sent: 0 };
                 let mut conn = Conn { id, peer, user, sink, shared: &self.base.shared };
                 let effect = self.handler.on_connect(&mut conn).effect();
+                if let Sink::Buf { sent, .. } = conn.sink {
+                    self.base.shared.counters().messages_out(sent);
+                }
                 self.apply(k, effect);
             }
         }
@@ -475,10 +485,19 @@ impl TcpServer {
             Input::End => 0,
         };
         let peer = c.peer();
-        // Its cold state for the time of the dispatch (back to the pool at
-        // the end if it then holds nothing).
+        // A connection without cold state (the usual case: it held nothing)
+        // is decoded by the loop's own decoder, which is empty between
+        // dispatches; only a partial message left at the end makes it take
+        // cold state (below).
         let Connection { user, life, cold, .. } = c;
-        let Cold { decoder, out, out_pos, pushed, relayed, worker, .. } = &mut **cold.get_or_insert_with(|| self.colds.take());
+        let loop_decoder = cold.is_none();
+        let (decoder, queue, worker) = match cold.as_deref_mut() {
+            Some(Cold { decoder, out, out_pos, pushed, relayed, worker, .. }) => {
+                let others = *out_pos + pushed.bytes() + relayed.bytes();
+                (decoder, Some((out, others)), worker.as_ref())
+            }
+            None => (&mut self.decoder, None, None),
+        };
         let held_before = decoder.buffered();
         // A partial message left by this read is kept in a lent buffer.
         if !decoder.has_buffer() {
@@ -491,15 +510,21 @@ impl TcpServer {
         let mut quit = false;
         // Nothing queued: replies collect in the loop's buffer and go
         // straight to the socket (below); else behind what is queued.
-        let direct = out.is_empty();
-        let (out, others) = if direct { (&mut self.replies, 0) } else { (out, *out_pos + pushed.bytes() + relayed.bytes()) };
+        let (out, others, direct) = match queue {
+            Some((out, others)) if !out.is_empty() => (out, others, false),
+            _ => (&mut self.replies, 0, true),
+        };
         let (frame, quit_word, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
+        // Messages and bytes in, replies out: counted here, added to the
+        // loop's counters once per dispatch.
+        let (mut msgs_in, mut bytes_in, mut msgs_out) = (0, 0, 0);
         let mut on_message = |msg: &[u8], ending| {
             if !quit_word.is_empty() && msg == &quit_word[..] {
                 quit = true;
                 return Flow::Stop;
             }
-            shared.counters().message_in(msg.len());
+            msgs_in += 1;
+            bytes_in += msg.len() as u64;
             if let Some(w) = worker {
                 if w.message(msg, ending) > max_queue {
                     *life = Life::Open(ReadState::Paused(Pause::Worker));
@@ -507,9 +532,12 @@ impl TcpServer {
                 }
                 return Flow::Continue;
             }
-            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()) };
+            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()), sent: 0 };
             let mut conn = Conn { id, peer, user, sink, shared };
             effect = handler.on_message(&mut conn, msg).effect();
+            if let Sink::Buf { sent, .. } = conn.sink {
+                msgs_out += sent;
+            }
             if effect != Effect::Keep {
                 return Flow::Stop;
             }
@@ -525,13 +553,23 @@ impl TcpServer {
             Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
             Input::End => decoder.finish(&mut on_message),
         };
+        let counters = self.base.shared.counters();
+        counters.messages_in(msgs_in, bytes_in);
+        counters.messages_out(msgs_out);
         // Stopped by a pause: messages may be left in the decoder. Even if
         // the flush below lifts the pause, they go first (the loop comes
         // back through `again`), before any read that could find the end
         // of the stream.
         let paused = matches!(fed, Ok(Flow::Stop));
-        if let Some(buf) = decoder.take_buffer() {
-            self.spare.give(buf);
+        if !loop_decoder {
+            if let Some(buf) = decoder.take_buffer() {
+                self.spare.give(buf);
+            }
+        } else if !self.decoder.is_idle() {
+            // It holds a partial message now: the connection keeps that
+            // decoder, and the loop takes the empty one of its new cold state.
+            let x = self.conns[k].cold(&mut self.colds);
+            std::mem::swap(&mut x.decoder, &mut self.decoder);
         }
         if direct && !self.replies.is_empty() && !self.send_replies(k) {
             return false;
@@ -716,6 +754,11 @@ impl TcpServer {
     /// Writes queued replies; false if the connection is gone.
     fn flush(&mut self, k: usize) -> bool {
         let Some(c) = self.conns.get_mut(k) else { return false };
+        // Nothing queued or held, read as usual, no relay waiting: nothing
+        // to do (the usual case after a dispatch whose replies went out).
+        if c.cold.is_none() && !c.writable && c.reading() && !self.outgoing.relaying() {
+            return true;
+        }
         if c.life == Life::Connecting {
             return self.hold_until_connected(k);
         }
