@@ -399,8 +399,13 @@ class Server:
 
     def start(self):
         """Runs the server on a thread of its own and returns at once."""
-        check(lib.sockflow_server_start(self._h()))
-        self._state = _State.RUNNING
+        h = self._h()
+        # RUNNING before the loop starts: its first callbacks may come at once.
+        prev, self._state = self._state, _State.RUNNING
+        rc = lib.sockflow_server_start(h)
+        if rc < 0:
+            self._state = prev
+            check(rc)
         _running.add(self)
         threading.Thread(target=self._wait, name="sockflow-join", daemon=True).start()
 
@@ -413,10 +418,10 @@ class Server:
 
     def join(self):
         """Waits until a started server has stopped; raises what ended it."""
-        if self._state is _State.NEW:
-            raise Error(Code.EBADHANDLE, "join: the server was not started")
         if self._in_own_callback():
             raise Error(Code.EBUSY, "join: called from the server's own callback, it would wait for itself")
+        if self._state is _State.NEW:
+            raise Error(Code.EBADHANDLE, "join: the server was not started")
         try:
             self._done.wait()
         except BaseException:
@@ -445,7 +450,9 @@ class Server:
 
     def timeout(self):
         """ms until the next turn is due without an event (FOREVER = none)."""
-        return check(lib.sockflow_server_timeout(self._h()))
+        rc = lib.sockflow_server_timeout(self._h())
+        # -1 is FOREVER here (EINVAL, also -1, is only for a NULL server).
+        return rc if rc >= C.FOREVER else check(rc)
 
     def close(self):
         """Stops the server if it runs, waits for it, and frees it. Not from
