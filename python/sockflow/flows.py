@@ -116,20 +116,27 @@ def _server_flow(fn, argv, handler, raw, udp):
         return lib.sockflow_exit_code(e.code)
     cb = _Callbacks(None if isinstance(h, str) else h, per_datagram=udp)
     struct = _BUILTINS[h]() if isinstance(h, str) else cb.struct
-    # sockflow handles SIGINT/SIGTERM while it runs (a graceful stop) and
-    # leaves them at their defaults afterwards: give Python its own back.
+    # sockflow handles SIGINT/SIGTERM while it runs (a graceful stop, exit
+    # 0) and also calls the handler it found, which would make Python raise
+    # KeyboardInterrupt once the run returns: Python's handlers do nothing
+    # meanwhile, and are given back afterwards.
     main = threading.current_thread() is threading.main_thread()
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    for s in saved:
+        signal.signal(s, _stopping_anyway)
     try:
         rc = fn(ctypes.byref(args), struct, None)
     finally:
         for s, h in saved.items():
-            if h is not None:
-                signal.signal(s, h)
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
     e, cb.interrupt = cb.interrupt, None
     if e is not None:
         raise e
     return lib.sockflow_exit_code(rc)
+
+
+def _stopping_anyway(signum, frame):
+    """Python's handler of SIGINT/SIGTERM while sockflow stops the server on them."""
 
 
 def tcp_server_run(argv, handler="print", raw=False):

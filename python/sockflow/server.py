@@ -33,6 +33,7 @@ still calls (the classic ctypes crash). `close()` (or the end of a `with`)
 stops a running server, waits for it and frees it.
 """
 
+import _thread
 import atexit
 import ctypes
 import enum
@@ -370,6 +371,7 @@ class Server:
         self._ptr = None
         self._state = _State.NEW
         self._done = threading.Event()
+        self._join_lock = threading.Lock()
         self._result = None
         out = ctypes.POINTER(C.sockflow_server)()
         check(new(ctypes.byref(args), ctypes.byref(cfg), struct, None, ctypes.byref(out)))
@@ -394,8 +396,13 @@ class Server:
         """Runs until stopped (`stop()`, a callback's Action.STOP, a timer's).
         Callbacks run on the server's thread while this one waits; Ctrl-C
         stops the server (connections closed, on_close called), then raises."""
-        self.start()
-        self.join()
+        try:
+            self.start()
+            self._wait_done()
+        except BaseException:
+            self._stop_and_join()
+            raise
+        self._raise_result()
 
     def start(self):
         """Runs the server on a thread of its own and returns at once."""
@@ -407,30 +414,52 @@ class Server:
             self._state = prev
             check(rc)
         _running.add(self)
-        threading.Thread(target=self._wait, name="sockflow-join", daemon=True).start()
+        # _thread: threading.Thread.start() waits, and a Ctrl-C there would
+        # leave a running server behind.
+        _thread.start_new_thread(self._join_once, ())
 
-    def _wait(self):
-        rc = lib.sockflow_server_join(self._ptr)
-        self._result = error(rc) if rc < 0 else None
-        self._state = _State.ENDED
-        _running.discard(self)
-        self._done.set()
+    def _join_once(self):
+        """sockflow_server_join, once, by whichever thread comes first (the
+        joining thread, or one that stops the server after an interruption)."""
+        with self._join_lock:
+            if self._state is not _State.RUNNING:
+                return
+            rc = lib.sockflow_server_join(self._ptr)
+            self._result = error(rc) if rc < 0 else None
+            self._state = _State.ENDED
+            _running.discard(self)
+            self._done.set()
+
+    def _stop_and_join(self):
+        if self._state is _State.RUNNING:
+            lib.sockflow_server_stop(self._ptr)
+            self._join_once()
+
+    def _wait_done(self):
+        # In short waits: a signal delivered to one of sockflow's threads
+        # (the kernel picks any) does not wake a lock wait of the main thread,
+        # so Ctrl-C is seen at the next timeout, unlike inside a call into C.
+        while not self._done.wait(0.25):
+            pass
+
+    def _raise_result(self):
+        self._raise_interrupt()
+        if self._result is not None:
+            raise self._result
 
     def join(self):
-        """Waits until a started server has stopped; raises what ended it."""
+        """Waits until a started server has stopped; raises what ended it
+        (Ctrl-C meanwhile stops it first)."""
         if self._in_own_callback():
             raise Error(Code.EBUSY, "join: called from the server's own callback, it would wait for itself")
         if self._state is _State.NEW:
             raise Error(Code.EBADHANDLE, "join: the server was not started")
         try:
-            self._done.wait()
+            self._wait_done()
         except BaseException:
-            self.stop()
-            self._done.wait()
+            self._stop_and_join()
             raise
-        self._raise_interrupt()
-        if self._result is not None:
-            raise self._result
+        self._raise_result()
 
     def stop(self):
         """Asks the server to stop gracefully; returns at once. Any thread, callbacks too."""
@@ -461,9 +490,7 @@ class Server:
             return
         if self._in_own_callback():
             raise RuntimeError("close() from the server's own callback: call stop(), close after run/join")
-        if self._state is _State.RUNNING:
-            self.stop()
-            self._done.wait()
+        self._stop_and_join()
         ptr, self._ptr, self._state = self._ptr, None, _State.CLOSED
         lib.sockflow_server_close(ptr)
 

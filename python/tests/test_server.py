@@ -4,6 +4,7 @@ lifetime of the ctypes callbacks."""
 
 import gc
 import select
+import signal
 import threading
 import weakref
 
@@ -479,3 +480,36 @@ def test_builtin_handlers_by_name(started):
         assert t.recv_msg() == b"welcome"
         t.send_msg("py")
         assert t.recv_msg() == b"Hello py"
+
+
+RUN_UNTIL_CTRL_C = """
+import sys, sockflow
+
+class H(sockflow.Handler):
+    def on_message(self, conn, msg):
+        conn.send(msg)
+    def on_close(self, conn, reason):
+        print("closed", reason.name, flush=True)
+
+srv = sockflow.Server.tcp(H(), "127.0.0.1", 0)
+print("port", srv.port, flush=True)
+try:
+    srv.run()
+except KeyboardInterrupt:
+    print("KeyboardInterrupt after the stop", flush=True)
+srv.close()
+"""
+
+
+def test_ctrl_c_stops_run_gracefully_then_raises_keyboard_interrupt(spawn):
+    from conftest import python_child
+
+    p = python_child(RUN_UNTIL_CTRL_C, spawn=spawn)
+    port = int(p.wait_out(rb"port (\d+)\n").group(1))
+    with client(port) as t:
+        t.send_msg("ping")
+        assert t.recv_msg() == b"ping"  # connected and served: now interrupt
+        p.signal(signal.SIGINT)
+        assert ended(t)
+    assert p.wait_exit() == 0, bytes(p.err)
+    assert bytes(p.out).endswith(b"closed STOPPING\nKeyboardInterrupt after the stop\n")
