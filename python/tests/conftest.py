@@ -3,8 +3,9 @@ with bounded waits (killed by PID at the end of each test), loopback only.
 
 Environment (set by tests/python.rs, which builds everything first):
 * SOCKFLOW_LIB: the library under test (else the package's search order).
-* SOCKFLOW_EXAMPLES: a directory holding the C example binaries (else the
-  checkout's build/, from `make`); a test whose example is missing is skipped.
+* SOCKFLOW_EXAMPLES: a directory holding the C example binaries (a missing
+  one fails the test); else the checkout's build/, from `make` (a missing
+  one skips it).
 * SOCKFLOW_TEST_TIMEOUT_SCALE: multiplies every timeout.
 """
 
@@ -35,9 +36,11 @@ TIMEOUT = secs(20)
 
 def example(name):
     """The path of C example `name`, or skip the test."""
-    d = Path(os.environ.get("SOCKFLOW_EXAMPLES") or ROOT / "build")
-    p = d / name
+    given = os.environ.get("SOCKFLOW_EXAMPLES")
+    p = Path(given or ROOT / "build") / name
     if not p.is_file():
+        if given:  # tests/python.rs builds every example it names: missing is a bug
+            pytest.fail("%s missing from SOCKFLOW_EXAMPLES (add it to tests/python.rs EXAMPLES)" % p)
         pytest.skip("%s not built (run `make`, or `cargo test --test python`)" % p)
     return str(p)
 
