@@ -22,7 +22,7 @@ import threading
 
 from . import _ctypes as C
 from ._lib import Error, as_cstr, check, lib
-from .server import _BUILTINS, _Callbacks, _handler_of
+from .server import handler_of, callbacks_of
 
 # fdopen/fclose for the FILE * arguments (libc, already in the process).
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -109,13 +109,12 @@ def chat_client_run(argv, stdin=None, stdout=None):
 
 
 def _server_flow(fn, argv, handler, raw, udp):
-    h = _handler_of(handler, None, None, None)
+    h = handler_of(handler, None, None, None)
     try:
         args = parse_args(argv, C.Role.SERVER, raw=raw)
     except Error as e:
         return lib.sockflow_exit_code(e.code)
-    cb = _Callbacks(None if isinstance(h, str) else h, per_datagram=udp)
-    struct = _BUILTINS[h]() if isinstance(h, str) else cb.struct
+    cb, struct = callbacks_of(h, per_datagram=udp)
     # sockflow handles SIGINT/SIGTERM while it runs (a graceful stop, exit
     # 0) and also calls the handler it found, which would make Python raise
     # KeyboardInterrupt once the run returns: Python's handlers do nothing

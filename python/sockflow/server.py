@@ -199,21 +199,27 @@ class _Callbacks:
         except BaseException:
             pass
 
-    def _call(self, ptr, fn, *args):
+    def _guarded(self, stop, fn, *args):
+        """Runs Python code for C: its result as a C action, and any
+        exception printed and turned into ABORT (`stop` stops the server
+        for KeyboardInterrupt/SystemExit). Nothing raised here reaches C."""
         prev, _tls.current = getattr(_tls, "current", None), self
         try:
-            conn = Conn(ptr, self)
-            result = fn(conn, *args)
+            result = fn(*args)
             if result is None:
                 return Action.CONTINUE
-            return max(Action.ABORT, min(int(result), 0x7FFFFFFF))
+            return max(Action.ABORT, min(int(result), 0x7FFFFFFF))  # a C int: C reports unknown ones
         except BaseException as e:
             self.report(e)
             if not isinstance(e, Exception):
-                lib.sockflow_conn_stop_server(ptr)
+                stop()
             return Action.ABORT
         finally:
             _tls.current = prev
+
+    def _call(self, ptr, fn, *args):
+        """A handler callback with the Conn of `ptr`."""
+        return self._guarded(lambda: lib.sockflow_conn_stop_server(ptr), lambda: fn(Conn(ptr, self), *args))
 
     def _on_connect(self, _userdata, ptr):
         return self._call(ptr, self.handler.on_connect)
@@ -252,21 +258,21 @@ class _Callbacks:
         fn, one_shot = self.timers.get(key, (None, True))
         if fn is None:
             return Action.CLOSE
-        prev, _tls.current = getattr(_tls, "current", None), self
-        try:
-            result = fn()
-            result = Action.CONTINUE if result is None else max(Action.ABORT, min(int(result), 0x7FFFFFFF))
-        except BaseException as e:
-            self.report(e)
-            if not isinstance(e, Exception):
-                lib.sockflow_server_stop(server_ptr)
-            result = Action.ABORT
-        finally:
-            _tls.current = prev
+        result = self._guarded(lambda: lib.sockflow_server_stop(server_ptr), fn)
         if one_shot or result != Action.CONTINUE:
             self.forget_timer(timer_id)
             self.timers.pop(key, None)
         return result
+
+
+def callbacks_of(handler, per_datagram):
+    """(_Callbacks, the sockflow_handler struct to pass) for a handler from
+    `handler_of`: a built-in's struct, or the Python handler's callbacks.
+    Keep the _Callbacks for as long as C may call them."""
+    if isinstance(handler, str):
+        return _Callbacks(None, per_datagram), _BUILTINS[handler]()
+    cb = _Callbacks(handler, per_datagram)
+    return cb, cb.struct
 
 
 def _reason(r):
@@ -276,7 +282,7 @@ def _reason(r):
         return r
 
 
-def _handler_of(handler, on_connect, on_message, on_close):
+def handler_of(handler, on_connect, on_message, on_close):
     funcs = {"on_connect": on_connect, "on_message": on_message, "on_close": on_close}
     given = {k: f for k, f in funcs.items() if f is not None}
     if handler is not None and given:
@@ -328,21 +334,21 @@ class Server:
     def tcp(cls, handler=None, host=None, port=0, *, frame="line", quit=None,
             on_connect=None, on_message=None, on_close=None, **config):
         """A TCP server on host (None = 0.0.0.0) and port (0 = any free port: see `port`)."""
-        h = _handler_of(handler, on_connect, on_message, on_close)
+        h = handler_of(handler, on_connect, on_message, on_close)
         return cls(lib.sockflow_tcp_server_new, _server_args(host, port, frame, quit), h, config, udp=False)
 
     @classmethod
     def udp(cls, handler=None, host=None, port=0, *, frame="raw", quit=None,
             on_connect=None, on_message=None, on_close=None, **config):
         """A UDP server: on_message per datagram (on_connect/on_close per sender with udp_peers=1)."""
-        h = _handler_of(handler, on_connect, on_message, on_close)
+        h = handler_of(handler, on_connect, on_message, on_close)
         return cls(lib.sockflow_udp_server_new, _server_args(host, port, frame, quit), h, config, udp=True)
 
     @classmethod
     def client_loop(cls, handler=None, *, frame="line", quit=None,
                     on_connect=None, on_message=None, on_close=None, **config):
         """A loop without a listener: its connections are the ones `connect` opens."""
-        h = _handler_of(handler, on_connect, on_message, on_close)
+        h = handler_of(handler, on_connect, on_message, on_close)
         return cls(lib.sockflow_client_loop_new, _server_args(None, 0, frame, quit), h, config, udp=False)
 
     @classmethod
@@ -352,7 +358,7 @@ class Server:
         examples take it); a bad one raises Error EUSAGE after printing the usage."""
         from .flows import parse_args
 
-        h = _handler_of(handler, on_connect, on_message, on_close)
+        h = handler_of(handler, on_connect, on_message, on_close)
         args = parse_args(argv, C.Role.SERVER, raw=raw)
         new = lib.sockflow_udp_server_new if udp else lib.sockflow_tcp_server_new
         return cls(new, args, h, config, udp=udp)
@@ -365,9 +371,7 @@ class Server:
             if k not in names:
                 raise TypeError("unknown server setting %r (known: %s)" % (k, ", ".join(sorted(names))))
             setattr(cfg, k, int(v))
-        builtin = isinstance(handler, str)
-        self._cb = _Callbacks(None if builtin else handler, per_datagram=udp and not cfg.udp_peers)
-        struct = _BUILTINS[handler]() if builtin else self._cb.struct
+        self._cb, struct = callbacks_of(handler, per_datagram=udp and not cfg.udp_peers)
         self._ptr = None
         self._state = _State.NEW
         self._done = threading.Event()
