@@ -513,3 +513,72 @@ def test_ctrl_c_stops_run_gracefully_then_raises_keyboard_interrupt(spawn):
         assert ended(t)
     assert p.wait_exit() == 0, bytes(p.err)
     assert bytes(p.out).endswith(b"closed STOPPING\nKeyboardInterrupt after the stop\n")
+
+
+def test_conn_reaches_other_connections_by_id(started):
+    class Switchboard(Handler):
+        def on_message(self, conn, msg):
+            verb, _, rest = msg.partition(b" ")
+            if verb == b"who":
+                conn.send(b"%d" % conn.id)
+            elif verb in (b"send", b"relay"):
+                to, _, text = rest.partition(b" ")
+                (conn.send_to if verb == b"send" else conn.relay)(int(to), text)
+            elif verb == b"kick":
+                conn.close_id(int(rest))
+
+    srv = started(Server.tcp(Switchboard(), HOST, 0, quiet=1))
+    with client(srv.port) as a, client(srv.port) as b:
+        b.send_msg("who")
+        idb = int(b.recv_msg())
+        a.send_msg("send %d via send_to" % idb)
+        assert b.recv_msg() == b"via send_to"
+        a.send_msg("relay %d via relay" % idb)
+        assert b.recv_msg() == b"via relay"
+        a.send_msg("kick %d" % idb)
+        assert ended(b)
+        a.send_msg("who")
+        assert int(a.recv_msg()) != idb
+
+
+def test_udp_peers_from_python_keep_their_user_object(started):
+    class Peers(Handler):
+        def on_connect(self, conn):
+            conn.user = {"count": 0}
+
+        def on_message(self, conn, msg):
+            conn.user["count"] += 1
+            conn.send(b"%d" % conn.user["count"])
+
+    srv = started(Server.udp(Peers(), HOST, 0, quiet=1, udp_peers=1))
+    with Udp.connect(HOST, srv.port) as a, Udp.connect(HOST, srv.port) as b:
+        for u in (a, b):
+            u.set_timeouts(MS, MS)
+        replies = []
+        for u in (a, a, b, a):
+            u.send(b"x")
+            replies.append(u.recv())
+        assert replies == [b"1", b"2", b"1", b"3"]
+
+
+def test_user_objects_of_single_datagrams_are_not_kept(started):
+    """Without udp_peers a UDP user pointer lasts one datagram: the objects
+    set in on_message are released after it."""
+    refs = []
+
+    class Session:
+        pass
+
+    def on_message(conn, msg):
+        conn.user = Session()
+        refs.append(weakref.ref(conn.user))
+        conn.send(msg)
+
+    srv = started(Server.udp(on_message=on_message, host=HOST, quiet=1))
+    with Udp.connect(HOST, srv.port) as u:
+        u.set_timeouts(MS, MS)
+        for i in range(3):
+            u.send(b"%d" % i)
+            assert u.recv() == b"%d" % i
+    gc.collect()
+    assert len(refs) == 3 and all(r() is None for r in refs)
