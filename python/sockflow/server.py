@@ -42,6 +42,7 @@ import sys
 import threading
 import traceback
 import types
+import weakref
 
 from . import _ctypes as C
 from ._ctypes import Action, CloseMode, CloseReason, Code, Turn
@@ -59,14 +60,16 @@ _BUILTINS = {
 # that would wait for the loop (join, close) refuse to run from there.
 _tls = threading.local()
 
-# Servers started and not yet joined: stopped and waited for at exit, before
-# the interpreter goes away under their callbacks.
-_running = set()
+# Every server not yet collected: those still open at exit are closed then
+# (stopped, waited for, their on_close called), while the interpreter can
+# still run their callbacks. A running one is also referenced by the thread
+# that joins it, so it cannot be collected while C may call it.
+_servers = weakref.WeakSet()
 
 
 @atexit.register
-def _close_running():
-    for s in list(_running):
+def _close_open_servers():
+    for s in list(_servers):
         try:
             s.close()
         except Exception:
@@ -380,6 +383,7 @@ class Server:
         out = ctypes.POINTER(C.sockflow_server)()
         check(new(ctypes.byref(args), ctypes.byref(cfg), struct, None, ctypes.byref(out)))
         self._ptr = out
+        _servers.add(self)
 
     def _h(self):
         if self._state is _State.CLOSED:
@@ -417,7 +421,6 @@ class Server:
         if rc < 0:
             self._state = prev
             check(rc)
-        _running.add(self)
         # _thread: threading.Thread.start() waits, and a Ctrl-C there would
         # leave a running server behind.
         _thread.start_new_thread(self._join_once, ())
@@ -431,7 +434,6 @@ class Server:
             rc = lib.sockflow_server_join(self._ptr)
             self._result = error(rc) if rc < 0 else None
             self._state = _State.ENDED
-            _running.discard(self)
             self._done.set()
 
     def _stop_and_join(self):

@@ -582,3 +582,37 @@ def test_user_objects_of_single_datagrams_are_not_kept(started):
             assert u.recv() == b"%d" % i
     gc.collect()
     assert len(refs) == 3 and all(r() is None for r in refs)
+
+
+EXIT_WITH_OPEN_SERVERS = """
+import sys, sockflow
+
+class H(sockflow.Handler):
+    def on_message(self, conn, msg):
+        conn.send(msg)
+    def on_close(self, conn, reason):
+        print("closed", reason.name, flush=True)
+
+started = sockflow.Server.tcp(H(), "127.0.0.1", 0, quiet=1)
+started.start()
+turned = sockflow.Server.tcp(H(), "127.0.0.1", 0, quiet=1)
+a = sockflow.TcpStream.connect("127.0.0.1", started.port)
+b = sockflow.TcpStream.connect("127.0.0.1", turned.port)
+for t, srv in ((a, None), (b, turned)):
+    t.send_msg("ping")
+    while srv is not None and srv.conn_count() == 0:
+        srv.turn(100)
+print("exiting", flush=True)
+"""
+
+
+def test_servers_left_open_at_exit_are_closed_cleanly(spawn):
+    """A program that ends without closing its servers (one started, one
+    turned by hand) exits 0: they are closed at exit, their on_close run
+    while Python still can."""
+    from conftest import python_child
+
+    p = python_child(EXIT_WITH_OPEN_SERVERS, spawn=spawn)
+    assert p.wait_exit() == 0, bytes(p.err)
+    out = bytes(p.out)
+    assert out.startswith(b"exiting\n") and out.count(b"closed STOPPING\n") == 2, out
