@@ -136,7 +136,9 @@ def test_structs_match_field_by_field():
     defines = header_defines()
     for name, fields in structs.items():
         py = STRUCTS[name]._fields_
-        assert [f[1] for f in fields] == [f[0] for f in py], "%s fields differ" % name
+        assert [f[1] for f in fields] == [f[0] for f in py], (
+            "%s: the header's fields %s, python/sockflow/_ctypes.py's %s (a struct smaller in Python "
+            "than in C is overrun by sockflow's calls)" % (name, [f[1] for f in fields], [f[0] for f in py]))
         for (ctype, fname, array), (_, pytype) in zip(fields, py):
             if array:
                 size = array.strip("[]")
