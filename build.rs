@@ -31,8 +31,12 @@ fn main() {
     let version = env::var("CARGO_PKG_VERSION").unwrap();
     let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
     let macros = format!(
-        "\n#define SOCKFLOW_VERSION \"{version}\"\n#define SOCKFLOW_VERSION_MAJOR {major}\n\
-         #define SOCKFLOW_VERSION_MINOR {minor}\n#define SOCKFLOW_VERSION_PATCH {patch}\n\
+        "\n/** This header's version, \"MAJOR.MINOR.PATCH\" (the library's is `sockflow_version()`). */\n\
+         #define SOCKFLOW_VERSION \"{version}\"\n\
+         /** This header's major version. */\n#define SOCKFLOW_VERSION_MAJOR {major}\n\
+         /** This header's minor version (before 1.0 a new minor version may break the ABI). */\n\
+         #define SOCKFLOW_VERSION_MINOR {minor}\n\
+         /** This header's patch version. */\n#define SOCKFLOW_VERSION_PATCH {patch}\n\
          /** (major << 16) | (minor << 8) | patch */\n\
          #define SOCKFLOW_VERSION_NUMBER (({major} << 16) | ({minor} << 8) | {patch})\n\n\
          #if defined(__GNUC__) || defined(__clang__)\n\

@@ -46,5 +46,6 @@ int main(int argc, char **argv)
     sockflow_args args;
     sockflow_handler handler = {NULL, on_message, on_close, 0};
     int rc = sockflow_args_parse(&args, argc, argv, SOCKFLOW_ROLE_SERVER);
+    args.workers = 1; /* the room's table has no lock: its callbacks must run on one thread, whatever --workers says */
     return sockflow_exit_code(rc == 0 ? sockflow_tcp_server_run(&args, handler, NULL) : rc);
 }

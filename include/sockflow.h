@@ -8,9 +8,13 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+/** This header's version, "MAJOR.MINOR.PATCH" (the library's is `sockflow_version()`). */
 #define SOCKFLOW_VERSION "0.2.0"
+/** This header's major version. */
 #define SOCKFLOW_VERSION_MAJOR 0
+/** This header's minor version (before 1.0 a new minor version may break the ABI). */
 #define SOCKFLOW_VERSION_MINOR 2
+/** This header's patch version. */
 #define SOCKFLOW_VERSION_PATCH 0
 /** (major << 16) | (minor << 8) | patch */
 #define SOCKFLOW_VERSION_NUMBER ((0 << 16) | (2 << 8) | 0)
@@ -150,6 +154,12 @@
  * The object is busy: `sockflow_server_run` on a server already running.
  */
 #define SOCKFLOW_EBUSY -17
+
+/**
+ * How many close reasons `sockflow_stats.closed` counts: one per
+ * `sockflow_close_reason`, which start at 1.
+ */
+#define SOCKFLOW_CLOSE_REASONS 8
 
 /**
  * How messages are delimited on a TCP stream (`--frame`).
@@ -337,7 +347,7 @@ typedef enum sockflow_turn {
     SOCKFLOW_TURN_RUNNING = 0,
     /**
      * A stop was asked (a callback, `sockflow_server_stop`, a signal): this
-     * turn closed every connection, and the server is done (free it).
+     * turn closed every connection, and the server is done (close it).
      */
     SOCKFLOW_TURN_STOPPED = 1,
 } sockflow_turn;
@@ -357,6 +367,26 @@ typedef enum sockflow_close_mode {
 } sockflow_close_mode;
 
 /**
+ * How serious a log line is.
+ */
+typedef enum sockflow_log_level {
+    /**
+     * Something failed that the server cannot fix: `accept`, `recvfrom`,
+     * starting a connection's thread.
+     */
+    SOCKFLOW_LOG_LEVEL_ERROR = 1,
+    /**
+     * A client was refused, dropped or closed for misbehaving, a datagram
+     * was dropped, log lines were lost.
+     */
+    SOCKFLOW_LOG_LEVEL_WARN = 2,
+    /**
+     * The server's life: listening, stopped, signal received.
+     */
+    SOCKFLOW_LOG_LEVEL_INFO = 3,
+} sockflow_log_level;
+
+/**
  * A connection as a callback sees it. Valid only during the callback
  * that received it, on that callback's thread: keep `sockflow_conn_id()`
  * to refer to it later (`sockflow_conn_send_to`, `sockflow_server_send_to`).
@@ -374,9 +404,9 @@ typedef struct sockflow_conn sockflow_conn;
  * `sockflow_server_timeout` (from the program's own event loop),
  * `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send_to`,
  * `sockflow_server_broadcast`, `sockflow_server_timer_add`,
- * `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send`,
+ * `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send_to`,
  * `broadcast`, `port`, `fd` and the timer calls may be called from any
- * thread while it runs; so may `free`, which stops the server and waits
+ * thread while it runs; so may `close`, which stops the server and waits
  * for the run to return. A server runs once, one of the three ways.
  */
 typedef struct sockflow_server sockflow_server;
@@ -476,6 +506,16 @@ typedef struct sockflow_args {
      * 0 = not given (the server's default, 256).
      */
     int max_per_ip;
+    /**
+     * `--workers` (servers): event-loop threads, 1-256; 0 = not given
+     * (the server's default, 1). See `sockflow_server_config.workers`.
+     */
+    int workers;
+    /**
+     * `--stats` (servers): non-zero logs the server's counters (see
+     * `sockflow_server_stats`) when it stops.
+     */
+    int stats;
 } sockflow_args;
 
 /**
@@ -537,8 +577,17 @@ typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, in
  * `sockflow_handler_echo`, `sockflow_handler_hello`, `sockflow_handler_upper`.
  */
 typedef struct sockflow_handler {
+    /**
+     * See `sockflow_on_connect`; NULL: nothing happens at a connect.
+     */
     sockflow_on_connect on_connect;
+    /**
+     * See `sockflow_on_message`; required unless `builtin` names a built-in.
+     */
     sockflow_on_message on_message;
+    /**
+     * See `sockflow_on_close`; NULL: nothing happens at a close.
+     */
     sockflow_on_close on_close;
     /**
      * A `sockflow_builtin`: `SOCKFLOW_BUILTIN_NONE` (0) for your own
@@ -547,6 +596,18 @@ typedef struct sockflow_handler {
      */
     int builtin;
 } sockflow_handler;
+
+/**
+ * A program's log function: gets each log line, with its level and
+ * without the `NAME: ` prefix, as a NUL-terminated string valid during the
+ * call. It runs on the server's log thread (never the loop's, so a slow
+ * logger does not slow the server: lines queue up, and past 1024 are
+ * counted and reported as dropped), one call at a time; `userdata` must
+ * be usable from that thread. It is not called after
+ * `sockflow_server_close` returns, except for a call already running
+ * then (a call that takes more than 2 s is left running).
+ */
+typedef void (*sockflow_log_fn)(void *userdata, int level, const char *msg);
 
 /**
  * Server settings. Fill with `sockflow_server_config_init`, then change
@@ -595,13 +656,22 @@ typedef struct sockflow_server_config {
     int backlog;
     /**
      * Where log lines go (readiness `NAME: listening on HOST port N`, drops,
-     * errors). NULL = stderr.
+     * errors). NULL = stderr. Ignored when `log_fn` is set.
      */
     FILE *log;
     /**
      * Non-zero: no log lines at all.
      */
     int quiet;
+    /**
+     * Your logger (default NULL): gets every log line instead of `log`,
+     * with its `sockflow_log_level` and without the `NAME: ` prefix.
+     */
+    sockflow_log_fn log_fn;
+    /**
+     * Passed first to `log_fn`.
+     */
+    void *log_userdata;
     /**
      * Most connections at once from one address (IPv6: one /64); more are
      * closed at once with a log line. Default 0 = the `--max-per-ip` of the
@@ -635,7 +705,80 @@ typedef struct sockflow_server_config {
      * peers.
      */
     int udp_peers;
+    /**
+     * Event-loop threads, 1-256. Default 0 = the `--workers` of the
+     * `sockflow_args`, or 1 when it was not given. With N > 1 each worker
+     * thread has its own socket on the same address (`SO_REUSEPORT`), the
+     * kernel spreads new connections over them, and a connection's
+     * callbacks all run on its worker's thread (`sockflow_conn_worker`):
+     * callbacks of different connections may run at the same time, so data
+     * the handler shares between connections needs a lock (or one slot per
+     * worker). Stopping the server, sending to a connection by id,
+     * broadcasting, closing by id, and the connection count, ids and peers
+     * work across all workers, from any thread and any callback.
+     * Timers and signal handling run on worker 0, the thread that calls
+     * `sockflow_server_run` (or the one `sockflow_server_start` starts).
+     * `max_conns` and `memory_budget` are split evenly between the workers
+     * (rounded up); `max_per_ip` counts over all of them. UDP: each worker
+     * has its own socket and the kernel keeps a sender on one worker, so
+     * with `udp_peers` a peer stays with the worker that knows it. A
+     * program's own loop (`sockflow_server_turn`, `_fd`, `_timeout`) and a
+     * `sockflow_client_loop_new` loop run one worker only: the turn calls
+     * return `SOCKFLOW_EINVAL` for a server with more.
+     */
+    int workers;
 } sockflow_server_config;
+
+/**
+ * A snapshot of a server's counters since it was made (all workers
+ * together). Filled by `sockflow_server_stats`.
+ */
+typedef struct sockflow_stats {
+    /**
+     * Connections open now (TCP, and UDP peers with `udp_peers`).
+     */
+    uint64_t conns_open;
+    /**
+     * Connections ever opened: accepted, connected out, UDP peers heard.
+     */
+    uint64_t conns_total;
+    /**
+     * Connections refused at once: past `max_conns` or `max_per_ip`.
+     */
+    uint64_t conns_refused;
+    /**
+     * Messages handed to `on_message` (a UDP datagram is one).
+     */
+    uint64_t msgs_in;
+    /**
+     * Their bytes (the messages', without framing).
+     */
+    uint64_t bytes_in;
+    /**
+     * Messages sent: by callbacks, and by `sockflow_server_send_to` and
+     * `_broadcast` (one per receiver).
+     */
+    uint64_t msgs_out;
+    /**
+     * Bytes written to sockets, framing included.
+     */
+    uint64_t bytes_out;
+    /**
+     * Connections closed, by reason: `closed[SOCKFLOW_CLOSE_REASON_IDLE - 1]`
+     * is how many were closed for idleness.
+     */
+    uint64_t closed[SOCKFLOW_CLOSE_REASONS];
+    /**
+     * Datagrams dropped: too long for the frame, or from a new sender
+     * past `max_conns` peers.
+     */
+    uint64_t dropped;
+    /**
+     * Bytes held now in partial messages and queues (what
+     * `memory_budget` bounds).
+     */
+    uint64_t queued_bytes;
+} sockflow_stats;
 
 /**
  * A timer's callback. Runs on the server's loop thread (never on the
@@ -663,7 +806,7 @@ extern "C" {
  * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
  * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
- * servers also take `--max-per-ip N`.
+ * servers also take `--max-per-ip N` and `--workers N`.
  *
  * Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
  * (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
@@ -917,7 +1060,9 @@ int sockflow_conn_send_to(struct sockflow_conn *c, uint64_t id, const void *msg,
  * until `id` is down to a quarter, so memory stays bounded by the slower
  * side. With line frames the message keeps the line ending it came with.
  * An id that is gone is ignored. TCP only; from callbacks (on their
- * thread) only.
+ * thread) only. With several workers both connections must be on one
+ * worker (one opened by `sockflow_conn_connect` from this callback is):
+ * else `SOCKFLOW_EBADHANDLE`.
  */
 int sockflow_conn_relay(struct sockflow_conn *c, uint64_t id, const void *msg, size_t len);
 
@@ -968,6 +1113,16 @@ int sockflow_conn_stop_server(struct sockflow_conn *c);
  * `SOCKFLOW_EBADHANDLE` for a `conn` that is not the running callback's).
  */
 uint64_t sockflow_conn_id(const struct sockflow_conn *c);
+
+/**
+ * The worker (event-loop thread, 0 to `workers - 1`, see
+ * `sockflow_server_config.workers`) that `conn` lives on and this callback
+ * runs on, for state kept per worker without a lock: every callback of
+ * one connection runs on the same worker. 0 for a server of one worker.
+ * Returns `SOCKFLOW_EINVAL` for NULL, `SOCKFLOW_EBADHANDLE` for a `conn`
+ * that is not the running callback's.
+ */
+int sockflow_conn_worker(const struct sockflow_conn *c);
 
 /**
  * Writes the peer's address (for UDP, the datagram's sender) to `*out`.
@@ -1107,7 +1262,8 @@ int sockflow_server_broadcast(struct sockflow_server *s, const void *msg, size_t
  * goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
  * (it has flushed, bounded, and closed every connection), or a negative
  * code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
- * `SOCKFLOW_EBADHANDLE` after it stopped).
+ * `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for a server
+ * of more than one worker: see `sockflow_server_config.workers`).
  *
  * Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
  * descriptor for reading with the timeout, then turn. One thread at a
@@ -1121,7 +1277,7 @@ int sockflow_server_turn(struct sockflow_server *s, int timeout_ms);
  * (a connection, data, a command or stop from another thread). Timers do
  * not make it readable: poll with `sockflow_server_timeout`. Owned by the
  * server: do not read, close or change it. Returns the descriptor, or
- * `SOCKFLOW_EINVAL` for NULL.
+ * `SOCKFLOW_EINVAL` for NULL or a server of more than one worker.
  */
 int sockflow_server_fd(const struct sockflow_server *s);
 
@@ -1132,7 +1288,7 @@ int sockflow_server_fd(const struct sockflow_server *s);
  * after the wait finds the timer due). Call it right before polling, from
  * the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
  * turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
- * stopped.
+ * stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
  */
 int sockflow_server_timeout(struct sockflow_server *s);
 
@@ -1186,6 +1342,15 @@ int sockflow_tcp_server_run(const struct sockflow_args *args,
 int sockflow_udp_server_run(const struct sockflow_args *args,
                             struct sockflow_handler handler,
                             void *userdata);
+
+/**
+ * Fills `*out` with server `s`'s counters. Safe from any thread and from
+ * callbacks, before, during and after a run (until `sockflow_server_close`);
+ * each counter is read on its own, so a snapshot taken while the server
+ * works may be a message apart between counters. Returns 0, or
+ * `SOCKFLOW_EINVAL` for NULL.
+ */
+int sockflow_server_stats(const struct sockflow_server *s, struct sockflow_stats *out);
 
 /**
  * Listens on `host`:`port` (`port` 0 = any free port; read it back with

@@ -23,6 +23,8 @@ pub const QUIT_MAX: usize = 63;
 pub const TIMEOUT_MAX_MS: u32 = 86_400_000;
 /// Largest `--max-per-ip` accepted.
 pub const MAX_PER_IP_MAX: u32 = 1_000_000;
+/// Largest `--workers` accepted.
+pub const WORKERS_MAX: u32 = 256;
 /// The default quit word.
 pub const DEFAULT_QUIT: &str = "quit";
 
@@ -43,6 +45,11 @@ pub struct Args {
     /// `--max-per-ip` (servers): most connections from one address; None =
     /// the server's default.
     pub max_per_ip: Option<u32>,
+    /// `--workers` (servers): event-loop threads; None = the server's
+    /// default (1).
+    pub workers: Option<u32>,
+    /// `--stats` (servers): log the server's counters when it stops.
+    pub stats: bool,
     /// Program name for messages (basename of argv[0]).
     pub prog: String,
 }
@@ -59,6 +66,8 @@ impl Args {
             quit: DEFAULT_QUIT.into(),
             timeout_ms: 0,
             max_per_ip: None,
+            workers: None,
+            stats: false,
             prog: prog.into(),
         }
     }
@@ -99,7 +108,9 @@ pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
     let per_role = match role {
         Role::Server => {
             "--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic (0 = never, the default)\n  \
-             --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  "
+             --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  \
+             --workers N      serve on N event-loop threads, each accepting its share of the clients (default 1)\n  \
+             --stats          print the server's counters (connections, messages, bytes, closes) when it stops\n  "
         }
         Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",
     };
@@ -155,6 +166,14 @@ fn parse_max_per_ip(s: &str) -> Result<u32> {
     match s.parse::<u32>() {
         Ok(n) if ok && (1..=MAX_PER_IP_MAX).contains(&n) => Ok(n),
         _ => Err(Error::new(Code::Usage, format!("--max-per-ip \"{s}\" is not a number in 1-{MAX_PER_IP_MAX}"))),
+    }
+}
+
+fn parse_workers(s: &str) -> Result<u32> {
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match s.parse::<u32>() {
+        Ok(n) if ok && (1..=WORKERS_MAX).contains(&n) => Ok(n),
+        _ => Err(Error::new(Code::Usage, format!("--workers \"{s}\" is not a number in 1-{WORKERS_MAX}"))),
     }
 }
 
@@ -237,6 +256,10 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
             "--timeout" => a.timeout_ms = parse_timeout(value("milliseconds")?)?,
             "--max-per-ip" if role == Role::Server => a.max_per_ip = Some(parse_max_per_ip(value("a number of connections")?)?),
             "--max-per-ip" => return Err(Error::new(Code::Usage, "--max-per-ip is a server option")),
+            "--workers" if role == Role::Server => a.workers = Some(parse_workers(value("a number of threads")?)?),
+            "--workers" => return Err(Error::new(Code::Usage, "--workers is a server option")),
+            "--stats" if role == Role::Server => a.stats = true,
+            "--stats" => return Err(Error::new(Code::Usage, "--stats is a server option")),
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
     }

@@ -88,16 +88,22 @@ struct Io<'a> {
 }
 
 impl Io<'_> {
+    /// Prints one message, unflushed: the caller flushes once per batch
+    /// (all the replies one socket read brought), so a stream of replies
+    /// costs one `write(2)` per read, not one per line, while each batch
+    /// still shows at once.
     fn print(&mut self, msg: &[u8]) {
         let o = &mut self.out;
-        let _ = o
-            .write_all(self.opts.prefix.as_bytes())
-            .and_then(|_| o.write_all(msg))
-            .and_then(|_| o.write_all(b"\n"))
-            .and_then(|_| o.flush());
+        let _ = o.write_all(self.opts.prefix.as_bytes()).and_then(|_| o.write_all(msg)).and_then(|_| o.write_all(b"\n"));
     }
 
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+
+    /// A note on stderr, after what was printed before it.
     fn note(&mut self, text: std::fmt::Arguments<'_>) {
+        self.flush();
         let _ = writeln!(self.err, "{}: {}", self.opts.name, text);
         let _ = self.err.flush();
     }
@@ -256,10 +262,11 @@ fn print_all(io: &mut Io<'_>, step: &mut Step<'_>) {
             io.print(m);
             Flow::Continue
         }) {
-            Ok(_) => return,
+            Ok(_) => break,
             Err(e) => io.note(format_args!("{e}")),
         }
     }
+    io.flush();
 }
 
 /// Reads what the socket holds, printing each decoded message; at end of
@@ -446,6 +453,7 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
                     quiet_since = Instant::now();
                     awaiting = None;
                     io.print(u.msg_of(&netbuf[..n]));
+                    io.flush();
                 }
                 Err(e) if e.code == Code::Refused => {
                     io.note(format_args!("no server is listening (connection refused)"));

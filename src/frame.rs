@@ -304,6 +304,34 @@ impl Decoder {
         }
     }
 
+    /// True when the decoder has a buffer (holding something or not).
+    pub fn has_buffer(&self) -> bool {
+        self.pending.capacity() > 0
+    }
+
+    /// Gives a decoder without a buffer ([`has_buffer`](Decoder::has_buffer)
+    /// false) an empty one to hold its next partial message in: a server
+    /// lends buffers from a pool so that keeping a partial message
+    /// allocates nothing. A decoder that has a buffer hands `buf` back.
+    pub fn lend(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        if self.has_buffer() {
+            return Some(buf);
+        }
+        self.pending = buf;
+        self.pending.clear();
+        None
+    }
+
+    /// The buffer of a decoder that holds nothing (None if it holds
+    /// something or has no buffer): an idle decoder then holds no memory,
+    /// and the buffer can go back to a pool.
+    pub fn take_buffer(&mut self) -> Option<Vec<u8>> {
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            return Some(std::mem::take(&mut self.pending));
+        }
+        None
+    }
+
     /// Allocates room for the rest of the held message ([`missing`]) at
     /// once, so that a large message does not grow by doubling (which can
     /// leave up to twice its size allocated, and copies it each time).
@@ -318,24 +346,62 @@ impl Decoder {
     /// kept for the next call; `feed(&[], f)` resumes), or a `MsgSize` error
     /// for a message over the maximum: that message is dropped and decoding
     /// resumes after it on the next call.
-    pub fn feed(&mut self, data: &[u8], f: &mut dyn FnMut(&[u8], Ending) -> Flow) -> Result<Flow> {
-        if self.pending.is_empty() {
-            // Fast path: parse straight from the caller's buffer and copy
-            // only a trailing partial message.
-            let (used, res) = self.run(data, f);
-            self.pending.extend_from_slice(&data[used..]);
-            res
-        } else {
-            self.pending.extend_from_slice(data);
+    pub fn feed(&mut self, mut data: &[u8], f: &mut dyn FnMut(&[u8], Ending) -> Flow) -> Result<Flow> {
+        if !self.pending.is_empty() {
+            // Only the bytes that complete the held message join it; the
+            // rest of the read is parsed where it is (below), so the held
+            // buffer never grows past one message.
+            let take = self.completion(data);
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
             let buf = std::mem::take(&mut self.pending);
             let (used, res) = self.run(&buf, f);
             self.pending = buf;
             self.pending.drain(..used);
+            let done = self.pending.is_empty() && matches!(res, Ok(Flow::Continue));
+            if !done {
+                // Still incomplete, stopped or failed: the rest waits behind it.
+                self.pending.extend_from_slice(data);
+            }
             if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
                 self.pending = Vec::new();
             }
-            res
+            if !done {
+                return res;
+            }
         }
+        // Parse straight from the caller's buffer and copy only a trailing
+        // partial message.
+        let (used, res) = self.run(data, f);
+        self.pending.extend_from_slice(&data[used..]);
+        res
+    }
+
+    /// How many bytes at the start of `data` complete the one partial
+    /// message held; all of `data` when that is unknown (what is held is
+    /// more than one partial message, or an over-long one is being skipped).
+    fn completion(&self, data: &[u8]) -> usize {
+        let held = &self.pending[..];
+        if self.skip != Skip::None || !matches!(self.frame.parse_one(held), Step::Need) {
+            return data.len();
+        }
+        let want = match self.frame {
+            Frame::Line { .. } => memchr(b'\n', data).map_or(data.len(), |i| i + 1),
+            Frame::Raw { .. } => data.len(),
+            Frame::Fixed(n) => n.max(1) - held.len(),
+            Frame::Len32 { .. } => {
+                let mut h = [0u8; 4];
+                let from_held = held.len().min(4);
+                h[..from_held].copy_from_slice(&held[..from_held]);
+                let from_data = 4 - from_held;
+                if data.len() < from_data {
+                    return data.len();
+                }
+                h[from_held..].copy_from_slice(&data[..from_data]);
+                (4 + u32::from_be_bytes(h) as usize).saturating_sub(held.len())
+            }
+        };
+        want.min(data.len())
     }
 
     /// The stream ended: delivers what is left, like `feed`: first complete

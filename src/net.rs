@@ -98,11 +98,22 @@ pub fn unconnected_tcp() -> Result<std::net::TcpStream> {
 /// given. TCP listeners get SO_REUSEADDR (a restarted server binds at once
 /// despite TIME_WAIT); a socket bound to the IPv6 wildcard is dual-stack.
 pub fn bound_socket(addr: SocketAddr, ty: SockType, backlog: Option<i32>) -> Result<OwnedFd> {
+    bound_socket_with(addr, ty, backlog, false)
+}
+
+/// [`bound_socket`], with `SO_REUSEPORT` when `reuse_port`: the sockets of
+/// a server's workers all bind one address and the kernel spreads
+/// connections (datagrams) over them. Only then: it would let another
+/// program of the same user bind the port too.
+pub fn bound_socket_with(addr: SocketAddr, ty: SockType, backlog: Option<i32>, reuse_port: bool) -> Result<OwnedFd> {
     let af = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let what = || format!("bind {}", show(&addr));
     let fd = socket::socket(af, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|e| Error::errno("socket", e))?;
     if ty == SockType::Stream {
         socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| Error::errno("setsockopt SO_REUSEADDR", e))?;
+    }
+    if reuse_port {
+        socket::setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| Error::errno("setsockopt SO_REUSEPORT", e))?;
     }
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         socket::setsockopt(&fd, sockopt::Ipv6V6Only, &false).map_err(|e| Error::errno("setsockopt IPV6_V6ONLY", e))?;

@@ -28,8 +28,14 @@ pub struct Listener {
 impl Listener {
     /// Binds the first of `addrs` that works (SO_REUSEADDR; dual-stack on `::`).
     pub fn bind(addrs: &[SocketAddr], backlog: i32) -> Result<Listener> {
+        Listener::bind_with(addrs, backlog, false)
+    }
+
+    /// [`bind`](Listener::bind), with `SO_REUSEPORT` when `reuse_port` (a
+    /// server's workers: see [`net::bound_socket_with`]).
+    pub fn bind_with(addrs: &[SocketAddr], backlog: i32, reuse_port: bool) -> Result<Listener> {
         net::try_each(addrs, |a| {
-            let fd = net::bound_socket(a, SockType::Stream, Some(backlog))?;
+            let fd = net::bound_socket_with(a, SockType::Stream, Some(backlog), reuse_port)?;
             let sock = TcpListener::from(fd);
             let local = sock.local_addr().map_err(|e| Error::io("getsockname", &e))?;
             Ok(Listener { sock, local, frame: Frame::default() })

@@ -65,8 +65,14 @@ pub struct Udp {
 impl Udp {
     /// Binds the first of `addrs` that works (dual-stack on `::`).
     pub fn bind(addrs: &[SocketAddr]) -> Result<Udp> {
+        Udp::bind_with(addrs, false)
+    }
+
+    /// [`bind`](Udp::bind), with `SO_REUSEPORT` when `reuse_port` (a
+    /// server's workers: see [`net::bound_socket_with`]).
+    pub fn bind_with(addrs: &[SocketAddr], reuse_port: bool) -> Result<Udp> {
         net::try_each(addrs, |a| {
-            let fd = net::bound_socket(a, SockType::Datagram, None)?;
+            let fd = net::bound_socket_with(a, SockType::Datagram, None, reuse_port)?;
             Ok(Udp { sock: UdpSocket::from(fd), frame: Frame::Raw { max: MAX_DATAGRAM } })
         })
     }

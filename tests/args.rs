@@ -22,6 +22,7 @@ struct Fields {
     quit: String,
     timeout_ms: u32,
     max_per_ip: Option<u32>,
+    workers: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +61,7 @@ impl Start {
             quit: "quit".into(),
             timeout_ms: 0,
             max_per_ip: None,
+            workers: None,
         };
         Row { role: self.0, argv: self.1, want: Want::Ok(f) }
     }
@@ -102,6 +104,9 @@ impl Row {
     }
     fn max_per_ip(self, n: u32) -> Row {
         self.fields(|f| f.max_per_ip = Some(n))
+    }
+    fn workers(self, n: u32) -> Row {
+        self.fields(|f| f.workers = Some(n))
     }
 }
 
@@ -236,6 +241,14 @@ fn rows() -> Vec<Row> {
         srv(&["--max-per-ip", "-3", "80"]).usage("--max-per-ip \"-3\" is not a number in 1-1000000"),
         srv(&["80", "--max-per-ip"]).usage("--max-per-ip needs a number of connections"),
         cli(&["--max-per-ip", "10", "127.0.0.1", "80"]).usage("--max-per-ip is a server option"),
+        // ---- --workers (servers only)
+        srv(&["--workers", "2", "80"]).ok("0.0.0.0", 80).workers(2),
+        srv(&["80", "--workers=256"]).ok("0.0.0.0", 80).workers(256),
+        srv(&["--workers", "0", "80"]).usage("--workers \"0\" is not a number in 1-256"),
+        srv(&["--workers", "257", "80"]).usage("--workers \"257\" is not a number in 1-256"),
+        srv(&["--workers", "+2", "80"]).usage("--workers \"+2\" is not a number in 1-256"),
+        srv(&["80", "--workers"]).usage("--workers needs a number of threads"),
+        cli(&["--workers", "2", "127.0.0.1", "80"]).usage("--workers is a server option"),
         // ---- everything at once, flags before and after the positionals
         cli(&["--timeout", "500", "--frame", "fixed:32", "127.0.0.1", "--quit", "bye", "9000", "-4"])
             .ok("127.0.0.1", 9000)
@@ -328,6 +341,7 @@ fn check_c_fields(what: &str, c: &sockflow_args, role: Role, prog: &str, f: &Fie
     assert_eq!(field(&c.quit), f.quit, "{what}: quit");
     assert_eq!(c.timeout_ms, if f.timeout_ms == 0 { -1 } else { f.timeout_ms as c_int }, "{what}: timeout_ms");
     assert_eq!(c.max_per_ip, f.max_per_ip.map_or(0, |n| n as c_int), "{what}: max_per_ip");
+    assert_eq!(c.workers, f.workers.map_or(0, |n| n as c_int), "{what}: workers");
     assert_eq!(field(&c.prog), prog, "{what}: prog");
 }
 
@@ -371,6 +385,7 @@ fn check_row(row: &Row) {
                     quit: a.quit.clone(),
                     timeout_ms: a.timeout_ms,
                     max_per_ip: a.max_per_ip,
+                    workers: a.workers,
                 };
                 assert_eq!(&got, f, "{what}");
                 assert_eq!((a.role, a.prog.as_str()), (row.role, "prog"), "{what}");
@@ -426,14 +441,19 @@ fn usage_lines() {
     let help = args::help("srv", Role::Server);
     assert!(help.starts_with("usage: srv [options] [<host>] <port>\n"), "{help}");
     assert!(help.contains("(0 = any free port)"));
-    for opt in ["--frame F", "--quit WORD", "--timeout MS", "--max-per-ip N", "-4, -6", "-h, --help"] {
+    for opt in ["--frame F", "--quit WORD", "--timeout MS", "--max-per-ip N", "--workers N", "-4, -6", "-h, --help"] {
         assert!(help.contains(opt), "help lacks {opt}");
     }
     // --timeout means an idle timeout on a server, connect/reply on a client.
     assert!(help.contains("--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic"), "{help}");
     let cli_help = args::help("cli", Role::Client);
     assert!(cli_help.starts_with("usage: cli [options] <host> <port>\n"));
-    assert!(cli_help.contains("--timeout MS     connect/reply timeout") && !cli_help.contains("--max-per-ip"), "{cli_help}");
+    assert!(
+        cli_help.contains("--timeout MS     connect/reply timeout")
+            && !cli_help.contains("--max-per-ip")
+            && !cli_help.contains("--workers"),
+        "{cli_help}"
+    );
 }
 
 #[test]
@@ -533,6 +553,7 @@ fn init_and_set_frame() {
         quit: "".into(),
         timeout_ms: 0,
         max_per_ip: None,
+        workers: None,
     };
     check_c_fields("init server", &a, Role::Server, "sockflow", &f);
     assert_eq!(sockflow_args_init(&mut a, role_flag(Role::Client), c"::1".as_ptr(), 9000), 0);

@@ -635,10 +635,27 @@ fn sigterm_stops_tcp_server_gracefully() {
 #[test]
 fn every_server_stops_on_signals() {
     let link = Link::Static;
-    for name in ["tcp_server", "echo_server", "hello_server", "udp_server", "udp_echo_server", "udp_upper_server", "udp_server_cpp"] {
+    let servers = [
+        "tcp_server",
+        "echo_server",
+        "hello_server",
+        "chat_room",
+        "time_server",
+        "udp_server",
+        "udp_echo_server",
+        "udp_upper_server",
+        "udp_server_cpp",
+        "heartbeat_monitor",
+    ];
+    for name in servers {
         for sig in [libc::SIGINT, libc::SIGTERM] {
             let (mut srv, port) = server(name, link, &[]);
-            if !name.starts_with("udp") {
+            if matches!(name, "chat_room" | "time_server") {
+                // A client still connected at the stop, which it sees end.
+                let mut s = connect(port);
+                stop(&mut srv, sig);
+                let _ = read_to_eof(&mut s);
+            } else if !name.starts_with("udp") && name != "heartbeat_monitor" {
                 // One served client first, still connected at the stop.
                 let s = connect(port);
                 (&s).write_all(b"x\n").unwrap();

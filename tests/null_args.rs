@@ -15,6 +15,7 @@ use sockflow::ffi::control::*;
 use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
 use sockflow::ffi::server::*;
+use sockflow::ffi::stats::*;
 use sockflow::ffi::tcp::*;
 use sockflow::ffi::timer::*;
 use sockflow::ffi::udp::*;
@@ -409,6 +410,7 @@ fn cases() -> Vec<Case> {
             sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, -1, null_mut(), null_mut())
         }),
         case!(sockflow_conn_id["c"] => Returns(Ret::Int(0), "conn"), |fx| sockflow_conn_id(null())),
+        case!(sockflow_conn_worker["c"] => Null("conn"), |fx| sockflow_conn_worker(null())),
         case!(sockflow_conn_peer["c"] => Null("conn"), |fx| {
             let mut a: sockflow_addr = unsafe { std::mem::zeroed() };
             sockflow_conn_peer(null(), &mut a)
@@ -506,6 +508,11 @@ fn cases() -> Vec<Case> {
         case!(sockflow_server_join["s"] => Null("server"), |fx| sockflow_server_join(null_mut())),
         case!(sockflow_server_close_id["s"] => Null("server"), |fx| sockflow_server_close_id(null_mut(), 1, 0)),
         case!(sockflow_server_conn_count["s"] => Null("server"), |fx| sockflow_server_conn_count(null())),
+        case!(sockflow_server_stats["s"] => Null("server"), |fx| {
+            let mut st = sockflow_stats::default();
+            sockflow_server_stats(null(), &mut st)
+        }),
+        case!(sockflow_server_stats["out"] => Null("out"), |fx| sockflow_server_stats(fx.server, null_mut())),
         case!(sockflow_server_conn_ids["s"] => Null("server"), |fx| sockflow_server_conn_ids(null(), null_mut(), 0)),
         case!(sockflow_server_conn_ids["ids"] => Null("ids"), |fx| sockflow_server_conn_ids(fx.server, null_mut(), 4)),
         // cap 0: ids is not written, NULL is fine (the count comes back).

@@ -3,8 +3,9 @@
 //! `libsockflow.so`, running their main flows on loopback: server and
 //! client pairs over TCP (echo, hello, print, chat, primitives, the proxy, and
 //! the servers with timers, their own poll loop, a chat room) and UDP
-//! (echo, upper, print, primitives, the C++ pair); and every C test program
-//! in `tests/c/`.
+//! (echo, upper, print, primitives, the C++ pair), the C++ echo server and
+//! chat room; every C test program in `tests/c/`, and the C++ ones in
+//! `tests/cpp/` (`sockflow.hpp`'s wrappers; callbacks that throw).
 //!
 //! A program fails the test when it exits with another status than the
 //! flow's, or when its stderr holds a sanitizer report (ASan, LeakSanitizer
@@ -160,6 +161,55 @@ fn c_tests() {
 }
 
 // ---------------------------------------------------------------------------
+// The C++ test programs (`tests/cpp/`)
+// ---------------------------------------------------------------------------
+
+/// `tests/cpp/<name>.cpp` built with the sanitizers.
+fn cpp_test(name: &str) -> PathBuf {
+    CProgram::new_cpp(&root().join(format!("tests/cpp/{name}.cpp")).to_string_lossy()).sanitized().build()
+}
+
+#[test]
+fn cpp_wrappers() {
+    let mut p = run(&cpp_test("wrappers"), &[], Input::Null);
+    exits_clean(&mut p, 0);
+    assert_eq!(p.stdout_text(), "OK\n", "\n{}", p.transcript());
+}
+
+/// Exceptions caught at the C boundary leak nothing: the thrower's
+/// connection closes (ERROR), a timer's is cancelled, and at exit the leak
+/// check finds every handler, timer and connection freed.
+#[test]
+fn cpp_exceptions_in_callbacks() {
+    use std::io::{Read, Write};
+    let mut srv = run(&cpp_test("throwing_handler"), &["127.0.0.1", "0"], Input::Null);
+    let port = srv.wait_listening();
+    let mut ok = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    ok.set_read_timeout(Some(wait())).unwrap();
+    for cmd in ["throw", "throw-int"] {
+        let mut bad = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        bad.set_read_timeout(Some(wait())).unwrap();
+        bad.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+        let mut rest = Vec::new();
+        let _ = bad.read_to_end(&mut rest); // end of stream or a reset: closed either way
+        srv.wait_for_line(Stream::Stdout, " ERROR", wait());
+    }
+    ok.write_all(b"timer-throw\n").unwrap();
+    srv.wait_for_line(Stream::Stdout, "timer after", wait());
+    ok.write_all(b"alive\n").unwrap();
+    let mut buf = [0u8; 32];
+    let mut got = Vec::new();
+    while !got.ends_with(b"alive\n") {
+        let n = ok.read(&mut buf).unwrap();
+        assert!(n > 0, "the other connection was closed\n{}", srv.transcript());
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"timer-throw\nalive\n");
+    stop_clean(&mut srv);
+    assert!(srv.stderr_text().contains("on_message threw: boom"), "\n{}", srv.transcript());
+}
+
+// ---------------------------------------------------------------------------
 // TCP flows
 // ---------------------------------------------------------------------------
 
@@ -213,6 +263,39 @@ fn proxy_in_front_of_echo_server() {
     assert!(rest.is_empty());
     proxy.wait_for_line(Stream::Stderr, "Connection refused: closing the client", wait());
     stop_clean(&mut proxy);
+}
+
+/// The C++ examples (`sockflow.hpp`): the echo server with the C client,
+/// and the chat room with three of them.
+#[test]
+fn cpp_echo_server_and_chat_room_with_tcp_clients() {
+    let (mut srv, port) = server("echo_server_cpp", &["--frame", "line"], Input::Null);
+    let big = "x".repeat(60_000);
+    let input = format!("hello\n\n{big}\nquit\n");
+    let mut c = client("tcp_client", &[], port, input.as_str());
+    exits_clean(&mut c, 0);
+    assert_eq!(c.stdout_text(), format!("hello\n\n{big}\n"), "\n{}", c.transcript());
+    stop_clean(&mut srv);
+
+    let (mut srv, port) = server("chat_room_cpp", &[], Input::Null);
+    let mut ann = client("tcp_client", &[], port, Input::Piped);
+    ann.write_stdin(b"ann\n/who\n").unwrap();
+    ann.wait_for_line(Stream::Stdout, "ann", wait());
+    let mut bob = client("tcp_client", &[], port, Input::Piped);
+    bob.write_stdin(b"bob\n").unwrap();
+    ann.wait_for_line(Stream::Stdout, "* bob joined", wait());
+    let mut cid = client("tcp_client", &[], port, Input::Piped);
+    cid.write_stdin(b"cid\nhello\n/who\n").unwrap();
+    ann.wait_for_line(Stream::Stdout, "cid: hello", wait());
+    bob.wait_for_line(Stream::Stdout, "cid: hello", wait());
+    cid.wait_for_line(Stream::Stdout, "ann,bob,cid", wait());
+    bob.write_stdin(b"/quit\n").unwrap();
+    ann.wait_for_line(Stream::Stdout, "* bob left", wait());
+    for mut p in [bob, cid, ann] {
+        p.close_stdin();
+        exits_clean(&mut p, 0);
+    }
+    stop_clean(&mut srv);
 }
 
 #[test]

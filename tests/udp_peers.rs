@@ -427,3 +427,28 @@ fn waiting_for_an_expiry_does_not_spin() {
     let st = p.wait_exit(default_timeout());
     assert_exit(&p, st, 0);
 }
+
+/// The print handler on a peers-mode server prints a sender's `client ip
+/// = …` line once, at its first datagram (it used to print it twice there:
+/// once for `on_connect`, once more as for a plain datagram), then only
+/// its messages, and its `client closed` line at the stop.
+#[test]
+fn print_handler_prints_a_peer_once_then_its_messages() {
+    let log = LogBuf::default();
+    let out = LogBuf::default();
+    let print = Arc::new(sockflow::server::builtin::Print::new(Box::new(out.clone())));
+    let srv = start_udp(peers(&log, None), print);
+    let a = sender();
+    let who = format!("client ip = 127.0.0.1 port = {}", me(&a).port());
+    for m in ["one", "two", "three"] {
+        a.send_to(m.as_bytes(), srv.addr).unwrap();
+    }
+    out.wait_for("three\n");
+    srv.stop().unwrap();
+    out.wait_for("client closed");
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..4], [who.as_str(), "one", "two", "three"], "{text}");
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[4].starts_with(&format!("client closed ip = 127.0.0.1 port = {} (", me(&a).port())), "{text}");
+}

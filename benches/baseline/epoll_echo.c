@@ -17,7 +17,10 @@
  *   - a line longer than 64 KiB closes the connection; a client that does not
  *     read its echoes is not read any more once 1 MiB is queued for it.
  *
- * usage: epoll_echo <port>      (port 0 = any free port; binds 0.0.0.0)
+ * With --raw it echoes bytes as they come (no line framing), like sockflow's
+ * echo_server with raw frames: every read is echoed whole.
+ *
+ * usage: epoll_echo [--raw] <port>      (port 0 = any free port; binds 0.0.0.0)
  * Prints "epoll_echo: listening on 0.0.0.0 port N" to stderr when ready.
  */
 #define _GNU_SOURCE
@@ -51,6 +54,7 @@ struct conn {
 static struct conn *conns; /* indexed by descriptor */
 static size_t nconns;
 static int ep;
+static int raw; /* --raw: echo every read whole, no line framing */
 static char rbuf[READ_BUF];
 
 static int grow_table(int fd)
@@ -197,6 +201,8 @@ static int on_readable(int fd)
         set_events(fd);
         return 0;
     }
+    if (raw)
+        return echo(fd, rbuf, (size_t)r);
     const char *p = rbuf;
     size_t n = (size_t)r;
     if (c->in_len > 0) {
@@ -261,11 +267,12 @@ static void accept_all(int lfd)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: epoll_echo <port>\n");
+    raw = argc == 3 && strcmp(argv[1], "--raw") == 0;
+    if (argc != 2 + raw) {
+        fprintf(stderr, "usage: epoll_echo [--raw] <port>\n");
         return 2;
     }
-    int port = atoi(argv[1]);
+    int port = atoi(argv[argc - 1]);
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -53,7 +53,7 @@ fn servers() -> &'static [Server] {
                 let frame = Frame::parse(spec).unwrap();
                 // Log lines are formatted and written, to a sink: the log
                 // path runs without flooding the fuzzer's output.
-                let cfg = Config { frame, quit: quit.into(), log: Some(Box::new(std::io::sink())), ..Config::default() };
+                let cfg = Config { frame, quit: quit.into(), log: Some(sockflow::server::LogTo::writer(std::io::sink())), ..Config::default() };
                 let server = TcpServer::bind(&["127.0.0.1:0".parse().unwrap()], cfg, Arc::new(Echo)).expect("bind 127.0.0.1:0");
                 let addr = server.local_addr();
                 let thread = std::thread::spawn(move || server.run().expect("server run"));

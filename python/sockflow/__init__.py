@@ -36,6 +36,7 @@ from ._ctypes import (
     Code,
     Family,
     Frame,
+    LogLevel,
     Mode,
     Role,
     Turn,
@@ -58,7 +59,7 @@ __version__ = VERSION
 
 __all__ = [
     "FOREVER", "VERSION", "LIBRARY", "Action", "Builtin", "CloseMode", "CloseReason", "Code",
-    "Family", "Frame", "Mode", "Role", "Turn", "Error", "last_error", "lib", "strerror",
+    "Family", "Frame", "LogLevel", "Mode", "Role", "Turn", "Error", "last_error", "lib", "strerror",
     "chat_client_run", "chat_server_run", "parse_args", "take_int", "tcp_client_run",
     "tcp_server_run", "udp_client_run", "udp_server_run", "Addr", "TcpListener", "TcpStream",
     "Udp", "Conn", "Handler", "Server",

@@ -34,6 +34,7 @@ QUIT_MAX = 64
 PROG_MAX = 64
 ARGS_QUIET = 256
 ARGS_RAW = 512
+CLOSE_REASONS = 8
 
 
 class Code(IntEnum):
@@ -123,7 +124,13 @@ class CloseMode(IntEnum):
     NOW = 1
 
 
-ENUMS = (Frame, Role, Family, Builtin, Action, CloseReason, Mode, Turn, CloseMode)
+class LogLevel(IntEnum):
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+
+
+ENUMS = (Frame, Role, Family, Builtin, Action, CloseReason, Mode, Turn, CloseMode, LogLevel)
 
 # --- opaque handles ---------------------------------------------------------
 
@@ -158,8 +165,9 @@ sockflow_on_connect = CFUNCTYPE(c_int, c_void_p, POINTER(sockflow_conn))
 sockflow_on_message = CFUNCTYPE(c_int, c_void_p, POINTER(sockflow_conn), POINTER(c_char), c_size_t)
 sockflow_on_close = CFUNCTYPE(None, c_void_p, POINTER(sockflow_conn), c_int)
 sockflow_timer_fn = CFUNCTYPE(c_int, c_void_p, POINTER(sockflow_server), c_uint64)
+sockflow_log_fn = CFUNCTYPE(None, c_void_p, c_int, ctypes.c_char_p)
 
-CALLBACKS = (sockflow_on_connect, sockflow_on_message, sockflow_on_close, sockflow_timer_fn)
+CALLBACKS = (sockflow_on_connect, sockflow_on_message, sockflow_on_close, sockflow_timer_fn, sockflow_log_fn)
 
 # --- structs --------------------------------------------------------------------
 
@@ -176,6 +184,8 @@ class sockflow_args(Structure):
         ("timeout_ms", c_int),
         ("prog", c_char * PROG_MAX),
         ("max_per_ip", c_int),
+        ("workers", c_int),
+        ("stats", c_int),
     ]
 
 
@@ -202,14 +212,32 @@ class sockflow_server_config(Structure):
         ("backlog", c_int),
         ("log", c_void_p),  # FILE *
         ("quiet", c_int),
+        ("log_fn", sockflow_log_fn),
+        ("log_userdata", c_void_p),
         ("max_per_ip", c_int),
         ("incomplete_timeout_ms", c_int),
         ("memory_budget", c_size_t),
         ("udp_peers", c_int),
+        ("workers", c_int),
     ]
 
 
-STRUCTS = (sockflow_args, sockflow_addr, sockflow_handler, sockflow_server_config)
+class sockflow_stats(Structure):
+    _fields_ = [
+        ("conns_open", c_uint64),
+        ("conns_total", c_uint64),
+        ("conns_refused", c_uint64),
+        ("msgs_in", c_uint64),
+        ("bytes_in", c_uint64),
+        ("msgs_out", c_uint64),
+        ("bytes_out", c_uint64),
+        ("closed", c_uint64 * CLOSE_REASONS),
+        ("dropped", c_uint64),
+        ("queued_bytes", c_uint64),
+    ]
+
+
+STRUCTS = (sockflow_args, sockflow_addr, sockflow_handler, sockflow_server_config, sockflow_stats)
 
 # Shorthands for the signature table.
 P = POINTER

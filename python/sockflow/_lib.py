@@ -34,6 +34,7 @@ from ._ctypes import (
     sockflow_handler,
     sockflow_server,
     sockflow_server_config,
+    sockflow_stats,
     sockflow_tcp,
     sockflow_tcp_listener,
     sockflow_timer_fn,
@@ -92,6 +93,7 @@ SIGNATURES = [
     ("sockflow_conn_error", c_int, [_conn]),
     ("sockflow_conn_stop_server", c_int, [_conn]),
     ("sockflow_conn_id", c_uint64, [_conn]),
+    ("sockflow_conn_worker", c_int, [_conn]),
     ("sockflow_conn_peer", c_int, [_conn, _addr]),
     ("sockflow_conn_user", c_void_p, [_conn]),
     ("sockflow_conn_set_user", c_int, [_conn, c_void_p]),
@@ -117,6 +119,7 @@ SIGNATURES = [
     ("sockflow_server_conn_ids", c_ssize_t, [_server, _u64p, c_size_t]),
     ("sockflow_server_peer", c_int, [_server, c_uint64, _addr]),
     ("sockflow_server_set_idle_timeout", c_int, [_server, c_uint64, c_int]),
+    ("sockflow_server_stats", c_int, [_server, P(sockflow_stats)]),
     ("sockflow_server_timer_add", c_int, [_server, c_int, c_int, sockflow_timer_fn, c_void_p, _u64p]),
     ("sockflow_server_timer_cancel", c_int, [_server, c_uint64]),
     # TCP primitives

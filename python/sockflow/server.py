@@ -127,6 +127,11 @@ class Conn:
         check(lib.sockflow_conn_stop_server(self._ptr))
 
     @property
+    def worker(self):
+        """The worker (event-loop thread) this connection lives on: 0..workers-1."""
+        return check(lib.sockflow_conn_worker(self._ptr))
+
+    @property
     def peer(self):
         a = C.sockflow_addr()
         check(lib.sockflow_conn_peer(self._ptr, ctypes.byref(a)))
@@ -177,6 +182,19 @@ class _Callbacks:
         self.c_on_message = C.sockflow_on_message(self._on_message)
         self.c_on_close = C.sockflow_on_close(self._on_close)
         self.struct = C.sockflow_handler(self.c_on_connect, self.c_on_message, self.c_on_close, C.Builtin.NONE)
+
+    def log_fn(self, fn):
+        """The C log function calling fn(level, text) on the server's log
+        thread; its exceptions are printed, never raised into C."""
+
+        def call(_userdata, level, msg):
+            try:
+                fn(_enum(C.LogLevel, level), msg.decode("utf-8", "replace"))
+            except BaseException as e:
+                self.report(e)
+
+        self.c_log = C.sockflow_log_fn(call)
+        return self.c_log
 
     def keep_user(self, obj):
         key = next(self.keys)
@@ -238,7 +256,7 @@ class _Callbacks:
         on_close = getattr(self.handler, "on_close", None)
         try:
             if on_close is not None:
-                self._call(ptr, lambda conn: on_close(conn, _reason(reason)))
+                self._call(ptr, lambda conn: on_close(conn, _enum(CloseReason, reason)))
         finally:
             self.users.pop(lib.sockflow_conn_user(ptr), None)
 
@@ -278,11 +296,11 @@ def callbacks_of(handler, per_datagram):
     return cb, cb.struct
 
 
-def _reason(r):
+def _enum(cls, value):
     try:
-        return CloseReason(r)
+        return cls(value)
     except ValueError:
-        return r
+        return value
 
 
 def handler_of(handler, on_connect, on_message, on_close):
@@ -328,7 +346,10 @@ class Server:
     `Server.from_argv`; keyword arguments beyond the documented ones are
     fields of `sockflow_server_config` (max_conns, idle_timeout_ms,
     max_queue, mode, handle_signals, backlog, quiet, max_per_ip,
-    incomplete_timeout_ms, memory_budget, udp_peers). Run it one way:
+    incomplete_timeout_ms, memory_budget, udp_peers, workers), and `log`:
+    a function log(level, text) that gets the server's log lines instead of
+    stderr, on sockflow's log thread (a `LogLevel` and the line without its
+    `NAME: ` prefix). Run it one way:
     `run()`; or `start()`, then `stop()` and `join()`; or `turn()` from
     your own loop. `close()` (or `with`) frees it.
     """
@@ -369,12 +390,15 @@ class Server:
     def __init__(self, new, args, handler, config, udp):
         cfg = C.sockflow_server_config()
         check(lib.sockflow_server_config_init(ctypes.byref(cfg)))
-        names = {f for f, _ in C.sockflow_server_config._fields_} - {"log"}
+        log = config.pop("log", None)
+        names = {f for f, _ in C.sockflow_server_config._fields_} - {"log", "log_fn", "log_userdata"}
         for k, v in config.items():
             if k not in names:
-                raise TypeError("unknown server setting %r (known: %s)" % (k, ", ".join(sorted(names))))
+                raise TypeError("unknown server setting %r (known: log, %s)" % (k, ", ".join(sorted(names))))
             setattr(cfg, k, int(v))
         self._cb, struct = callbacks_of(handler, per_datagram=udp and not cfg.udp_peers)
+        if log is not None:
+            cfg.log_fn = self._cb.log_fn(log)
         self._ptr = None
         self._state = _State.NEW
         self._done = threading.Event()
@@ -546,6 +570,15 @@ class Server:
         a = C.sockflow_addr()
         check(lib.sockflow_server_peer(self._h(), id, ctypes.byref(a)))
         return addr_of(a)
+
+    def stats(self):
+        """The server's counters (all workers together), as a dict of the
+        `sockflow_stats` fields; `closed` maps each CloseReason to its count."""
+        st = C.sockflow_stats()
+        check(lib.sockflow_server_stats(self._h(), ctypes.byref(st)))
+        counts = {f: getattr(st, f) for f, _ in C.sockflow_stats._fields_ if f != "closed"}
+        counts["closed"] = {CloseReason(i + 1): st.closed[i] for i in range(C.CLOSE_REASONS)}
+        return counts
 
     def set_idle_timeout(self, id, timeout_ms):
         check(lib.sockflow_server_set_idle_timeout(self._h(), id, timeout_ms))

@@ -616,3 +616,58 @@ def test_servers_left_open_at_exit_are_closed_cleanly(spawn):
     assert p.wait_exit() == 0, bytes(p.err)
     out = bytes(p.out)
     assert out.startswith(b"exiting\n") and out.count(b"closed STOPPING\n") == 2, out
+
+
+def test_log_lines_go_to_a_python_function_and_its_exceptions_are_contained(capsys):
+    lines = []
+    ready = threading.Event()
+
+    def log(level, text):
+        lines.append((level, text))
+        if "listening" in text:
+            ready.set()
+        raise RuntimeError("a logger that fails")
+
+    srv = Server.tcp(Upper(), HOST, 0, log=log)
+    port = srv.port
+    srv.start()
+    try:
+        assert ready.wait(secs(20))
+        with client(srv.port) as t:  # still serving
+            t.send_msg("x")
+            assert t.recv_msg() == b"X"
+    finally:
+        srv.close()
+    level, text = lines[0]
+    assert level == sockflow.LogLevel.INFO and text == "listening on %s port %d" % (HOST, port)
+    assert "RuntimeError: a logger that fails" in capsys.readouterr().err
+
+
+def test_stats_count_connections_messages_and_closes(started):
+    srv = started(Server.tcp(Upper(), HOST, 0, quiet=1))
+    with client(srv.port) as a, client(srv.port) as b:
+        for t in (a, b, a):
+            t.send_msg("hello")
+            assert t.recv_msg() == b"HELLO"
+    _wait_count(srv, 0)
+    st = srv.stats()
+    assert (st["conns_total"], st["conns_open"], st["msgs_in"], st["msgs_out"]) == (2, 0, 3, 3)
+    assert st["bytes_in"] >= 15 and st["closed"][CloseReason.PEER] == 2
+    assert sum(st["closed"].values()) == 2
+
+
+def test_several_workers_run_python_handlers(started):
+    seen = set()
+
+    def on_message(conn, msg):
+        seen.add(conn.worker)
+        conn.send(msg.upper())
+
+    srv = started(Server.tcp(on_message=on_message, host=HOST, quiet=1, workers=2))
+    streams = [client(srv.port) for _ in range(8)]
+    for i, t in enumerate(streams):
+        t.send_msg("w%d" % i)
+    assert [t.recv_msg() for t in streams] == [b"W%d" % i for i in range(8)]
+    for t in streams:
+        t.close()
+    assert seen <= {0, 1} and seen

@@ -33,6 +33,7 @@ CALLBACKS = {
     "sockflow_on_message": C.sockflow_on_message,
     "sockflow_on_close": C.sockflow_on_close,
     "sockflow_timer_fn": C.sockflow_timer_fn,
+    "sockflow_log_fn": C.sockflow_log_fn,
 }
 SCALARS = {
     "int": c_int,

@@ -100,6 +100,12 @@ pub struct sockflow_args {
     /// `--max-per-ip` (servers): most connections at once from one address;
     /// 0 = not given (the server's default, 256).
     pub max_per_ip: c_int,
+    /// `--workers` (servers): event-loop threads, 1-256; 0 = not given
+    /// (the server's default, 1). See `sockflow_server_config.workers`.
+    pub workers: c_int,
+    /// `--stats` (servers): non-zero logs the server's counters (see
+    /// `sockflow_server_stats`) when it stops.
+    pub stats: c_int,
 }
 
 fn role_of(r: c_int) -> crate::Result<Role> {
@@ -130,6 +136,8 @@ impl sockflow_args {
             timeout_ms: if a.timeout_ms == 0 { SOCKFLOW_FOREVER } else { a.timeout_ms as c_int },
             prog: [0; SOCKFLOW_PROG_MAX],
             max_per_ip: a.max_per_ip.map_or(0, |n| n as c_int),
+            workers: a.workers.map_or(0, |n| n as c_int),
+            stats: c_int::from(a.stats),
         };
         let (kind, size) = match a.frame {
             Frame::Line { max } => (sockflow_frame::Line, max),
@@ -182,6 +190,12 @@ impl sockflow_args {
             n if n > 0 && n as u32 <= args::MAX_PER_IP_MAX => Some(n as u32),
             n => return Err(Error::inval(format!("args.max_per_ip {n} is not in 0-{}", args::MAX_PER_IP_MAX))),
         };
+        a.stats = self.stats != 0;
+        a.workers = match self.workers {
+            0 => None,
+            n if n > 0 && n as u32 <= args::WORKERS_MAX => Some(n as u32),
+            n => return Err(Error::inval(format!("args.workers {n} is not in 0-{}", args::WORKERS_MAX))),
+        };
         Ok(a)
     }
 }
@@ -203,7 +217,7 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
 /// `--frame` says otherwise). Options may come before or after the positional
 /// arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
 /// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
-/// servers also take `--max-per-ip N`.
+/// servers also take `--max-per-ip N` and `--workers N`.
 ///
 /// Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
 /// (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not

@@ -64,8 +64,11 @@ pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, 
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct sockflow_handler {
+    /// See `sockflow_on_connect`; NULL: nothing happens at a connect.
     pub on_connect: sockflow_on_connect,
+    /// See `sockflow_on_message`; required unless `builtin` names a built-in.
     pub on_message: sockflow_on_message,
+    /// See `sockflow_on_close`; NULL: nothing happens at a close.
     pub on_close: sockflow_on_close,
     /// A `sockflow_builtin`: `SOCKFLOW_BUILTIN_NONE` (0) for your own
     /// callbacks. Set by `sockflow_handler_print()` and the other built-ins,
@@ -392,7 +395,9 @@ pub extern "C" fn sockflow_conn_send_to(c: *mut sockflow_conn, id: u64, msg: *co
 /// until `id` is down to a quarter, so memory stays bounded by the slower
 /// side. With line frames the message keeps the line ending it came with.
 /// An id that is gone is ignored. TCP only; from callbacks (on their
-/// thread) only.
+/// thread) only. With several workers both connections must be on one
+/// worker (one opened by `sockflow_conn_connect` from this callback is):
+/// else `SOCKFLOW_EBADHANDLE`.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_relay(c: *mut sockflow_conn, id: u64, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! {
@@ -490,6 +495,22 @@ pub extern "C" fn sockflow_conn_id(c: *const sockflow_conn) -> u64 {
                 fail(e);
                 0
             }
+        }
+    }
+}
+
+/// The worker (event-loop thread, 0 to `workers - 1`, see
+/// `sockflow_server_config.workers`) that `conn` lives on and this callback
+/// runs on, for state kept per worker without a lock: every callback of
+/// one connection runs on the same worker. 0 for a server of one worker.
+/// Returns `SOCKFLOW_EINVAL` for NULL, `SOCKFLOW_EBADHANDLE` for a `conn`
+/// that is not the running callback's.
+#[no_mangle]
+pub extern "C" fn sockflow_conn_worker(c: *const sockflow_conn) -> c_int {
+    ffi_boundary! {
+        match with_conn(c, |c| c.worker() as c_int) {
+            Ok(w) => w,
+            Err(e) => fail(e),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod control;
 pub mod error;
 pub mod handler;
 pub mod server;
+pub mod stats;
 pub mod stdio;
 pub mod tcp;
 pub mod timer;

@@ -7,15 +7,16 @@ use super::handler::{connect, in_callback_of, sockflow_handler, to_core};
 use super::stdio::CFile;
 use super::{bytes_arg, give, limit_arg, limit_value, Zero, SOCKFLOW_FOREVER};
 use crate::error::{Code, Error};
+use crate::server::event_loop::{run_to_end, Loop};
 use crate::server::tcp::TcpServer;
 use crate::server::udp::UdpServer;
-use crate::server::{Config, Mode, ServerHandle, UdpMode};
+use crate::server::{Config, LogLevel, LogTo, Mode, ServerHandle, UdpMode};
 use std::ffi::{c_char, c_int, c_void};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 
 c_enum!(Mode, "sockflow_mode": EventLoop, ThreadPerConnection);
+c_enum!(LogLevel, "sockflow_log_level": Error, Warn, Info);
 
 /// The C name of [`Mode`], exported by cbindgen under this name
 /// (`[export.rename]` in cbindgen.toml): one list of modes.
@@ -55,10 +56,15 @@ pub struct sockflow_server_config {
     /// listen(2) backlog (default 128).
     pub backlog: c_int,
     /// Where log lines go (readiness `NAME: listening on HOST port N`, drops,
-    /// errors). NULL = stderr.
+    /// errors). NULL = stderr. Ignored when `log_fn` is set.
     pub log: *mut libc::FILE,
     /// Non-zero: no log lines at all.
     pub quiet: c_int,
+    /// Your logger (default NULL): gets every log line instead of `log`,
+    /// with its `sockflow_log_level` and without the `NAME: ` prefix.
+    pub log_fn: sockflow_log_fn,
+    /// Passed first to `log_fn`.
+    pub log_userdata: *mut c_void,
     /// Most connections at once from one address (IPv6: one /64); more are
     /// closed at once with a log line. Default 0 = the `--max-per-ip` of the
     /// `sockflow_args`, or 256 when it was not given.
@@ -84,6 +90,26 @@ pub struct sockflow_server_config {
     /// send datagrams to peers by id, from any thread. At most `max_conns`
     /// peers.
     pub udp_peers: c_int,
+    /// Event-loop threads, 1-256. Default 0 = the `--workers` of the
+    /// `sockflow_args`, or 1 when it was not given. With N > 1 each worker
+    /// thread has its own socket on the same address (`SO_REUSEPORT`), the
+    /// kernel spreads new connections over them, and a connection's
+    /// callbacks all run on its worker's thread (`sockflow_conn_worker`):
+    /// callbacks of different connections may run at the same time, so data
+    /// the handler shares between connections needs a lock (or one slot per
+    /// worker). Stopping the server, sending to a connection by id,
+    /// broadcasting, closing by id, and the connection count, ids and peers
+    /// work across all workers, from any thread and any callback.
+    /// Timers and signal handling run on worker 0, the thread that calls
+    /// `sockflow_server_run` (or the one `sockflow_server_start` starts).
+    /// `max_conns` and `memory_budget` are split evenly between the workers
+    /// (rounded up); `max_per_ip` counts over all of them. UDP: each worker
+    /// has its own socket and the kernel keeps a sender on one worker, so
+    /// with `udp_peers` a peer stays with the worker that knows it. A
+    /// program's own loop (`sockflow_server_turn`, `_fd`, `_timeout`) and a
+    /// `sockflow_client_loop_new` loop run one worker only: the turn calls
+    /// return `SOCKFLOW_EINVAL` for a server with more.
+    pub workers: c_int,
 }
 
 fn defaults() -> sockflow_server_config {
@@ -96,11 +122,14 @@ fn defaults() -> sockflow_server_config {
         handle_signals: 0,
         backlog: d.backlog,
         log: std::ptr::null_mut(),
+        log_fn: None,
+        log_userdata: std::ptr::null_mut(),
         quiet: 0,
         max_per_ip: 0,
         incomplete_timeout_ms: limit_value(d.incomplete_timeout),
         memory_budget: d.memory_budget,
         udp_peers: 0,
+        workers: 0,
     }
 }
 
@@ -130,6 +159,9 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     if c.memory_budget == 0 {
         return Err(Error::inval("cfg.memory_budget is 0"));
     }
+    if c.workers < 0 || c.workers as u32 > crate::args::WORKERS_MAX {
+        return Err(Error::inval(format!("cfg.workers {} is not in 0-{}", c.workers, crate::args::WORKERS_MAX)));
+    }
     cfg.max_conns = c.max_conns as usize;
     // No limit / 0 keeps what the arguments gave (`--timeout`, `--max-per-ip`).
     if idle.is_some() {
@@ -137,6 +169,9 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     }
     if c.max_per_ip > 0 {
         cfg.max_per_ip = c.max_per_ip as usize;
+    }
+    if c.workers > 0 {
+        cfg.workers = c.workers as usize;
     }
     cfg.incomplete_timeout = incomplete;
     cfg.max_queue = c.max_queue;
@@ -148,61 +183,52 @@ fn core_config(a: &crate::args::Args, c: &sockflow_server_config) -> crate::Resu
     cfg.log = if c.quiet != 0 {
         None
     } else if c.log.is_null() {
-        Some(Box::new(CFile::stderr()))
+        Some(LogTo::writer(CFile::stderr()))
     } else {
-        Some(Box::new(CFile(c.log)))
+        Some(LogTo::writer(CFile(c.log)))
     };
+    if let (Some(f), false) = (c.log_fn, c.quiet != 0) {
+        cfg.log = Some(log_to_fn(f, c.log_userdata));
+    }
     Ok(cfg)
 }
 
-enum Engine {
-    Tcp(Box<TcpServer>),
-    Udp(Box<UdpServer>),
+/// A program's log function: gets each log line, with its level and
+/// without the `NAME: ` prefix, as a NUL-terminated string valid during the
+/// call. It runs on the server's log thread (never the loop's, so a slow
+/// logger does not slow the server: lines queue up, and past 1024 are
+/// counted and reported as dropped), one call at a time; `userdata` must
+/// be usable from that thread. It is not called after
+/// `sockflow_server_close` returns, except for a call already running
+/// then (a call that takes more than 2 s is left running).
+pub type sockflow_log_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, level: c_int, msg: *const c_char)>;
+
+/// The core's [`LogTo::Lines`] for a C log function.
+fn log_to_fn(f: unsafe extern "C" fn(*mut c_void, c_int, *const c_char), ud: *mut c_void) -> LogTo {
+    struct Userdata(*mut c_void);
+    // SAFETY: the caller promises (documented on sockflow_log_fn) that its
+    // userdata may be used from the log thread.
+    unsafe impl Send for Userdata {}
+    impl Userdata {
+        // A method, so the closure captures the Send wrapper, not the pointer.
+        fn get(&self) -> *mut c_void {
+            self.0
+        }
+    }
+    let ud = Userdata(ud);
+    let mut text = Vec::new();
+    LogTo::Lines(Box::new(move |level, line| {
+        text.clear();
+        text.extend(line.bytes().filter(|&b| b != 0));
+        text.push(0);
+        // SAFETY: a C function with the documented signature; the text is
+        // NUL-terminated and lives for the call.
+        unsafe { f(ud.get(), level as c_int, text.as_ptr().cast()) };
+    }))
 }
 
-impl Engine {
-    fn announce(&self) {
-        match self {
-            Engine::Tcp(t) => t.announce(),
-            Engine::Udp(u) => u.announce(),
-        }
-    }
-
-    /// One turn; false once the server is stopping.
-    fn turn(&mut self, timeout: Option<Duration>) -> crate::Result<bool> {
-        match self {
-            Engine::Tcp(t) => t.turn(timeout),
-            Engine::Udp(u) => u.turn(timeout),
-        }
-    }
-
-    fn next_deadline(&mut self) -> Option<Duration> {
-        match self {
-            Engine::Tcp(t) => t.next_deadline(),
-            Engine::Udp(u) => u.next_deadline(),
-        }
-    }
-
-    fn finish(self) {
-        match self {
-            Engine::Tcp(t) => t.finish(),
-            Engine::Udp(u) => u.finish(),
-        }
-    }
-
-    /// Turns until stopped, then finishes (an error ends the run at once).
-    fn run(mut self) -> crate::Result<()> {
-        let r = loop {
-            match self.turn(None) {
-                Ok(true) => {}
-                Ok(false) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        self.finish();
-        r
-    }
-}
+/// The server behind a handle: its TCP or UDP loop.
+type Engine = Box<dyn Loop>;
 
 /// Where a server handle is in its one run.
 enum State {
@@ -242,9 +268,9 @@ impl Run {
 /// `sockflow_server_timeout` (from the program's own event loop),
 /// `sockflow_server_stop`, `sockflow_server_port`, `sockflow_server_send_to`,
 /// `sockflow_server_broadcast`, `sockflow_server_timer_add`,
-/// `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send`,
+/// `sockflow_server_timer_cancel`, `sockflow_server_close`. `stop`, `send_to`,
 /// `broadcast`, `port`, `fd` and the timer calls may be called from any
-/// thread while it runs; so may `free`, which stops the server and waits
+/// thread while it runs; so may `close`, which stops the server and waits
 /// for the run to return. A server runs once, one of the three ways.
 pub struct sockflow_server {
     handle: ServerHandle,
@@ -272,20 +298,14 @@ fn new_server(
     let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
     let config = core_config(&a, &c)?;
     let h = to_core(handler, userdata)?;
-    let engine = if udp {
-        Engine::Udp(Box::new(UdpServer::from_args(&a, config, h)?))
-    } else {
-        Engine::Tcp(Box::new(TcpServer::from_args(&a, config, h)?))
-    };
+    let engine =
+        if udp { Box::new(UdpServer::from_args(&a, config, h)?) as Engine } else { Box::new(TcpServer::from_args(&a, config, h)?) };
     Ok(ready(engine))
 }
 
 /// A handle for a bound (or listener-less) engine, ready to run or turn.
 fn ready(engine: Engine) -> sockflow_server {
-    let (handle, fd) = match &engine {
-        Engine::Tcp(s) => (s.handle(), s.fd()),
-        Engine::Udp(s) => (s.handle(), s.fd()),
-    };
+    let (handle, fd) = (engine.base().handle(), engine.base().fd());
     sockflow_server { handle, fd, run: Arc::new(Run { state: Mutex::new(State::Ready(engine)), ended: Condvar::new() }) }
 }
 
@@ -359,7 +379,7 @@ pub extern "C" fn sockflow_client_loop_new(
         let config = try_ok!(core_config(&a, &c));
         let h = try_ok!(to_core(handler, userdata));
         let server = try_ok!(TcpServer::without_listener(config, h));
-        give(out, ready(Engine::Tcp(Box::new(server))))
+        give(out, ready(Box::new(server)))
     }
 }
 
@@ -449,10 +469,7 @@ fn run_server(p: *mut sockflow_server) -> crate::Result<()> {
 
 /// Runs a taken engine to its end and records the result.
 fn run_engine(p: *mut sockflow_server, run: &Run, engine: Engine, announce: bool) -> crate::Result<()> {
-    if announce {
-        engine.announce();
-    }
-    let r = engine.run();
+    let r = run_to_end(engine, announce);
     put_back(p, run, State::Done(r.clone()));
     r
 }
@@ -519,7 +536,7 @@ pub enum sockflow_turn {
     /// descriptor is readable or its timeout has passed.
     Running = 0,
     /// A stop was asked (a callback, `sockflow_server_stop`, a signal): this
-    /// turn closed every connection, and the server is done (free it).
+    /// turn closed every connection, and the server is done (close it).
     Stopped = 1,
 }
 
@@ -531,7 +548,8 @@ pub enum sockflow_turn {
 /// goes on, `SOCKFLOW_TURN_STOPPED` (1) from the turn that saw a stop
 /// (it has flushed, bounded, and closed every connection), or a negative
 /// code (`SOCKFLOW_EBUSY` while `sockflow_server_run`/`_start` runs it,
-/// `SOCKFLOW_EBADHANDLE` after it stopped).
+/// `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for a server
+/// of more than one worker: see `sockflow_server_config.workers`).
 ///
 /// Use it with `sockflow_server_fd` and `sockflow_server_timeout`: poll the
 /// descriptor for reading with the timeout, then turn. One thread at a
@@ -540,10 +558,11 @@ pub enum sockflow_turn {
 pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_int) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_turn"));
         let run = Arc::clone(&server.run);
         let (mut engine, announce) = try_ok!(take_engine(&run));
         if announce {
-            engine.announce();
+            engine.base().announce();
         }
         match engine.turn(try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Check))) {
             Ok(true) => {
@@ -568,11 +587,24 @@ pub extern "C" fn sockflow_server_turn(s: *mut sockflow_server, timeout_ms: c_in
 /// (a connection, data, a command or stop from another thread). Timers do
 /// not make it readable: poll with `sockflow_server_timeout`. Owned by the
 /// server: do not read, close or change it. Returns the descriptor, or
-/// `SOCKFLOW_EINVAL` for NULL.
+/// `SOCKFLOW_EINVAL` for NULL or a server of more than one worker.
 #[no_mangle]
 pub extern "C" fn sockflow_server_fd(s: *const sockflow_server) -> c_int {
     ffi_boundary! {
-        try_ref!(s, "server").fd
+        let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_fd"));
+        server.fd
+    }
+}
+
+/// The program's own loop drives one loop: a server of several workers
+/// must run with `sockflow_server_run` or `_start`.
+fn one_worker(s: &sockflow_server, call: &str) -> crate::Result<()> {
+    match s.handle.workers() {
+        1 => Ok(()),
+        n => Err(Error::inval(format!(
+            "{call}: the server has {n} workers; a program's own loop drives one (cfg.workers = 1): run it with sockflow_server_run or sockflow_server_start"
+        ))),
     }
 }
 
@@ -582,11 +614,12 @@ pub extern "C" fn sockflow_server_fd(s: *const sockflow_server) -> c_int {
 /// after the wait finds the timer due). Call it right before polling, from
 /// the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
 /// turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
-/// stopped.
+/// stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
 #[no_mangle]
 pub extern "C" fn sockflow_server_timeout(s: *mut sockflow_server) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
+        try_ok!(one_worker(server, "sockflow_server_timeout"));
         let mut st = server.run.lock();
         let d = match &mut *st {
             State::Ready(e) | State::Driven(e) => e.next_deadline(),

@@ -7,10 +7,13 @@
 //! addresses would let one host take a whole limit per address it picks.
 //! A flood of refused connects must not become a flood of log lines, so the
 //! refusal line is written at most once per second with a count of the
-//! ones left out.
+//! ones left out. The count is one table for all of a server's workers
+//! (behind a mutex taken once per accept and close), so a host gets
+//! `max_per_ip` connections, not that many per worker.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// What one address is counted as.
@@ -26,18 +29,23 @@ fn key(ip: IpAddr) -> IpAddr {
 
 pub(crate) struct PerAddress {
     max: usize,
-    open: HashMap<IpAddr, usize>,
+    open: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl PerAddress {
     pub(crate) fn new(max: usize) -> PerAddress {
-        PerAddress { max: max.max(1), open: HashMap::new() }
+        PerAddress { max: max.max(1), open: Mutex::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Counts a new connection from `ip`; false (and not counted) when the
     /// address already has the most allowed.
-    pub(crate) fn enter(&mut self, ip: IpAddr) -> bool {
-        let n = self.open.entry(key(ip)).or_default();
+    pub(crate) fn enter(&self, ip: IpAddr) -> bool {
+        let mut open = self.lock();
+        let n = open.entry(key(ip)).or_default();
         if *n >= self.max {
             return false;
         }
@@ -46,12 +54,13 @@ impl PerAddress {
     }
 
     /// A connection counted by `enter` closed.
-    pub(crate) fn leave(&mut self, ip: IpAddr) {
+    pub(crate) fn leave(&self, ip: IpAddr) {
         let k = key(ip);
-        if let Some(n) = self.open.get_mut(&k) {
+        let mut open = self.lock();
+        if let Some(n) = open.get_mut(&k) {
             *n -= 1;
             if *n == 0 {
-                self.open.remove(&k);
+                open.remove(&k);
             }
         }
     }
@@ -89,7 +98,7 @@ mod tests {
 
     #[test]
     fn counts_per_address_and_ipv6_per_64() {
-        let mut p = PerAddress::new(2);
+        let p = PerAddress::new(2);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(p.enter(a) && p.enter(a) && !p.enter(a));
         assert!(p.enter("10.0.0.2".parse().unwrap()));

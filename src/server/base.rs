@@ -4,6 +4,7 @@
 
 use super::control::{Command, Shared, Signals, Turning, Wire};
 use super::timer::{sooner, TimerAction, TimerCtx, Timers};
+use super::workers::{Seat, Team};
 use super::{Config, Log, ServerHandle};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -29,21 +30,29 @@ pub(crate) struct Base {
     /// applied here as they are taken, so a cancel takes effect before the
     /// next timer fires).
     pending: Vec<Command>,
+    /// Log the counters at the stop (`Config::log_stats`).
+    log_stats: bool,
+    /// This loop's part in a server of several workers.
+    pub(crate) team: Team,
 }
 
 impl Base {
-    /// Takes the log out of `cfg`; installs signal handling when asked.
-    pub(crate) fn new(local: SocketAddr, frame: Frame, datagram: bool, cfg: &mut Config) -> Result<Base> {
+    /// Takes the log out of `cfg` (a worker's seat brings a share of worker
+    /// 0's instead); installs signal handling when asked.
+    pub(crate) fn new(local: SocketAddr, frame: Frame, datagram: bool, cfg: &mut Config, seat: Seat) -> Result<Base> {
         let poll = Poll::new().map_err(|e| Error::io("epoll_create", &e))?;
         let wire = match (datagram, cfg.udp) {
             (false, _) => Wire::Stream,
             (true, super::UdpMode::Peers) => Wire::Peers,
             (true, super::UdpMode::Datagrams) => Wire::None,
         };
-        let shared = Shared::new(poll.registry(), WAKER, local, frame, wire)?;
+        let shared = Shared::new(poll.registry(), WAKER, local, frame, wire, cfg.memory_budget, &seat)?;
         let signals = if cfg.handle_signals { Some(Signals::watch(poll.registry(), SIGNALS)?) } else { None };
         let kind = if datagram { " (udp)" } else { "" };
-        Ok(Base { poll, shared, signals, log: Log::new(cfg), kind, timers: Timers::default(), pending: Vec::new() })
+        let team = seat.team();
+        let log = seat.log.unwrap_or_else(|| Log::new(cfg));
+        let log_stats = cfg.log_stats;
+        Ok(Base { poll, shared, signals, log, kind, timers: Timers::default(), pending: Vec::new(), log_stats, team })
     }
 
     pub(crate) fn handle(&self) -> ServerHandle {
@@ -54,22 +63,34 @@ impl Base {
         self.shared.local_addr()
     }
 
-    /// The readiness line tests and users wait for.
+    /// The readiness line tests and users wait for (worker 0's alone).
     pub(crate) fn announce(&self) {
+        if !self.team.speaks() {
+            return;
+        }
         let a = self.local_addr();
         if a.port() == 0 {
             // Bound servers have a port: this is a loop without a listener.
-            return self.log.line(format_args!("running (no listener)"));
+            return self.log.info(format_args!("running (no listener)"));
         }
-        self.log.line(format_args!("listening on {} port {}{}", a.ip(), a.port(), self.kind));
+        self.log.info(format_args!("listening on {} port {}{}", a.ip(), a.port(), self.kind));
     }
 
-    pub(crate) fn stopped(&self) {
+    /// The stop line, once every worker has stopped (worker 0 waits for
+    /// the others here).
+    pub(crate) fn stopped(&mut self) {
+        self.team.end(&self.shared.crew);
+        if !self.team.speaks() {
+            return;
+        }
+        if self.log_stats {
+            self.log.info(format_args!("stats: {}", self.shared.stats()));
+        }
         let a = self.local_addr();
         if a.port() == 0 {
-            return self.log.line(format_args!("stopped"));
+            return self.log.info(format_args!("stopped"));
         }
-        self.log.line(format_args!("stopped ({} port {})", a.ip(), a.port()));
+        self.log.info(format_args!("stopped ({} port {})", a.ip(), a.port()));
     }
 
     /// The epoll descriptor: readable when any registered source (sockets,
@@ -111,6 +132,7 @@ impl Base {
     /// then runs the timers that are due. EINTR is an empty turn; a signal
     /// asks for a stop. The loop then looks at its own tokens in `events`.
     pub(crate) fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
+        self.team.start(&self.log);
         let timeout = sooner(timeout, self.next_timer());
         let r = self.poll_once(events, timeout);
         self.fire_timers();
@@ -140,9 +162,17 @@ impl Base {
             return Err(Error::io("epoll_wait", &e));
         }
         if events.iter().any(|e| e.token() == SIGNALS) && self.signals.as_mut().is_some_and(|s| s.drain()) {
-            self.log.line(format_args!("signal received: stopping"));
+            self.log.info(format_args!("signal received: stopping"));
             self.shared.stop();
         }
         Ok(())
+    }
+}
+
+impl Drop for Base {
+    /// Worker 0 dropped without its stop (a run that failed): the other
+    /// workers must not outlive it.
+    fn drop(&mut self) {
+        self.team.end(&self.shared.crew);
     }
 }

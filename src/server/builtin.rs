@@ -5,9 +5,9 @@ use std::io::Write;
 use std::sync::Mutex;
 
 /// The C TCP/UDP servers of the tutorial: prints `client ip = … port = …`
-/// when a client connects (TCP) or before each datagram (UDP), each message
-/// on its own line, and `client closed ip = … port = … (reason)` when a TCP
-/// client goes. Every line is flushed at once.
+/// when a client connects (TCP, or a UDP peer) or before each datagram
+/// (plain UDP), each message on its own line, and `client closed ip = …
+/// port = … (reason)` when a client goes. Every line is flushed at once.
 pub struct Print {
     out: Mutex<Box<dyn Write + Send>>,
 }
@@ -35,7 +35,7 @@ impl Handler for Print {
     }
 
     fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
-        if c.is_datagram() {
+        if c.is_datagram() && !c.is_peer() {
             self.emit(&[b"client ", who(c).as_bytes()]);
         }
         self.emit(&[msg]);

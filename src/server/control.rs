@@ -2,6 +2,8 @@
 //! commands (sends, broadcasts, closes) the loop runs on its next turn, the
 //! waker that makes it turn, and SIGINT/SIGTERM delivery.
 
+use super::budget::Budget;
+use super::stats::{Counters, Stats};
 use crate::error::{Code, Error, Result};
 use crate::frame::{Ending, Frame};
 use mio::{Registry, Token, Waker};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::registry::OpenConns;
 use super::timer::{Timer, TimerCommand, TimerFn, TimerId};
+use super::workers::{Crew, Seat};
 
 /// Work handed to the loop thread.
 pub(crate) enum Command {
@@ -93,12 +96,19 @@ pub(crate) enum Wire {
 
 /// Outgoing connections' ids have this bit set and count up from a counter
 /// here, so a caller on any thread gets its id at once; incoming ids
-/// (`generation << 32 | slot`) never reach it.
+/// (`generation << 32 | slot`) never reach it. With several workers each
+/// counts its own share of the numbers (see `workers.rs`).
 pub(crate) const OUTGOING: u64 = 1 << 63;
 
-/// Shared between the loop and every other thread.
+/// Shared between the loop and every other thread. With several workers
+/// each has its own, and the calls below reach the worker they concern
+/// (the owner of an id, every worker for a broadcast or a stop, worker 0
+/// for timers) from any of them.
 pub struct Shared {
-    stop: AtomicBool,
+    /// The server's loops (this one alone, or its workers).
+    pub(crate) crew: Arc<Crew>,
+    /// This loop's worker number.
+    index: usize,
     cmds: Mutex<Vec<Command>>,
     waker: Waker,
     local: SocketAddr,
@@ -106,23 +116,99 @@ pub struct Shared {
     wire: Wire,
     next_timer: AtomicU64,
     next_outgoing: AtomicU64,
-    pub(crate) conns: OpenConns,
+    pub(crate) conns: Arc<OpenConns>,
+    /// This loop's memory budget (TCP; a UDP loop holds nothing).
+    pub(crate) budget: Arc<Budget>,
 }
 
 impl Shared {
-    pub(crate) fn new(registry: &Registry, token: Token, local: SocketAddr, frame: Frame, wire: Wire) -> Result<Arc<Shared>> {
+    pub(crate) fn new(
+        registry: &Registry,
+        token: Token,
+        local: SocketAddr,
+        frame: Frame,
+        wire: Wire,
+        memory_budget: usize,
+        seat: &Seat,
+    ) -> Result<Arc<Shared>> {
         let waker = Waker::new(registry, token).map_err(|e| Error::io("eventfd", &e))?;
         Ok(Arc::new(Shared {
-            stop: AtomicBool::new(false),
+            crew: seat.crew.clone(),
+            index: seat.index,
             cmds: Mutex::new(Vec::new()),
             waker,
             local,
             frame,
             wire,
             next_timer: AtomicU64::new(1),
-            next_outgoing: AtomicU64::new(1),
-            conns: OpenConns::default(),
+            next_outgoing: AtomicU64::new(seat.first()),
+            conns: seat.crew.conns.clone(),
+            budget: Arc::new(Budget::new(memory_budget)),
         }))
+    }
+
+    /// This loop's counters.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.crew.counters[self.index]
+    }
+
+    /// The server's counters, summed over its workers. Any thread, any
+    /// time, also after the run.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for c in self.crew.counters.iter() {
+            c.add_to(&mut s);
+        }
+        let members = self.crew.members();
+        let loops: Vec<&Shared> = if members.is_empty() { vec![self] } else { members.iter().map(|m| &**m).collect() };
+        for l in loops {
+            s.queued_bytes += l.budget.used() as u64;
+        }
+        self.conns.add_to(&mut s);
+        s
+    }
+
+    /// Wakes this loop (a stop, or commands to run).
+    pub(crate) fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
+    /// How many workers (event-loop threads) the server runs.
+    pub fn workers(&self) -> usize {
+        self.crew.size()
+    }
+
+    /// This loop's worker number, 0 to `workers() - 1` (a server handle's
+    /// is 0; a callback's `Conn::worker` is the one it runs on).
+    pub fn worker(&self) -> usize {
+        self.index
+    }
+
+    /// Runs `f` on the control block of the worker that owns id `id`.
+    fn owner<R>(&self, id: u64, f: impl FnOnce(&Shared) -> R) -> R {
+        match self.crew.member(self.crew.owner(id, self.wire)) {
+            Some(m) => f(&m),
+            None => f(self),
+        }
+    }
+
+    /// Runs `f` on worker 0's control block (timers live there).
+    fn lead<R>(&self, f: impl FnOnce(&Shared) -> R) -> R {
+        match self.crew.member(0) {
+            Some(m) => f(&m),
+            None => f(self),
+        }
+    }
+
+    /// Queues `c` for every worker (`make` builds each one's copy).
+    fn push_all(&self, make: impl Fn() -> Command) {
+        let members = self.crew.members();
+        if members.is_empty() {
+            return self.push(make());
+        }
+        for m in members {
+            m.push(make());
+        }
     }
 
     pub(crate) fn push(&self, c: Command) {
@@ -134,15 +220,16 @@ impl Shared {
         std::mem::take(&mut *self.cmds.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Asks the loop to stop gracefully.
+    /// Asks the loop (every worker's) to stop gracefully.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.waker.wake();
+        self.crew.stop();
+        // A crew still being built has no members yet to wake.
+        self.wake();
     }
 
     /// True once a stop was asked.
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.crew.stopping()
     }
 
     fn framed(&self, msg: &[u8], ending: Ending) -> Result<Vec<u8>> {
@@ -164,7 +251,7 @@ impl Shared {
     /// Queues one framed message for connection `id`.
     pub fn send(&self, id: u64, msg: &[u8]) -> Result<()> {
         let bytes = self.framed(msg, Ending::Lf)?;
-        self.push(Command::Send { id, bytes });
+        self.owner(id, |o| o.push(Command::Send { id, bytes }));
         Ok(())
     }
 
@@ -179,12 +266,25 @@ impl Shared {
     /// Queues one framed message for every connection but `except`.
     pub fn broadcast(&self, msg: &[u8], except: Option<u64>) -> Result<()> {
         let bytes = self.framed(msg, Ending::Lf)?;
-        self.push(Command::Broadcast { bytes, except });
+        self.push_all(|| Command::Broadcast { bytes: bytes.clone(), except });
         Ok(())
     }
 
     /// Queues bytes relayed from connection `from` to `to` (see `Conn::relay`).
+    /// Both must be on this worker: pausing the sender while its target is
+    /// full is one loop's bookkeeping.
     pub(crate) fn relay(&self, from: u64, to: u64, msg: &[u8], ending: Ending) -> Result<()> {
+        let owner = self.crew.owner(to, self.wire);
+        if owner != self.index {
+            return Err(Error::new(
+                Code::BadHandle,
+                format!(
+                    "relay to connection {to}: it is on worker {owner}, this one on worker {}; a relay joins two connections of one \
+                     worker (open the other side from this callback with connect)",
+                    self.index
+                ),
+            ));
+        }
         let bytes = self.framed(msg, ending)?;
         self.push(Command::Relay { from, to, bytes });
         Ok(())
@@ -194,7 +294,7 @@ impl Shared {
         if self.wire != Wire::Stream {
             return Err(Error::new(Code::BadHandle, "a UDP server cannot open TCP connections"));
         }
-        Ok(OUTGOING | self.next_outgoing.fetch_add(1, Ordering::Relaxed))
+        Ok(OUTGOING | self.next_outgoing.fetch_add(self.crew.size() as u64, Ordering::Relaxed))
     }
 
     /// Opens an outgoing TCP connection on the loop, to the first of
@@ -245,7 +345,7 @@ impl Shared {
     /// queued bytes or at once. Safe from any thread and from callbacks; an
     /// id that is gone is ignored.
     pub fn close_conn(&self, id: u64, mode: CloseMode) {
-        self.push(Command::Close { id, reason: super::CloseReason::Handler, mode });
+        self.owner(id, |o| o.push(Command::Close { id, reason: super::CloseReason::Handler, mode }));
     }
 
     /// Carries out `effect` for connection `id` from a thread that is not
@@ -263,7 +363,7 @@ impl Shared {
     /// Gives connection `id` its own idle timeout (from now on, counted
     /// from its last traffic). An id that is gone is ignored.
     pub fn set_idle_timeout(&self, id: u64, idle: IdleTimeout) {
-        self.push(Command::SetIdle { id, idle });
+        self.owner(id, |o| o.push(Command::SetIdle { id, idle }));
     }
 
     /// How many connections are open now (those whose `on_close` has not
@@ -272,7 +372,8 @@ impl Shared {
         self.conns.count()
     }
 
-    /// The ids of the open connections, oldest first (a snapshot).
+    /// The ids of the open connections, oldest first (a snapshot; with
+    /// several workers, each worker's oldest first, interleaved by id).
     pub fn conn_ids(&self) -> Vec<u64> {
         self.conns.ids()
     }
@@ -297,28 +398,31 @@ impl Shared {
             return Err(Error::inval("a repeating timer's period is 0"));
         }
         let at = Instant::now().checked_add(after).ok_or_else(|| Error::inval("timer delay is too long"))?;
-        let id = self.next_timer.fetch_add(1, Ordering::Relaxed);
-        self.push(Command::Timer(TimerCommand::Add { id, timer: Timer { at, repeat, f } }));
-        Ok(id)
+        Ok(self.lead(|l| {
+            let id = l.next_timer.fetch_add(1, Ordering::Relaxed);
+            l.push(Command::Timer(TimerCommand::Add { id, timer: Timer { at, repeat, f } }));
+            id
+        }))
     }
 
     /// Cancels a timer: once the loop has seen this (before its next turn
     /// fires anything), it does not fire again. An id that is gone is ignored.
     pub fn cancel_timer(&self, id: TimerId) {
-        self.push(Command::Timer(TimerCommand::Cancel { id }));
+        self.lead(|l| l.push(Command::Timer(TimerCommand::Cancel { id })));
     }
 
     /// True on the thread running one of this server's loop turns (its
-    /// callbacks included): a call there must not wait for the loop.
+    /// callbacks included, on any of its workers): a call there must not
+    /// wait for the loop.
     pub fn on_loop_thread(&self) -> bool {
-        TURNING.with(|t| t.borrow().iter().any(|&p| std::ptr::eq(p, self)))
+        TURNING.with(|t| t.borrow().iter().any(|&p| std::ptr::eq(p, Arc::as_ptr(&self.crew))))
     }
 }
 
 thread_local! {
-    /// Servers whose loop turn runs on this thread, innermost last (a
-    /// callback may run a server of its own).
-    static TURNING: RefCell<Vec<*const Shared>> = const { RefCell::new(Vec::new()) };
+    /// Servers (their crews) whose loop turn runs on this thread, innermost
+    /// last (a callback may run a server of its own).
+    static TURNING: RefCell<Vec<*const Crew>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks this thread as running a turn of one server's loop until dropped.
@@ -326,7 +430,7 @@ pub(crate) struct Turning;
 
 impl Turning {
     pub(crate) fn enter(s: &Arc<Shared>) -> Turning {
-        TURNING.with(|t| t.borrow_mut().push(Arc::as_ptr(s)));
+        TURNING.with(|t| t.borrow_mut().push(Arc::as_ptr(&s.crew)));
         Turning
     }
 }

@@ -19,7 +19,9 @@
 //!   its write does) rather than holding up the return of `run`.
 //!
 //! Every line is flushed as it is written, so a killed server loses only
-//! what was still queued.
+//! what was still queued. Lines go to a writer as `NAME: text`, or, with
+//! [`LogTo::Lines`], to the program's own function with their [`LogLevel`]
+//! (called on the log's thread, never on the loop's).
 
 use super::Config;
 use std::collections::{HashMap, VecDeque};
@@ -42,6 +44,50 @@ pub(crate) const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// (the map must stay bounded whatever clients do).
 const MAX_KINDS: usize = 256;
 
+/// How serious a log line is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Something failed that the server cannot fix: `accept`, `recvfrom`,
+    /// starting a connection's thread.
+    Error = 1,
+    /// A client was refused, dropped or closed for misbehaving, a datagram
+    /// was dropped, log lines were lost.
+    Warn = 2,
+    /// The server's life: listening, stopped, signal received.
+    Info = 3,
+}
+
+/// A program's log function: level and text of one line.
+pub type LogFn = Box<dyn FnMut(LogLevel, &str) + Send>;
+
+/// Where a server's log lines go.
+pub enum LogTo {
+    /// Written as `NAME: text` lines, each flushed.
+    Writer(Box<dyn Write + Send>),
+    /// Handed to the program's function, without the name (the program's
+    /// own logger adds what it wants). Called on the log's thread, one line
+    /// at a time; a slow function delays only later log lines.
+    Lines(LogFn),
+}
+
+impl LogTo {
+    /// Lines written to `w`.
+    pub fn writer(w: impl Write + Send + 'static) -> LogTo {
+        LogTo::Writer(Box::new(w))
+    }
+
+    /// The one way lines leave the log: a function of level and text.
+    fn into_fn(self, name: String) -> LogFn {
+        match self {
+            LogTo::Lines(f) => f,
+            LogTo::Writer(mut w) => Box::new(move |_, line| {
+                let _ = writeln!(w, "{name}: {line}").and_then(|_| w.flush());
+            }),
+        }
+    }
+}
+
 /// The loop's side: cheap, never blocks for longer than a queue push.
 pub(crate) struct Log {
     /// None when the configuration asked for no log.
@@ -58,12 +104,14 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<String>,
+    queue: VecDeque<(LogLevel, String)>,
     bytes: usize,
     /// Lines refused because the queue was full, not yet reported.
     dropped: u64,
     /// False once the server has ended: write what is left, then stop.
     open: bool,
+    /// The server gave up waiting for the writer: write nothing more.
+    abandoned: bool,
     window_start: Option<Instant>,
     /// Per kind of line (its text without digits): lines seen this window
     /// and the last one suppressed.
@@ -71,6 +119,7 @@ struct State {
 }
 
 struct Kind {
+    level: LogLevel,
     seen: u32,
     suppressed: u64,
     last: String,
@@ -87,17 +136,17 @@ fn kind_of(line: &str) -> String {
 
 impl State {
     /// Queues a line unless the queue is full (then counts it as dropped).
-    fn push(&mut self, line: String) {
+    fn push(&mut self, level: LogLevel, line: String) {
         if self.queue.len() >= QUEUE_LINES || self.bytes + line.len() > QUEUE_BYTES {
             self.dropped += 1;
             return;
         }
         self.bytes += line.len();
-        self.queue.push_back(line);
+        self.queue.push_back((level, line));
     }
 
     /// Applies the rate limit; true if the line may be queued.
-    fn admit(&mut self, line: &str, now: Instant) -> bool {
+    fn admit(&mut self, level: LogLevel, line: &str, now: Instant) -> bool {
         self.roll(now);
         let kinds = self.kinds.len();
         let k = kind_of(line);
@@ -114,7 +163,7 @@ impl State {
             }
             None if kinds >= MAX_KINDS => true,
             None => {
-                self.kinds.insert(k, Kind { seen: 1, suppressed: 0, last: String::new() });
+                self.kinds.insert(k, Kind { level, seen: 1, suppressed: 0, last: String::new() });
                 true
             }
         }
@@ -128,15 +177,15 @@ impl State {
             return;
         }
         self.window_start = Some(now);
-        let mut summaries: Vec<String> = self
+        let mut summaries: Vec<(LogLevel, String)> = self
             .kinds
             .drain()
             .filter(|(_, k)| k.suppressed > 0)
-            .map(|(_, k)| format!("last message repeated {} more times: {}", k.suppressed, k.last))
+            .map(|(_, k)| (k.level, format!("last message repeated {} more times: {}", k.suppressed, k.last)))
             .collect();
         summaries.sort();
-        for s in summaries {
-            self.push(s);
+        for (level, s) in summaries {
+            self.push(level, s);
         }
     }
 
@@ -148,16 +197,16 @@ impl State {
 }
 
 impl Log {
-    /// Takes the writer out of `cfg` and starts the thread that writes to
-    /// it. Lines are written as `NAME: text`.
+    /// Takes the destination out of `cfg` and starts the thread that
+    /// writes to it.
     pub(crate) fn new(cfg: &mut Config) -> Log {
-        let Some(out) = cfg.log.take() else { return Log { shared: None, writer: None, done: None } };
+        let Some(to) = cfg.log.take() else { return Log { shared: None, writer: None, done: None } };
+        let out = to.into_fn(cfg.name.clone());
         let shared = Arc::new(Shared { state: Mutex::new(State { open: true, ..State::default() }), wake: Condvar::new() });
         let (tx, rx) = mpsc::channel();
-        let name = cfg.name.clone();
         let s = shared.clone();
         let spawned = thread::Builder::new().name("sockflow-log".into()).spawn(move || {
-            write_loop(&s, &name, out);
+            write_loop(&s, out);
             let _ = tx.send(());
         });
         match spawned {
@@ -167,38 +216,64 @@ impl Log {
         }
     }
 
+    /// Another handle on the same log (a worker's, see `workers.rs`): its
+    /// lines join the same queue, and dropping it does not end the log.
+    pub(crate) fn share(&self) -> Log {
+        Log { shared: self.shared.clone(), writer: None, done: None }
+    }
+
     /// Queues one line (rate-limited; dropped and counted when the queue is full).
-    pub(crate) fn line(&self, text: std::fmt::Arguments<'_>) {
+    pub(crate) fn line(&self, level: LogLevel, text: std::fmt::Arguments<'_>) {
         let Some(s) = &self.shared else { return };
         let line = text.to_string();
         let mut st = lock(s);
-        if st.admit(&line, Instant::now()) {
-            st.push(line);
+        if st.admit(level, &line, Instant::now()) {
+            st.push(level, line);
         }
         drop(st);
         s.wake.notify_one();
     }
+
+    /// An [`LogLevel::Info`] line.
+    pub(crate) fn info(&self, text: std::fmt::Arguments<'_>) {
+        self.line(LogLevel::Info, text)
+    }
+
+    /// A [`LogLevel::Warn`] line.
+    pub(crate) fn warn(&self, text: std::fmt::Arguments<'_>) {
+        self.line(LogLevel::Warn, text)
+    }
+
+    /// A [`LogLevel::Error`] line.
+    pub(crate) fn error(&self, text: std::fmt::Arguments<'_>) {
+        self.line(LogLevel::Error, text)
+    }
 }
 
 impl Drop for Log {
-    /// Writes out what is queued, waiting at most [`FLUSH_WAIT`].
+    /// Writes out what is queued, waiting at most [`FLUSH_WAIT`]. A writer
+    /// still busy after that writes nothing more once its call returns (a
+    /// program's log function is never called after its server is gone,
+    /// except for the one call already running). A share ([`Log::share`])
+    /// leaves all that to the log's owner.
     fn drop(&mut self) {
-        let Some(s) = &self.shared else { return };
+        let (Some(s), Some(w)) = (&self.shared, self.writer.take()) else { return };
         lock(s).open = false;
         s.wake.notify_one();
-        let finished = self.done.as_ref().is_some_and(|d| d.recv_timeout(FLUSH_WAIT).is_ok());
-        if let Some(w) = self.writer.take() {
-            if finished {
-                let _ = w.join();
-            }
-            // else: detached; it ends when its blocked write returns.
+        if self.done.as_ref().is_some_and(|d| d.recv_timeout(FLUSH_WAIT).is_ok()) {
+            let _ = w.join();
+        } else {
+            let mut st = lock(s);
+            st.abandoned = true;
+            st.queue.clear();
         }
+        // else: detached; it ends when its blocked write returns.
     }
 }
 
 /// The writer thread: takes every queued line at once (so the loop never
 /// waits on the lock for long), writes them, and reports drops.
-fn write_loop(s: &Shared, name: &str, mut out: Box<dyn Write + Send>) {
+fn write_loop(s: &Shared, mut out: LogFn) {
     loop {
         let (batch, dropped, open) = {
             let mut st = lock(s);
@@ -223,11 +298,14 @@ fn write_loop(s: &Shared, name: &str, mut out: Box<dyn Write + Send>) {
             st.bytes = 0;
             (std::mem::take(&mut st.queue), std::mem::take(&mut st.dropped), st.open)
         };
-        for line in batch {
-            let _ = writeln!(out, "{name}: {line}").and_then(|_| out.flush());
+        for (level, line) in batch {
+            if lock(s).abandoned {
+                return;
+            }
+            out(level, &line);
         }
-        if dropped > 0 {
-            let _ = writeln!(out, "{name}: {dropped} log lines dropped (the log could not keep up)").and_then(|_| out.flush());
+        if dropped > 0 && !lock(s).abandoned {
+            out(LogLevel::Warn, &format!("{dropped} log lines dropped (the log could not keep up)"));
         }
         if !open {
             return;
@@ -272,7 +350,7 @@ mod tests {
     }
 
     fn log_to(w: impl Write + Send + 'static) -> Log {
-        let mut cfg = Config { log: Some(Box::new(w)), name: "t".into(), ..Config::default() };
+        let mut cfg = Config { log: Some(LogTo::writer(w)), name: "t".into(), ..Config::default() };
         Log::new(&mut cfg)
     }
 
@@ -285,7 +363,7 @@ mod tests {
             // Distinct kinds (letters differ), so the rate limit does not apply.
             for i in 0..5000u32 {
                 let tag: String = i.to_string().bytes().map(|b| (b'a' + (b - b'0')) as char).collect();
-                log.line(format_args!("line {tag}"));
+                log.warn(format_args!("line {tag}"));
             }
             tx.send(log).unwrap();
         });
@@ -306,9 +384,9 @@ mod tests {
         gate.release();
         let log = log_to(gate.clone());
         for i in 0..100 {
-            log.line(format_args!("accept: Too many open files (try {i})"));
+            log.warn(format_args!("accept: Too many open files (try {i})"));
         }
-        log.line(format_args!("something else"));
+        log.warn(format_args!("something else"));
         drop(log);
         let text = gate.text();
         assert_eq!(text.lines().filter(|l| l.starts_with("t: accept:")).count(), BURST as usize, "{text}");
@@ -320,7 +398,7 @@ mod tests {
     fn drop_returns_even_when_the_writer_never_does() {
         let gate = Gate::default(); // never released
         let log = log_to(gate.clone());
-        log.line(format_args!("stuck"));
+        log.warn(format_args!("stuck"));
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         let t = thread::spawn(move || {

@@ -23,22 +23,28 @@ pub mod builtin;
 mod conn;
 mod control;
 mod effect;
+pub(crate) mod event_loop;
 mod log;
 mod peers;
 mod pushed;
 mod registry;
+mod spare;
+mod stats;
 pub mod tcp;
 pub mod timer;
 pub mod udp;
 mod worker;
+mod workers;
 
 pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
 pub(crate) use log::Log;
+pub use log::{LogFn, LogLevel, LogTo};
+pub use stats::{Stats, CLOSE_REASONS};
 pub use timer::{TimerAction, TimerCtx, TimerId};
 
 use crate::error::Result;
 use crate::frame::{Ending, Frame};
-use std::io::Write;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +101,23 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, in value order (1 up); the match below fails to
+    /// compile when a reason is missing.
+    pub const ALL: [CloseReason; 8] = {
+        use CloseReason::*;
+        const fn _every(r: CloseReason) {
+            match r {
+                Peer | Quit | Idle | Error | Stopping | Handler | Overflow | ConnectFailed => {}
+            }
+        }
+        [Peer, Quit, Idle, Error, Stopping, Handler, Overflow, ConnectFailed]
+    };
+
+    /// The reason of value `v` (1 up).
+    pub fn from_index(v: usize) -> Option<CloseReason> {
+        CloseReason::ALL.iter().copied().find(|&r| r as usize == v)
+    }
+
     /// A short text for logs: `peer closed`, `quit`, ...
     pub fn describe(self) -> &'static str {
         match self {
@@ -200,10 +223,28 @@ pub struct Config {
     /// Name used in log lines. Default "sockflow".
     pub name: String,
     /// Where log lines go (readiness, drops, errors). Default stderr; None = silent.
-    pub log: Option<Box<dyn Write + Send>>,
+    pub log: Option<LogTo>,
     /// UDP servers: datagrams alone, or senders as connections. Default
     /// [`UdpMode::Datagrams`].
     pub udp: UdpMode,
+    /// Event-loop threads (1 to [`crate::args::WORKERS_MAX`]; 0 counts as 1). Default 1.
+    /// With N > 1 each worker has a socket of its own on the same address
+    /// (`SO_REUSEPORT`) and the kernel spreads new connections (UDP: senders)
+    /// over them; a connection stays on its worker for life, and its
+    /// callbacks run on that worker's thread — so the callbacks of
+    /// different connections may run at the same time, and a handler's
+    /// shared state needs its own locking. Controls (stop, send, close,
+    /// broadcast, counts) work from any thread and any worker; timers and
+    /// signals are worker 0's, the thread that calls `run`. `max_conns`
+    /// and `memory_budget` are split evenly between the workers;
+    /// `max_per_ip` counts over all of them. A loop without a listener is
+    /// one worker. Driven by the program's own loop (`turn`), the program
+    /// turns worker 0 and the others run on threads of their own (the C API's
+    /// `sockflow_server_turn` refuses more than one worker).
+    pub workers: usize,
+    /// Log the counters ([`ServerHandle::stats`]) when the server stops
+    /// (`--stats`). Default false.
+    pub log_stats: bool,
 }
 
 impl Default for Config {
@@ -221,15 +262,18 @@ impl Default for Config {
             handle_signals: false,
             backlog: crate::tcp::DEFAULT_BACKLOG,
             name: "sockflow".into(),
-            log: Some(Box::new(std::io::stderr())),
+            log: Some(LogTo::writer(std::io::stderr())),
             udp: UdpMode::Datagrams,
+            workers: 1,
+            log_stats: false,
         }
     }
 }
 
 impl Config {
     /// Defaults, with the frame, quit word and name of parsed arguments,
-    /// their `--timeout` as the idle timeout and their `--max-per-ip`.
+    /// their `--timeout` as the idle timeout, their `--max-per-ip` and
+    /// their `--workers`.
     pub fn from_args(a: &crate::args::Args) -> Config {
         let d = Config::default();
         Config {
@@ -238,6 +282,8 @@ impl Config {
             name: a.prog.clone(),
             idle_timeout: a.timeout(),
             max_per_ip: a.max_per_ip.map_or(d.max_per_ip, |n| n as usize),
+            workers: a.workers.map_or(d.workers, |n| n as usize),
+            log_stats: a.stats,
             ..d
         }
     }
@@ -269,8 +315,9 @@ pub(crate) enum Sink<'a> {
     Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending },
     /// Through the server's command queue (worker threads).
     Queue { ending: Ending },
-    /// A UDP reply to the sender.
-    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending },
+    /// A UDP reply to the sender; `peer` when it is a `udp_peers` connection
+    /// (one that lasts beyond this datagram).
+    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
     /// An outgoing connection that never connected (in `on_close`), and why.
@@ -297,9 +344,22 @@ impl Conn<'_> {
         self.peer
     }
 
+    /// The worker (event-loop thread, 0 to `workers - 1`) this connection
+    /// lives on and this callback runs on: an index for per-worker state
+    /// that needs no lock.
+    pub fn worker(&self) -> usize {
+        self.shared.worker()
+    }
+
     /// True for a UDP datagram's sender.
     pub fn is_datagram(&self) -> bool {
         matches!(self.sink, Sink::Datagram { .. })
+    }
+
+    /// True for a sender heard in `udp_peers` mode: a UDP connection that
+    /// lasts from `on_connect` to `on_close`, not one datagram.
+    pub fn is_peer(&self) -> bool {
+        matches!(self.sink, Sink::Datagram { peer: true, .. })
     }
 
     /// The per-connection user slot (0 until set).
@@ -317,18 +377,26 @@ impl Conn<'_> {
     /// the message it answers (`\n`, `\r\n`, or nothing for a last line
     /// without one or a datagram without one); elsewhere with `\n`.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        match &mut self.sink {
+        let r = match &mut self.sink {
             Sink::Buf { buf, frame, ending } => frame.encode_ending(msg, *ending, buf),
             Sink::Queue { ending } => self.shared.reply(self.id, msg, *ending),
-            Sink::Datagram { sock, frame, scratch, ending } => {
+            Sink::Datagram { sock, frame, scratch, ending, .. } => {
                 scratch.clear();
                 crate::udp::datagram_encode(*frame, msg, *ending, scratch)?;
-                sock.send_to(scratch, self.peer)
-                    .map(|_| ())
-                    .map_err(|e| crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e))
+                match sock.send_to(scratch, self.peer) {
+                    Ok(n) => {
+                        self.shared.counters().wrote(n);
+                        Ok(())
+                    }
+                    Err(e) => Err(crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e)),
+                }
             }
             Sink::Closed | Sink::Failed(_) => Err(crate::Error::new(crate::Code::BadHandle, format!("connection {} is closed", self.id))),
+        };
+        if r.is_ok() {
+            self.shared.counters().message_out();
         }
+        r
     }
 
     /// Why an outgoing connection failed to connect: inside `on_close` with
@@ -348,6 +416,9 @@ impl Conn<'_> {
     /// its peer) until `to` is under a quarter. So a relay is bounded by
     /// the slower side, and nothing is dropped. A `line` message keeps the
     /// ending of the message being handled. An id that is gone is ignored.
+    /// With several workers `to` must be on this connection's worker (one
+    /// opened by [`connect`](Conn::connect) from its callback is); else
+    /// a `BadHandle` error.
     pub fn relay(&mut self, to: u64, msg: &[u8]) -> Result<()> {
         let ending = match self.sink {
             Sink::Buf { ending, .. } | Sink::Queue { ending } => ending,

@@ -144,6 +144,7 @@ impl TcpServer {
     /// A connect that never got a slot fails: `on_close` with the error.
     fn unopened(&mut self, id: u64, peer: SocketAddr, user: &mut usize, e: Error) {
         let mut conn = Conn { id, peer: net::canonical(peer), user, sink: Sink::Failed(&e), shared: &self.base.shared };
+        self.base.shared.conns.failed();
         self.handler.on_close(&mut conn, CloseReason::ConnectFailed);
     }
 
@@ -190,6 +191,7 @@ impl TcpServer {
         let Some(&k) = self.outgoing.slots.get(&id) else { return };
         let c = &mut self.conns[k];
         let mut conn = Conn { id, peer: c.peer, user: &mut c.user, sink: Sink::Failed(&e), shared: &self.base.shared };
+        self.base.shared.conns.failed();
         self.handler.on_close(&mut conn, CloseReason::ConnectFailed);
         self.discard(k);
     }
@@ -231,7 +233,7 @@ impl TcpServer {
             return;
         }
         c.relayed.add(c.queued(), bytes.len());
-        c.out.extend_from_slice(bytes);
+        self.spare.append(&mut c.out, bytes);
         if !self.flush(t) || self.conns[t].queued() <= self.max_queue / 2 {
             return;
         }

@@ -27,8 +27,11 @@ use super::budget::Budget;
 use super::conn::{Connection, Life, Pause, ReadState, TRICKLE};
 use super::control::{CloseMode, Command, OUTGOING};
 use super::effect::Effect;
+use super::event_loop::{run_to_end, Loop};
+use super::spare::Spare;
 use super::timer::sooner;
 use super::worker::{Parting, Worker};
+use super::workers::{Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Flow, Frame};
@@ -47,8 +50,6 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const READS_PER_TURN: usize = 8;
 /// How long a closing connection may take to flush its replies.
 const LINGER: Duration = Duration::from_secs(5);
-/// Out buffers above this are freed once flushed.
-const KEEP_OUT: usize = 512;
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How long a stop waits for connection threads still inside a handler.
@@ -77,13 +78,23 @@ pub struct TcpServer {
     budget: Arc<Budget>,
     /// Connections paused for the budget (resumed together when it frees up).
     budget_paused: Vec<(usize, u64)>,
-    per_ip: PerAddress,
+    /// Server-wide: shared by the workers.
+    per_ip: Arc<PerAddress>,
     refusals: Throttle,
     conns: Slab<Connection>,
     scratch: Vec<u8>,
-    next_gen: u64,
+    /// The replies of the connection being dispatched while it has nothing
+    /// queued: written from here straight to its socket, and only what the
+    /// socket does not take is copied into the connection's queue.
+    replies: Vec<u8>,
+    /// Empty buffers lent to connections' queues and decoders.
+    spare: Spare,
+    next_gen: Seq,
     /// Connections with data left to read after their turn.
     again: Vec<(usize, u64)>,
+    /// The list `again` had at the start of this turn (two lists swapped
+    /// each turn, so neither is reallocated).
+    again_now: Vec<(usize, u64)>,
     accept_paused_until: Option<Instant>,
     joins: Vec<Parting>,
     /// Connections waiting to flush before they close (they need sweeps).
@@ -98,28 +109,34 @@ pub struct TcpServer {
 }
 
 impl TcpServer {
-    /// Binds the first of `addrs` that works and prepares the loop.
+    /// Binds the first of `addrs` that works and prepares the loop (the
+    /// loops of `cfg.workers`, each with its own listener: see `workers.rs`).
     pub fn bind(addrs: &[SocketAddr], cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        let l = crate::tcp::Listener::bind(addrs, cfg.backlog)?;
-        let local = l.local_addr();
-        let std = l.into_std();
-        std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
-        let mut listener = TcpListener::from_std(std);
-        let s = TcpServer::new(local, cfg, handler)?;
-        s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-        Ok(TcpServer { listener: Some(listener), ..s })
+        super::workers::assemble(addrs, cfg, |addrs, cfg, seat| {
+            let l = crate::tcp::Listener::bind_with(addrs, cfg.backlog, seat.reuse_port())?;
+            let local = l.local_addr();
+            let std = l.into_std();
+            std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
+            let mut listener = TcpListener::from_std(std);
+            let s = TcpServer::new(local, cfg, handler.clone(), seat)?;
+            s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
+            Ok(TcpServer { listener: Some(listener), ..s })
+        })
     }
 
     /// A loop with no listener: an event-driven client of many servers,
     /// whose connections all come from [`ServerHandle::connect_host`]. It runs,
     /// stops and drives its handler like a server; its local address is
-    /// `0.0.0.0:0`.
+    /// `0.0.0.0:0`. It is one loop (`cfg.workers` is not used).
     pub fn without_listener(cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        TcpServer::new(SocketAddr::from(([0, 0, 0, 0], 0)), cfg, handler)
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        super::workers::assemble(&[none], Config { workers: 1, ..cfg }, |_, cfg, seat| TcpServer::new(none, cfg, handler.clone(), seat))
     }
 
-    fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        let base = Base::new(local, cfg.frame, false, &mut cfg)?;
+    fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>, seat: Seat) -> Result<TcpServer> {
+        let (next_gen, per_ip) = (seat.seq(), seat.crew.per_ip.clone());
+        let base = Base::new(local, cfg.frame, false, &mut cfg, seat)?;
+        let budget = base.shared.budget.clone();
         Ok(TcpServer {
             base,
             listener: None,
@@ -131,14 +148,17 @@ impl TcpServer {
             idle: cfg.idle_timeout,
             incomplete: cfg.incomplete_timeout,
             mode: cfg.mode,
-            budget: Arc::new(Budget::new(cfg.memory_budget)),
+            budget,
             budget_paused: Vec::new(),
-            per_ip: PerAddress::new(cfg.max_per_ip),
+            per_ip,
             refusals: Throttle::default(),
             conns: Slab::new(),
             scratch: vec![0; crate::tcp::READ_CHUNK],
-            next_gen: 1,
+            replies: Vec::new(),
+            spare: Spare::default(),
+            next_gen,
             again: Vec::new(),
+            again_now: Vec::new(),
             accept_paused_until: None,
             joins: Vec::new(),
             lingering: 0,
@@ -154,7 +174,7 @@ impl TcpServer {
         TcpServer::bind(&a.addrs()?, cfg, handler)
     }
 
-    /// A thread-safe handle: stop, send, broadcast.
+    /// A thread-safe handle: stop, send, broadcast (reaching every worker).
     pub fn handle(&self) -> ServerHandle {
         self.base.handle()
     }
@@ -166,12 +186,11 @@ impl TcpServer {
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
     /// signal when configured), then stops accepting, flushes queued
-    /// replies, closes every connection and returns.
-    pub fn run(mut self) -> Result<()> {
-        self.base.announce();
-        while self.turn(None)? {}
-        self.finish();
-        Ok(())
+    /// replies, closes every connection and returns. With several workers
+    /// this thread is worker 0; the others run on threads of their own,
+    /// started by the first turn, and are waited for before this returns.
+    pub fn run(self) -> Result<()> {
+        run_to_end(Box::new(self), true)
     }
 
     /// Logs the readiness line (`run` does; a program driving the loop
@@ -232,9 +251,12 @@ impl TcpServer {
 
     fn turn_with(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         self.base.wait(events, timeout)?;
-        for (k, id) in std::mem::take(&mut self.again) {
+        std::mem::swap(&mut self.again, &mut self.again_now);
+        for i in 0..self.again_now.len() {
+            let (k, id) = self.again_now[i];
             self.read(k, id, true);
         }
+        self.again_now.clear();
         for ev in events.iter() {
             match ev.token() {
                 LISTENER => self.accept_all(),
@@ -281,7 +303,7 @@ impl TcpServer {
                 {
                     // Out of descriptors: the pending client stays in the
                     // backlog; try again shortly instead of spinning.
-                    self.base.log.line(format_args!("{}", Error::io("accept", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("accept", &e)));
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
                 }
@@ -292,9 +314,10 @@ impl TcpServer {
 
     /// Logs a refused connection, at most once a second.
     fn refused(&mut self, why: std::fmt::Arguments<'_>, peer: &SocketAddr) {
+        self.base.shared.counters().refused();
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more refused since the last such line)") } else { String::new() };
-            self.base.log.line(format_args!("{why}: closing {}{more}", net::show(peer)));
+            self.base.log.warn(format_args!("{why}: closing {}{more}", net::show(peer)));
         }
     }
 
@@ -308,8 +331,7 @@ impl TcpServer {
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let k = entry.key();
-        let id = (self.next_gen << 32) | k as u64;
-        self.next_gen += 1;
+        let id = (self.next_gen.take() << 32) | k as u64;
         if self.base.poll.registry().register(&mut sock, Token(k), Interest::READABLE).is_err() {
             self.per_ip.leave(peer.ip());
             return;
@@ -332,7 +354,7 @@ impl TcpServer {
                         self.base.shared.conns.opened(id, peer);
                     }
                     Err(e) => {
-                        self.base.log.line(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
+                        self.base.log.error(format_args!("{}: closing {}", Error::io("thread", &e), net::show(&peer)));
                         // No callback ran, so none is owed; but an outgoing
                         // id always gets its `on_close` (its user slot).
                         if id & OUTGOING == 0 {
@@ -436,16 +458,27 @@ impl TcpServer {
             Input::Read(n) => n,
             Input::End => 0,
         };
+        // A partial message left by this read is kept in a lent buffer.
+        if !c.decoder.has_buffer() {
+            if let Some(back) = c.decoder.lend(self.spare.take()) {
+                self.spare.give(back);
+            }
+        }
         // The handler's answer; the quit word ends the input instead.
         let mut effect = Effect::Keep;
         let mut quit = false;
-        let Connection { decoder, out, out_pos, pushed, user, worker, peer, life, .. } = c;
+        let Connection { decoder, out, out_pos, pushed, relayed, user, worker, peer, life, .. } = c;
+        // Nothing queued: replies collect in the loop's buffer and go
+        // straight to the socket (below); else behind what is queued.
+        let direct = out.is_empty();
+        let (out, others) = if direct { (&mut self.replies, 0) } else { (out, *out_pos + pushed.bytes() + relayed.bytes()) };
         let (frame, quit_word, handler, shared, max_queue) = (self.frame, &self.quit, &self.handler, &self.base.shared, self.max_queue);
         let mut on_message = |msg: &[u8], ending| {
             if !quit_word.is_empty() && msg == &quit_word[..] {
                 quit = true;
                 return Flow::Stop;
             }
+            shared.counters().message_in(msg.len());
             if let Some(w) = worker {
                 if w.message(msg, ending) > max_queue {
                     *life = Life::Open(ReadState::Paused(Pause::Worker));
@@ -460,7 +493,7 @@ impl TcpServer {
             }
             // Its own replies past high water: the rest waits (in the
             // decoder, then in the kernel) until they drain.
-            if out.len() - *out_pos - pushed.bytes() > max_queue / 2 {
+            if out.len() - others > max_queue / 2 {
                 *life = Life::Open(ReadState::Paused(Pause::Replies));
                 return Flow::Stop;
             }
@@ -475,8 +508,14 @@ impl TcpServer {
         // back through `again`), before any read that could find the end
         // of the stream.
         let paused = matches!(fed, Ok(Flow::Stop));
+        if let Some(buf) = self.conns[k].decoder.take_buffer() {
+            self.spare.give(buf);
+        }
+        if direct && !self.replies.is_empty() && !self.send_replies(k) {
+            return false;
+        }
         if let Err(e) = fed {
-            self.base.log.line(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
+            self.base.log.warn(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
             effect = Effect::ABORT;
         }
         self.progress(k, held_before + n);
@@ -490,6 +529,37 @@ impl TcpServer {
             effect = Effect::ABORT;
         }
         self.apply(k, effect) && !paused && self.conns[k].reading()
+    }
+
+    /// Writes the loop's `replies` (connection `k`'s, which had nothing
+    /// queued) to its socket; what it does not take now is queued. False
+    /// when the connection failed and is closed.
+    fn send_replies(&mut self, k: usize) -> bool {
+        let c = &mut self.conns[k];
+        let mut sent = 0;
+        while sent < self.replies.len() {
+            match net::send_some(c.sock.as_raw_fd(), &self.replies[sent..]) {
+                Ok(n) => {
+                    sent += n;
+                    self.base.shared.counters().wrote(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.replies.clear();
+                    self.close_now(k, CloseReason::Error);
+                    return false;
+                }
+            }
+        }
+        if sent > 0 {
+            c.last = Instant::now();
+        }
+        if sent < self.replies.len() {
+            self.spare.append(&mut c.out, &self.replies[sent..]);
+        }
+        self.replies.clear();
+        true
     }
 
     /// Restarts the incomplete-message clock when a message completed (the
@@ -530,7 +600,7 @@ impl TcpServer {
         if extra > self.budget.room() && total > TRICKLE {
             let (used, limit) = (self.budget.used(), self.budget.limit());
             let peer = net::show(&c.peer);
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "closing {peer}: a message of {total} bytes does not fit in the memory budget ({used} of {limit} bytes in use)"
             ));
             return false;
@@ -619,6 +689,7 @@ impl TcpServer {
         while c.out_pos < c.out.len() {
             match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
                 Ok(n) => {
+                    self.base.shared.counters().wrote(n);
                     c.out_pos += n;
                     c.pushed.sent(n);
                     c.relayed.sent(n);
@@ -633,11 +704,9 @@ impl TcpServer {
             }
         }
         if c.out_pos == c.out.len() {
-            c.out.clear();
+            // Emptied: the buffer goes back to the pool (idle connections hold none).
             c.out_pos = 0;
-            if c.out.capacity() > KEEP_OUT {
-                c.out = Vec::new();
-            }
+            self.spare.give(std::mem::take(&mut c.out));
             match c.life {
                 // The peer is gone already: nothing to wait for.
                 Life::Closing { reason: CloseReason::Peer, .. } => {
@@ -671,7 +740,7 @@ impl TcpServer {
             // reading instead (below).
             if c.pushed.bytes() > self.max_queue {
                 let queued = c.queued();
-                self.base.log.line(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
+                self.base.log.warn(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
                 self.close_now(k, CloseReason::Overflow);
                 return false;
             }
@@ -744,7 +813,7 @@ impl TcpServer {
         if matches!(c.life, Life::Draining { .. }) {
             return; // told when it began draining
         }
-        self.base.shared.conns.closed(c.id);
+        self.base.shared.conns.closed(c.id, reason);
         match c.worker.take() {
             Some(w) => {
                 self.joins.push(w.close(reason));
@@ -797,9 +866,11 @@ impl TcpServer {
         let c = &mut self.conns[k];
         if !c.life.lingers() {
             if pushed {
+                // A send_to or broadcast (a handler's reply was counted when sent).
+                self.base.shared.counters().message_out();
                 c.pushed.add(c.queued(), bytes.len());
             }
-            c.out.extend_from_slice(bytes);
+            self.spare.append(&mut c.out, bytes);
             self.flush(k);
         }
     }
@@ -891,7 +962,7 @@ impl TcpServer {
                         && !matches!(r, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
                 {
                     let t = self.incomplete.unwrap_or_default();
-                    self.base.log.line(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
+                    self.base.log.warn(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
                     expired.push((k, Some(CloseReason::Error)));
                 }
                 _ => {}
@@ -966,7 +1037,7 @@ impl TcpServer {
             j.join();
         }
         if !stuck.is_empty() {
-            self.base.log.line(format_args!(
+            self.base.log.warn(format_args!(
                 "{} connection thread(s) still in a handler after {} ms: not waiting for them",
                 stuck.len(),
                 STOP_WAIT.as_millis()
@@ -975,5 +1046,27 @@ impl TcpServer {
                 j.abandon();
             }
         }
+    }
+}
+
+impl Loop for TcpServer {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn base_mut(&mut self) -> &mut Base {
+        &mut self.base
+    }
+
+    fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        TcpServer::turn(self, timeout)
+    }
+
+    fn next_deadline(&mut self) -> Option<Duration> {
+        TcpServer::next_deadline(self)
+    }
+
+    fn finish(self: Box<Self>) {
+        TcpServer::finish(*self)
     }
 }

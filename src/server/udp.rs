@@ -14,8 +14,10 @@ use super::admission::Throttle;
 use super::base::Base;
 use super::control::Command;
 use super::effect::Effect;
+use super::event_loop::{run_to_end, Loop};
 use super::peers::{Heard, Peer, Peers};
 use super::timer::sooner;
+use super::workers::Seq;
 use super::{Action, CloseReason, Config, Conn, Handler, ServerHandle, Sink, UdpMode};
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Frame};
@@ -40,7 +42,7 @@ pub struct UdpServer {
     sock: UdpSocket,
     handler: Arc<dyn Handler>,
     frame: Frame,
-    next_id: u64,
+    next_id: Seq,
     /// The sender table in [`UdpMode::Peers`].
     peers: Option<Box<Peers>>,
     refusals: Throttle,
@@ -53,14 +55,21 @@ pub struct UdpServer {
 }
 
 impl UdpServer {
-    /// Binds the first of `addrs` that works.
-    pub fn bind(addrs: &[SocketAddr], mut cfg: Config, handler: Arc<dyn Handler>) -> Result<UdpServer> {
-        let u = crate::udp::Udp::bind(addrs)?;
+    /// Binds the first of `addrs` that works (a socket per worker of
+    /// `cfg.workers`, see `workers.rs`: the kernel keeps each sender on one
+    /// worker, so a peer stays with the worker that knows it).
+    pub fn bind(addrs: &[SocketAddr], cfg: Config, handler: Arc<dyn Handler>) -> Result<UdpServer> {
+        super::workers::assemble(addrs, cfg, |addrs, cfg, seat| UdpServer::bind_one(addrs, cfg, handler.clone(), seat))
+    }
+
+    fn bind_one(addrs: &[SocketAddr], mut cfg: Config, handler: Arc<dyn Handler>, seat: super::workers::Seat) -> Result<UdpServer> {
+        let u = super::workers::bind_udp(addrs, &seat)?;
         let local = u.local_addr()?;
         let std = u.into_std();
         std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
         let mut sock = UdpSocket::from_std(std);
-        let base = Base::new(local, cfg.frame, true, &mut cfg)?;
+        let next_id = seat.seq();
+        let base = Base::new(local, cfg.frame, true, &mut cfg, seat)?;
         base.poll.registry().register(&mut sock, SOCKET, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
         let peers = match cfg.udp {
             UdpMode::Datagrams => None,
@@ -71,7 +80,7 @@ impl UdpServer {
             sock,
             handler,
             frame: cfg.frame,
-            next_id: 1,
+            next_id,
             peers,
             refusals: Throttle::default(),
             events: Events::with_capacity(64),
@@ -98,11 +107,8 @@ impl UdpServer {
 
     /// Runs until stopped (a handler's `Stop`, [`ServerHandle::stop`], or a
     /// signal when configured); then every peer gets `on_close(Stopping)`.
-    pub fn run(mut self) -> Result<()> {
-        self.base.announce();
-        while self.turn(None)? {}
-        self.finish();
-        Ok(())
+    pub fn run(self) -> Result<()> {
+        run_to_end(Box::new(self), true)
     }
 
     /// As [`TcpServer::announce`](super::tcp::TcpServer::announce).
@@ -167,29 +173,30 @@ impl UdpServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // e.g. ECONNREFUSED from an earlier reply's ICMP: not fatal.
-                    self.base.log.line(format_args!("{}", Error::io("recvfrom", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("recvfrom", &e)));
                     continue;
                 }
             };
             let peer = net::canonical(peer);
             let (msg, ending) = datagram_msg(self.frame, &buf[..n]);
             if msg.len() > self.frame.max_len() {
-                self.base.log.line(format_args!(
+                self.base.log.warn(format_args!(
                     "{}: datagram of {} bytes is over the limit of {}: dropped",
                     net::show(&peer),
                     msg.len(),
                     self.frame.max_len()
                 ));
+                self.base.shared.counters().dropped();
                 continue;
             }
+            self.base.shared.counters().message_in(msg.len());
             if self.peers.is_some() {
                 self.peer_datagram(peer, msg, ending, reply);
                 continue;
             }
             let mut user = 0;
-            let id = self.next_id;
-            self.next_id += 1;
-            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending };
+            let id = self.next_id.take();
+            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending, peer: false };
             let mut c = Conn { id, peer, user: &mut user, sink, shared: &self.base.shared };
             if self.handler.on_message(&mut c, msg) == Action::Stop {
                 self.base.shared.stop();
@@ -202,10 +209,10 @@ impl UdpServer {
     /// then `on_message`; a `Close`/`Abort` from either ends the peer.
     fn peer_datagram(&mut self, addr: SocketAddr, msg: &[u8], ending: Ending, reply: &mut Vec<u8>) {
         let Some(peers) = self.peers.as_mut() else { return };
-        let (p, new) = match peers.hear(addr, Instant::now(), self.next_id) {
+        let (p, new) = match peers.hear(addr, Instant::now(), self.next_id.peek()) {
             Heard::Known(p) => (p, false),
             Heard::New(p) => {
-                self.next_id += 1;
+                self.next_id.take();
                 // Counted and listed by the server controls, like a TCP connection.
                 self.base.shared.conns.opened(p.id, addr);
                 (p, true)
@@ -214,7 +221,7 @@ impl UdpServer {
         };
         let (handler, shared, sock, frame) = (&*self.handler, &self.base.shared, &self.sock, self.frame);
         let mut call = |ending, f: &dyn Fn(&mut Conn<'_>) -> Action| {
-            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending };
+            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending, peer: true };
             f(&mut Conn { id: p.id, peer: addr, user: &mut p.user, sink, shared })
         };
         let mut action = if new { call(Ending::Lf, &|c| handler.on_connect(c)) } else { Action::Continue };
@@ -236,16 +243,17 @@ impl UdpServer {
     /// Logs a datagram from a new sender dropped for `max_conns`, at most
     /// once a second.
     fn refused(&mut self, addr: SocketAddr) {
+        self.base.shared.counters().dropped();
         let max = self.peers.as_ref().map_or(0, |t| t.max());
         if let Some(skipped) = self.refusals.ready() {
             let more = if skipped > 0 { format!(" ({skipped} more dropped since the last such line)") } else { String::new() };
-            self.base.log.line(format_args!("too many peers ({max}): dropping a datagram from {}{more}", net::show(&addr)));
+            self.base.log.warn(format_args!("too many peers ({max}): dropping a datagram from {}{more}", net::show(&addr)));
         }
     }
 
     /// Tells the handler that peer `p` (already out of the table) is gone.
     fn closed(&self, addr: SocketAddr, mut p: Peer, reason: CloseReason) {
-        self.base.shared.conns.closed(p.id);
+        self.base.shared.conns.closed(p.id, reason);
         let mut c = Conn { id: p.id, peer: addr, user: &mut p.user, sink: Sink::Closed, shared: &self.base.shared };
         self.handler.on_close(&mut c, reason);
     }
@@ -295,8 +303,32 @@ impl UdpServer {
     }
 
     fn send(&self, bytes: &[u8], addr: SocketAddr) {
-        if let Err(e) = self.sock.send_to(bytes, addr) {
-            self.base.log.line(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e)));
+        self.base.shared.counters().message_out();
+        match self.sock.send_to(bytes, addr) {
+            Ok(n) => self.base.shared.counters().wrote(n),
+            Err(e) => self.base.log.warn(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e))),
         }
+    }
+}
+
+impl Loop for UdpServer {
+    fn base(&self) -> &super::base::Base {
+        &self.base
+    }
+
+    fn base_mut(&mut self) -> &mut super::base::Base {
+        &mut self.base
+    }
+
+    fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        UdpServer::turn(self, timeout)
+    }
+
+    fn next_deadline(&mut self) -> Option<Duration> {
+        UdpServer::next_deadline(self)
+    }
+
+    fn finish(self: Box<Self>) {
+        UdpServer::finish(*self)
     }
 }

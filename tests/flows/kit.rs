@@ -43,7 +43,7 @@ pub fn server(name: &str, link: Link, opts: &[&str]) -> (Proc, u16) {
     let mut args = opts.to_vec();
     args.extend(["127.0.0.1", "0"]);
     let (p, port) = start(&example(name, link), &args);
-    let udp = name.starts_with("udp");
+    let udp = name.starts_with("udp") || name == "heartbeat_monitor";
     let want = format!("{name}: listening on 127.0.0.1 port {port}{}", if udp { " (udp)" } else { "" });
     assert!(p.stderr_text().lines().any(|l| l == want), "expected the readiness line {want:?}\n{}", p.transcript());
     (p, port)

@@ -6,7 +6,7 @@
 
 use sockflow::server::tcp::TcpServer;
 use sockflow::server::udp::UdpServer;
-use sockflow::server::{Config, Handler, ServerHandle};
+use sockflow::server::{Config, Handler, LogTo, ServerHandle};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
@@ -51,7 +51,7 @@ impl LogBuf {
 
     /// Defaults, logging here under the name "t".
     pub fn config(&self) -> Config {
-        Config { log: Some(Box::new(self.clone())), name: "t".into(), ..Config::default() }
+        Config { log: Some(LogTo::writer(self.clone())), name: "t".into(), ..Config::default() }
     }
 }
 
