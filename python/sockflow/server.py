@@ -65,6 +65,8 @@ _tls = threading.local()
 # still run their callbacks. A running one is also referenced by the thread
 # that joins it, so it cannot be collected while C may call it.
 _servers = weakref.WeakSet()
+# Callbacks of closed servers whose log function was still running.
+_lingering = []
 
 
 @atexit.register
@@ -174,6 +176,7 @@ class _Callbacks:
         self.timer_keys = {}
         self.keys = itertools.count(1)
         self.interrupt = None
+        self.logging = 0  # log calls running (on sockflow's log thread)
         self.c_timer = C.sockflow_timer_fn(self._on_timer)
         if handler is None:
             return
@@ -188,10 +191,13 @@ class _Callbacks:
         thread; its exceptions are printed, never raised into C."""
 
         def call(_userdata, level, msg):
+            self.logging += 1
             try:
                 fn(_enum(C.LogLevel, level), msg.decode("utf-8", "replace"))
             except BaseException as e:
                 self.report(e)
+            finally:
+                self.logging -= 1
 
         self.c_log = C.sockflow_log_fn(call)
         return self.c_log
@@ -523,6 +529,10 @@ class Server:
         self._stop_and_join()
         ptr, self._ptr, self._state = self._ptr, None, _State.CLOSED
         lib.sockflow_server_close(ptr)
+        if self._cb.logging:
+            # sockflow_server_close leaves a log call of more than 2 s running:
+            # its callback object must outlive this server.
+            _lingering.append(self._cb)
 
     def __enter__(self):
         return self

@@ -671,3 +671,32 @@ def test_several_workers_run_python_handlers(started):
     for t in streams:
         t.close()
     assert seen <= {0, 1} and seen
+
+
+LINGERING_LOG = """
+import gc, sys, time, sockflow
+
+def log(level, text):
+    if text.startswith("stopped"):
+        time.sleep(3)  # longer than close() waits for a log call (2 s)
+        print("log call returned", flush=True)
+
+srv = sockflow.Server.tcp(on_message=lambda conn, msg: None, host="127.0.0.1", log=log)
+srv.start()
+srv.close()
+del srv
+gc.collect()
+time.sleep(4)
+print("survived", flush=True)
+"""
+
+
+def test_a_log_call_left_running_by_close_keeps_its_callback(spawn):
+    """close() returns while a slow log call still runs (sockflow waits 2 s
+    for it), and the program survives that call's return after the server
+    is gone (its callback object is kept: Server.close, _lingering)."""
+    from conftest import python_child
+
+    p = python_child(LINGERING_LOG, spawn=spawn)
+    assert p.wait_exit(secs(30)) == 0, bytes(p.err)
+    assert bytes(p.out) == b"log call returned\nsurvived\n"
