@@ -55,7 +55,8 @@ def take_int(argv, name, default):
     arr, n = _argv(argv)
     argc, out = ctypes.c_int(n), ctypes.c_int()
     check(lib.sockflow_args_take_int(ctypes.byref(argc), arr, as_cstr(name), default, ctypes.byref(out)))
-    argv[:] = [arr[i].decode() if isinstance(argv[0], str) else arr[i] for i in range(argc.value)]
+    text = any(isinstance(a, str) for a in argv)
+    argv[:] = [arr[i].decode() if text else arr[i] for i in range(argc.value)]
     return out.value
 
 

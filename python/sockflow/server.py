@@ -15,14 +15,17 @@ is printed only; from a timer it also cancels that timer. KeyboardInterrupt
 and SystemExit stop the whole server and are raised again by `run`, `join`
 or `turn`.
 
-Threads and the GIL. Callbacks run on the server's loop thread (in
-`Mode.THREAD_PER_CONNECTION`, on each connection's thread). ctypes takes the
-GIL for each callback, so Python handler code runs one piece at a time with
-the program's other Python threads, the main thread included: a handler that
-computes for long, or a main thread that never lets go of the GIL, delays
-every connection. Calls into sockflow release the GIL while they wait (so a
-callback can run while the main thread is in `join`, `stop`, `close`).
-Handlers that block (sleep, a database) belong in
+Threads and the GIL. Callbacks run on the server's loop thread (with
+`workers=N`, on the connection's worker thread; in
+`Mode.THREAD_PER_CONNECTION`, on each connection's thread; a `log` function
+on sockflow's log thread; with `turn()`, on the thread that turns). ctypes
+takes the GIL for each callback, so Python handler code runs one piece at a
+time with the program's other Python threads, the main thread included: a
+handler that computes for long, or a main thread that never lets go of the
+GIL, delays every connection, and several workers add no parallelism to
+Python code (only to sockflow's own I/O). Calls into sockflow release the
+GIL while they wait (so a callback can run while the main thread is in
+`join`, `stop`, `close`). Handlers that block (sleep, a database) belong in
 `Mode.THREAD_PER_CONNECTION`.
 
 Lifetime. The ctypes callback objects handed to C are owned by the
