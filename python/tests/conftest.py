@@ -32,6 +32,9 @@ def secs(s):
 
 
 TIMEOUT = secs(20)
+# udp_client --timeout: how long each line waits for its reply, and how long
+# the client waits for late replies after its input ended.
+UDP_REPLY_MS = str(int(secs(3) * 1000))
 
 
 def example(name):

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 import sockflow
-from conftest import HOST, example, python_child
+from conftest import HOST, UDP_REPLY_MS, example, python_child
 from sockflow import Code, Error
 
 
@@ -26,7 +26,7 @@ def test_udp_client_run_in_process(c_server, tmp_path):
     src, dst = tmp_path / "in", tmp_path / "out"
     src.write_bytes(b"shout\n")
     with open(src, "rb") as i, open(dst, "wb") as o:
-        rc = sockflow.udp_client_run(["udp_client", "--timeout", "2000", HOST, str(port)], stdin=i, stdout=o)
+        rc = sockflow.udp_client_run(["udp_client", "--timeout", UDP_REPLY_MS, HOST, str(port)], stdin=i, stdout=o)
     assert rc == 0
     assert dst.read_bytes() == b"SHOUT\n"
 
@@ -95,7 +95,7 @@ def test_udp_server_run_with_a_python_handler(spawn):
             "sys.exit(sockflow.udp_server_run(sys.argv, Reverse()))\n")
     server = python_child(code, HOST, "0", spawn=spawn)
     port = server.wait_listening()
-    client = spawn([example("udp_client"), "--timeout", "2000", HOST, str(port)], stdin=b"stressed\n")
+    client = spawn([example("udp_client"), "--timeout", UDP_REPLY_MS, HOST, str(port)], stdin=b"stressed\n")
     assert client.wait_exit() == 0, bytes(client.err)
     assert bytes(client.out) == b"desserts\n"
     server.signal(signal.SIGINT)

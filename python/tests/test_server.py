@@ -11,7 +11,7 @@ import weakref
 import pytest
 
 import sockflow
-from conftest import HOST, example, secs
+from conftest import HOST, UDP_REPLY_MS, example, secs
 from sockflow import Action, CloseReason, Code, Error, Handler, Server, TcpStream, Turn, Udp
 
 MS = int(secs(20) * 1000)
@@ -91,7 +91,7 @@ def test_python_echo_server_serves_the_c_tcp_client_in_len32(spawn, started):
 
 def test_python_udp_server_serves_the_c_udp_client(spawn, started):
     srv = started(Server.udp(on_message=lambda conn, msg: conn.send(msg[::-1]), host=HOST, quiet=1))
-    p = spawn([example("udp_client"), "--timeout", "2000", HOST, str(srv.port)], stdin=b"abc\nxyz\n")
+    p = spawn([example("udp_client"), "--timeout", UDP_REPLY_MS, HOST, str(srv.port)], stdin=b"abc\nxyz\n")
     assert p.wait_exit() == 0, bytes(p.err)
     assert bytes(p.out) == b"cba\nzyx\n"
 
