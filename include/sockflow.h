@@ -320,7 +320,8 @@ typedef enum sockflow_close_reason {
  */
 typedef enum sockflow_mode {
     /**
-     * Every callback on the one event-loop thread: callbacks must not block.
+     * Every callback on the event-loop thread (a connection's worker's
+     * thread, with several workers): callbacks must not block.
      */
     SOCKFLOW_MODE_EVENT_LOOP = 0,
     /**
@@ -571,9 +572,11 @@ typedef void (*sockflow_on_close)(void *userdata, struct sockflow_conn *conn, in
  * A server's callbacks, passed by value. Any callback may be NULL except
  * `on_message`. `userdata` (given with the handler to the server call) is
  * passed first to every callback; callbacks run on the server's loop
- * thread, or, in `SOCKFLOW_MODE_THREAD_PER_CONNECTION`, on each
- * connection's own thread, so callbacks of different connections may run
- * at the same time there. Methods: `sockflow_handler_print`,
+ * thread — with `sockflow_server_config.workers` > 1, on the thread of the
+ * connection's worker (`sockflow_conn_worker`) — or, in
+ * `SOCKFLOW_MODE_THREAD_PER_CONNECTION`, on each connection's own thread.
+ * So with several workers or that mode, callbacks of different connections
+ * may run at the same time; those of one connection never do. Methods: `sockflow_handler_print`,
  * `sockflow_handler_echo`, `sockflow_handler_hello`, `sockflow_handler_upper`.
  */
 typedef struct sockflow_handler {
@@ -781,9 +784,9 @@ typedef struct sockflow_stats {
 } sockflow_stats;
 
 /**
- * A timer's callback. Runs on the server's loop thread (never on the
- * thread that added it, never at the same time as another callback of the
- * same loop), so it must not block; it may call `sockflow_server_send_to`,
+ * A timer's callback. Runs on the server's loop thread — worker 0's, with
+ * several workers — (never on the thread that added it, never at the same
+ * time as another callback of the same loop), so it must not block; it may call `sockflow_server_send_to`,
  * `_broadcast`, `_stop`, `_timer_add` and `_timer_cancel` on `server`.
  * `userdata` is the pointer given to `sockflow_server_timer_add`; sockflow
  * never frees it. Returns a `sockflow_action`: `SOCKFLOW_ACTION_CONTINUE`

@@ -111,17 +111,29 @@ impl Frame {
     /// As [`encode`](Frame::encode), a line ending with `ending` (the one of
     /// the message being answered); other frames have no ending to choose.
     pub fn encode_ending(&self, msg: &[u8], ending: Ending, out: &mut Vec<u8>) -> Result<()> {
-        let too_long = || {
-            Error::new(Code::MsgSize, format!("message of {} bytes is longer than {} allows ({} bytes)", msg.len(), self, self.max_len()))
-        };
         if msg.len() > self.max_len() {
-            return Err(too_long());
+            return Err(Error::new(
+                Code::MsgSize,
+                format!("message of {} bytes is longer than {} allows ({} bytes)", msg.len(), self, self.max_len()),
+            ));
         }
         match *self {
+            Frame::Line { .. } if memchr(b'\n', msg).is_some() => Err(Error::inval("a line message cannot contain a newline")),
+            Frame::Fixed(_) if memchr(0, msg).is_some() => Err(Error::inval("a fixed-frame message cannot contain a NUL byte")),
+            _ => {
+                self.append(msg, ending, out);
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends `msg` framed, without the checks of
+    /// [`encode_ending`](Frame::encode_ending): for a message known to fit,
+    /// such as (a part of) one this frame's decoder delivered (an echo need
+    /// not scan its message for a newline a second time).
+    pub(crate) fn append(&self, msg: &[u8], ending: Ending, out: &mut Vec<u8>) {
+        match *self {
             Frame::Line { .. } => {
-                if msg.contains(&b'\n') {
-                    return Err(Error::inval("a line message cannot contain a newline"));
-                }
                 out.reserve(msg.len() + 2);
                 out.extend_from_slice(msg);
                 out.extend_from_slice(ending.bytes());
@@ -129,9 +141,6 @@ impl Frame {
             Frame::Raw { .. } => out.extend_from_slice(msg),
             Frame::Fixed(n) => {
                 let n = n.max(1);
-                if msg.contains(&0) {
-                    return Err(Error::inval("a fixed-frame message cannot contain a NUL byte"));
-                }
                 out.reserve(n);
                 out.extend_from_slice(msg);
                 out.resize(out.len() + n - msg.len(), 0);
@@ -142,7 +151,6 @@ impl Frame {
                 out.extend_from_slice(msg);
             }
         }
-        Ok(())
     }
 
     /// Looks for one message at the start of `buf`.
@@ -302,6 +310,12 @@ impl Decoder {
             (Frame::Fixed(n), _) if held > 0 => n.max(1).saturating_sub(held),
             _ => 0,
         }
+    }
+
+    /// True when the decoder holds nothing and is in the middle of nothing
+    /// (no over-long message being skipped): a fresh decoder would do.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.skip == Skip::None
     }
 
     /// True when the decoder has a buffer (holding something or not).

@@ -432,6 +432,34 @@ fn a_stop_from_any_workers_callback_stops_the_server() {
     srv.wait_exit().expect("run() after a stop from worker 1");
 }
 
+/// A Rust handler that panics on worker 1 stops the whole server (logged),
+/// as a panic out of a single loop's `run` would end it: no worker is left
+/// dead while the others serve on.
+#[test]
+fn a_panic_on_another_worker_stops_the_server() {
+    struct Boom;
+    impl Handler for Boom {
+        fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
+            assert!(!(msg == b"boom" && c.worker() == 1), "boom on worker 1");
+            let _ = c.send(msg);
+            Action::Continue
+        }
+    }
+    let log = LogBuf::default();
+    let mut srv = start_tcp(Config { workers: 2, ..log.config() }, Arc::new(Boom));
+    let mut tries = 0;
+    while !srv.handle.stopping() {
+        assert!(tries < 200, "no client reached worker 1 in 200 connections");
+        tries += 1;
+        let Ok(mut s) = TcpStream::connect(srv.addr) else { break };
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let _ = s.write_all(b"boom\n");
+        let _ = s.read(&mut [0u8; 8]); // an echo, or the end
+    }
+    srv.wait_exit().expect("run() after the panic");
+    assert!(log.text().contains("worker 1: a callback panicked: stopping"), "{}", log.text());
+}
+
 #[test]
 fn timers_run_on_worker_0_whoever_adds_them() {
     /// Adds a timer from the callback of its first message; the timer
@@ -728,4 +756,48 @@ fn measure_one_vs_two_workers() {
         println!("spread over {workers} workers of 1000 connections: {per:?} (worst {:.1}% off even)", worst * 100.0);
         srv.stop().unwrap();
     }
+}
+
+/// `udp_server --workers 2` (the print handler) under many senders at once:
+/// each datagram's `client ip = … port = …` line is followed by that
+/// datagram, never by another worker's line.
+#[test]
+fn udp_print_keeps_each_sender_line_with_its_datagram() {
+    let (mut p, port) = kit::server("udp_server", Link::Dynamic, &["--workers", "2"]);
+    const SENDERS: usize = 32;
+    const EACH: usize = 100;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            thread::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let me = s.local_addr().unwrap().port();
+                for j in 0..EACH {
+                    s.send_to(format!("from {me} #{j}").as_bytes(), ("127.0.0.1", port)).unwrap();
+                    if j % 10 == 9 {
+                        thread::sleep(Duration::from_millis(1)); // stay under the socket buffers
+                    }
+                }
+                me
+            })
+        })
+        .collect();
+    let ports: Vec<u16> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    // Bounded: UDP may drop a few; wait for the output to settle.
+    let mut last = 0;
+    until("the server's output settles", || {
+        thread::sleep(Duration::from_millis(200));
+        let n = p.stdout_text().len();
+        std::mem::replace(&mut last, n) == n
+    });
+    let out = p.stdout_text();
+    let lines: Vec<&str> = out.lines().collect();
+    // UDP drops what the socket buffers cannot hold: most, not all, arrive.
+    assert!(lines.len() >= 400, "only {} lines printed", lines.len());
+    for pair in lines.chunks(2) {
+        let [who, msg] = pair else { panic!("a sender line without its datagram: {pair:?}") };
+        let sender = kit::port_eq(who);
+        assert!(ports.contains(&sender), "{who:?}");
+        assert!(msg.starts_with(&format!("from {sender} #")), "{who:?} followed by {msg:?}");
+    }
+    kit::stop(&mut p, libc::SIGINT);
 }

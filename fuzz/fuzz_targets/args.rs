@@ -61,6 +61,9 @@ fn rebuild(a: &Args) -> Vec<String> {
     if let Some(n) = a.max_per_ip {
         v.push(format!("--max-per-ip={n}"));
     }
+    if let Some(n) = a.workers {
+        v.push(format!("--workers={n}"));
+    }
     match a.family {
         Family::V4 => v.push("-4".into()),
         Family::V6 => v.push("-6".into()),
@@ -86,6 +89,9 @@ fn check_accepted(a: &Args, role: Role, prog: &str, argv: &[&str]) {
     assert!(a.timeout_ms <= args::TIMEOUT_MAX_MS);
     if let Some(n) = a.max_per_ip {
         assert!(role == Role::Server && (1..=args::MAX_PER_IP_MAX).contains(&n), "--max-per-ip {n} for a {role:?}");
+    }
+    if let Some(n) = a.workers {
+        assert!(role == Role::Server && (1..=args::WORKERS_MAX).contains(&n), "--workers {n} for a {role:?}");
     }
     assert_eq!(Frame::parse(&a.frame.to_string()), Ok(a.frame), "frame {} does not round-trip", a.frame);
     assert!(a.frame.max_len() >= 1, "frame {} carries nothing", a.frame);

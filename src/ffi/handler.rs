@@ -57,9 +57,11 @@ pub type sockflow_on_close = Option<unsafe extern "C" fn(userdata: *mut c_void, 
 /// A server's callbacks, passed by value. Any callback may be NULL except
 /// `on_message`. `userdata` (given with the handler to the server call) is
 /// passed first to every callback; callbacks run on the server's loop
-/// thread, or, in `SOCKFLOW_MODE_THREAD_PER_CONNECTION`, on each
-/// connection's own thread, so callbacks of different connections may run
-/// at the same time there. Methods: `sockflow_handler_print`,
+/// thread — with `sockflow_server_config.workers` > 1, on the thread of the
+/// connection's worker (`sockflow_conn_worker`) — or, in
+/// `SOCKFLOW_MODE_THREAD_PER_CONNECTION`, on each connection's own thread.
+/// So with several workers or that mode, callbacks of different connections
+/// may run at the same time; those of one connection never do. Methods: `sockflow_handler_print`,
 /// `sockflow_handler_echo`, `sockflow_handler_hello`, `sockflow_handler_upper`.
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -9,9 +9,9 @@ use crate::server::TimerAction;
 use std::ffi::{c_int, c_void};
 use std::time::Duration;
 
-/// A timer's callback. Runs on the server's loop thread (never on the
-/// thread that added it, never at the same time as another callback of the
-/// same loop), so it must not block; it may call `sockflow_server_send_to`,
+/// A timer's callback. Runs on the server's loop thread — worker 0's, with
+/// several workers — (never on the thread that added it, never at the same
+/// time as another callback of the same loop), so it must not block; it may call `sockflow_server_send_to`,
 /// `_broadcast`, `_stop`, `_timer_add` and `_timer_cancel` on `server`.
 /// `userdata` is the pointer given to `sockflow_server_timer_add`; sockflow
 /// never frees it. Returns a `sockflow_action`: `SOCKFLOW_ACTION_CONTINUE`

@@ -36,9 +36,12 @@ impl Handler for Print {
 
     fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
         if c.is_datagram() && !c.is_peer() {
-            self.emit(&[b"client ", who(c).as_bytes()]);
+            // One write under the lock: with several workers another
+            // worker's pair must not come between the sender and its datagram.
+            self.emit(&[b"client ", who(c).as_bytes(), b"\n", msg]);
+        } else {
+            self.emit(&[msg]);
         }
-        self.emit(&[msg]);
         Action::Continue
     }
 

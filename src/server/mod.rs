@@ -20,6 +20,7 @@ mod admission;
 mod base;
 mod budget;
 pub mod builtin;
+mod clock;
 mod conn;
 mod control;
 mod effect;
@@ -139,7 +140,8 @@ impl CloseReason {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// Every callback on the one event-loop thread: callbacks must not block.
+    /// Every callback on the event-loop thread (a connection's worker's
+    /// thread, with several workers): callbacks must not block.
     #[default]
     EventLoop = 0,
     /// Each TCP connection's callbacks run in order on a thread of its own,
@@ -312,7 +314,10 @@ pub trait Handler: Send + Sync {
 /// `Ending::Lf` outside an answer (`on_connect`).
 pub(crate) enum Sink<'a> {
     /// Straight into the connection's outgoing buffer (event-loop thread).
-    Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending },
+    /// `answering`: where the message being answered lies in memory (its
+    /// address and length; empty outside `on_message`): a reply that is
+    /// part of it is framed without checks, since `frame` decoded it.
+    Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending, answering: (usize, usize) },
     /// Through the server's command queue (worker threads).
     Queue { ending: Ending },
     /// A UDP reply to the sender; `peer` when it is a `udp_peers` connection
@@ -378,7 +383,16 @@ impl Conn<'_> {
     /// without one or a datagram without one); elsewhere with `\n`.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         let r = match &mut self.sink {
-            Sink::Buf { buf, frame, ending } => frame.encode_ending(msg, *ending, buf),
+            Sink::Buf { buf, frame, ending, answering: (at, len) } => {
+                // Address arithmetic only (no pointer is made from it).
+                let start = (msg.as_ptr() as usize).wrapping_sub(*at);
+                if start <= *len && msg.len() <= *len - start {
+                    frame.append(msg, *ending, buf);
+                    Ok(())
+                } else {
+                    frame.encode_ending(msg, *ending, buf)
+                }
+            }
             Sink::Queue { ending } => self.shared.reply(self.id, msg, *ending),
             Sink::Datagram { sock, frame, scratch, ending, .. } => {
                 scratch.clear();

@@ -87,7 +87,7 @@ impl TcpServer {
             Err(e) => return self.unopened(id, peer, &mut user, e),
         };
         let sock = TcpStream::from_std(placeholder);
-        let k = self.conns.insert(Connection::new(sock, id, peer, self.frame, Life::Connecting, user));
+        let k = self.conns.insert(Connection::new(sock, id, peer, Life::Connecting, user, self.clock.tick(), &mut self.colds));
         self.outgoing.slots.insert(id, k);
         let deadline = timeout.map(|t| Instant::now() + t);
         let p = Pending { rest: None, deadline, timeout: timeout.unwrap_or_default(), error: None };
@@ -124,7 +124,7 @@ impl TcpServer {
                 return self.connect_failed(id, e);
             };
             let c = &mut self.conns[k];
-            c.peer = net::canonical(addr);
+            c.set_peer(net::canonical(addr), &mut self.colds);
             let registry = self.base.poll.registry();
             let _ = registry.deregister(&mut c.sock);
             match TcpStream::connect(addr) {
@@ -163,7 +163,7 @@ impl TcpServer {
         };
         let id = c.id;
         if let Some(p) = self.outgoing.pending.get_mut(&id) {
-            p.error = Some(Error::io(format!("connect {}", net::show(&c.peer)), &failure));
+            p.error = Some(Error::io(format!("connect {}", net::show(&c.peer())), &failure));
         }
         self.attempt(id);
     }
@@ -173,7 +173,7 @@ impl TcpServer {
         self.outgoing.pending.remove(&c.id);
         let _ = c.sock.set_nodelay(true);
         c.life = Life::Open(ReadState::Reading);
-        c.last = Instant::now();
+        c.last = self.clock.tick();
         c.writable = false;
         let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
         let id = c.id;
@@ -190,7 +190,7 @@ impl TcpServer {
         self.outgoing.pending.remove(&id);
         let Some(&k) = self.outgoing.slots.get(&id) else { return };
         let c = &mut self.conns[k];
-        let mut conn = Conn { id, peer: c.peer, user: &mut c.user, sink: Sink::Failed(&e), shared: &self.base.shared };
+        let mut conn = Conn { id, peer: c.peer(), user: &mut c.user, sink: Sink::Failed(&e), shared: &self.base.shared };
         self.base.shared.conns.failed();
         self.handler.on_close(&mut conn, CloseReason::ConnectFailed);
         self.discard(k);
@@ -202,7 +202,7 @@ impl TcpServer {
         let late: Vec<(u64, String)> = (pending.iter())
             .filter(|(_, p)| p.deadline.is_some_and(|d| now >= d))
             .map(|(id, p)| {
-                let peer = slots.get(id).and_then(|&k| self.conns.get(k)).map_or(String::from("?"), |c| net::show(&c.peer));
+                let peer = slots.get(id).and_then(|&k| self.conns.get(k)).map_or(String::from("?"), |c| net::show(&c.peer()));
                 (*id, format!("connect {peer}: timed out after {} ms", p.timeout.as_millis()))
             })
             .collect();
@@ -216,7 +216,7 @@ impl TcpServer {
     /// `begin_close`).
     pub(super) fn hold_until_connected(&mut self, k: usize) -> bool {
         let c = &self.conns[k];
-        if c.pushed.bytes() > self.max_queue {
+        if c.pushed() > self.max_queue {
             self.close_now(k, CloseReason::Overflow);
             return false;
         }
@@ -232,8 +232,9 @@ impl TcpServer {
         if c.life.lingers() {
             return;
         }
-        c.relayed.add(c.queued(), bytes.len());
-        self.spare.append(&mut c.out, bytes);
+        let x = c.cold(&mut self.colds);
+        x.relayed.add(x.out.len() - x.out_pos, bytes.len());
+        self.spare.append(&mut x.out, bytes);
         if !self.flush(t) || self.conns[t].queued() <= self.max_queue / 2 {
             return;
         }

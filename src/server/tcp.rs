@@ -24,7 +24,8 @@ mod outgoing;
 use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
-use super::conn::{Connection, Life, Pause, ReadState, TRICKLE};
+use super::clock::Clock;
+use super::conn::{Cold, ColdPool, Connection, Life, Pause, ReadState, TRICKLE};
 use super::control::{CloseMode, Command, OUTGOING};
 use super::effect::Effect;
 use super::event_loop::{run_to_end, Loop};
@@ -52,6 +53,8 @@ const READS_PER_TURN: usize = 8;
 const LINGER: Duration = Duration::from_secs(5);
 /// How often idle and lingering connections are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Most connection slots reserved when a server starts (see `new`).
+const RESERVE_CONNS: usize = 1 << 16;
 /// How long a stop waits for connection threads still inside a handler.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
@@ -89,6 +92,10 @@ pub struct TcpServer {
     replies: Vec<u8>,
     /// Empty buffers lent to connections' queues and decoders.
     spare: Spare,
+    /// Empty cold states lent to connections that need one for a while.
+    colds: ColdPool,
+    /// The time of this turn.
+    clock: Clock,
     next_gen: Seq,
     /// Connections with data left to read after their turn.
     again: Vec<(usize, u64)>,
@@ -136,6 +143,7 @@ impl TcpServer {
     fn new(local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>, seat: Seat) -> Result<TcpServer> {
         let (next_gen, per_ip) = (seat.seq(), seat.crew.per_ip.clone());
         let base = Base::new(local, cfg.frame, false, &mut cfg, seat)?;
+        base.shared.conns.reserve(cfg.max_conns.clamp(1, RESERVE_CONNS));
         let budget = base.shared.budget.clone();
         Ok(TcpServer {
             base,
@@ -152,10 +160,15 @@ impl TcpServer {
             budget_paused: Vec::new(),
             per_ip,
             refusals: Throttle::default(),
-            conns: Slab::new(),
+            // Room for every connection up front: the table then never
+            // moves (a grown copy would leave its old pages behind), and
+            // pages of slots never used are never touched.
+            conns: Slab::with_capacity(cfg.max_conns.clamp(1, RESERVE_CONNS)),
             scratch: vec![0; crate::tcp::READ_CHUNK],
             replies: Vec::new(),
             spare: Spare::default(),
+            colds: ColdPool::new(cfg.frame),
+            clock: Clock::new(),
             next_gen,
             again: Vec::new(),
             again_now: Vec::new(),
@@ -209,7 +222,8 @@ impl TcpServer {
     /// One turn of the loop: waits at most `timeout` (None: as long as
     /// nothing happens) for events, handles them, runs due timers and
     /// queued commands. False once a stop was asked: then call
-    /// [`finish`](TcpServer::finish).
+    /// [`finish`](TcpServer::finish). With several workers this turns worker
+    /// 0; the first turn starts the others on threads of their own.
     pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let _turning = self.base.turning();
         let timeout = sooner(self.next_timeout(), timeout);
@@ -251,6 +265,7 @@ impl TcpServer {
 
     fn turn_with(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         self.base.wait(events, timeout)?;
+        self.clock.update();
         std::mem::swap(&mut self.again, &mut self.again_now);
         for i in 0..self.again_now.len() {
             let (k, id) = self.again_now[i];
@@ -276,13 +291,13 @@ impl TcpServer {
                 }
             }
         }
-        if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+        if self.accept_paused_until.is_some_and(|t| self.clock.now() >= t) {
             self.accept_paused_until = None;
             self.accept_all();
         }
         self.run_commands();
         self.resume_budget_paused();
-        if self.last_sweep.elapsed() >= SWEEP_EVERY {
+        if self.clock.now().saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
             self.sweep();
         }
         Ok(())
@@ -336,7 +351,7 @@ impl TcpServer {
             self.per_ip.leave(peer.ip());
             return;
         }
-        entry.insert(Connection::new(sock, id, peer, self.frame, Life::Open(ReadState::Reading), 0));
+        entry.insert(Connection::new(sock, id, peer, Life::Open(ReadState::Reading), 0, self.clock.tick(), &mut self.colds));
         self.start(k);
     }
 
@@ -344,13 +359,13 @@ impl TcpServer {
     /// connected): its thread in thread mode, else `on_connect` here.
     fn start(&mut self, k: usize) {
         let c = &mut self.conns[k];
-        let (id, peer) = (c.id, c.peer);
+        let (id, peer) = (c.id, c.peer());
         match self.mode {
             Mode::ThreadPerConnection => {
                 let (shared, budget) = (self.base.shared.clone(), self.budget.clone());
                 match Worker::spawn((id, peer, c.user), self.handler.clone(), shared, budget, self.max_queue / 2) {
                     Ok(w) => {
-                        c.worker = Some(Box::new(w));
+                        c.cold(&mut self.colds).worker = Some(w);
                         self.base.shared.conns.opened(id, peer);
                     }
                     Err(e) => {
@@ -367,8 +382,10 @@ impl TcpServer {
             }
             Mode::EventLoop => {
                 self.base.shared.conns.opened(id, peer);
-                let sink = Sink::Buf { buf: &mut c.out, frame: self.frame, ending: Ending::Lf };
-                let mut conn = Conn { id, peer, user: &mut c.user, sink, shared: &self.base.shared };
+                let Connection { user, cold, .. } = c;
+                let cold = cold.get_or_insert_with(|| self.colds.take());
+                let sink = Sink::Buf { buf: &mut cold.out, frame: self.frame, ending: Ending::Lf, answering: (0, 0) };
+                let mut conn = Conn { id, peer, user, sink, shared: &self.base.shared };
                 let effect = self.handler.on_connect(&mut conn).effect();
                 self.apply(k, effect);
             }
@@ -405,7 +422,7 @@ impl TcpServer {
     /// saves the EAGAIN read per event.
     fn read(&mut self, k: usize, id: u64, closed_seen: bool) {
         match self.conns.get(k) {
-            Some(c) if c.id == id && matches!(c.life, Life::Draining { .. }) => return self.drain_input(k),
+            Some(c) if c.id == id && c.life == Life::Draining => return self.drain_input(k),
             Some(c) if c.id == id => {}
             _ => return,
         }
@@ -433,7 +450,7 @@ impl TcpServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return self.close_now(k, CloseReason::Error),
             };
-            c.last = Instant::now();
+            c.last = self.clock.tick();
             if !self.dispatch(k, id, Input::Read(n)) || (n < limit && !closed_seen) {
                 return;
             }
@@ -450,24 +467,28 @@ impl TcpServer {
         if c.id != id || !c.reading() {
             return false;
         }
-        if !c.decoder.has_pending() && matches!(input, Input::Read(0) | Input::End) {
+        if !c.holds_input() && matches!(input, Input::Read(0) | Input::End) {
             return true;
         }
-        let held_before = c.decoder.buffered();
         let n = match input {
             Input::Read(n) => n,
             Input::End => 0,
         };
+        let peer = c.peer();
+        // Its cold state for the time of the dispatch (back to the pool at
+        // the end if it then holds nothing).
+        let Connection { user, life, cold, .. } = c;
+        let Cold { decoder, out, out_pos, pushed, relayed, worker, .. } = &mut **cold.get_or_insert_with(|| self.colds.take());
+        let held_before = decoder.buffered();
         // A partial message left by this read is kept in a lent buffer.
-        if !c.decoder.has_buffer() {
-            if let Some(back) = c.decoder.lend(self.spare.take()) {
+        if !decoder.has_buffer() {
+            if let Some(back) = decoder.lend(self.spare.take()) {
                 self.spare.give(back);
             }
         }
         // The handler's answer; the quit word ends the input instead.
         let mut effect = Effect::Keep;
         let mut quit = false;
-        let Connection { decoder, out, out_pos, pushed, relayed, user, worker, peer, life, .. } = c;
         // Nothing queued: replies collect in the loop's buffer and go
         // straight to the socket (below); else behind what is queued.
         let direct = out.is_empty();
@@ -486,7 +507,8 @@ impl TcpServer {
                 }
                 return Flow::Continue;
             }
-            let mut conn = Conn { id, peer: *peer, user, sink: Sink::Buf { buf: out, frame, ending }, shared };
+            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()) };
+            let mut conn = Conn { id, peer, user, sink, shared };
             effect = handler.on_message(&mut conn, msg).effect();
             if effect != Effect::Keep {
                 return Flow::Stop;
@@ -508,14 +530,14 @@ impl TcpServer {
         // back through `again`), before any read that could find the end
         // of the stream.
         let paused = matches!(fed, Ok(Flow::Stop));
-        if let Some(buf) = self.conns[k].decoder.take_buffer() {
+        if let Some(buf) = decoder.take_buffer() {
             self.spare.give(buf);
         }
         if direct && !self.replies.is_empty() && !self.send_replies(k) {
             return false;
         }
         if let Err(e) = fed {
-            self.base.log.warn(format_args!("{}: {}", net::show(&self.conns[k].peer), e));
+            self.base.log.warn(format_args!("{}: {}", net::show(&peer), e));
             effect = Effect::ABORT;
         }
         self.progress(k, held_before + n);
@@ -528,7 +550,16 @@ impl TcpServer {
             self.apply(k, effect);
             effect = Effect::ABORT;
         }
-        self.apply(k, effect) && !paused && self.conns[k].reading()
+        let go_on = self.apply(k, effect) && !paused && self.conns[k].reading();
+        self.settle(k);
+        go_on
+    }
+
+    /// Gives connection `k`'s cold state back to the pool if it holds nothing.
+    fn settle(&mut self, k: usize) {
+        if let Some(c) = self.conns.get_mut(k) {
+            self.colds.settle(c, &mut self.spare);
+        }
     }
 
     /// Writes the loop's `replies` (connection `k`'s, which had nothing
@@ -553,10 +584,10 @@ impl TcpServer {
             }
         }
         if sent > 0 {
-            c.last = Instant::now();
+            c.last = self.clock.tick();
         }
         if sent < self.replies.len() {
-            self.spare.append(&mut c.out, &self.replies[sent..]);
+            self.spare.append(&mut c.cold(&mut self.colds).out, &self.replies[sent..]);
         }
         self.replies.clear();
         true
@@ -566,20 +597,21 @@ impl TcpServer {
     /// decoder consumed some of the `offered` bytes) and stops it when
     /// nothing is held.
     fn progress(&mut self, k: usize, offered: usize) {
-        let c = &mut self.conns[k];
+        let Some(c) = self.conns[k].cold.as_deref_mut() else { return };
         let held = c.decoder.buffered();
+        let now = self.clock.now();
         c.partial_since = match held {
             0 => None,
-            _ if held < offered => Some(Instant::now()),
-            _ => c.partial_since.or_else(|| Some(Instant::now())),
+            _ if held < offered => Some(now),
+            _ => c.partial_since.or(Some(now)),
         };
     }
 
     /// Recharges connection `k`'s holdings to the budget.
     fn account(&mut self, k: usize) {
-        let Some(c) = self.conns.get_mut(k) else { return };
+        let Some(c) = self.conns.get_mut(k).and_then(|c| c.cold.as_deref_mut()) else { return };
         c.reserved = c.reserved.min(c.decoder.missing());
-        let claim = c.decoder.buffered() + c.reserved + c.queued();
+        let claim = c.decoder.buffered() + c.reserved + c.out.len() - c.out_pos;
         self.budget.update(c.claim, claim);
         c.claim = claim;
     }
@@ -590,7 +622,8 @@ impl TcpServer {
     /// of at most `TRICKLE` bytes always fit.
     fn reserve(&mut self, k: usize) -> bool {
         self.account(k);
-        let c = &mut self.conns[k];
+        let peer = self.conns[k].peer();
+        let Some(c) = self.conns[k].cold.as_deref_mut() else { return true };
         let missing = c.decoder.missing();
         if missing <= c.reserved {
             return true;
@@ -599,7 +632,7 @@ impl TcpServer {
         let total = missing + c.decoder.buffered();
         if extra > self.budget.room() && total > TRICKLE {
             let (used, limit) = (self.budget.used(), self.budget.limit());
-            let peer = net::show(&c.peer);
+            let peer = net::show(&peer);
             self.base.log.warn(format_args!(
                 "closing {peer}: a message of {total} bytes does not fit in the memory budget ({used} of {limit} bytes in use)"
             ));
@@ -618,7 +651,7 @@ impl TcpServer {
         let Some(c) = self.conns.get_mut(k) else { return };
         let read = if c.own_queued() > high {
             ReadState::Paused(Pause::Replies)
-        } else if c.worker.as_ref().is_some_and(|w| w.queued() > self.max_queue) {
+        } else if c.worker().is_some_and(|w| w.queued() > self.max_queue) {
             ReadState::Paused(Pause::Worker)
         } else {
             // Edge-triggered: data that came while paused raised no new
@@ -686,46 +719,52 @@ impl TcpServer {
         if c.life == Life::Connecting {
             return self.hold_until_connected(k);
         }
-        while c.out_pos < c.out.len() {
-            match net::send_some(c.sock.as_raw_fd(), &c.out[c.out_pos..]) {
-                Ok(n) => {
-                    self.base.shared.counters().wrote(n);
-                    c.out_pos += n;
-                    c.pushed.sent(n);
-                    c.relayed.sent(n);
-                    c.last = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.close_now(k, CloseReason::Error);
-                    return false;
+        let Connection { sock, cold, last, .. } = c;
+        if let Some(x) = cold.as_deref_mut() {
+            while x.out_pos < x.out.len() {
+                match net::send_some(sock.as_raw_fd(), &x.out[x.out_pos..]) {
+                    Ok(n) => {
+                        self.base.shared.counters().wrote(n);
+                        x.out_pos += n;
+                        x.pushed.sent(n);
+                        x.relayed.sent(n);
+                        *last = self.clock.tick();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        self.close_now(k, CloseReason::Error);
+                        return false;
+                    }
                 }
             }
         }
-        if c.out_pos == c.out.len() {
-            // Emptied: the buffer goes back to the pool (idle connections hold none).
-            c.out_pos = 0;
-            self.spare.give(std::mem::take(&mut c.out));
+        if c.queued() == 0 {
+            if let Some(x) = c.cold.as_deref_mut() {
+                // Emptied: the buffer goes back to the pool (idle connections hold none).
+                x.out_pos = 0;
+                self.spare.give(std::mem::take(&mut x.out));
+            }
             match c.life {
                 // The peer is gone already: nothing to wait for.
-                Life::Closing { reason: CloseReason::Peer, .. } => {
+                Life::Closing { reason: CloseReason::Peer } => {
                     self.close_now(k, CloseReason::Peer);
                     return false;
                 }
-                Life::Draining { .. } => {
+                Life::Draining => {
                     self.discard(k);
                     return false;
                 }
-                Life::Closing { reason, deadline } => {
-                    // Everything is sent: FIN now, then wait for the peer's.
+                Life::Closing { reason } => {
+                    // Everything is sent: FIN now, then wait for the peer's
+                    // (until the same deadline).
                     let _ = c.sock.shutdown(std::net::Shutdown::Write);
                     if c.writable {
                         c.writable = false;
                         let _ = self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE);
                     }
                     self.notify(k, reason);
-                    self.set_life(k, Life::Draining { deadline });
+                    self.set_life(k, Life::Draining);
                     self.drain_input(k);
                     return false;
                 }
@@ -738,15 +777,15 @@ impl TcpServer {
         } else {
             // Only what others pushed can drop it: its own replies pause
             // reading instead (below).
-            if c.pushed.bytes() > self.max_queue {
+            if c.pushed() > self.max_queue {
                 let queued = c.queued();
-                self.base.log.warn(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer)));
+                self.base.log.warn(format_args!("dropping {}: not reading its replies ({queued} bytes queued)", net::show(&c.peer())));
                 self.close_now(k, CloseReason::Overflow);
                 return false;
             }
-            if c.out_pos > c.out.len() / 2 {
-                c.out.drain(..c.out_pos);
-                c.out_pos = 0;
+            if let Some(x) = c.cold.as_deref_mut().filter(|x| x.out_pos > x.out.len() / 2) {
+                x.out.drain(..x.out_pos);
+                x.out_pos = 0;
             }
             if !c.writable {
                 c.writable = true;
@@ -760,16 +799,17 @@ impl TcpServer {
         // nothing may read again (a little at a time while it is spent).
         let c = &mut self.conns[k];
         let own = c.own_queued();
-        if let Some(w) = c.worker.as_deref_mut() {
+        if let Some(w) = c.cold.as_deref_mut().and_then(|x| x.worker.as_mut()) {
             // Its thread must wait too: it may hold many messages already.
             w.replies(own, self.max_queue / 2, self.max_queue / 4);
         }
         match c.life {
-            Life::Open(ReadState::Reading) if c.own_queued() > self.max_queue / 2 => c.set_read(ReadState::Paused(Pause::Replies)),
-            Life::Open(ReadState::Paused(Pause::Replies)) if c.own_queued() <= self.max_queue / 4 => self.reopen(k),
-            Life::Open(ReadState::Paused(Pause::Budget)) if c.claim == 0 => self.reopen(k),
+            Life::Open(ReadState::Reading) if own > self.max_queue / 2 => c.set_read(ReadState::Paused(Pause::Replies)),
+            Life::Open(ReadState::Paused(Pause::Replies)) if own <= self.max_queue / 4 => self.reopen(k),
+            Life::Open(ReadState::Paused(Pause::Budget)) if c.claim() == 0 => self.reopen(k),
             _ => {}
         }
+        self.settle(k);
         true
     }
 
@@ -778,7 +818,7 @@ impl TcpServer {
     /// to finish the messages it holds, then sends `Finish` back.
     fn end_input(&mut self, k: usize, reason: CloseReason) {
         let Some(c) = self.conns.get_mut(k) else { return };
-        let Some(w) = &c.worker else { return self.begin_close(k, reason) };
+        let Some(w) = c.worker() else { return self.begin_close(k, reason) };
         if matches!(c.life, Life::Open(r) if r != ReadState::Ended) {
             w.end(reason);
             c.set_read(ReadState::Ended);
@@ -792,10 +832,17 @@ impl TcpServer {
         match self.conns.get(k).map(|c| c.life) {
             None => return,
             Some(Life::Connecting) => return self.close_now(k, reason),
-            Some(Life::Open(_)) => self.set_life(k, Life::Closing { reason, deadline: Instant::now() + LINGER }),
-            Some(Life::Closing { .. } | Life::Draining { .. }) => {}
+            Some(Life::Open(_)) => self.linger(k, reason, LINGER),
+            Some(Life::Closing { .. } | Life::Draining) => {}
         }
         self.flush(k);
+    }
+
+    /// Moves connection `k` to closing with `reason`: it closes once its
+    /// replies are flushed, or `within` from now anyway.
+    fn linger(&mut self, k: usize, reason: CloseReason, within: Duration) {
+        self.set_life(k, Life::Closing { reason });
+        self.conns[k].cold(&mut self.colds).deadline = Some(Instant::now() + within);
     }
 
     /// Moves connection `k` to `life`, keeping `lingering` in step: with
@@ -810,17 +857,18 @@ impl TcpServer {
     /// nothing can be sent to it, even while its socket lingers.
     fn notify(&mut self, k: usize, reason: CloseReason) {
         let Some(c) = self.conns.get_mut(k) else { return };
-        if matches!(c.life, Life::Draining { .. }) {
+        if c.life == Life::Draining {
             return; // told when it began draining
         }
         self.base.shared.conns.closed(c.id, reason);
-        match c.worker.take() {
+        match c.cold.as_deref_mut().and_then(|x| x.worker.take()) {
             Some(w) => {
                 self.joins.push(w.close(reason));
                 self.reap();
             }
             None => {
-                let mut conn = Conn { id: c.id, peer: c.peer, user: &mut c.user, sink: Sink::Closed, shared: &self.base.shared };
+                let peer = c.peer();
+                let mut conn = Conn { id: c.id, peer, user: &mut c.user, sink: Sink::Closed, shared: &self.base.shared };
                 self.handler.on_close(&mut conn, reason);
             }
         }
@@ -835,15 +883,17 @@ impl TcpServer {
     /// Closes connection `k` at once without a callback: its handler was
     /// told already (or is owed nothing).
     fn discard(&mut self, k: usize) {
-        let Some(mut c) = self.conns.try_remove(k) else { return };
+        let Some(c) = self.conns.try_remove(k) else { return };
         self.lingering -= usize::from(c.life.lingers());
-        self.budget.sub(c.claim);
+        self.budget.sub(c.claim());
         if !self.outgoing.closed(c.id) {
-            self.per_ip.leave(c.peer.ip());
+            self.per_ip.leave(c.peer().ip());
         }
         self.resume_relays(c.id);
-        let _ = self.base.poll.registry().deregister(&mut c.sock);
-        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        // Dropping `c` closes the socket, its only descriptor: that takes it
+        // out of the epoll set and sends the FIN (or the RST, if input is
+        // left unread) without an epoll_ctl or a shutdown call first.
+        drop(c);
     }
 
     /// Joins worker threads that have finished (a joinable thread keeps its
@@ -865,12 +915,13 @@ impl TcpServer {
     fn queue(&mut self, k: usize, bytes: &[u8], pushed: bool) {
         let c = &mut self.conns[k];
         if !c.life.lingers() {
+            let x = c.cold(&mut self.colds);
             if pushed {
                 // A send_to or broadcast (a handler's reply was counted when sent).
                 self.base.shared.counters().message_out();
-                c.pushed.add(c.queued(), bytes.len());
+                x.pushed.add(x.out.len() - x.out_pos, bytes.len());
             }
-            self.spare.append(&mut c.out, bytes);
+            self.spare.append(&mut x.out, bytes);
             self.flush(k);
         }
     }
@@ -903,7 +954,8 @@ impl TcpServer {
                 }
                 Command::SetIdle { id, idle } => {
                     if let Some(k) = self.find(id) {
-                        self.conns[k].idle = idle;
+                        self.conns[k].cold(&mut self.colds).idle = idle;
+                        self.settle(k);
                         self.idle_overrides = true;
                     }
                 }
@@ -919,7 +971,7 @@ impl TcpServer {
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {
                         let c = &self.conns[k];
-                        if c.paused(Pause::Worker) && c.worker.as_ref().is_some_and(|w| w.queued() <= self.max_queue / 2) {
+                        if c.paused(Pause::Worker) && c.worker().is_some_and(|w| w.queued() <= self.max_queue / 2) {
                             self.reopen(k);
                         }
                     }
@@ -932,7 +984,8 @@ impl TcpServer {
     /// connections that will not flush: a scan of every connection, so at
     /// most once per `SWEEP_EVERY`.
     fn sweep(&mut self) {
-        let now = Instant::now();
+        self.clock.update();
+        let now = self.clock.now();
         self.last_sweep = now;
         self.reap();
         self.connect_timeouts(now);
@@ -940,29 +993,34 @@ impl TcpServer {
             return;
         }
         let mut expired = Vec::new();
-        let draining: Vec<usize> = self.conns.iter().filter(|(_, c)| matches!(c.life, Life::Draining { .. })).map(|(k, _)| k).collect();
+        let draining: Vec<usize> = self.conns.iter().filter(|(_, c)| c.life == Life::Draining).map(|(k, _)| k).collect();
         for k in draining {
             self.drain_input(k);
         }
         for (k, c) in self.conns.iter() {
+            let late = c.deadline().is_some_and(|d| now >= d);
             match c.life {
                 // A draining connection said its reason already.
-                Life::Draining { deadline } if now >= deadline => expired.push((k, None)),
+                Life::Draining if late => expired.push((k, None)),
                 // One that never took its replies ends in error.
-                Life::Closing { reason, deadline } if now >= deadline => {
+                Life::Closing { reason } if late => {
                     expired.push((k, Some(if reason == CloseReason::Stopping { reason } else { CloseReason::Error })))
                 }
-                Life::Open(_) if c.idle.resolve(self.idle).is_some_and(|t| now.duration_since(c.last) >= t) => {
+                Life::Open(_) if c.idle().resolve(self.idle).is_some_and(|t| self.clock.passed(c.last, t)) => {
                     expired.push((k, Some(CloseReason::Idle)))
                 }
                 // Not while its replies or its worker hold it back: then the
                 // wait is the server's, not the peer's.
                 Life::Open(r)
-                    if self.incomplete.zip(c.partial_since).is_some_and(|(t, since)| now.duration_since(since) >= t)
+                    if self.incomplete.zip(c.partial_since()).is_some_and(|(t, since)| now.duration_since(since) >= t)
                         && !matches!(r, ReadState::Paused(Pause::Replies | Pause::Worker | Pause::Relay)) =>
                 {
                     let t = self.incomplete.unwrap_or_default();
-                    self.base.log.warn(format_args!("closing {}: message still incomplete after {} ms", net::show(&c.peer), t.as_millis()));
+                    self.base.log.warn(format_args!(
+                        "closing {}: message still incomplete after {} ms",
+                        net::show(&c.peer()),
+                        t.as_millis()
+                    ));
                     expired.push((k, Some(CloseReason::Error)));
                 }
                 _ => {}
@@ -985,7 +1043,7 @@ impl TcpServer {
         // Messages not yet handed to a handler are dropped: a blocked
         // handler could otherwise hold the stop for as long as it has input.
         for (_, c) in self.conns.iter() {
-            if let Some(w) = &c.worker {
+            if let Some(w) = c.worker() {
                 w.stop_delivering();
             }
         }
@@ -994,11 +1052,11 @@ impl TcpServer {
             match self.conns[k].life {
                 Life::Connecting => self.close_now(k, CloseReason::Stopping),
                 Life::Open(_) | Life::Closing { .. } => {
-                    self.set_life(k, Life::Closing { reason: CloseReason::Stopping, deadline: Instant::now() + Duration::from_secs(2) });
+                    self.linger(k, CloseReason::Stopping, Duration::from_secs(2));
                     self.flush(k);
                 }
                 // Told already: flushed, it closes now.
-                Life::Draining { .. } => {
+                Life::Draining => {
                     self.flush(k);
                 }
             }
@@ -1012,9 +1070,7 @@ impl TcpServer {
                     if self.conns.contains(k) && ev.is_writable() {
                         self.flush(k);
                     }
-                    if self.conns.get(k).is_some_and(|c| matches!(c.life, Life::Draining { .. }))
-                        && (ev.is_readable() || ev.is_read_closed())
-                    {
+                    if self.conns.get(k).is_some_and(|c| c.life == Life::Draining) && (ev.is_readable() || ev.is_read_closed()) {
                         self.drain_input(k);
                     }
                 }

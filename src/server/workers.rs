@@ -177,6 +177,8 @@ pub(crate) enum Followers {
     /// Built, started at worker 0's first turn.
     Waiting(Vec<Runner>),
     Running(Vec<JoinHandle<()>>),
+    /// Stopped and joined (or dropped unstarted).
+    Ended,
 }
 
 /// A loop's part in the server's start and stop.
@@ -214,7 +216,7 @@ impl Team {
     pub(crate) fn end(&mut self, crew: &Crew) {
         if let Team::Lead(f) = self {
             crew.stop();
-            if let Followers::Running(joins) = std::mem::replace(f, Followers::Waiting(Vec::new())) {
+            if let Followers::Running(joins) = std::mem::replace(f, Followers::Ended) {
                 for j in joins {
                     let _ = j.join();
                 }
@@ -293,12 +295,15 @@ pub(crate) fn assemble<L: Loop>(
         shared.push(Arc::downgrade(&w.base_mut().shared));
         let (log, crew) = (lead.base_mut().log.share(), crew.clone());
         runners.push(Box::new(move || {
-            if let Err(e) = run_to_end(Box::new(w), true) {
-                // A worker that fails ends the whole server, as a failing
-                // single loop would.
-                log.error(format_args!("worker {}: {e}: stopping", i + 1));
-                crew.stop();
-            }
+            // A worker that fails (or whose Rust handler panics) ends the
+            // whole server, as a failing single loop would.
+            let why = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_to_end(Box::new(w), true))) {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "a callback panicked".to_string(),
+            };
+            log.error(format_args!("worker {}: {why}: stopping", i + 1));
+            crew.stop();
         }));
     }
     let _ = crew.members.set(shared);
