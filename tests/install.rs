@@ -481,3 +481,17 @@ fn cmake_package_version_is_same_minor() {
         }
     }
 }
+
+/// The probe behind `native_static_libs` (an empty staticlib that rustc
+/// builds to report the system libraries) leaves nothing behind: it used to
+/// keep a ~21 MB archive per test process in `target/tmp`, which filled the
+/// disk after a few hundred test runs.
+#[test]
+fn native_static_libs_probe_leaves_no_files() {
+    assert!(!native_static_libs().is_empty());
+    let dir = tmp_dir("native-static-libs");
+    let pid = std::process::id();
+    for name in [format!("libnslprobe{pid}.a"), format!("probe{pid}.rs")] {
+        assert!(!dir.join(&name).exists(), "{} left behind", dir.join(&name).display());
+    }
+}

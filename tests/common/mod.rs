@@ -125,16 +125,21 @@ pub fn native_static_libs() -> Vec<String> {
         let probe = || -> Option<String> {
             let dir = tmp_dir("native-static-libs");
             let src = dir.join(format!("probe{}.rs", std::process::id()));
+            let lib = dir.join(format!("libnslprobe{}.a", std::process::id()));
             std::fs::write(&src, "").ok()?;
             let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
             let out = Command::new(rustc)
                 .args(["--crate-type", "staticlib", "--crate-name", "nslprobe", "--print", "native-static-libs", "--target"])
                 .arg(env!("SOCKFLOW_TARGET"))
                 .arg("-o")
-                .arg(dir.join(format!("libnslprobe{}.a", std::process::id())))
+                .arg(&lib)
                 .arg(&src)
-                .output()
-                .ok()?;
+                .output();
+            // Only rustc's report is wanted: the archive (about 21 MB, the
+            // standard library) kept per test process filled the disk.
+            let _ = std::fs::remove_file(&lib);
+            let _ = std::fs::remove_file(&src);
+            let out = out.ok()?;
             let text = String::from_utf8_lossy(&out.stderr).into_owned();
             text.lines().find_map(|l| l.split_once("native-static-libs:").map(|(_, libs)| libs.trim().to_string()))
         };
