@@ -33,7 +33,8 @@ int main(int argc, char **argv)
         struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {sockflow_server_fd(server), POLLIN, 0}};
         ssize_t n;
         char *nl;
-        if (poll(fds, 2, sockflow_server_timeout(server)) <= 0 || !fds[0].revents)
+        int ms = SOCKFLOW_FOREVER;
+        if (sockflow_server_timeout(server, &ms) != 0 || poll(fds, 2, ms) <= 0 || !fds[0].revents)
             continue;
         n = read(STDIN_FILENO, buf + have, sizeof buf - have);
         if (n <= 0) {

@@ -1284,15 +1284,18 @@ int sockflow_server_turn(struct sockflow_server *s, int timeout_ms);
 int sockflow_server_fd(const struct sockflow_server *s);
 
 /**
- * How many ms a program's own loop may wait on `sockflow_server_fd` before
- * the next `sockflow_server_turn` is due even without an event (a timer,
- * an idle check): `SOCKFLOW_FOREVER` = no such deadline, 0 = now (rounded up, so a turn
- * after the wait finds the timer due). Call it right before polling, from
- * the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
- * turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
- * stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
+ * Writes to `*timeout_ms` how many ms a program's own loop may wait on
+ * `sockflow_server_fd` before the next `sockflow_server_turn` is due even
+ * without an event (a timer, an idle check): `SOCKFLOW_FOREVER` = no such
+ * deadline, 0 = now (rounded up, so a turn after the wait finds the timer
+ * due); pass it to `poll()` as is. Call it right before polling, from the
+ * thread that turns the server. Returns 0, or (and `*timeout_ms` is left
+ * alone) `SOCKFLOW_EBUSY` while a run or a turn uses the server on another
+ * thread, `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for
+ * NULL or a server of more than one worker. (An out-parameter, because
+ * `SOCKFLOW_FOREVER` and `SOCKFLOW_EINVAL` are both -1.)
  */
-int sockflow_server_timeout(struct sockflow_server *s);
+int sockflow_server_timeout(struct sockflow_server *s, int *timeout_ms);
 
 /**
  * Runs the server on a new background thread, as `sockflow_server_run`

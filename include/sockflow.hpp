@@ -841,7 +841,11 @@ public:
     /// The descriptor the program's own loop polls for reading.
     int fd() const { return detail::check(sockflow_server_fd(s_)); }
     /// How long that poll may wait before the next turn (`forever`: no limit).
-    std::chrono::milliseconds timeout() { return std::chrono::milliseconds(detail::check(sockflow_server_timeout(s_))); }
+    std::chrono::milliseconds timeout() {
+        int ms = SOCKFLOW_FOREVER;
+        detail::check(sockflow_server_timeout(s_, &ms));
+        return std::chrono::milliseconds(ms);
+    }
 
     /// Stops (if running), waits, and frees the server now.
     void close() noexcept

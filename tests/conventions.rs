@@ -216,7 +216,14 @@ fn every_handle_has_one_close_and_send_to_has_one_spelling() {
 fn examples_stay_as_short_as_promised() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/c_examples");
     let lines = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}")).lines().count();
-    for (name, max) in [("chat_room.c", 50), ("proxy.c", 60), ("prim_tcp_server.c", 50), ("prim_tcp_client.c", 50), ("prim_udp_server.c", 50), ("prim_udp_client.c", 50)] {
+    for (name, max) in [
+        ("chat_room.c", 50),
+        ("proxy.c", 60),
+        ("prim_tcp_server.c", 50),
+        ("prim_tcp_client.c", 50),
+        ("prim_udp_server.c", 50),
+        ("prim_udp_client.c", 50),
+    ] {
         assert!(lines(name) <= max, "{name} has {} lines (at most {max})", lines(name));
     }
     for name in ["tcp_server.c", "tcp_client.c", "echo_server.c", "udp_server.c", "udp_client.c"] {

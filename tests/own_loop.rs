@@ -13,6 +13,7 @@ use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
 use sockflow::ffi::server::*;
 use sockflow::ffi::timer::*;
+use sockflow::ffi::SOCKFLOW_FOREVER;
 use std::ffi::{c_int, c_void};
 use std::io::{BufReader, Read, Write};
 use std::ptr::null_mut;
@@ -43,10 +44,15 @@ fn turns_from_the_programs_own_loop() {
     let fd = sockflow_server_fd(s);
     assert!(fd >= 0);
     // Nothing is due: no deadline. A timer gives one, at most its delay away.
-    assert_eq!(sockflow_server_timeout(s), -1);
+    let timeout = |s| {
+        let mut t = 12345;
+        assert_eq!(sockflow_server_timeout(s, &mut t), 0);
+        t
+    };
+    assert_eq!(timeout(s), SOCKFLOW_FOREVER);
     let mut ticks = 0u32;
     assert_eq!(sockflow_server_timer_add(s, 50, 0, Some(count), &mut ticks as *mut u32 as *mut c_void, null_mut()), 0);
-    let t = sockflow_server_timeout(s);
+    let t = timeout(s);
     assert!((0..=50).contains(&t), "timeout {t} for a timer due in 50 ms");
     // The program's loop: poll the descriptor with the timeout, then turn.
     let mut client = kit::connect(port);
@@ -56,7 +62,7 @@ fn turns_from_the_programs_own_loop() {
     let deadline = Instant::now() + WAIT;
     while (got != b"ping\n" || ticks == 0) && Instant::now() < deadline {
         let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        let t = sockflow_server_timeout(s);
+        let t = timeout(s);
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut p, 1, if t < 0 { 1000 } else { t }) };
         assert_eq!(sockflow_server_turn(s, 0), sockflow_turn::Running as c_int);
@@ -74,7 +80,9 @@ fn turns_from_the_programs_own_loop() {
     client.set_read_timeout(Some(WAIT)).unwrap();
     assert_eq!(client.read(&mut [0u8; 8]).unwrap(), 0, "the client was closed");
     assert_eq!(sockflow_server_turn(s, 0), SOCKFLOW_EBADHANDLE);
-    assert_eq!(sockflow_server_timeout(s), SOCKFLOW_EBADHANDLE);
+    let mut t = 12345;
+    assert_eq!(sockflow_server_timeout(s, &mut t), SOCKFLOW_EBADHANDLE);
+    assert_eq!(t, 12345, "left alone on an error");
     sockflow_server_close(s);
 }
 

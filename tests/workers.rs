@@ -611,7 +611,8 @@ fn the_programs_own_loop_drives_one_worker_only() {
     cfg.workers = 2;
     let mut s = std::ptr::null_mut();
     assert_eq!(sockflow_tcp_server_new(&a, &cfg, sockflow_handler_echo(), std::ptr::null_mut(), &mut s), 0);
-    for (what, rc) in [("turn", sockflow_server_turn(s, 0)), ("fd", sockflow_server_fd(s)), ("timeout", sockflow_server_timeout(s))] {
+    for (what, rc) in [("turn", sockflow_server_turn(s, 0)), ("fd", sockflow_server_fd(s)), ("timeout", sockflow_server_timeout(s, &mut 0))]
+    {
         assert_eq!(rc, SOCKFLOW_EINVAL, "{what}");
         let mut buf = [0 as std::ffi::c_char; 256];
         sockflow_last_error(buf.as_mut_ptr(), buf.len());

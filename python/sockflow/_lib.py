@@ -113,7 +113,7 @@ SIGNATURES = [
     ("sockflow_server_broadcast", c_int, [_server, c_void_p, c_size_t]),
     ("sockflow_server_turn", c_int, [_server, c_int]),
     ("sockflow_server_fd", c_int, [_server]),
-    ("sockflow_server_timeout", c_int, [_server]),
+    ("sockflow_server_timeout", c_int, [_server, P(c_int)]),
     ("sockflow_server_close_id", c_int, [_server, c_uint64, c_int]),
     ("sockflow_server_conn_count", c_ssize_t, [_server]),
     ("sockflow_server_conn_ids", c_ssize_t, [_server, _u64p, c_size_t]),

@@ -518,9 +518,9 @@ class Server:
 
     def timeout(self):
         """ms until the next turn is due without an event (FOREVER = none)."""
-        rc = lib.sockflow_server_timeout(self._h())
-        # -1 is FOREVER here (EINVAL, also -1, is only for a NULL server).
-        return rc if rc >= C.FOREVER else check(rc)
+        ms = ctypes.c_int(C.FOREVER)
+        check(lib.sockflow_server_timeout(self._h(), ctypes.byref(ms)))
+        return ms.value
 
     def close(self):
         """Stops the server if it runs, waits for it, and frees it. Not from

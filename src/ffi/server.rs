@@ -608,17 +608,21 @@ fn one_worker(s: &sockflow_server, call: &str) -> crate::Result<()> {
     }
 }
 
-/// How many ms a program's own loop may wait on `sockflow_server_fd` before
-/// the next `sockflow_server_turn` is due even without an event (a timer,
-/// an idle check): `SOCKFLOW_FOREVER` = no such deadline, 0 = now (rounded up, so a turn
-/// after the wait finds the timer due). Call it right before polling, from
-/// the thread that turns the server. `SOCKFLOW_EBUSY` while a run or a
-/// turn uses the server on another thread, `SOCKFLOW_EBADHANDLE` after it
-/// stopped, `SOCKFLOW_EINVAL` for a server of more than one worker.
+/// Writes to `*timeout_ms` how many ms a program's own loop may wait on
+/// `sockflow_server_fd` before the next `sockflow_server_turn` is due even
+/// without an event (a timer, an idle check): `SOCKFLOW_FOREVER` = no such
+/// deadline, 0 = now (rounded up, so a turn after the wait finds the timer
+/// due); pass it to `poll()` as is. Call it right before polling, from the
+/// thread that turns the server. Returns 0, or (and `*timeout_ms` is left
+/// alone) `SOCKFLOW_EBUSY` while a run or a turn uses the server on another
+/// thread, `SOCKFLOW_EBADHANDLE` after it stopped, `SOCKFLOW_EINVAL` for
+/// NULL or a server of more than one worker. (An out-parameter, because
+/// `SOCKFLOW_FOREVER` and `SOCKFLOW_EINVAL` are both -1.)
 #[no_mangle]
-pub extern "C" fn sockflow_server_timeout(s: *mut sockflow_server) -> c_int {
+pub extern "C" fn sockflow_server_timeout(s: *mut sockflow_server, timeout_ms: *mut c_int) -> c_int {
     ffi_boundary! {
         let server = try_ref!(s, "server");
+        let out = try_mut!(timeout_ms, "timeout_ms");
         try_ok!(one_worker(server, "sockflow_server_timeout"));
         let mut st = server.run.lock();
         let d = match &mut *st {
@@ -626,10 +630,11 @@ pub extern "C" fn sockflow_server_timeout(s: *mut sockflow_server) -> c_int {
             State::Running | State::RunningThenFree => return fail(Error::new(Code::Busy, "server is running on another thread")),
             State::Done(_) => return fail(Error::new(Code::BadHandle, "server has stopped")),
         };
-        match d {
-            None => -1,
+        *out = match d {
+            None => SOCKFLOW_FOREVER,
             Some(d) => d.as_nanos().div_ceil(1_000_000).min(c_int::MAX as u128) as c_int,
-        }
+        };
+        0
     }
 }
 
