@@ -27,6 +27,11 @@
 
 
 /**
+ * Longest path or abstract name (`sun_path` holds 108 bytes with the NUL).
+ */
+#define PATH_MAX 107
+
+/**
  * "No limit", for any `*_ms` argument or field (every negative value
  * means the same).
  */
@@ -517,6 +522,11 @@ typedef struct sockflow_args {
      * `sockflow_server_stats`) when it stops.
      */
     int stats;
+    /**
+     * `--mode OCTAL` (servers on a "unix:PATH" host): the socket file's
+     * permissions, e.g. 0660; 0 = not given (as the umask leaves them).
+     */
+    int mode;
 } sockflow_args;
 
 /**
@@ -533,7 +543,9 @@ typedef struct sockflow_addr {
      */
     int port;
     /**
-     * 4 or 6.
+     * 4 or 6; 0 for a client on a Unix domain socket (`unix:`), whose
+     * `ip` reads "unix" and `port` 0: its process comes from
+     * `sockflow_conn_peer_cred` / `sockflow_tcp_peer_cred`.
      */
     int family;
 } sockflow_addr;
@@ -1133,6 +1145,18 @@ int sockflow_conn_worker(const struct sockflow_conn *c);
 int sockflow_conn_peer(const struct sockflow_conn *c, struct sockflow_addr *out);
 
 /**
+ * The credentials of a client on a Unix domain socket (`unix:` servers),
+ * read with `SO_PEERCRED` when it connected: its process id, user id and
+ * group id, written through the pointers that are not NULL. For local
+ * access control: `if (uid != getuid()) return SOCKFLOW_CLOSE;`. Returns 0,
+ * or `SOCKFLOW_EINVAL` for a peer that is not local (TCP, UDP).
+ */
+int sockflow_conn_peer_cred(const struct sockflow_conn *c,
+                            int *pid,
+                            unsigned int *uid,
+                            unsigned int *gid);
+
+/**
  * The per-connection user pointer (NULL until set). For UDP it lasts one
  * datagram, or as long as the peer with `udp_peers`. NULL (and the last error set) for a `conn` that is not the
  * running callback's.
@@ -1359,6 +1383,10 @@ int sockflow_server_stats(const struct sockflow_server *s, struct sockflow_stats
  * Listens on `host`:`port` (`port` 0 = any free port; read it back with
  * `sockflow_tcp_listener_port`). SO_REUSEADDR is set, so a restarted server
  * binds at once; "::" listens on IPv4 and IPv6. `backlog` <= 0 means 128.
+ * A Unix domain socket: `host` "unix:/run/app.sock" (a socket file: a
+ * stale one is replaced, one a live server answers on is
+ * `SOCKFLOW_EADDRINUSE`; the file is removed when the listener is closed)
+ * or "unix:@name" (Linux abstract namespace), with `port` 0.
  * On success writes a new listener to `*out` (free it with
  * `sockflow_tcp_listener_close`) and returns 0.
  */
@@ -1405,7 +1433,9 @@ void sockflow_tcp_listener_close(struct sockflow_tcp_listener *l);
 /**
  * Connects to `host`:`port`, trying every address the name resolves to,
  * each attempt bounded by `timeout_ms` (`SOCKFLOW_FOREVER` = the OS's limit;
- * 0 = `SOCKFLOW_EINVAL`). Writes the
+ * 0 = `SOCKFLOW_EINVAL`). `host` "unix:PATH" or "unix:@NAME" with
+ * `port` 0 connects to a Unix domain socket (see `sockflow_tcp_listen`).
+ * Writes the
  * new connection to `*out` (free it with `sockflow_tcp_close`); returns 0,
  * or e.g. `SOCKFLOW_ECONNREFUSED`, `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`.
  */
@@ -1503,6 +1533,16 @@ int sockflow_tcp_flush(struct sockflow_tcp *t);
  * Writes the peer's address to `*out`. Returns 0 or `SOCKFLOW_EINVAL`.
  */
 int sockflow_tcp_peer(const struct sockflow_tcp *t, struct sockflow_addr *out);
+
+/**
+ * The credentials of the process at the other end of a Unix domain
+ * socket connection (see `sockflow_conn_peer_cred`): for a client, the
+ * server's. Returns 0, or `SOCKFLOW_EINVAL` for a TCP connection.
+ */
+int sockflow_tcp_peer_cred(const struct sockflow_tcp *t,
+                           int *pid,
+                           unsigned int *uid,
+                           unsigned int *gid);
 
 /**
  * The connection's descriptor, for programs that poll it themselves (still

@@ -81,8 +81,12 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// `127.0.0.1:80`, `[::1]:80`.
+/// `127.0.0.1:80`, `[::1]:80`, `unix (pid 7 uid 1000 gid 1000)` (a local
+/// peer: see `unix.rs`).
 pub fn show(addr: &SocketAddr) -> String {
+    if let Some(c) = crate::unix::cred(*addr) {
+        return format!("unix (pid {} uid {} gid {})", c.pid, c.uid, c.gid);
+    }
     canonical(*addr).to_string()
 }
 

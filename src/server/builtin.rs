@@ -24,8 +24,13 @@ impl Print {
     }
 }
 
+/// `ip = 127.0.0.1 port = 5000`, or for a local client
+/// `unix pid = 4242 uid = 1000 gid = 1000`.
 fn who(c: &Conn<'_>) -> String {
-    format!("ip = {} port = {}", c.peer().ip(), c.peer().port())
+    match c.peer_cred() {
+        Some(u) => format!("unix pid = {} uid = {} gid = {}", u.pid, u.uid, u.gid),
+        None => format!("ip = {} port = {}", c.peer().ip(), c.peer().port()),
+    }
 }
 
 impl Handler for Print {

@@ -349,6 +349,12 @@ impl Conn<'_> {
         self.peer
     }
 
+    /// The credentials (pid, uid, gid) of a client on a Unix domain socket,
+    /// read with `SO_PEERCRED` when it connected; None for an IP peer.
+    pub fn peer_cred(&self) -> Option<crate::unix::Cred> {
+        crate::unix::cred(self.peer)
+    }
+
     /// The worker (event-loop thread, 0 to `workers - 1`) this connection
     /// lives on and this callback runs on: an index for per-worker state
     /// that needs no lock.
