@@ -27,11 +27,6 @@
 
 
 /**
- * Longest path or abstract name (`sun_path` holds 108 bytes with the NUL).
- */
-#define PATH_MAX 107
-
-/**
  * "No limit", for any `*_ms` argument or field (every negative value
  * means the same).
  */

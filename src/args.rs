@@ -96,8 +96,8 @@ impl Args {
 /// `<host> <port>` or `[<host>] <port>`.
 pub fn synopsis(role: Role) -> &'static str {
     match role {
-        Role::Server => "[options] [<host>] <port> | unix:PATH | unix:@NAME",
-        Role::Client => "[options] <host> <port> | unix:PATH | unix:@NAME",
+        Role::Server => "[options] [<host>] <port>",
+        Role::Client => "[options] <host> <port>",
     }
 }
 
@@ -379,5 +379,29 @@ mod take_tests {
         assert_eq!(take_int_option(&mut vec!["p", "--interval"], "--interval").unwrap_err().code, Code::Usage);
         assert_eq!(take_int_option(&mut vec!["p", "--interval", "-5"], "--interval").unwrap_err().code, Code::Usage);
         assert_eq!(take_int_option(&mut vec!["p", "--intervals=5"], "--interval").unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod unix_tests {
+    use super::*;
+
+    #[test]
+    fn a_unix_address_takes_the_place_of_host_and_port() {
+        for role in [Role::Server, Role::Client] {
+            let a = parse(role, "p", &["unix:/tmp/a.sock"]).unwrap();
+            assert_eq!((a.host.as_str(), a.port), ("unix:/tmp/a.sock", 0));
+            assert_eq!(a.unix().unwrap().unwrap(), crate::unix::Place::Path("/tmp/a.sock".into()));
+            assert_eq!(parse(role, "p", &["unix:@app"]).unwrap().host, "unix:@app");
+            let e = parse(role, "p", &["unix:/tmp/a.sock", "80"]).unwrap_err();
+            assert!(e.msg.contains("has no port"), "{}", e.msg);
+            assert_eq!(parse(role, "p", &["unix:"]).unwrap_err().code, Code::Usage);
+        }
+        let a = parse(Role::Server, "p", &["--mode", "660", "unix:a.sock"]).unwrap();
+        assert_eq!(a.mode, Some(0o660));
+        for bad in [&["--mode", "8", "unix:a"][..], &["--mode", "0", "unix:a"], &["--mode", "660", "0"], &["--mode", "12345", "unix:a"]] {
+            assert_eq!(parse(Role::Server, "p", bad).unwrap_err().code, Code::Usage, "{bad:?}");
+        }
+        assert!(parse(Role::Client, "p", &["--mode", "660", "unix:a"]).unwrap_err().msg.contains("server option"));
     }
 }

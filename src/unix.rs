@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 /// What starts a local address.
 pub const PREFIX: &str = "unix:";
 /// Longest path or abstract name (`sun_path` holds 108 bytes with the NUL).
-pub const PATH_MAX: usize = 107;
+const PATH_MAX: usize = 107;
 
 /// Where a local socket lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
