@@ -50,6 +50,10 @@ pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>>
     if bare.is_empty() {
         return Err(Error::new(Code::Addr, "host is empty"));
     }
+    if host.starts_with(crate::unix::PREFIX) {
+        // The stream flows take it before resolving; the rest need an IP.
+        return Err(Error::new(Code::Addr, format!("\"{host}\": a unix socket serves the stream (TCP) flows only, not this one")));
+    }
     if let Ok(ip) = bare.parse::<IpAddr>() {
         if !family.admits(&ip) {
             let want = if family == Family::V4 { "IPv4" } else { "IPv6" };

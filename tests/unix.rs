@@ -283,3 +283,30 @@ fn c_primitives_take_unix_hosts_and_report_credentials() {
     sockflow_tcp_close(c);
     sockflow_tcp_listener_close(l);
 }
+
+/// `tests/c/peer_cred.c`: a C handler's `sockflow_conn_peer_cred` gives
+/// the connecting process (this one), `sockflow_tcp_peer_cred` the
+/// server's, and `sockflow_tcp_peer` reads "unix", port 0, family 0.
+#[test]
+fn c_handler_reads_peer_credentials() {
+    let src = root().join("tests/c/peer_cred.c");
+    let bin = CProgram::new(&src.to_string_lossy()).flag("-pthread").build();
+    let mut p = spawn(&bin, &[], Input::Null);
+    let st = p.wait_exit(default_timeout());
+    assert_exit(&p, st, 0);
+    assert!(p.stdout_text().starts_with("OK"), "{}", p.transcript());
+}
+
+/// The flows that need an IP address (UDP) say so for a unix: host,
+/// instead of failing to resolve it.
+#[test]
+fn udp_flows_refuse_unix_hosts_clearly() {
+    let dir = TempDir::new("udp");
+    let place = format!("unix:{}", dir.sock("d.sock"));
+    for name in ["udp_server", "udp_client"] {
+        let mut p = spawn(example(name, Link::Static), &[&place], Input::Null);
+        let st = p.wait_exit(default_timeout());
+        assert!(!st.success(), "{}", p.transcript());
+        assert!(p.stderr_text().contains("a unix socket serves the stream (TCP) flows only"), "{}", p.transcript());
+    }
+}
