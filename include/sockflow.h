@@ -538,9 +538,10 @@ typedef struct sockflow_addr {
      */
     int port;
     /**
-     * 4 or 6; 0 for a client on a Unix domain socket (`unix:`), whose
-     * `ip` reads "unix" and `port` 0: its process comes from
-     * `sockflow_conn_peer_cred` / `sockflow_tcp_peer_cred`.
+     * 4 or 6; 0 for a peer on a Unix domain socket (`unix:`), whose `ip`
+     * reads "unix": a stream client has `port` 0 (its process comes from
+     * `sockflow_conn_peer_cred` / `sockflow_tcp_peer_cred`), a datagram
+     * sender a number `sockflow_udp_send_to(u, "unix", port)` replies to.
      */
     int family;
 } sockflow_addr;
@@ -1592,7 +1593,13 @@ int sockflow_server_timer_cancel(struct sockflow_server *s, uint64_t timer_id);
 
 /**
  * Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is
- * dual-stack). Writes it to `*out` (free with `sockflow_udp_close`); returns 0.
+ * dual-stack). `host` "unix:PATH" or "unix:@NAME" with `port` 0 binds a
+ * Unix domain datagram socket instead (the socket file as for
+ * `sockflow_tcp_listen`: a stale one replaced, a live one
+ * `SOCKFLOW_EADDRINUSE`, removed at close); its senders read `ip` "unix"
+ * and a `port` number that `sockflow_udp_send_to(u, "unix", port)` replies
+ * to (the last 4096 senders are remembered).
+ * Writes it to `*out` (free with `sockflow_udp_close`); returns 0.
  */
 int sockflow_udp_bind(const char *host, int port, struct sockflow_udp **out);
 
@@ -1605,6 +1612,9 @@ int sockflow_udp_bind_args(const struct sockflow_args *args, struct sockflow_udp
  * Opens a UDP socket on a free port connected to `host`:`port` (first
  * address that works): `sockflow_udp_send` goes there, only its datagrams
  * are received, and a closed port shows as `SOCKFLOW_ECONNREFUSED`.
+ * `host` "unix:PATH" or "unix:@NAME" with `port` 0 connects a Unix domain
+ * datagram socket, bound to an abstract name the kernel picks (nothing to
+ * remove afterwards).
  */
 int sockflow_udp_connect(const char *host, int port, struct sockflow_udp **out);
 
@@ -1623,7 +1633,9 @@ int sockflow_udp_set_frame(struct sockflow_udp *u, const char *spec);
 
 /**
  * Sends one datagram of `len` bytes to `host`:`port` (framed as set by
- * `sockflow_udp_set_frame`). Returns 0 or a negative code.
+ * `sockflow_udp_set_frame`). On a Unix domain socket, `host` "unix" and
+ * the `port` of a sender's `sockflow_addr` reply to that sender. Returns 0
+ * or a negative code.
  */
 int sockflow_udp_send_to(struct sockflow_udp *u,
                          const void *data,

@@ -52,7 +52,10 @@ pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>>
     }
     if host.starts_with(crate::unix::PREFIX) {
         // The stream flows take it before resolving; the rest need an IP.
-        return Err(Error::new(Code::Addr, format!("\"{host}\": a unix socket serves the stream (TCP) flows only, not this one")));
+        return Err(Error::new(
+            Code::Addr,
+            format!("\"{host}\": unix sockets serve the stream flows and the UDP primitives and clients, not this one"),
+        ));
     }
     if let Ok(ip) = bare.parse::<IpAddr>() {
         if !family.admits(&ip) {
@@ -90,6 +93,9 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
 pub fn show(addr: &SocketAddr) -> String {
     if let Some(c) = crate::unix::cred(*addr) {
         return format!("unix (pid {} uid {} gid {})", c.pid, c.uid, c.gid);
+    }
+    if let Some(n) = crate::unix::sender(*addr) {
+        return format!("unix sender {n}");
     }
     canonical(*addr).to_string()
 }

@@ -24,10 +24,10 @@
 
 use crate::error::{Code, Error, Result};
 use std::net::{Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 /// What starts a local address.
@@ -110,12 +110,34 @@ pub struct Listening {
 /// 0o660) sets the file's permissions right after the bind (a program
 /// that must close even that window sets its umask first).
 pub fn listen(place: &Place, mode: Option<u32>) -> Result<Listening> {
+    let (sock, file) = bind_at(place, mode, UnixListener::bind_addr)?;
+    Ok(Listening { sock, file })
+}
+
+/// A datagram socket bound to `place` (the socket file handled as by
+/// [`listen`]), and the file it owns.
+pub fn bind_datagram(place: &Place, mode: Option<u32>) -> Result<(UnixDatagram, Option<SocketFile>)> {
+    bind_at(place, mode, UnixDatagram::bind_addr)
+}
+
+/// A datagram socket connected to `place`, bound to an abstract name the
+/// kernel picks (autobind) so that replies can come back: nothing to
+/// remove afterwards, nothing left behind by a crash.
+pub fn connect_datagram(place: &Place) -> Result<UnixDatagram> {
+    let s = UnixDatagram::unbound().map_err(|e| Error::io("socket", &e))?;
+    nix::sys::socket::bind(s.as_raw_fd(), &nix::sys::socket::UnixAddr::new_unnamed()).map_err(|e| Error::errno("bind (autobind)", e))?;
+    s.connect_addr(&place.addr()?).map_err(|e| Error::io(format!("connect {place}"), &e))?;
+    Ok(s)
+}
+
+/// Binds with `bind`, replacing a stale socket file; sets `mode`.
+fn bind_at<T>(place: &Place, mode: Option<u32>, bind: impl Fn(&UnixAddr) -> std::io::Result<T>) -> Result<(T, Option<SocketFile>)> {
     let addr = place.addr()?;
-    let sock = match UnixListener::bind_addr(&addr) {
+    let sock = match bind(&addr) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let Place::Path(p) = place else { return Err(in_use(place)) };
             clear_stale(place, p)?;
-            UnixListener::bind_addr(&addr)
+            bind(&addr)
         }
         r => r,
     }
@@ -132,7 +154,7 @@ pub fn listen(place: &Place, mode: Option<u32>) -> Result<Listening> {
         }
         Place::Abstract(_) => None,
     };
-    Ok(Listening { sock, file })
+    Ok((sock, file))
 }
 
 fn in_use(place: &Place) -> Error {
@@ -146,7 +168,9 @@ fn clear_stale(place: &Place, p: &Path) -> Result<()> {
         return Err(Error::new(Code::AddrInUse, format!("bind {place}: the path exists and is not a socket (left alone)")));
     }
     match UnixStream::connect(p) {
+        // EPROTOTYPE: a datagram socket is bound there.
         Ok(_) => Err(in_use(place)),
+        Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => Err(in_use(place)),
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
             std::fs::remove_file(p).map_err(|e| Error::io(format!("remove stale {place}"), &e))
         }
@@ -195,6 +219,76 @@ pub fn cred(peer: SocketAddr) -> Option<Cred> {
     ((bits >> 96) as u32 == MARK && a.port() == 0).then_some(Cred { pid: (bits >> 64) as u32, uid: (bits >> 32) as u32, gid: bits as u32 })
 }
 
+/// The block local datagram senders are written in (`0100:0001::`, the
+/// port their number).
+const SENDER: u32 = 0x0100_0001;
+/// Most senders a local datagram socket remembers: beyond, the oldest
+/// number is given to the next new sender.
+pub(crate) const SENDERS: u16 = 4096;
+
+/// A local datagram socket's senders. A datagram's sender is a socket
+/// address (a path, an abstract name), not an IP and port, so each one
+/// heard gets a number, 1 to [`SENDERS`], written as the port of a
+/// `SocketAddr` in a reserved block: the core carries it like any sender,
+/// and a reply to it goes to the address the number stands for.
+#[derive(Debug, Default)]
+pub struct Senders {
+    by_addr: std::collections::HashMap<nix::sys::socket::UnixAddr, u16>,
+    /// Index n-1: the address of sender n.
+    addrs: Vec<nix::sys::socket::UnixAddr>,
+    /// The number the next new sender takes once every one is in use.
+    next: usize,
+}
+
+impl Senders {
+    /// The `SocketAddr` standing for sender `a` (numbered when new).
+    pub fn heard(&mut self, a: &nix::sys::socket::UnixAddr) -> SocketAddr {
+        let n = match self.by_addr.get(a) {
+            Some(&n) => n,
+            None => {
+                let n = if self.addrs.len() < usize::from(SENDERS) {
+                    self.addrs.push(*a);
+                    self.addrs.len()
+                } else {
+                    let i = self.next;
+                    self.next = (i + 1) % self.addrs.len();
+                    self.by_addr.remove(&self.addrs[i]);
+                    self.addrs[i] = *a;
+                    i + 1
+                } as u16;
+                self.by_addr.insert(*a, n);
+                n
+            }
+        };
+        sender_addr(n)
+    }
+
+    /// The address sender `peer` stands for; None for any other address.
+    pub fn addr_of(&self, peer: SocketAddr) -> Option<nix::sys::socket::UnixAddr> {
+        let n = sender(peer)?;
+        self.addrs.get(usize::from(n).checked_sub(1)?).copied()
+    }
+}
+
+/// The `SocketAddr` of local datagram sender `n`.
+pub fn sender_addr(n: u16) -> SocketAddr {
+    SocketAddr::new(Ipv6Addr::from(u128::from(SENDER) << 96).into(), n)
+}
+
+/// The number of a local datagram sender's `SocketAddr`; None for others.
+pub fn sender(peer: SocketAddr) -> Option<u16> {
+    let SocketAddr::V6(a) = peer else { return None };
+    (u128::from(*a.ip()) == u128::from(SENDER) << 96 && a.port() != 0).then_some(a.port())
+}
+
+/// What a `Udp` on a local socket keeps besides the socket.
+#[derive(Debug)]
+pub struct LocalDatagram {
+    pub senders: std::sync::Mutex<Senders>,
+    /// The socket file, removed with the socket.
+    pub file: Option<SocketFile>,
+}
+
 /// The socket as the TCP types carry it (see the module doc).
 pub fn as_tcp(s: UnixStream) -> std::net::TcpStream {
     std::net::TcpStream::from(OwnedFd::from(s))
@@ -213,6 +307,25 @@ mod tests {
             assert_eq!(Place::parse(bad).unwrap().unwrap_err().code, Code::Addr, "{bad}");
         }
         assert_eq!(Place::parse("unix:@app").unwrap().unwrap().to_string(), "unix:@app");
+    }
+
+    #[test]
+    fn senders_are_numbered_and_the_oldest_number_reused_when_full() {
+        let name = |i: usize| nix::sys::socket::UnixAddr::new_abstract(format!("s{i}").as_bytes()).unwrap();
+        let mut t = Senders::default();
+        let first = t.heard(&name(0));
+        assert_eq!(sender(first), Some(1));
+        assert_eq!(t.heard(&name(0)), first, "a sender keeps its number");
+        assert_eq!(cred(first), None);
+        for i in 1..usize::from(SENDERS) {
+            t.heard(&name(i));
+        }
+        assert_eq!(t.addr_of(sender_addr(SENDERS)), Some(name(usize::from(SENDERS) - 1)));
+        // Full: the next new sender takes number 1; the old one is forgotten.
+        assert_eq!(sender(t.heard(&name(99_999))), Some(1));
+        assert_eq!(t.addr_of(first), Some(name(99_999)));
+        assert_eq!(sender(t.heard(&name(0))), Some(2));
+        assert_eq!(t.addr_of("[::1]:1".parse().unwrap()), None);
     }
 
     #[test]

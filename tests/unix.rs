@@ -297,16 +297,61 @@ fn c_handler_reads_peer_credentials() {
     assert!(p.stdout_text().starts_with("OK"), "{}", p.transcript());
 }
 
-/// The flows that need an IP address (UDP) say so for a unix: host,
-/// instead of failing to resolve it.
+/// The event-loop UDP servers need an IP address: they say so for a
+/// unix: host, instead of failing to resolve it.
 #[test]
-fn udp_flows_refuse_unix_hosts_clearly() {
+fn udp_server_refuses_unix_hosts_clearly() {
     let dir = TempDir::new("udp");
     let place = format!("unix:{}", dir.sock("d.sock"));
-    for name in ["udp_server", "udp_client"] {
-        let mut p = spawn(example(name, Link::Static), &[&place], Input::Null);
-        let st = p.wait_exit(default_timeout());
-        assert!(!st.success(), "{}", p.transcript());
-        assert!(p.stderr_text().contains("a unix socket serves the stream (TCP) flows only"), "{}", p.transcript());
+    let mut p = spawn(example("udp_server", Link::Static), &[&place], Input::Null);
+    let st = p.wait_exit(default_timeout());
+    assert!(!st.success(), "{}", p.transcript());
+    assert!(p.stderr_text().contains("unix sockets serve the stream flows and the UDP primitives and clients"), "{}", p.transcript());
+}
+
+/// Datagrams over unix: and unix:@ — the primitive echo server answers
+/// the primitive client and the stdin client (each bound to a name the
+/// kernel picked), telling senders apart by number; the server's socket
+/// file goes when it stops.
+#[test]
+fn datagram_examples_over_unix() {
+    let dir = TempDir::new("dgram");
+    for place in places(&dir, "dgram") {
+        let mut srv = serve("prim_udp_server", &[], &place);
+        let mut c = spawn(example("prim_udp_client", Link::Static), &[&place], Input::Bytes(b"one\ntwo\n".to_vec()));
+        exits_with(&mut c, 0);
+        assert_eq!(c.stdout_text(), "echo: one\necho: two\n", "{}", c.transcript());
+        let first = wait_eq(&srv, Stream::Stdout, "client ip = unix port = 1: one");
+        assert!(!first.is_empty());
+        wait_eq(&srv, Stream::Stdout, "client ip = unix port = 1: two");
+        let mut u = spawn(example("udp_client", Link::Static), &[&place], Input::Piped);
+        u.write_stdin(b"three\n").unwrap();
+        wait_eq(&u, Stream::Stdout, "three");
+        wait_eq(&srv, Stream::Stdout, "client ip = unix port = 2: three");
+        u.write_stdin(b"quit\n").unwrap();
+        wait_eq(&u, Stream::Stdout, "quit");
+        exits_with(&mut u, 0);
+        wait_eq(&srv, Stream::Stdout, "client ip = unix port = 2: quit");
+        exits_with(&mut srv, 0);
+        if let Some(path) = place.strip_prefix("unix:").filter(|p| !p.starts_with('@')) {
+            assert!(!Path::new(path).exists(), "the datagram server left {path} behind");
+        }
     }
+}
+
+/// A datagram socket file in use is refused (a stream probe gets
+/// EPROTOTYPE from it); a stale one is replaced.
+#[test]
+fn datagram_socket_file_in_use_and_stale() {
+    use sockflow::udp::Udp;
+    let dir = TempDir::new("dgfile");
+    let path = dir.sock("d.sock");
+    let place = sockflow::unix::Place::Path(path.clone().into());
+    drop(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
+    let live = Udp::bind_unix(&place, None).expect("a stale datagram socket file is replaced");
+    let e = Udp::bind_unix(&place, None).unwrap_err();
+    assert_eq!(e.code, sockflow::Code::AddrInUse, "{}", e.msg);
+    assert!(e.msg.contains(&path), "{}", e.msg);
+    drop(live);
+    assert!(!Path::new(&path).exists());
 }

@@ -16,16 +16,17 @@ pub struct sockflow_addr {
     pub ip: [c_char; SOCKFLOW_IP_MAX],
     /// The port.
     pub port: c_int,
-    /// 4 or 6; 0 for a client on a Unix domain socket (`unix:`), whose
-    /// `ip` reads "unix" and `port` 0: its process comes from
-    /// `sockflow_conn_peer_cred` / `sockflow_tcp_peer_cred`.
+    /// 4 or 6; 0 for a peer on a Unix domain socket (`unix:`), whose `ip`
+    /// reads "unix": a stream client has `port` 0 (its process comes from
+    /// `sockflow_conn_peer_cred` / `sockflow_tcp_peer_cred`), a datagram
+    /// sender a number `sockflow_udp_send_to(u, "unix", port)` replies to.
     pub family: c_int,
 }
 
 impl sockflow_addr {
     pub(crate) fn from_std(a: SocketAddr) -> sockflow_addr {
-        if crate::unix::cred(a).is_some() {
-            let mut out = sockflow_addr { ip: [0; SOCKFLOW_IP_MAX], port: 0, family: 0 };
+        if crate::unix::cred(a).is_some() || crate::unix::sender(a).is_some() {
+            let mut out = sockflow_addr { ip: [0; SOCKFLOW_IP_MAX], port: crate::unix::sender(a).map_or(0, c_int::from), family: 0 };
             copy_field("unix", &mut out.ip);
             return out;
         }
