@@ -51,11 +51,8 @@ pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>>
         return Err(Error::new(Code::Addr, "host is empty"));
     }
     if host.starts_with(crate::unix::PREFIX) {
-        // The stream flows take it before resolving; the rest need an IP.
-        return Err(Error::new(
-            Code::Addr,
-            format!("\"{host}\": unix sockets serve the stream flows and the UDP primitives and clients, not this one"),
-        ));
+        // The flows that take one do so before resolving; this one needs an IP.
+        return Err(Error::new(Code::Addr, format!("\"{host}\": a unix socket cannot be used here (an IP address or name is needed)")));
     }
     if let Ok(ip) = bare.parse::<IpAddr>() {
         if !family.admits(&ip) {

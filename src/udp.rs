@@ -82,7 +82,7 @@ impl Udp {
     }
 
     fn local(sock: std::os::unix::net::UnixDatagram, file: Option<unix::SocketFile>) -> Udp {
-        let local = unix::LocalDatagram { senders: Default::default(), file };
+        let local = unix::LocalDatagram::new(file);
         let sock = UdpSocket::from(std::os::fd::OwnedFd::from(sock));
         Udp { sock, frame: Frame::Raw { max: MAX_DATAGRAM }, local: Some(Box::new(local)) }
     }
@@ -166,10 +166,12 @@ impl Udp {
     pub fn send_to(&self, data: &[u8], to: SocketAddr) -> Result<()> {
         let what = || format!("sendto {}", net::show(&to));
         if let Some(l) = &self.local {
-            let a = l.senders.lock().unwrap_or_else(|p| p.into_inner()).addr_of(to);
-            let a = a.ok_or_else(|| Error::new(Code::Addr, format!("{}: not a sender this unix socket has heard", what())))?;
-            socket::sendto(self.sock.as_raw_fd(), data, &a, MsgFlags::MSG_NOSIGNAL).map_err(|e| Error::errno(what(), e))?;
-            return Ok(());
+            return match l.send_to(self.sock.as_raw_fd(), data, to) {
+                Err(nix::errno::Errno::ENOENT) => {
+                    Err(Error::new(Code::Addr, format!("{}: not a sender this unix socket has heard", what())))
+                }
+                r => r.map(drop).map_err(|e| Error::errno(what(), e)),
+            };
         }
         let n = self.sock.send_to(data, to).map_err(|e| Error::io(what(), &e))?;
         debug_assert_eq!(n, data.len());
@@ -196,30 +198,28 @@ impl Udp {
     /// Receives one datagram into `buf`. A datagram longer than `buf` is
     /// `MsgSize` (its first `buf.len()` bytes are in `buf`), never silently cut.
     pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
-        match &self.local {
-            None => self.recv_as::<SockaddrStorage>(buf, to_std),
-            Some(l) => self.recv_as::<socket::UnixAddr>(buf, |a| Some(l.senders.lock().unwrap_or_else(|p| p.into_inner()).heard(a))),
-        }
-    }
-
-    /// [`recv_from`](Udp::recv_from) with the sender read as an `A` and
-    /// turned into the address the core carries by `sender`.
-    fn recv_as<A: socket::SockaddrLike>(&self, buf: &mut [u8], sender: impl Fn(&A) -> Option<SocketAddr>) -> Result<(usize, SocketAddr)> {
         let cap = buf.len();
+        let fd = self.sock.as_raw_fd();
         loop {
-            let mut iov = [IoSliceMut::new(buf)];
-            // MSG_TRUNC makes Linux return the datagram's real length.
-            match socket::recvmsg::<A>(self.sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_TRUNC) {
-                Ok(m) => {
-                    let from =
-                        m.address.as_ref().and_then(&sender).ok_or_else(|| Error::new(Code::Addr, "recvfrom: sender has no address"))?;
-                    if m.bytes > cap {
+            let got = match &self.local {
+                None => {
+                    let mut iov = [IoSliceMut::new(buf)];
+                    // MSG_TRUNC makes Linux return the datagram's real length.
+                    socket::recvmsg::<SockaddrStorage>(fd, &mut iov, None, MsgFlags::MSG_TRUNC)
+                        .map(|m| (m.bytes, m.address.as_ref().and_then(to_std)))
+                }
+                Some(l) => l.recv_from(fd, buf),
+            };
+            match got {
+                Ok((n, from)) => {
+                    let from = from.ok_or_else(|| Error::new(Code::Addr, "recvfrom: sender has no address"))?;
+                    if n > cap {
                         return Err(Error::new(
                             Code::MsgSize,
-                            format!("datagram of {} bytes from {} truncated to {cap}", m.bytes, net::show(&from)),
+                            format!("datagram of {n} bytes from {} truncated to {cap}", net::show(&from)),
                         ));
                     }
-                    return Ok((m.bytes, net::canonical(from)));
+                    return Ok((n, net::canonical(from)));
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::EAGAIN) => return Err(net::would_block(self.sock.as_fd(), "recvfrom")),

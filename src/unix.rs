@@ -281,12 +281,40 @@ pub fn sender(peer: SocketAddr) -> Option<u16> {
     (u128::from(*a.ip()) == u128::from(SENDER) << 96 && a.port() != 0).then_some(a.port())
 }
 
-/// What a `Udp` on a local socket keeps besides the socket.
+/// What a datagram socket on a local address keeps besides the socket
+/// (the blocking `Udp`, the event-loop server's): its senders and file.
 #[derive(Debug)]
 pub struct LocalDatagram {
-    pub senders: std::sync::Mutex<Senders>,
+    senders: std::sync::Mutex<Senders>,
     /// The socket file, removed with the socket.
-    pub file: Option<SocketFile>,
+    _file: Option<SocketFile>,
+}
+
+impl LocalDatagram {
+    pub fn new(file: Option<SocketFile>) -> LocalDatagram {
+        LocalDatagram { senders: Default::default(), _file: file }
+    }
+
+    fn senders(&self) -> std::sync::MutexGuard<'_, Senders> {
+        self.senders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One `recvmsg` on `fd` (EINTR and EAGAIN left to the caller): the
+    /// datagram's full length (MSG_TRUNC: more than `buf.len()` when it was
+    /// cut) and its sender's number.
+    pub fn recv_from(&self, fd: std::os::fd::RawFd, buf: &mut [u8]) -> nix::Result<(usize, Option<SocketAddr>)> {
+        use nix::sys::socket::{recvmsg, MsgFlags, UnixAddr};
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let m = recvmsg::<UnixAddr>(fd, &mut iov, None, MsgFlags::MSG_TRUNC)?;
+        Ok((m.bytes, m.address.as_ref().map(|a| self.senders().heard(a))))
+    }
+
+    /// Sends `data` on `fd` to the sender numbered `to`; `ENOENT` for a
+    /// number this socket does not know (never heard, or forgotten).
+    pub fn send_to(&self, fd: std::os::fd::RawFd, data: &[u8], to: SocketAddr) -> nix::Result<usize> {
+        let a = self.senders().addr_of(to).ok_or(nix::errno::Errno::ENOENT)?;
+        nix::sys::socket::sendto(fd, data, &a, nix::sys::socket::MsgFlags::MSG_NOSIGNAL)
+    }
 }
 
 /// The socket as the TCP types carry it (see the module doc).

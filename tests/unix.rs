@@ -49,13 +49,15 @@ fn places(dir: &TempDir, test: &str) -> [String; 2] {
 }
 
 /// Starts example `name` on `place` (options first) and waits for its
-/// readiness line naming the place (`prim_tcp_server` adds ` port 0`).
+/// readiness line naming the place (the prim servers add ` port 0`, the
+/// UDP servers ` (udp)`).
 fn serve(name: &str, opts: &[&str], place: &str) -> Proc {
     let mut args = opts.to_vec();
     args.push(place);
     let p = spawn(example(name, Link::Static), &args, Input::Null);
     let want = format!("{name}: listening on {place}");
-    p.wait_for_line_matching(Stream::Stderr, |l| l == want || l == format!("{want} port 0"), &want, default_timeout());
+    let ok = |l: &str| [String::new(), " port 0".into(), " (udp)".into()].iter().any(|tail| l == format!("{want}{tail}"));
+    p.wait_for_line_matching(Stream::Stderr, ok, &want, default_timeout());
     p
 }
 
@@ -297,16 +299,33 @@ fn c_handler_reads_peer_credentials() {
     assert!(p.stdout_text().starts_with("OK"), "{}", p.transcript());
 }
 
-/// The event-loop UDP servers need an IP address: they say so for a
-/// unix: host, instead of failing to resolve it.
+/// The event-loop UDP servers over unix: and unix:@ — the print server
+/// shows numbered senders, the echo server answers the stdin client;
+/// `--workers` is one loop for a local socket.
 #[test]
-fn udp_server_refuses_unix_hosts_clearly() {
-    let dir = TempDir::new("udp");
-    let place = format!("unix:{}", dir.sock("d.sock"));
-    let mut p = spawn(example("udp_server", Link::Static), &[&place], Input::Null);
-    let st = p.wait_exit(default_timeout());
-    assert!(!st.success(), "{}", p.transcript());
-    assert!(p.stderr_text().contains("unix sockets serve the stream flows and the UDP primitives and clients"), "{}", p.transcript());
+fn udp_servers_over_unix() {
+    let dir = TempDir::new("udpsrv");
+    for place in places(&dir, "udpsrv") {
+        let mut srv = serve("udp_server", &[], &place);
+        let mut c = spawn(example("udp_client", Link::Static), &[&place], Input::Bytes(b"dgram one\n".to_vec()));
+        exits_with(&mut c, 0);
+        wait_eq(&srv, Stream::Stdout, "client ip = unix port = 1");
+        wait_eq(&srv, Stream::Stdout, "dgram one");
+        stop(&mut srv, libc::SIGTERM);
+        for opts in [&[][..], &["--workers", "2"]] {
+            let mut echo = spawn(example("udp_echo_server", Link::Static), &[opts, &[place.as_str()]].concat(), Input::Null);
+            wait_eq(&echo, Stream::Stderr, &format!("udp_echo_server: listening on {place} (udp)"));
+            let mut u = spawn(example("udp_client", Link::Static), &[&place], Input::Piped);
+            u.write_stdin(b"echo me\n").unwrap();
+            wait_eq(&u, Stream::Stdout, "echo me");
+            u.close_stdin();
+            exits_with(&mut u, 0);
+            stop(&mut echo, libc::SIGTERM);
+        }
+        if let Some(path) = place.strip_prefix("unix:").filter(|p| !p.starts_with('@')) {
+            assert!(!Path::new(path).exists(), "the UDP server left {path} behind");
+        }
+    }
 }
 
 /// Datagrams over unix: and unix:@ — the primitive echo server answers

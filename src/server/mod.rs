@@ -23,6 +23,7 @@ pub mod builtin;
 mod clock;
 mod conn;
 mod control;
+mod dgram;
 mod effect;
 pub(crate) mod event_loop;
 mod log;
@@ -322,7 +323,7 @@ pub(crate) enum Sink<'a> {
     Queue { ending: Ending },
     /// A UDP reply to the sender; `peer` when it is a `udp_peers` connection
     /// (one that lasts beyond this datagram).
-    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
+    Datagram { sock: &'a dgram::Dgram, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
     /// An outgoing connection that never connected (in `on_close`), and why.
