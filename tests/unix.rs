@@ -374,3 +374,27 @@ fn datagram_socket_file_in_use_and_stale() {
     drop(live);
     assert!(!Path::new(&path).exists());
 }
+
+/// `--max-per-ip` counts local clients per process: with 1, this process's
+/// second connection is refused while the first is served, and another
+/// process (socat) still gets in.
+#[test]
+fn max_per_ip_counts_local_clients_per_process() {
+    let dir = TempDir::new("perip");
+    let place = format!("unix:{}", dir.sock("p.sock"));
+    let srv = serve("echo_server", &["--max-per-ip", "1"], &place);
+    let first = dial(&place);
+    (&first).write_all(b"first\n").unwrap();
+    assert_eq!(read_line(&mut BufReader::new(&first)), "first");
+    let second = dial(&place);
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut &second, &mut rest);
+    assert!(rest.is_empty(), "the second connection of one process got {rest:?}");
+    srv.wait_for_line(Stream::Stderr, "too many connections from", default_timeout());
+    let Some(socat) = tool("socat") else { return };
+    let mut cmd = std::process::Command::new(socat);
+    cmd.args(["-t", "5", "-", &format!("UNIX-CONNECT:{}", &place[5..])]);
+    let mut p = spawn_cmd(cmd, Input::Bytes(b"other process\n".to_vec()));
+    wait_eq(&p, Stream::Stdout, "other process");
+    exits_with(&mut p, 0);
+}
