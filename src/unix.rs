@@ -3,10 +3,12 @@
 //! An address is written `unix:PATH` (a socket file) or `unix:@NAME`
 //! (Linux's abstract namespace: no file, gone with its last socket) and
 //! goes wherever a host goes; it has no port. The stream flows then run
-//! over `AF_UNIX` stream sockets: once connected, a local stream socket
-//! takes the same `send`/`recv`/`shutdown` calls as a TCP one, so the rest
-//! of the library carries it in the TCP types (`TcpStream::from(OwnedFd)`)
-//! and only binding, connecting and accepting differ, all of them here.
+//! over `AF_UNIX` stream sockets, the datagram flows over `AF_UNIX`
+//! datagram sockets: a local socket takes the same `send`/`recv`/
+//! `shutdown` calls as a TCP or UDP one, so the rest of the library
+//! carries it in those types (`TcpStream::from(OwnedFd)`) and only
+//! binding, connecting, accepting and addressing datagrams differ, all of
+//! them here (and in `server/listen.rs`, `server/dgram.rs`).
 //!
 //! The socket file is the server's: a stale one (left by a server that
 //! died: connecting to it is refused) is replaced, one a live server still
@@ -21,6 +23,12 @@
 //! pid, uid, gid, port 0. [`cred`] reads them back, [`crate::net::show`]
 //! prints `unix (pid P uid U gid G)`, and `--max-per-ip` (which counts IPv6
 //! peers per /64) counts local clients per process.
+//!
+//! A datagram's sender is a socket address (a path, an abstract name; a
+//! client binds an abstract name the kernel picks), so a local datagram
+//! socket numbers its senders ([`Senders`], the last 4096) and writes
+//! sender N as `[0100:0001::]:N`: C sees `ip` "unix" and `port` N, and a
+//! reply to that address goes to the sender's socket address.
 
 use crate::error::{Code, Error, Result};
 use std::net::{Ipv6Addr, SocketAddr};
