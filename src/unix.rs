@@ -236,7 +236,7 @@ pub(crate) const SENDERS: u16 = 4096;
 
 /// A local datagram socket's senders. A datagram's sender is a socket
 /// address (a path, an abstract name), not an IP and port, so each one
-/// heard gets a number, 1 to [`SENDERS`], written as the port of a
+/// heard gets a number, 1 to `SENDERS` (4096), written as the port of a
 /// `SocketAddr` in a reserved block: the core carries it like any sender,
 /// and a reply to it goes to the address the number stands for.
 #[derive(Debug, Default)]
