@@ -516,6 +516,11 @@ typedef struct sockflow_args {
      * `sockflow_server_stats`) when it stops.
      */
     int stats;
+    /**
+     * `--mode OCTAL` (servers on a "unix:PATH" host): the socket file's
+     * permissions, e.g. 0660; 0 = not given (as the umask leaves them).
+     */
+    int mode;
 } sockflow_args;
 
 /**
@@ -532,7 +537,10 @@ typedef struct sockflow_addr {
      */
     int port;
     /**
-     * 4 or 6.
+     * 4 or 6; 0 for a peer on a Unix domain socket (`unix:`), whose `ip`
+     * reads "unix": a stream client has `port` 0 (its process comes from
+     * `sockflow_conn_peer_cred` / `sockflow_tcp_peer_cred`), a datagram
+     * sender a number `sockflow_udp_send_to(u, "unix", port)` replies to.
      */
     int family;
 } sockflow_addr;
@@ -1132,6 +1140,18 @@ int sockflow_conn_worker(const struct sockflow_conn *c);
 int sockflow_conn_peer(const struct sockflow_conn *c, struct sockflow_addr *out);
 
 /**
+ * The credentials of a client on a Unix domain socket (`unix:` servers),
+ * read with `SO_PEERCRED` when it connected: its process id, user id and
+ * group id, written through the pointers that are not NULL. For local
+ * access control: `if (uid != getuid()) return SOCKFLOW_CLOSE;`. Returns 0,
+ * or `SOCKFLOW_EINVAL` for a peer that is not local (TCP, UDP).
+ */
+int sockflow_conn_peer_cred(const struct sockflow_conn *c,
+                            int *pid,
+                            unsigned int *uid,
+                            unsigned int *gid);
+
+/**
  * The per-connection user pointer (NULL until set). For UDP it lasts one
  * datagram, or as long as the peer with `udp_peers`. NULL (and the last error set) for a `conn` that is not the
  * running callback's.
@@ -1361,6 +1381,10 @@ int sockflow_server_stats(const struct sockflow_server *s, struct sockflow_stats
  * Listens on `host`:`port` (`port` 0 = any free port; read it back with
  * `sockflow_tcp_listener_port`). SO_REUSEADDR is set, so a restarted server
  * binds at once; "::" listens on IPv4 and IPv6. `backlog` <= 0 means 128.
+ * A Unix domain socket: `host` "unix:/run/app.sock" (a socket file: a
+ * stale one is replaced, one a live server answers on is
+ * `SOCKFLOW_EADDRINUSE`; the file is removed when the listener is closed)
+ * or "unix:@name" (Linux abstract namespace), with `port` 0.
  * On success writes a new listener to `*out` (free it with
  * `sockflow_tcp_listener_close`) and returns 0.
  */
@@ -1407,7 +1431,9 @@ void sockflow_tcp_listener_close(struct sockflow_tcp_listener *l);
 /**
  * Connects to `host`:`port`, trying every address the name resolves to,
  * each attempt bounded by `timeout_ms` (`SOCKFLOW_FOREVER` = the OS's limit;
- * 0 = `SOCKFLOW_EINVAL`). Writes the
+ * 0 = `SOCKFLOW_EINVAL`). `host` "unix:PATH" or "unix:@NAME" with
+ * `port` 0 connects to a Unix domain socket (see `sockflow_tcp_listen`).
+ * Writes the
  * new connection to `*out` (free it with `sockflow_tcp_close`); returns 0,
  * or e.g. `SOCKFLOW_ECONNREFUSED`, `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`.
  */
@@ -1507,6 +1533,16 @@ int sockflow_tcp_flush(struct sockflow_tcp *t);
 int sockflow_tcp_peer(const struct sockflow_tcp *t, struct sockflow_addr *out);
 
 /**
+ * The credentials of the process at the other end of a Unix domain
+ * socket connection (see `sockflow_conn_peer_cred`): for a client, the
+ * server's. Returns 0, or `SOCKFLOW_EINVAL` for a TCP connection.
+ */
+int sockflow_tcp_peer_cred(const struct sockflow_tcp *t,
+                           int *pid,
+                           unsigned int *uid,
+                           unsigned int *gid);
+
+/**
  * The connection's descriptor, for programs that poll it themselves (still
  * owned by the handle: do not close it; bytes the handle has buffered for
  * `recv_msg` are not visible to poll).
@@ -1559,7 +1595,13 @@ int sockflow_server_timer_cancel(struct sockflow_server *s, uint64_t timer_id);
 
 /**
  * Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is
- * dual-stack). Writes it to `*out` (free with `sockflow_udp_close`); returns 0.
+ * dual-stack). `host` "unix:PATH" or "unix:@NAME" with `port` 0 binds a
+ * Unix domain datagram socket instead (the socket file as for
+ * `sockflow_tcp_listen`: a stale one replaced, a live one
+ * `SOCKFLOW_EADDRINUSE`, removed at close); its senders read `ip` "unix"
+ * and a `port` number that `sockflow_udp_send_to(u, "unix", port)` replies
+ * to (the last 4096 senders are remembered).
+ * Writes it to `*out` (free with `sockflow_udp_close`); returns 0.
  */
 int sockflow_udp_bind(const char *host, int port, struct sockflow_udp **out);
 
@@ -1572,6 +1614,9 @@ int sockflow_udp_bind_args(const struct sockflow_args *args, struct sockflow_udp
  * Opens a UDP socket on a free port connected to `host`:`port` (first
  * address that works): `sockflow_udp_send` goes there, only its datagrams
  * are received, and a closed port shows as `SOCKFLOW_ECONNREFUSED`.
+ * `host` "unix:PATH" or "unix:@NAME" with `port` 0 connects a Unix domain
+ * datagram socket, bound to an abstract name the kernel picks (nothing to
+ * remove afterwards).
  */
 int sockflow_udp_connect(const char *host, int port, struct sockflow_udp **out);
 
@@ -1590,7 +1635,9 @@ int sockflow_udp_set_frame(struct sockflow_udp *u, const char *spec);
 
 /**
  * Sends one datagram of `len` bytes to `host`:`port` (framed as set by
- * `sockflow_udp_set_frame`). Returns 0 or a negative code.
+ * `sockflow_udp_set_frame`). On a Unix domain socket, `host` "unix" and
+ * the `port` of a sender's `sockflow_addr` reply to that sender. Returns 0
+ * or a negative code.
  */
 int sockflow_udp_send_to(struct sockflow_udp *u,
                          const void *data,

@@ -50,6 +50,9 @@ pub struct Args {
     pub workers: Option<u32>,
     /// `--stats` (servers): log the server's counters when it stops.
     pub stats: bool,
+    /// `--mode OCTAL` (servers on a `unix:` path): the socket file's
+    /// permissions; None = as the umask leaves them.
+    pub mode: Option<u32>,
     /// Program name for messages (basename of argv[0]).
     pub prog: String,
 }
@@ -68,6 +71,7 @@ impl Args {
             max_per_ip: None,
             workers: None,
             stats: false,
+            mode: None,
             prog: prog.into(),
         }
     }
@@ -76,6 +80,11 @@ impl Args {
     /// server given no host).
     pub fn addrs(&self) -> Result<Vec<std::net::SocketAddr>> {
         net::resolve(&self.host, self.port, self.family)
+    }
+
+    /// The local socket when the host is `unix:PATH` or `unix:@NAME`.
+    pub fn unix(&self) -> Option<Result<crate::unix::Place>> {
+        crate::unix::Place::parse(&self.host)
     }
 
     /// The timeout as a duration, if any.
@@ -110,13 +119,15 @@ pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
             "--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic (0 = never, the default)\n  \
              --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  \
              --workers N      serve on N event-loop threads, each accepting its share of the clients (default 1)\n  \
-             --stats          print the server's counters (connections, messages, bytes, closes) when it stops\n  "
+             --stats          print the server's counters (connections, messages, bytes, closes) when it stops\n  \
+             --mode OCTAL     permissions of a unix:PATH socket file (e.g. 660; default: as the umask leaves them)\n  "
         }
         Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",
     };
     format!(
         "usage: {prog} {}\n\
-         \n  <host>           IPv4, IPv6 (::1 or [::1]) or a name{}\n  <port>           1-65535{port0}\n\
+         \n  <host>           IPv4, IPv6 (::1 or [::1]) or a name{}\n  <port>           1-65535{port0}\n  \
+         unix:PATH        a Unix domain socket file instead of host and port (unix:@NAME: Linux abstract name)\n\
          \noptions:\n  --frame F        {frames}, fixed:N, len32 (at most 4 MiB); line:MAX, len32:MAX set the longest message\n  \
          --quit WORD      a message equal to WORD ends the session (default \"quit\"; \"\" for none)\n  \
          {per_role}-4, -6           use IPv4 or IPv6 only\n  -h, --help       show this help\n",
@@ -166,6 +177,14 @@ fn parse_max_per_ip(s: &str) -> Result<u32> {
     match s.parse::<u32>() {
         Ok(n) if ok && (1..=MAX_PER_IP_MAX).contains(&n) => Ok(n),
         _ => Err(Error::new(Code::Usage, format!("--max-per-ip \"{s}\" is not a number in 1-{MAX_PER_IP_MAX}"))),
+    }
+}
+
+fn parse_mode(s: &str) -> Result<u32> {
+    let ok = !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    match u32::from_str_radix(s, 8) {
+        Ok(n) if ok && n > 0 => Ok(n),
+        _ => Err(Error::new(Code::Usage, format!("--mode \"{s}\" is not an octal mode in 1-7777"))),
     }
 }
 
@@ -260,6 +279,8 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
             "--workers" => return Err(Error::new(Code::Usage, "--workers is a server option")),
             "--stats" if role == Role::Server => a.stats = true,
             "--stats" => return Err(Error::new(Code::Usage, "--stats is a server option")),
+            "--mode" if role == Role::Server => a.mode = Some(parse_mode(value("an octal mode")?)?),
+            "--mode" => return Err(Error::new(Code::Usage, "--mode is a server option")),
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
     }
@@ -273,6 +294,21 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
     } else {
         Family::Any
     };
+    // A local address stands for host and port both.
+    if let [host] = pos.as_slice() {
+        if let Some(place) = crate::unix::Place::parse(host) {
+            place.map_err(|e| Error::new(Code::Usage, e.msg))?;
+            a.host = host.to_string();
+            return Ok(a);
+        }
+    }
+    match pos.as_slice() {
+        [host, port, ..] if host.starts_with(crate::unix::PREFIX) => {
+            return Err(Error::new(Code::Usage, format!("unexpected argument \"{port}\" (a unix: address has no port)")));
+        }
+        _ if a.mode.is_some() => return Err(Error::new(Code::Usage, "--mode is for a unix:PATH socket file")),
+        _ => {}
+    }
     let (host, port) = match (role, pos.as_slice()) {
         (Role::Server, [port]) => (None, *port),
         (_, [host, port]) => (Some(*host), *port),
@@ -343,5 +379,29 @@ mod take_tests {
         assert_eq!(take_int_option(&mut vec!["p", "--interval"], "--interval").unwrap_err().code, Code::Usage);
         assert_eq!(take_int_option(&mut vec!["p", "--interval", "-5"], "--interval").unwrap_err().code, Code::Usage);
         assert_eq!(take_int_option(&mut vec!["p", "--intervals=5"], "--interval").unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod unix_tests {
+    use super::*;
+
+    #[test]
+    fn a_unix_address_takes_the_place_of_host_and_port() {
+        for role in [Role::Server, Role::Client] {
+            let a = parse(role, "p", &["unix:/tmp/a.sock"]).unwrap();
+            assert_eq!((a.host.as_str(), a.port), ("unix:/tmp/a.sock", 0));
+            assert_eq!(a.unix().unwrap().unwrap(), crate::unix::Place::Path("/tmp/a.sock".into()));
+            assert_eq!(parse(role, "p", &["unix:@app"]).unwrap().host, "unix:@app");
+            let e = parse(role, "p", &["unix:/tmp/a.sock", "80"]).unwrap_err();
+            assert!(e.msg.contains("has no port"), "{}", e.msg);
+            assert_eq!(parse(role, "p", &["unix:"]).unwrap_err().code, Code::Usage);
+        }
+        let a = parse(Role::Server, "p", &["--mode", "660", "unix:a.sock"]).unwrap();
+        assert_eq!(a.mode, Some(0o660));
+        for bad in [&["--mode", "8", "unix:a"][..], &["--mode", "0", "unix:a"], &["--mode", "660", "0"], &["--mode", "12345", "unix:a"]] {
+            assert_eq!(parse(Role::Server, "p", bad).unwrap_err().code, Code::Usage, "{bad:?}");
+        }
+        assert!(parse(Role::Client, "p", &["--mode", "660", "unix:a"]).unwrap_err().msg.contains("server option"));
     }
 }

@@ -20,6 +20,7 @@ pub mod net;
 pub mod server;
 pub mod tcp;
 pub mod udp;
+pub mod unix;
 
 #[allow(unsafe_code)]
 mod sys;

@@ -50,6 +50,10 @@ pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>>
     if bare.is_empty() {
         return Err(Error::new(Code::Addr, "host is empty"));
     }
+    if host.starts_with(crate::unix::PREFIX) {
+        // The flows that take one do so before resolving; this one needs an IP.
+        return Err(Error::new(Code::Addr, format!("\"{host}\": a unix socket cannot be used here (an IP address or name is needed)")));
+    }
     if let Ok(ip) = bare.parse::<IpAddr>() {
         if !family.admits(&ip) {
             let want = if family == Family::V4 { "IPv4" } else { "IPv6" };
@@ -81,8 +85,15 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// `127.0.0.1:80`, `[::1]:80`.
+/// `127.0.0.1:80`, `[::1]:80`, `unix (pid 7 uid 1000 gid 1000)` (a local
+/// peer: see `unix.rs`).
 pub fn show(addr: &SocketAddr) -> String {
+    if let Some(c) = crate::unix::cred(*addr) {
+        return format!("unix (pid {} uid {} gid {})", c.pid, c.uid, c.gid);
+    }
+    if let Some(n) = crate::unix::sender(*addr) {
+        return format!("unix sender {n}");
+    }
     canonical(*addr).to_string()
 }
 

@@ -5,6 +5,7 @@ use crate::args::Args;
 use crate::error::{Code, Error, Result};
 use crate::frame::{Decoder, Flow, Frame};
 use crate::net;
+use crate::unix;
 use nix::poll::PollFlags;
 use nix::sys::socket::SockType;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -17,12 +18,31 @@ pub const DEFAULT_BACKLOG: i32 = 128;
 /// Bytes asked of the kernel per read.
 pub const READ_CHUNK: usize = 64 * 1024;
 
-/// A listening TCP socket.
+/// A TCP socket listening on the first of `addrs` that works, and the
+/// address it got (the event loop's listeners are made here too).
+pub(crate) fn bound(addrs: &[SocketAddr], backlog: i32, reuse_port: bool) -> Result<(TcpListener, SocketAddr)> {
+    net::try_each(addrs, |a| {
+        let fd = net::bound_socket_with(a, SockType::Stream, Some(backlog), reuse_port)?;
+        let sock = TcpListener::from(fd);
+        let local = sock.local_addr().map_err(|e| Error::io("getsockname", &e))?;
+        Ok((sock, local))
+    })
+}
+
+/// A listening TCP socket, or a local one (`unix:`, see `unix.rs`).
 #[derive(Debug)]
 pub struct Listener {
-    sock: TcpListener,
+    sock: Listening,
+    /// The bound address; `0.0.0.0:0` for a local socket.
     local: SocketAddr,
     frame: Frame,
+}
+
+#[derive(Debug)]
+enum Listening {
+    Tcp(TcpListener),
+    /// With its place, for messages.
+    Unix(unix::Listening, unix::Place),
 }
 
 impl Listener {
@@ -34,19 +54,41 @@ impl Listener {
     /// [`bind`](Listener::bind), with `SO_REUSEPORT` when `reuse_port` (a
     /// server's workers: see [`net::bound_socket_with`]).
     pub fn bind_with(addrs: &[SocketAddr], backlog: i32, reuse_port: bool) -> Result<Listener> {
-        net::try_each(addrs, |a| {
-            let fd = net::bound_socket_with(a, SockType::Stream, Some(backlog), reuse_port)?;
-            let sock = TcpListener::from(fd);
-            let local = sock.local_addr().map_err(|e| Error::io("getsockname", &e))?;
-            Ok(Listener { sock, local, frame: Frame::default() })
-        })
+        let (sock, local) = bound(addrs, backlog, reuse_port)?;
+        Ok(Listener { sock: Listening::Tcp(sock), local, frame: Frame::default() })
     }
 
-    /// Binds the parsed command line's host and port.
+    /// Listens on a local socket (`mode`: the socket file's permissions).
+    pub fn bind_unix(place: &unix::Place, mode: Option<u32>) -> Result<Listener> {
+        let l = unix::listen(place, mode)?;
+        Ok(Listener { sock: Listening::Unix(l, place.clone()), local: SocketAddr::from(([0, 0, 0, 0], 0)), frame: Frame::default() })
+    }
+
+    /// Listens on `host` and `port`: every address the name resolves to is
+    /// tried, or the local socket of a `unix:` host (whose port must be 0).
+    pub fn bind_host(host: &str, port: u16, family: net::Family, backlog: i32) -> Result<Listener> {
+        match unix::Place::parse(host) {
+            Some(place) => Listener::bind_unix(&unix::no_port(place?, port)?, None),
+            None => Listener::bind(&net::resolve(host, port, family)?, backlog),
+        }
+    }
+
+    /// Binds the parsed command line's host and port (or local socket).
     pub fn from_args(a: &Args, backlog: i32) -> Result<Listener> {
-        let mut l = Listener::bind(&a.addrs()?, backlog)?;
+        let mut l = match a.unix() {
+            Some(place) => Listener::bind_unix(&place?, a.mode)?,
+            None => Listener::bind(&a.addrs()?, backlog)?,
+        };
         l.frame = a.frame;
         Ok(l)
+    }
+
+    /// `127.0.0.1:80` or `unix:/run/app.sock`, for messages.
+    pub fn name(&self) -> String {
+        match &self.sock {
+            Listening::Tcp(_) => net::show(&self.local),
+            Listening::Unix(_, place) => place.to_string(),
+        }
     }
 
     /// The framing accepted connections start with (the args' for `from_args`).
@@ -56,28 +98,41 @@ impl Listener {
 
     /// Waits up to `timeout` (None = forever) for a connection.
     pub fn accept(&self, timeout: Option<Duration>) -> Result<Stream> {
-        if timeout.is_some() && !net::wait(self.sock.as_fd(), PollFlags::POLLIN, timeout)? {
-            return Err(Error::new(Code::TimedOut, format!("accept on {}: timed out", net::show(&self.local))));
+        if timeout.is_some() && !net::wait(self.as_fd(), PollFlags::POLLIN, timeout)? {
+            return Err(Error::new(Code::TimedOut, format!("accept on {}: timed out", self.name())));
         }
-        let (sock, peer) = self.sock.accept().map_err(|e| Error::io(format!("accept on {}", net::show(&self.local)), &e))?;
+        let what = |e: std::io::Error| Error::io(format!("accept on {}", self.name()), &e);
+        let (sock, peer) = match &self.sock {
+            Listening::Tcp(l) => l.accept().map_err(what)?,
+            Listening::Unix(l, _) => {
+                let (s, _) = l.sock.accept().map_err(what)?;
+                let peer = unix::peer_addr(&s);
+                (unix::as_tcp(s), peer)
+            }
+        };
         let s = Stream::new(sock, peer);
         s.set_frame(self.frame);
         Ok(s)
     }
 
-    /// The bound address (the chosen port when 0 was asked).
+    /// The bound address (the chosen port when 0 was asked; `0.0.0.0:0`
+    /// for a local socket).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
-    /// The std listener, for the event loop.
-    pub fn into_std(self) -> TcpListener {
-        self.sock
-    }
-
     /// The raw descriptor (still owned by the listener).
     pub fn fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.sock {
+            Listening::Tcp(l) => l.as_fd(),
+            Listening::Unix(l, _) => l.sock.as_fd(),
+        }
     }
 }
 
@@ -151,10 +206,27 @@ impl Stream {
         })
     }
 
+    /// Connects to `host` and `port` (every address the name resolves to
+    /// in turn), or to the local socket of a `unix:` host (port 0).
+    pub fn connect_host(host: &str, port: u16, family: net::Family, timeout: Option<Duration>) -> Result<Stream> {
+        match unix::Place::parse(host) {
+            Some(place) => Stream::connect_unix(&unix::no_port(place?, port)?),
+            None => Stream::connect(&net::resolve(host, port, family)?, timeout),
+        }
+    }
+
+    /// Connects to a local socket (at once or not at all: no timeout
+    /// applies).
+    pub fn connect_unix(place: &unix::Place) -> Result<Stream> {
+        let s = unix::connect(place)?;
+        let peer = unix::peer_addr(&s);
+        Ok(Stream::new(unix::as_tcp(s), peer))
+    }
+
     /// Connects to the parsed command line's host and port with its timeout
     /// and frame.
     pub fn from_args(a: &Args) -> Result<Stream> {
-        let s = Stream::connect(&a.addrs()?, a.timeout())?;
+        let s = Stream::connect_host(&a.host, a.port, a.family, a.timeout())?;
         s.set_frame(a.frame);
         Ok(s)
     }

@@ -5,6 +5,7 @@ use crate::args::Args;
 use crate::error::{Code, Error, Result};
 use crate::frame::{Ending, Frame};
 use crate::net;
+use crate::unix;
 use nix::sys::socket::{self, MsgFlags, SockType, SockaddrStorage};
 use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -55,11 +56,14 @@ pub fn datagram_encode(frame: Frame, msg: &[u8], ending: Ending, out: &mut Vec<u
     }
 }
 
-/// A UDP socket.
+/// A UDP socket, or a local datagram socket (`unix:`): carried in the
+/// same type (sends and receives are the same calls), with its senders
+/// numbered as `unix.rs` says.
 #[derive(Debug)]
 pub struct Udp {
     sock: UdpSocket,
     frame: Frame,
+    local: Option<Box<unix::LocalDatagram>>,
 }
 
 impl Udp {
@@ -73,13 +77,51 @@ impl Udp {
     pub fn bind_with(addrs: &[SocketAddr], reuse_port: bool) -> Result<Udp> {
         net::try_each(addrs, |a| {
             let fd = net::bound_socket_with(a, SockType::Datagram, None, reuse_port)?;
-            Ok(Udp { sock: UdpSocket::from(fd), frame: Frame::Raw { max: MAX_DATAGRAM } })
+            Ok(Udp { sock: UdpSocket::from(fd), frame: Frame::Raw { max: MAX_DATAGRAM }, local: None })
         })
     }
 
-    /// Binds the parsed command line's host and port.
+    fn local(sock: std::os::unix::net::UnixDatagram, file: Option<unix::SocketFile>) -> Udp {
+        let local = unix::LocalDatagram::new(file);
+        let sock = UdpSocket::from(std::os::fd::OwnedFd::from(sock));
+        Udp { sock, frame: Frame::Raw { max: MAX_DATAGRAM }, local: Some(Box::new(local)) }
+    }
+
+    /// Binds a local datagram socket (`mode`: the socket file's
+    /// permissions; see [`unix::listen`] for the file's life).
+    pub fn bind_unix(place: &unix::Place, mode: Option<u32>) -> Result<Udp> {
+        let (sock, file) = unix::bind_datagram(place, mode)?;
+        Ok(Udp::local(sock, file))
+    }
+
+    /// A local datagram socket connected to `place` (bound to a name the
+    /// kernel picks, so replies come back).
+    pub fn connect_unix(place: &unix::Place) -> Result<Udp> {
+        Ok(Udp::local(unix::connect_datagram(place)?, None))
+    }
+
+    /// Binds `host`:`port`, or the local socket of a `unix:` host (port 0).
+    pub fn bind_host(host: &str, port: u16) -> Result<Udp> {
+        match unix::Place::parse(host) {
+            Some(place) => Udp::bind_unix(&unix::no_port(place?, port)?, None),
+            None => Udp::bind(&net::resolve(host, port, net::Family::Any)?),
+        }
+    }
+
+    /// Connects to `host`:`port`, or to the local socket of a `unix:` host.
+    pub fn connect_host(host: &str, port: u16) -> Result<Udp> {
+        match unix::Place::parse(host) {
+            Some(place) => Udp::connect_unix(&unix::no_port(place?, port)?),
+            None => Udp::connect(&net::resolve(host, port, net::Family::Any)?),
+        }
+    }
+
+    /// Binds the parsed command line's host and port (or local socket).
     pub fn from_args(a: &Args) -> Result<Udp> {
-        let mut u = Udp::bind(&a.addrs()?)?;
+        let mut u = match a.unix() {
+            Some(place) => Udp::bind_unix(&place?, a.mode)?,
+            None => Udp::bind(&a.addrs()?)?,
+        };
         u.frame = a.frame;
         Ok(u)
     }
@@ -97,7 +139,10 @@ impl Udp {
 
     /// Connects to the command line's host and port, with its frame.
     pub fn connect_args(a: &Args) -> Result<Udp> {
-        let mut u = Udp::connect(&a.addrs()?)?;
+        let mut u = match a.unix() {
+            Some(place) => Udp::connect_unix(&place?)?,
+            None => Udp::connect(&a.addrs()?)?,
+        };
         u.frame = a.frame;
         Ok(u)
     }
@@ -119,7 +164,16 @@ impl Udp {
 
     /// Sends one datagram to `to`.
     pub fn send_to(&self, data: &[u8], to: SocketAddr) -> Result<()> {
-        let n = self.sock.send_to(data, to).map_err(|e| Error::io(format!("sendto {}", net::show(&to)), &e))?;
+        let what = || format!("sendto {}", net::show(&to));
+        if let Some(l) = &self.local {
+            return match l.send_to(self.sock.as_raw_fd(), data, to) {
+                Err(nix::errno::Errno::ENOENT) => {
+                    Err(Error::new(Code::Addr, format!("{}: not a sender this unix socket has heard", what())))
+                }
+                r => r.map(drop).map_err(|e| Error::errno(what(), e)),
+            };
+        }
+        let n = self.sock.send_to(data, to).map_err(|e| Error::io(what(), &e))?;
         debug_assert_eq!(n, data.len());
         Ok(())
     }
@@ -145,20 +199,27 @@ impl Udp {
     /// `MsgSize` (its first `buf.len()` bytes are in `buf`), never silently cut.
     pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
         let cap = buf.len();
+        let fd = self.sock.as_raw_fd();
         loop {
-            let mut iov = [IoSliceMut::new(buf)];
-            // MSG_TRUNC makes Linux return the datagram's real length.
-            match socket::recvmsg::<SockaddrStorage>(self.sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_TRUNC) {
-                Ok(m) => {
-                    let from =
-                        m.address.as_ref().and_then(to_std).ok_or_else(|| Error::new(Code::Addr, "recvfrom: sender has no IP address"))?;
-                    if m.bytes > cap {
+            let got = match &self.local {
+                None => {
+                    let mut iov = [IoSliceMut::new(buf)];
+                    // MSG_TRUNC makes Linux return the datagram's real length.
+                    socket::recvmsg::<SockaddrStorage>(fd, &mut iov, None, MsgFlags::MSG_TRUNC)
+                        .map(|m| (m.bytes, m.address.as_ref().and_then(to_std)))
+                }
+                Some(l) => l.recv_from(fd, buf),
+            };
+            match got {
+                Ok((n, from)) => {
+                    let from = from.ok_or_else(|| Error::new(Code::Addr, "recvfrom: sender has no address"))?;
+                    if n > cap {
                         return Err(Error::new(
                             Code::MsgSize,
-                            format!("datagram of {} bytes from {} truncated to {cap}", m.bytes, net::show(&from)),
+                            format!("datagram of {n} bytes from {} truncated to {cap}", net::show(&from)),
                         ));
                     }
-                    return Ok((m.bytes, net::canonical(from)));
+                    return Ok((n, net::canonical(from)));
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::EAGAIN) => return Err(net::would_block(self.sock.as_fd(), "recvfrom")),
@@ -217,8 +278,12 @@ impl Udp {
         r.map_err(|e| Error::io(what, &e))
     }
 
-    /// The bound address (the chosen port when 0 was asked).
+    /// The bound address (the chosen port when 0 was asked; `0.0.0.0:0`
+    /// for a local socket).
     pub fn local_addr(&self) -> Result<SocketAddr> {
+        if self.local.is_some() {
+            return Ok(SocketAddr::from(([0, 0, 0, 0], 0)));
+        }
         self.sock.local_addr().map(net::canonical).map_err(|e| Error::io("getsockname", &e))
     }
 

@@ -416,6 +416,11 @@ fn cases() -> Vec<Case> {
             sockflow_conn_peer(null(), &mut a)
         }),
         cb_case!(sockflow_conn_peer["out"] => Null("out"), |fx| sockflow_conn_peer(fx.conn, null_mut())),
+        case!(sockflow_conn_peer_cred["c"] => Null("conn"), |fx| sockflow_conn_peer_cred(null(), null_mut(), null_mut(), null_mut())),
+        // Each credential pointer may be NULL (that one is not written).
+        cb_case!(sockflow_conn_peer_cred["pid"] => Allowed, |fx| sockflow_conn_peer_cred(fx.conn, null_mut(), &mut 0, &mut 0)),
+        cb_case!(sockflow_conn_peer_cred["uid"] => Allowed, |fx| sockflow_conn_peer_cred(fx.conn, &mut 0, null_mut(), &mut 0)),
+        cb_case!(sockflow_conn_peer_cred["gid"] => Allowed, |fx| sockflow_conn_peer_cred(fx.conn, &mut 0, &mut 0, null_mut())),
         case!(sockflow_conn_user["c"] => Returns(Ret::Ptr(true), "conn"), |fx| sockflow_conn_user(null())),
         case!(sockflow_conn_set_user["c"] => Null("conn"), |fx| sockflow_conn_set_user(null_mut(), 1 as *mut c_void)),
         // NULL is a fine user pointer (the one there before it was set).
@@ -642,6 +647,10 @@ fn cases() -> Vec<Case> {
             sockflow_tcp_peer(null(), &mut a)
         }),
         case!(sockflow_tcp_peer["out"] => Null("out"), |fx| sockflow_tcp_peer(fx.tcp, null_mut())),
+        case!(sockflow_tcp_peer_cred["t"] => Null("tcp"), |fx| sockflow_tcp_peer_cred(null(), null_mut(), null_mut(), null_mut())),
+        case!(sockflow_tcp_peer_cred["pid"] => Allowed, |fx| sockflow_tcp_peer_cred(fx.tcp, null_mut(), &mut 0, &mut 0)),
+        case!(sockflow_tcp_peer_cred["uid"] => Allowed, |fx| sockflow_tcp_peer_cred(fx.tcp, &mut 0, null_mut(), &mut 0)),
+        case!(sockflow_tcp_peer_cred["gid"] => Allowed, |fx| sockflow_tcp_peer_cred(fx.tcp, &mut 0, &mut 0, null_mut())),
         case!(sockflow_tcp_fd["t"] => Null("tcp"), |fx| sockflow_tcp_fd(null())),
         case!(sockflow_tcp_shutdown["t"] => Null("tcp"), |fx| sockflow_tcp_shutdown(null_mut())),
         case!(sockflow_tcp_close["t"] => Nothing, |fx| sockflow_tcp_close(null_mut())),

@@ -106,6 +106,9 @@ pub struct sockflow_args {
     /// `--stats` (servers): non-zero logs the server's counters (see
     /// `sockflow_server_stats`) when it stops.
     pub stats: c_int,
+    /// `--mode OCTAL` (servers on a "unix:PATH" host): the socket file's
+    /// permissions, e.g. 0660; 0 = not given (as the umask leaves them).
+    pub mode: c_int,
 }
 
 fn role_of(r: c_int) -> crate::Result<Role> {
@@ -138,6 +141,7 @@ impl sockflow_args {
             max_per_ip: a.max_per_ip.map_or(0, |n| n as c_int),
             workers: a.workers.map_or(0, |n| n as c_int),
             stats: c_int::from(a.stats),
+            mode: a.mode.map_or(0, |m| m as c_int),
         };
         let (kind, size) = match a.frame {
             Frame::Line { max } => (sockflow_frame::Line, max),
@@ -162,7 +166,8 @@ impl sockflow_args {
         if a.host.is_empty() {
             return Err(Error::new(Code::Addr, "args.host is empty"));
         }
-        let lo = if role == Role::Server { 0 } else { 1 };
+        // A unix: host has no port (0).
+        let lo = if role == Role::Server || a.unix().is_some() { 0 } else { 1 };
         if !(lo..=65535).contains(&self.port) {
             return Err(Error::new(Code::Addr, format!("args.port {} is not in {lo}-65535", self.port)));
         }
@@ -191,6 +196,11 @@ impl sockflow_args {
             n => return Err(Error::inval(format!("args.max_per_ip {n} is not in 0-{}", args::MAX_PER_IP_MAX))),
         };
         a.stats = self.stats != 0;
+        a.mode = match self.mode {
+            0 => None,
+            m if (1..=0o7777).contains(&m) => Some(m as u32),
+            m => return Err(Error::inval(format!("args.mode {m:#o} is not 0 or an octal mode in 1-7777"))),
+        };
         a.workers = match self.workers {
             0 => None,
             n if n > 0 && n as u32 <= args::WORKERS_MAX => Some(n as u32),

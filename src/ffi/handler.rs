@@ -9,7 +9,7 @@ use super::{bytes_arg, limit_arg, Zero};
 use crate::error::{Code, Error};
 use crate::server::{builtin, Action, CloseReason, Conn, Handler, Shared};
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -525,6 +525,19 @@ pub extern "C" fn sockflow_conn_peer(c: *const sockflow_conn, out: *mut sockflow
         check_out!(out, "out");
         sockflow_addr::write_opt(out, peer);
         0
+    }
+}
+
+/// The credentials of a client on a Unix domain socket (`unix:` servers),
+/// read with `SO_PEERCRED` when it connected: its process id, user id and
+/// group id, written through the pointers that are not NULL. For local
+/// access control: `if (uid != getuid()) return SOCKFLOW_CLOSE;`. Returns 0,
+/// or `SOCKFLOW_EINVAL` for a peer that is not local (TCP, UDP).
+#[no_mangle]
+pub extern "C" fn sockflow_conn_peer_cred(c: *const sockflow_conn, pid: *mut c_int, uid: *mut c_uint, gid: *mut c_uint) -> c_int {
+    ffi_boundary! {
+        let peer = try_ok!(with_conn(c, |c| c.peer()));
+        rc(sockflow_addr::write_cred(peer, pid, uid, gid))
     }
 }
 

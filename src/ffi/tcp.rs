@@ -11,9 +11,9 @@ use super::args::{core_args, sockflow_args};
 use super::error::{fail, rc};
 use super::{buf_arg, bytes_arg, copy_cstr, frame_arg, give, limit_arg, port_arg, str_arg, Zero};
 use crate::error::{Code, Error};
-use crate::net::{self, Family};
+use crate::net::Family;
 use crate::tcp::{Listener, Stream, DEFAULT_BACKLOG};
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 
 /// A listening TCP socket. Methods: `sockflow_tcp_listen`,
 /// `sockflow_tcp_listen_args`, `sockflow_tcp_accept`,
@@ -48,6 +48,10 @@ pub struct sockflow_tcp {
 /// Listens on `host`:`port` (`port` 0 = any free port; read it back with
 /// `sockflow_tcp_listener_port`). SO_REUSEADDR is set, so a restarted server
 /// binds at once; "::" listens on IPv4 and IPv6. `backlog` <= 0 means 128.
+/// A Unix domain socket: `host` "unix:/run/app.sock" (a socket file: a
+/// stale one is replaced, one a live server answers on is
+/// `SOCKFLOW_EADDRINUSE`; the file is removed when the listener is closed)
+/// or "unix:@name" (Linux abstract namespace), with `port` 0.
 /// On success writes a new listener to `*out` (free it with
 /// `sockflow_tcp_listener_close`) and returns 0.
 #[no_mangle]
@@ -56,9 +60,8 @@ pub extern "C" fn sockflow_tcp_listen(host: *const c_char, port: c_int, backlog:
         check_out!(out, "out");
         let host = try_ok!(str_arg(host, "host"));
         let port = try_ok!(port_arg(port, 0));
-        let addrs = try_ok!(net::resolve(host, port, Family::Any));
         let backlog = if backlog <= 0 { DEFAULT_BACKLOG } else { backlog };
-        give(out, sockflow_tcp_listener { inner: try_ok!(Listener::bind(&addrs, backlog)) })
+        give(out, sockflow_tcp_listener { inner: try_ok!(Listener::bind_host(host, port, Family::Any, backlog)) })
     }
 }
 
@@ -126,7 +129,9 @@ pub extern "C" fn sockflow_tcp_listener_close(l: *mut sockflow_tcp_listener) {
 
 /// Connects to `host`:`port`, trying every address the name resolves to,
 /// each attempt bounded by `timeout_ms` (`SOCKFLOW_FOREVER` = the OS's limit;
-/// 0 = `SOCKFLOW_EINVAL`). Writes the
+/// 0 = `SOCKFLOW_EINVAL`). `host` "unix:PATH" or "unix:@NAME" with
+/// `port` 0 connects to a Unix domain socket (see `sockflow_tcp_listen`).
+/// Writes the
 /// new connection to `*out` (free it with `sockflow_tcp_close`); returns 0,
 /// or e.g. `SOCKFLOW_ECONNREFUSED`, `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`.
 #[no_mangle]
@@ -134,9 +139,9 @@ pub extern "C" fn sockflow_tcp_connect(host: *const c_char, port: c_int, timeout
     ffi_boundary! {
         check_out!(out, "out");
         let host = try_ok!(str_arg(host, "host"));
-        let port = try_ok!(port_arg(port, 1));
-        let addrs = try_ok!(net::resolve(host, port, Family::Any));
-        give(out, sockflow_tcp { inner: try_ok!(Stream::connect(&addrs, try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Invalid)))) })
+        let port = try_ok!(port_arg(port, if crate::unix::Place::parse(host).is_some() { 0 } else { 1 }));
+        let timeout = try_ok!(limit_arg(timeout_ms, "timeout_ms", Zero::Invalid));
+        give(out, sockflow_tcp { inner: try_ok!(Stream::connect_host(host, port, Family::Any, timeout)) })
     }
 }
 
@@ -293,6 +298,17 @@ pub extern "C" fn sockflow_tcp_peer(t: *const sockflow_tcp, out: *mut sockflow_a
         check_out!(out, "out");
         sockflow_addr::write_opt(out, t.inner.peer());
         0
+    }
+}
+
+/// The credentials of the process at the other end of a Unix domain
+/// socket connection (see `sockflow_conn_peer_cred`): for a client, the
+/// server's. Returns 0, or `SOCKFLOW_EINVAL` for a TCP connection.
+#[no_mangle]
+pub extern "C" fn sockflow_tcp_peer_cred(t: *const sockflow_tcp, pid: *mut c_int, uid: *mut c_uint, gid: *mut c_uint) -> c_int {
+    ffi_boundary! {
+        let t = try_ref!(t, "tcp");
+        rc(sockflow_addr::write_cred(t.inner.peer(), pid, uid, gid))
     }
 }
 

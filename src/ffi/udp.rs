@@ -28,15 +28,20 @@ pub struct sockflow_udp {
 }
 
 /// Binds a UDP socket to `host`:`port` (`port` 0 = any free port; "::" is
-/// dual-stack). Writes it to `*out` (free with `sockflow_udp_close`); returns 0.
+/// dual-stack). `host` "unix:PATH" or "unix:@NAME" with `port` 0 binds a
+/// Unix domain datagram socket instead (the socket file as for
+/// `sockflow_tcp_listen`: a stale one replaced, a live one
+/// `SOCKFLOW_EADDRINUSE`, removed at close); its senders read `ip` "unix"
+/// and a `port` number that `sockflow_udp_send_to(u, "unix", port)` replies
+/// to (the last 4096 senders are remembered).
+/// Writes it to `*out` (free with `sockflow_udp_close`); returns 0.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_bind(host: *const c_char, port: c_int, out: *mut *mut sockflow_udp) -> c_int {
     ffi_boundary! {
         check_out!(out, "out");
         let host = try_ok!(str_arg(host, "host"));
         let port = try_ok!(port_arg(port, 0));
-        let addrs = try_ok!(net::resolve(host, port, Family::Any));
-        give(out, sockflow_udp { inner: try_ok!(Udp::bind(&addrs)) })
+        give(out, sockflow_udp { inner: try_ok!(Udp::bind_host(host, port)) })
     }
 }
 
@@ -53,14 +58,16 @@ pub extern "C" fn sockflow_udp_bind_args(args: *const sockflow_args, out: *mut *
 /// Opens a UDP socket on a free port connected to `host`:`port` (first
 /// address that works): `sockflow_udp_send` goes there, only its datagrams
 /// are received, and a closed port shows as `SOCKFLOW_ECONNREFUSED`.
+/// `host` "unix:PATH" or "unix:@NAME" with `port` 0 connects a Unix domain
+/// datagram socket, bound to an abstract name the kernel picks (nothing to
+/// remove afterwards).
 #[no_mangle]
 pub extern "C" fn sockflow_udp_connect(host: *const c_char, port: c_int, out: *mut *mut sockflow_udp) -> c_int {
     ffi_boundary! {
         check_out!(out, "out");
         let host = try_ok!(str_arg(host, "host"));
-        let port = try_ok!(port_arg(port, 1));
-        let addrs = try_ok!(net::resolve(host, port, Family::Any));
-        give(out, sockflow_udp { inner: try_ok!(Udp::connect(&addrs)) })
+        let port = try_ok!(port_arg(port, if crate::unix::Place::parse(host).is_some() { 0 } else { 1 }));
+        give(out, sockflow_udp { inner: try_ok!(Udp::connect_host(host, port)) })
     }
 }
 
@@ -88,7 +95,9 @@ pub extern "C" fn sockflow_udp_set_frame(u: *mut sockflow_udp, spec: *const c_ch
 }
 
 /// Sends one datagram of `len` bytes to `host`:`port` (framed as set by
-/// `sockflow_udp_set_frame`). Returns 0 or a negative code.
+/// `sockflow_udp_set_frame`). On a Unix domain socket, `host` "unix" and
+/// the `port` of a sender's `sockflow_addr` reply to that sender. Returns 0
+/// or a negative code.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_send_to(u: *mut sockflow_udp, data: *const c_void, len: usize, host: *const c_char, port: c_int) -> c_int {
     ffi_boundary! {
@@ -96,6 +105,9 @@ pub extern "C" fn sockflow_udp_send_to(u: *mut sockflow_udp, data: *const c_void
         let data = try_ok!(bytes_arg(data, len, "data"));
         let host = try_ok!(str_arg(host, "host"));
         let port = try_ok!(port_arg(port, 1));
+        if host == "unix" {
+            return rc(u.inner.send_msg(data, Some(crate::unix::sender_addr(port))));
+        }
         let addrs = try_ok!(net::resolve(host, port, Family::Any));
         rc(net::try_each(&addrs, |a| u.inner.send_msg(data, Some(a))))
     }

@@ -34,6 +34,8 @@ pub(crate) struct Base {
     log_stats: bool,
     /// This loop's part in a server of several workers.
     pub(crate) team: Team,
+    /// `unix:PATH` for a server on a local socket (it has no address).
+    pub(crate) place: Option<String>,
 }
 
 impl Base {
@@ -52,7 +54,7 @@ impl Base {
         let team = seat.team();
         let log = seat.log.unwrap_or_else(|| Log::new(cfg));
         let log_stats = cfg.log_stats;
-        Ok(Base { poll, shared, signals, log, kind, timers: Timers::default(), pending: Vec::new(), log_stats, team })
+        Ok(Base { poll, shared, signals, log, kind, timers: Timers::default(), pending: Vec::new(), log_stats, team, place: None })
     }
 
     pub(crate) fn handle(&self) -> ServerHandle {
@@ -67,6 +69,9 @@ impl Base {
     pub(crate) fn announce(&self) {
         if !self.team.speaks() {
             return;
+        }
+        if let Some(p) = &self.place {
+            return self.log.info(format_args!("listening on {p}{}", self.kind));
         }
         let a = self.local_addr();
         if a.port() == 0 {
@@ -85,6 +90,9 @@ impl Base {
         }
         if self.log_stats {
             self.log.info(format_args!("stats: {}", self.shared.stats()));
+        }
+        if let Some(p) = &self.place {
+            return self.log.info(format_args!("stopped ({p})"));
         }
         let a = self.local_addr();
         if a.port() == 0 {

@@ -24,8 +24,15 @@ impl Print {
     }
 }
 
+/// `ip = 127.0.0.1 port = 5000`; for a local stream client `unix pid =
+/// 4242 uid = 1000 gid = 1000`, for a local datagram sender `ip = unix
+/// port = 3` (its number, as `sockflow_addr` has it).
 fn who(c: &Conn<'_>) -> String {
-    format!("ip = {} port = {}", c.peer().ip(), c.peer().port())
+    match (c.peer_cred(), crate::unix::sender(c.peer())) {
+        (Some(u), _) => format!("unix pid = {} uid = {} gid = {}", u.pid, u.uid, u.gid),
+        (None, Some(n)) => format!("ip = unix port = {n}"),
+        (None, None) => format!("ip = {} port = {}", c.peer().ip(), c.peer().port()),
+    }
 }
 
 impl Handler for Print {

@@ -23,6 +23,7 @@ pub mod builtin;
 mod clock;
 mod conn;
 mod control;
+mod dgram;
 mod effect;
 pub(crate) mod event_loop;
 mod log;
@@ -323,7 +324,7 @@ pub(crate) enum Sink<'a> {
     Queue { ending: Ending },
     /// A UDP reply to the sender; `peer` when it is a `udp_peers` connection
     /// (one that lasts beyond this datagram).
-    Datagram { sock: &'a mio::net::UdpSocket, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
+    Datagram { sock: &'a dgram::Dgram, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
     /// An outgoing connection that never connected (in `on_close`), and why.
@@ -348,6 +349,12 @@ impl Conn<'_> {
     /// The peer's address (IPv4-mapped addresses shown as IPv4).
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The credentials (pid, uid, gid) of a client on a Unix domain socket,
+    /// read with `SO_PEERCRED` when it connected; None for an IP peer.
+    pub fn peer_cred(&self) -> Option<crate::unix::Cred> {
+        crate::unix::cred(self.peer)
     }
 
     /// The worker (event-loop thread, 0 to `workers - 1`) this connection

@@ -21,6 +21,8 @@
 //! connection (slowloris), and `max_per_ip` keeps one host from taking
 //! every connection slot.
 
+#[path = "listen.rs"]
+mod listen;
 #[path = "outgoing.rs"]
 mod outgoing;
 
@@ -72,7 +74,9 @@ enum Input {
 /// A bound TCP server, ready to [`run`](TcpServer::run).
 pub struct TcpServer {
     base: Base,
-    listener: Option<TcpListener>,
+    listener: Option<listen::Listen>,
+    /// A `unix:` server's socket file (worker 0's): removed when it stops.
+    socket_file: Option<crate::unix::SocketFile>,
     handler: Arc<dyn Handler>,
     frame: Frame,
     quit: Vec<u8>,
@@ -126,15 +130,34 @@ impl TcpServer {
     /// loops of `cfg.workers`, each with its own listener: see `workers.rs`).
     pub fn bind(addrs: &[SocketAddr], cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
         super::workers::assemble(addrs, cfg, |addrs, cfg, seat| {
-            let l = crate::tcp::Listener::bind_with(addrs, cfg.backlog, seat.reuse_port())?;
-            let local = l.local_addr();
-            let std = l.into_std();
+            let (std, local) = crate::tcp::bound(addrs, cfg.backlog, seat.reuse_port())?;
             std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
-            let mut listener = TcpListener::from_std(std);
-            let s = TcpServer::new(local, cfg, handler.clone(), seat)?;
-            s.base.poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
-            Ok(TcpServer { listener: Some(listener), ..s })
+            TcpServer::new(local, cfg, handler.clone(), seat)?.listening(listen::Listen::Tcp(TcpListener::from_std(std)))
         })
+    }
+
+    /// Listens on a local socket (`unix:PATH` or `unix:@NAME`; `mode`: the
+    /// socket file's permissions). Every worker accepts from the one
+    /// socket (a descriptor of its own): a socket file cannot be bound
+    /// twice, so there is no `SO_REUSEPORT` group. Worker 0 removes the
+    /// file when the server stops.
+    pub fn bind_unix(place: &crate::unix::Place, mode: Option<u32>, cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+        let crate::unix::Listening { sock, mut file } = crate::unix::listen(place, mode)?;
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        super::workers::assemble(&[none], cfg, |_, cfg, seat| {
+            let std = sock.try_clone().map_err(|e| Error::io("dup", &e))?;
+            std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
+            let mut s = TcpServer::new(none, cfg, handler.clone(), seat)?;
+            s.base.place = Some(place.to_string());
+            s.socket_file = file.take();
+            s.listening(listen::Listen::Unix(mio::net::UnixListener::from_std(std)))
+        })
+    }
+
+    fn listening(mut self, mut l: listen::Listen) -> Result<TcpServer> {
+        self.base.poll.registry().register(&mut l, LISTENER, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
+        self.listener = Some(l);
+        Ok(self)
     }
 
     /// A loop with no listener: an event-driven client of many servers,
@@ -154,6 +177,7 @@ impl TcpServer {
         Ok(TcpServer {
             base,
             listener: None,
+            socket_file: None,
             handler,
             frame: cfg.frame,
             quit: cfg.quit.into_bytes(),
@@ -191,7 +215,10 @@ impl TcpServer {
 
     /// Binds the parsed command line's host and port.
     pub fn from_args(a: &crate::args::Args, cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
-        TcpServer::bind(&a.addrs()?, cfg, handler)
+        match a.unix() {
+            Some(place) => TcpServer::bind_unix(&place?, a.mode, cfg, handler),
+            None => TcpServer::bind(&a.addrs()?, cfg, handler),
+        }
     }
 
     /// A thread-safe handle: stop, send, broadcast (reaching every worker).
@@ -317,7 +344,7 @@ impl TcpServer {
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
-                Ok((sock, peer)) => self.admit(sock, net::canonical(peer)),
+                Ok((sock, peer)) => self.admit(sock, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)

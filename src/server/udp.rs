@@ -13,6 +13,7 @@
 use super::admission::Throttle;
 use super::base::Base;
 use super::control::Command;
+use super::dgram::Dgram;
 use super::effect::Effect;
 use super::event_loop::{run_to_end, Loop};
 use super::peers::{Heard, Peer, Peers};
@@ -39,7 +40,7 @@ const PEER_IDLE: Duration = Duration::from_secs(60);
 /// A bound UDP server, ready to [`run`](UdpServer::run).
 pub struct UdpServer {
     base: Base,
-    sock: UdpSocket,
+    sock: Dgram,
     handler: Arc<dyn Handler>,
     frame: Frame,
     next_id: Seq,
@@ -62,12 +63,32 @@ impl UdpServer {
         super::workers::assemble(addrs, cfg, |addrs, cfg, seat| UdpServer::bind_one(addrs, cfg, handler.clone(), seat))
     }
 
-    fn bind_one(addrs: &[SocketAddr], mut cfg: Config, handler: Arc<dyn Handler>, seat: super::workers::Seat) -> Result<UdpServer> {
+    fn bind_one(addrs: &[SocketAddr], cfg: Config, handler: Arc<dyn Handler>, seat: super::workers::Seat) -> Result<UdpServer> {
         let u = super::workers::bind_udp(addrs, &seat)?;
         let local = u.local_addr()?;
         let std = u.into_std();
         std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
-        let mut sock = UdpSocket::from_std(std);
+        UdpServer::on(Dgram::udp(UdpSocket::from_std(std)), local, cfg, handler, seat)
+    }
+
+    /// Serves on a local datagram socket (`unix:PATH` or `unix:@NAME`;
+    /// `mode`: the socket file's permissions, removed when the server
+    /// stops). One loop, whatever `cfg.workers` says: a socket file cannot
+    /// be bound twice, and senders are numbered per socket.
+    pub fn bind_unix(place: &crate::unix::Place, mode: Option<u32>, cfg: Config, handler: Arc<dyn Handler>) -> Result<UdpServer> {
+        let (std, file) = crate::unix::bind_datagram(place, mode)?;
+        std.set_nonblocking(true).map_err(|e| Error::io("fcntl", &e))?;
+        let mut sock = Some(Dgram::local(std, crate::unix::LocalDatagram::new(file)));
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        super::workers::assemble(&[none], Config { workers: 1, ..cfg }, |_, cfg, seat| {
+            let sock = sock.take().ok_or_else(|| Error::inval("a unix datagram server has one loop"))?;
+            let mut s = UdpServer::on(sock, none, cfg, handler.clone(), seat)?;
+            s.base.place = Some(place.to_string());
+            Ok(s)
+        })
+    }
+
+    fn on(mut sock: Dgram, local: SocketAddr, mut cfg: Config, handler: Arc<dyn Handler>, seat: super::workers::Seat) -> Result<UdpServer> {
         let next_id = seat.seq();
         let base = Base::new(local, cfg.frame, true, &mut cfg, seat)?;
         base.poll.registry().register(&mut sock, SOCKET, Interest::READABLE).map_err(|e| Error::io("epoll_ctl", &e))?;
@@ -92,7 +113,10 @@ impl UdpServer {
 
     /// Binds the parsed command line's host and port.
     pub fn from_args(a: &crate::args::Args, cfg: Config, handler: Arc<dyn Handler>) -> Result<UdpServer> {
-        UdpServer::bind(&a.addrs()?, cfg, handler)
+        match a.unix() {
+            Some(place) => UdpServer::bind_unix(&place?, a.mode, cfg, handler),
+            None => UdpServer::bind(&a.addrs()?, cfg, handler),
+        }
     }
 
     /// A thread-safe handle: stop; with peers also send and broadcast.
