@@ -5,6 +5,7 @@
 use crate::error::{Code, Error, Result};
 use crate::frame::Frame;
 use crate::net::{self, Family};
+use crate::tls::{Side, TlsArgs};
 
 /// Which positional form the program takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub struct Args {
     pub workers: Option<u32>,
     /// `--stats` (servers): log the server's counters when it stops.
     pub stats: bool,
+    /// `--tls`, `--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-client-ca`:
+    /// all empty = plaintext (see [`crate::tls`]).
+    pub tls: TlsArgs,
     /// Program name for messages (basename of argv[0]).
     pub prog: String,
 }
@@ -68,6 +72,7 @@ impl Args {
             max_per_ip: None,
             workers: None,
             stats: false,
+            tls: TlsArgs::default(),
             prog: prog.into(),
         }
     }
@@ -76,6 +81,14 @@ impl Args {
     /// server given no host).
     pub fn addrs(&self) -> Result<Vec<std::net::SocketAddr>> {
         net::resolve(&self.host, self.port, self.family)
+    }
+
+    /// Which end of a TLS connection this program is.
+    pub fn side(&self) -> Side {
+        match self.role {
+            Role::Server => Side::Server,
+            Role::Client => Side::Client,
+        }
     }
 
     /// The timeout as a duration, if any.
@@ -110,9 +123,16 @@ pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
             "--timeout MS     close a connection (TCP, or a UDP peer) after MS ms without traffic (0 = never, the default)\n  \
              --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  \
              --workers N      serve on N event-loop threads, each accepting its share of the clients (default 1)\n  \
-             --stats          print the server's counters (connections, messages, bytes, closes) when it stops\n  "
+             --stats          print the server's counters (connections, messages, bytes, closes) when it stops\n  \
+             --tls-cert FILE  serve TLS with this certificate chain (PEM; with --tls-key FILE, its private key)\n  \
+             --tls-client-ca FILE  require client certificates signed by this CA (PEM)\n  "
         }
-        Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",
+        Role::Client => {
+            "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  \
+             --tls            connect with TLS, verifying the server against the system roots and <host>\n  \
+             --tls-ca FILE    with TLS, trust this CA (PEM) instead of the system roots\n  \
+             --tls-cert FILE  with TLS, present this client certificate (PEM; with --tls-key FILE)\n  "
+        }
     };
     format!(
         "usage: {prog} {}\n\
@@ -237,7 +257,7 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
                 None => it.next().ok_or_else(|| Error::new(Code::Usage, format!("{name} needs {what}"))),
             }
         };
-        if inline.is_some() && matches!(name, "--" | "-h" | "--help") {
+        if inline.is_some() && matches!(name, "--" | "-h" | "--help" | "--tls") {
             return Err(Error::new(Code::Usage, format!("{name} takes no value")));
         }
         match name {
@@ -260,6 +280,11 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
             "--workers" => return Err(Error::new(Code::Usage, "--workers is a server option")),
             "--stats" if role == Role::Server => a.stats = true,
             "--stats" => return Err(Error::new(Code::Usage, "--stats is a server option")),
+            "--tls" => a.tls.enabled = true,
+            "--tls-ca" => a.tls.ca = value("a PEM file")?.into(),
+            "--tls-cert" => a.tls.cert = value("a PEM file")?.into(),
+            "--tls-key" => a.tls.key = value("a PEM file")?.into(),
+            "--tls-client-ca" => a.tls.client_ca = value("a PEM file")?.into(),
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
     }
@@ -281,6 +306,7 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
         (_, [_, _, extra, ..]) => return Err(Error::new(Code::Usage, format!("unexpected argument \"{extra}\""))),
     };
     a.port = parse_port(port, role)?;
+    a.tls.check(a.side())?;
     a.host = match host {
         Some(h) => check_host(h, a.family)?,
         None if a.family == Family::V6 => "::".into(),

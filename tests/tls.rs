@@ -1,0 +1,154 @@
+//! TLS end to end: certificates made here with rcgen (a CA, a server
+//! certificate for localhost/127.0.0.1, a client certificate; nothing
+//! committed that could expire), sockflow's examples against each other
+//! and against `openssl s_server`/`s_client` and Python's `ssl`, and the
+//! failures: wrong CA, wrong host name, plaintext on either side, a peer
+//! stalling mid-handshake. Loopback only; every process ended by its PID.
+
+mod common;
+#[path = "flows/kit.rs"]
+mod kit;
+
+use common::*;
+use kit::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// PEM files in a directory of their own: `ca.pem`, `server.pem` +
+/// `server.key` (localhost, 127.0.0.1), `client.pem` + `client.key`,
+/// `other-ca.pem` (a CA that signed nothing here) and `elsewhere.pem` +
+/// `elsewhere.key` (signed by the CA, for another name).
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    fn new(name: &str) -> Certs {
+        let dir = tmp_dir(&format!("tls-{name}"));
+        let ca_params = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            p
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params("sockflow test CA").self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params("sockflow test CA"), ca_key);
+        let write = |f: &str, text: String| std::fs::write(dir.join(f), text).unwrap();
+        write("ca.pem", ca_cert.pem());
+        let other_key = KeyPair::generate().unwrap();
+        write("other-ca.pem", ca_params("another CA").self_signed(&other_key).unwrap().pem());
+        let leaf = |file: &str, names: &[&str]| {
+            let key = KeyPair::generate().unwrap();
+            let cert =
+                CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap().signed_by(&key, &issuer).unwrap();
+            write(&format!("{file}.pem"), cert.pem());
+            write(&format!("{file}.key"), key.serialize_pem());
+        };
+        leaf("server", &["localhost", "127.0.0.1"]);
+        leaf("client", &["sockflow test client"]);
+        leaf("elsewhere", &["elsewhere.test"]);
+        Certs { dir }
+    }
+
+    fn path(&self, f: &str) -> String {
+        self.dir.join(f).to_string_lossy().into_owned()
+    }
+}
+
+/// `openssl s_server -rev` (each line sent back reversed) on a free
+/// loopback port, with `extra` options; returns it and the port.
+fn openssl_server(c: &Certs, cert: &str, extra: &[&str]) -> (Proc, u16) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-accept", "127.0.0.1:0", "-rev", "-cert"])
+        .arg(c.path(&format!("{cert}.pem")))
+        .arg("-key")
+        .arg(c.path(&format!("{cert}.key")))
+        .args(extra);
+    let p = spawn_cmd(cmd, Input::Piped);
+    let l = p.wait_for_line_matching(Stream::Stdout, |l| l.starts_with("ACCEPT "), "openssl's ACCEPT line", default_timeout());
+    let port = l.rsplit(':').next().unwrap().trim().parse().unwrap();
+    (p, port)
+}
+
+fn has_openssl() -> bool {
+    which("openssl").is_some()
+}
+
+#[test]
+fn tcp_client_talks_to_openssl_s_server() {
+    if !has_openssl() {
+        eprintln!("skipped: no openssl");
+        return;
+    }
+    let c = Certs::new("client-openssl");
+    let (_s, port) = openssl_server(&c, "server", &[]);
+    let ca = c.path("ca.pem");
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &ca, "localhost", &port.to_string()], Input::Piped);
+    p.write_stdin(b"hello tls\n").unwrap();
+    wait_eq(&p, Stream::Stdout, "slt olleh");
+    p.write_stdin(b"quit\n").unwrap();
+    exits_with(&mut p, 0);
+}
+
+/// The client's one error line (stderr) and its exit status.
+fn fails(p: &mut Proc, want: &str) {
+    let st = p.wait_exit(default_timeout());
+    assert!(!st.success(), "expected a failure\n{}", p.transcript());
+    assert!(p.stderr_text().contains(want), "expected {want:?} on stderr\n{}", p.transcript());
+}
+
+#[test]
+fn wrong_ca_and_wrong_name_are_tls_errors() {
+    if !has_openssl() {
+        eprintln!("skipped: no openssl");
+        return;
+    }
+    let c = Certs::new("wrong-ca");
+    let (_s, port) = openssl_server(&c, "server", &[]);
+    let port = port.to_string();
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &c.path("other-ca.pem"), "127.0.0.1", &port], "x\n");
+    fails(&mut p, &format!("tls handshake with 127.0.0.1:{port}: invalid peer certificate: UnknownIssuer"));
+    drop(_s);
+    let (_s, port) = openssl_server(&c, "elsewhere", &[]);
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &c.path("ca.pem"), "127.0.0.1", &port.to_string()], "x\n");
+    fails(&mut p, "invalid peer certificate: certificate not valid for name \"127.0.0.1\"");
+}
+
+#[test]
+fn tls_client_to_plaintext_server_fails_cleanly() {
+    let c = Certs::new("to-plain");
+    let (_srv, port) = server("echo_server", Link::Static, &[]);
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &c.path("ca.pem"), "127.0.0.1", &port.to_string()], "x\n");
+    fails(&mut p, &format!("tls handshake with 127.0.0.1:{port}: "));
+}
+
+#[test]
+fn stalled_handshake_times_out() {
+    let c = Certs::new("stall");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let mut p =
+        spawn(example("tcp_client", Link::Static), &["--timeout", "1000", "--tls-ca", &c.path("ca.pem"), "127.0.0.1", &port], "x\n");
+    // Accepted (the kernel's backlog), then never answered.
+    fails(&mut p, &format!("tls handshake with 127.0.0.1:{port}: timed out after 1000 ms"));
+    drop(l);
+}
+
+#[test]
+fn bad_files_are_usage_errors_naming_the_file() {
+    let c = Certs::new("bad-files");
+    let missing = c.path("missing.pem");
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &missing, "127.0.0.1", "9"], Input::Null);
+    let st = p.wait_exit(default_timeout());
+    assert_exit(&p, st, 2);
+    assert!(p.stderr_text().contains(&format!("{missing}: ")), "{}", p.transcript());
+    // A key where the certificate goes.
+    let key = c.path("server.key");
+    let mut p = spawn(example("echo_server", Link::Static), &["--tls-cert", &key, "--tls-key", &key, "0"], Input::Null);
+    let st = p.wait_exit(default_timeout());
+    assert_exit(&p, st, 2);
+    assert!(p.stderr_text().contains(&format!("{key}: no certificate in PEM form found")), "{}", p.transcript());
+}
