@@ -152,3 +152,89 @@ fn bad_files_are_usage_errors_naming_the_file() {
     assert_exit(&p, st, 2);
     assert!(p.stderr_text().contains(&format!("{key}: no certificate in PEM form found")), "{}", p.transcript());
 }
+
+/// A TLS echo_server (`extra` options first) on 127.0.0.1.
+fn tls_server(c: &Certs, name: &str, extra: &[&str]) -> (Proc, u16) {
+    let (cert, key) = (c.path("server.pem"), c.path("server.key"));
+    let mut opts = vec!["--tls-cert", &cert, "--tls-key", &key];
+    opts.extend_from_slice(extra);
+    server(name, Link::Static, &opts)
+}
+
+#[test]
+fn tcp_client_and_echo_server_over_tls_exact_bytes() {
+    let c = Certs::new("echo");
+    let (mut s, port) = tls_server(&c, "echo_server", &[]);
+    let ca = c.path("ca.pem");
+    // A line longer than a TLS record, and bytes of every value but '\n'.
+    let long: String = "0123456789abcdef".repeat(3000);
+    let odd: String = (1u8..=255).filter(|&b| b != b'\n' && b.is_ascii_graphic()).map(char::from).collect();
+    let input = format!("hello\n{long}\n{odd}\n");
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &ca, "localhost", &port.to_string()], input.as_str());
+    exits_with(&mut p, 0);
+    assert_eq!(p.stdout_text(), input, "{}", p.transcript());
+    stop(&mut s, libc::SIGTERM);
+}
+
+#[test]
+fn openssl_s_client_and_python_ssl_talk_to_echo_server() {
+    let c = Certs::new("s-client");
+    let (mut s, port) = tls_server(&c, "echo_server", &[]);
+    let ca = c.path("ca.pem");
+    if has_openssl() {
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &ca,
+        ]);
+        let mut p = spawn_cmd(cmd, Input::Piped);
+        p.write_stdin(b"from openssl\n").unwrap();
+        wait_eq(&p, Stream::Stdout, "from openssl");
+        // s_client waits for the server to close, even after its input ends.
+        drop(p);
+    }
+    if which("python3").is_some() {
+        let script = format!(
+            "import socket, ssl\nctx = ssl.create_default_context(cafile={ca:?})\n\
+             with socket.create_connection(('127.0.0.1', {port})) as raw:\n    \
+             with ctx.wrap_socket(raw, server_hostname='localhost') as s:\n        \
+             s.sendall(b'from python\\n')\n        got = b''\n        \
+             while not got.endswith(b'\\n'):\n            got += s.recv(100)\n        print(got.decode(), end='')\n        s.unwrap()\n"
+        );
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", &script]);
+        assert_eq!(run_ok(cmd, default_timeout()), "from python\n");
+    }
+    stop(&mut s, libc::SIGTERM);
+}
+
+#[test]
+fn plaintext_client_to_tls_server_is_dropped_and_others_are_served() {
+    let c = Certs::new("plain-to-tls");
+    let (mut s, port) = tls_server(&c, "echo_server", &[]);
+    let ca = c.path("ca.pem");
+    // A TLS client first, kept open across the failure.
+    let mut good = spawn(example("tcp_client", Link::Static), &["--tls-ca", &ca, "localhost", &port.to_string()], Input::Piped);
+    good.write_stdin(b"before\n").unwrap();
+    wait_eq(&good, Stream::Stdout, "before");
+    let mut plain = client("tcp_client", Link::Static, &[], port, "GET / HTTP/1.0\n");
+    plain.wait_exit(default_timeout());
+    s.wait_for_line_matching(
+        Stream::Stderr,
+        |l| l.contains("tls handshake: ") && l.contains("closing it"),
+        "the server's WARN line",
+        default_timeout(),
+    );
+    good.write_stdin(b"after\n").unwrap();
+    wait_eq(&good, Stream::Stdout, "after");
+    good.close_stdin();
+    exits_with(&mut good, 0);
+    stop(&mut s, libc::SIGTERM);
+}

@@ -31,6 +31,7 @@ use super::effect::Effect;
 use super::event_loop::{run_to_end, Loop};
 use super::spare::Spare;
 use super::timer::sooner;
+use super::tls::TlsConn;
 use super::worker::{Parting, Worker};
 use super::workers::{Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
@@ -113,6 +114,8 @@ pub struct TcpServer {
     idle_overrides: bool,
     /// Outgoing connections and relay waits.
     outgoing: outgoing::Outgoing,
+    /// Accepted connections are TLS with this (see `tls.rs`).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl TcpServer {
@@ -179,11 +182,16 @@ impl TcpServer {
             events: Events::with_capacity(1024),
             idle_overrides: false,
             outgoing: outgoing::Outgoing::default(),
+            tls: cfg.tls,
         })
     }
 
     /// Binds the parsed command line's host and port.
-    pub fn from_args(a: &crate::args::Args, cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+    /// With `--tls-cert`, connections are TLS (unless `cfg.tls` is set).
+    pub fn from_args(a: &crate::args::Args, mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+        if cfg.tls.is_none() && a.tls.on(crate::tls::Side::Server) {
+            cfg.tls = Some(a.tls.server_config()?);
+        }
         TcpServer::bind(&a.addrs()?, cfg, handler)
     }
 
@@ -351,7 +359,16 @@ impl TcpServer {
             self.per_ip.leave(peer.ip());
             return;
         }
-        entry.insert(Connection::new(sock, id, peer, Life::Open(ReadState::Reading), 0, self.clock.tick(), &mut self.colds));
+        let c = entry.insert(Connection::new(sock, id, peer, Life::Open(ReadState::Reading), 0, self.clock.tick(), &mut self.colds));
+        if let Some(cfg) = &self.tls {
+            match TlsConn::server(cfg) {
+                Ok(t) => c.cold(&mut self.colds).tls = Some(Box::new(t)),
+                Err(e) => {
+                    self.base.log.warn(format_args!("tls: {e}: closing {}", net::show(&peer)));
+                    return self.discard(k);
+                }
+            }
+        }
         self.start(k);
     }
 
@@ -436,7 +453,7 @@ impl TcpServer {
                 c.set_read(ReadState::Paused(Pause::Budget));
                 return self.list_budget_paused(k, id);
             };
-            let n = match c.sock.read(&mut self.scratch[..limit]) {
+            let n = match super::tls::read(c, &mut self.scratch[..limit]) {
                 Ok(0) => {
                     // The decoder delivers what is left (a last line without
                     // its newline) or reports a frame cut short.
@@ -448,6 +465,11 @@ impl TcpServer {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    // A TLS failure: that connection alone goes, with its reason.
+                    self.base.log.warn(format_args!("{} with {}: closing it", e, net::show(&c.peer())));
+                    return self.close_now(k, CloseReason::Error);
+                }
                 Err(_) => return self.close_now(k, CloseReason::Error),
             };
             c.last = self.clock.tick();
@@ -569,7 +591,7 @@ impl TcpServer {
         let c = &mut self.conns[k];
         let mut sent = 0;
         while sent < self.replies.len() {
-            match net::send_some(c.sock.as_raw_fd(), &self.replies[sent..]) {
+            match super::tls::write(&c.sock, c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()), &self.replies[sent..]) {
                 Ok(n) => {
                     sent += n;
                     self.base.shared.counters().wrote(n);
@@ -721,8 +743,9 @@ impl TcpServer {
         }
         let Connection { sock, cold, last, .. } = c;
         if let Some(x) = cold.as_deref_mut() {
-            while x.out_pos < x.out.len() {
-                match net::send_some(sock.as_raw_fd(), &x.out[x.out_pos..]) {
+            while x.queued() > 0 {
+                match super::tls::write(sock, x.tls.as_deref_mut(), &x.out[x.out_pos..]) {
+                    Ok(0) => break,
                     Ok(n) => {
                         self.base.shared.counters().wrote(n);
                         x.out_pos += n;
@@ -748,6 +771,8 @@ impl TcpServer {
             match c.life {
                 // The peer is gone already: nothing to wait for.
                 Life::Closing { reason: CloseReason::Peer } => {
+                    // A TLS peer that ended with close_notify waits for ours.
+                    let _ = super::tls::close_notify(c);
                     self.close_now(k, CloseReason::Peer);
                     return false;
                 }
@@ -756,8 +781,23 @@ impl TcpServer {
                     return false;
                 }
                 Life::Closing { reason } => {
-                    // Everything is sent: FIN now, then wait for the peer's
-                    // (until the same deadline).
+                    // Everything is sent: TLS's close_notify, then FIN, then
+                    // wait for the peer's (until the same deadline).
+                    match super::tls::close_notify(c) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            if !c.writable {
+                                c.writable = true;
+                                let _ =
+                                    self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
+                            }
+                            return true;
+                        }
+                        Err(_) => {
+                            self.close_now(k, reason);
+                            return false;
+                        }
+                    }
                     let _ = c.sock.shutdown(std::net::Shutdown::Write);
                     if c.writable {
                         c.writable = false;
