@@ -238,3 +238,65 @@ fn plaintext_client_to_tls_server_is_dropped_and_others_are_served() {
     exits_with(&mut good, 0);
     stop(&mut s, libc::SIGTERM);
 }
+
+#[test]
+fn a_client_stalling_mid_handshake_is_dropped_and_others_are_served() {
+    let c = Certs::new("server-stall");
+    let (mut s, port) = tls_server(&c, "echo_server", &["--timeout", "1000"]);
+    let mut stalled = connect(port); // never says a word
+    let ca = c.path("ca.pem");
+    let mut good = spawn(example("tcp_client", Link::Static), &["--tls-ca", &ca, "localhost", &port.to_string()], "still served\n");
+    exits_with(&mut good, 0);
+    assert_eq!(good.stdout_text(), "still served\n");
+    s.wait_for_line_matching(
+        Stream::Stderr,
+        |l| l.contains("tls handshake with 127.0.0.1:") && l.contains("not done after 1000 ms"),
+        "the WARN line",
+        default_timeout(),
+    );
+    let mut rest = Vec::new();
+    assert_eq!(std::io::Read::read_to_end(&mut stalled, &mut rest).unwrap(), 0, "the stalled client is closed");
+    stop(&mut s, libc::SIGTERM);
+}
+
+#[test]
+fn client_certificates_when_the_server_asks() {
+    let c = Certs::new("client-auth");
+    let ca = c.path("ca.pem");
+    let (mut s, port) = tls_server(&c, "echo_server", &["--tls-client-ca", &ca]);
+    let port = port.to_string();
+    let (cert, key) = (c.path("client.pem"), c.path("client.key"));
+    let mut p = spawn(
+        example("tcp_client", Link::Static),
+        &["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key, "localhost", &port],
+        "with a certificate\n",
+    );
+    exits_with(&mut p, 0);
+    assert_eq!(p.stdout_text(), "with a certificate\n", "{}", p.transcript());
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &ca, "localhost", &port], "without\n");
+    fails(&mut p, "CertificateRequired");
+    s.wait_for_line_matching(
+        Stream::Stderr,
+        |l| l.contains("tls handshake: ") && l.contains("closing it"),
+        "the WARN line",
+        default_timeout(),
+    );
+    stop(&mut s, libc::SIGTERM);
+}
+
+#[test]
+fn system_roots_do_not_trust_a_private_ca() {
+    let c = Certs::new("system-roots");
+    let (mut s, port) = tls_server(&c, "echo_server", &[]);
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls", "localhost", &port.to_string()], "x\n");
+    // No system roots at all is an error of its own, naming the fix.
+    let st = p.wait_exit(default_timeout());
+    assert!(!st.success());
+    let err = p.stderr_text();
+    assert!(
+        err.contains("invalid peer certificate: UnknownIssuer") || err.contains("no system root certificates found"),
+        "{}",
+        p.transcript()
+    );
+    stop(&mut s, libc::SIGTERM);
+}

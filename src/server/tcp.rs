@@ -1029,7 +1029,7 @@ impl TcpServer {
         self.last_sweep = now;
         self.reap();
         self.connect_timeouts(now);
-        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides {
+        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides && self.tls.is_none() {
             return;
         }
         let mut expired = Vec::new();
@@ -1045,6 +1045,20 @@ impl TcpServer {
                 // One that never took its replies ends in error.
                 Life::Closing { reason } if late => {
                     expired.push((k, Some(if reason == CloseReason::Stopping { reason } else { CloseReason::Error })))
+                }
+                // A client stalling mid-handshake: the server's timeout, or
+                // the TLS default when it has none.
+                Life::Open(_)
+                    if super::tls::handshaking_since(c)
+                        .is_some_and(|since| now.duration_since(since) >= self.idle.unwrap_or(crate::tls::HANDSHAKE_TIMEOUT)) =>
+                {
+                    let t = self.idle.unwrap_or(crate::tls::HANDSHAKE_TIMEOUT);
+                    self.base.log.warn(format_args!(
+                        "tls handshake with {}: not done after {} ms: closing it",
+                        net::show(&c.peer()),
+                        t.as_millis()
+                    ));
+                    expired.push((k, Some(CloseReason::Error)));
                 }
                 Life::Open(_) if c.idle().resolve(self.idle).is_some_and(|t| self.clock.passed(c.last, t)) => {
                     expired.push((k, Some(CloseReason::Idle)))

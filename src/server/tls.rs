@@ -18,6 +18,7 @@ use rustls::Connection;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Most plaintext sealed at once (then the records must go out first).
 const SEAL_BATCH: usize = 64 * 1024;
@@ -35,13 +36,16 @@ pub(super) struct TlsConn {
     /// The socket reached its end (or the peer sent close_notify).
     ended: bool,
     closing: bool,
+    /// When the connection was accepted: a handshake still going on long
+    /// after is dropped by the loop's sweep (see [`handshaking_since`]).
+    since: Instant,
 }
 
 impl TlsConn {
     /// A server-side connection with `cfg`.
     pub(super) fn server(cfg: &Arc<rustls::ServerConfig>) -> Result<TlsConn, rustls::Error> {
         let conn = rustls::ServerConnection::new(cfg.clone())?.into();
-        Ok(TlsConn { conn, sealed: Vec::new(), pos: 0, incoming: Vec::new(), ended: false, closing: false })
+        Ok(TlsConn { conn, sealed: Vec::new(), pos: 0, incoming: Vec::new(), ended: false, closing: false, since: Instant::now() })
     }
 
     /// Records waiting for the socket.
@@ -191,4 +195,9 @@ pub(super) fn close_notify(c: &mut super::conn::Connection) -> io::Result<bool> 
         },
         None => Ok(true),
     }
+}
+
+/// When connection `c`'s TLS handshake began, if it is still going on.
+pub(super) fn handshaking_since(c: &super::conn::Connection) -> Option<Instant> {
+    c.cold.as_deref().and_then(|x| x.tls.as_deref()).filter(|t| t.conn.is_handshaking()).map(|t| t.since)
 }
