@@ -300,3 +300,50 @@ fn system_roots_do_not_trust_a_private_ca() {
     );
     stop(&mut s, libc::SIGTERM);
 }
+
+/// Every TCP server example with `--tls-cert/--tls-key`, and the clients
+/// (stdin, chat, primitives) with `--tls-ca`: each pair talks.
+#[test]
+fn every_tcp_example_pair_over_tls() {
+    let c = Certs::new("examples");
+    let ca = c.path("ca.pem");
+    // (server, client, client input, a line the client prints)
+    let pairs: [(&str, &str, &str, &str); 5] = [
+        ("hello_server", "tcp_client", "bob\nexit\n", "Hello bob"),
+        ("chat_room", "tcp_client", "ann\n/who\n/quit\n", ""),
+        ("time_server", "tcp_client", "", ""),
+        ("prim_tcp_server", "prim_tcp_client", "prim\n", "echo: prim"),
+        ("echo_server", "prim_tcp_client", "prim echo\n", "echo: prim echo"),
+    ];
+    for (srv, cli, input, want) in pairs {
+        let (mut s, port) = tls_server(&c, srv, &[]);
+        let mut p = spawn(example(cli, Link::Static), &["--tls-ca", &ca, "localhost", &port.to_string()], Input::Piped);
+        p.write_stdin(input.as_bytes()).unwrap();
+        // Whatever it prints first shows the handshake and a record got through.
+        let first = next_line(&p, Stream::Stdout);
+        assert!(!first.is_empty() || want.is_empty(), "{srv}/{cli}: {first:?}\n{}", p.transcript());
+        if !want.is_empty() && first != want {
+            wait_eq(&p, Stream::Stdout, want);
+        }
+        drop(p);
+        s.signal(libc::SIGTERM);
+        s.wait_exit(default_timeout());
+        assert!(!s.stderr_text().contains("tls"), "{srv}: {}", s.transcript());
+    }
+}
+
+#[test]
+fn chat_over_tls() {
+    let c = Certs::new("chat");
+    let (cert, key, ca) = (c.path("server.pem"), c.path("server.key"), c.path("ca.pem"));
+    let (s, port) =
+        start_with(&example("chat_server", Link::Static), &["--tls-cert", &cert, "--tls-key", &key, "127.0.0.1", "0"], Input::Piped);
+    let mut s = s;
+    let mut p = spawn(example("chat_client", Link::Static), &["--tls-ca", &ca, "localhost", &port.to_string()], Input::Piped);
+    p.write_stdin(b"hi server\n").unwrap();
+    wait_eq(&s, Stream::Stdout, "Client: hi server");
+    s.write_stdin(b"hi client\n").unwrap();
+    wait_eq(&p, Stream::Stdout, "Server: hi client");
+    p.write_stdin(b"quit\n").unwrap();
+    exits_with(&mut p, 0);
+}
