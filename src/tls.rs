@@ -90,6 +90,15 @@ impl TlsArgs {
         .map_err(|e| Error::new(Code::Usage, e.msg))
     }
 
+    /// For the UDP flows, which have no TLS: a TLS option there is a usage
+    /// error rather than plaintext the user did not ask for.
+    pub fn refuse(&self, side: Side) -> Result<()> {
+        match self.on(side) || !self.client_ca.is_empty() {
+            true => Err(Error::new(Code::Usage, "TLS is for TCP: UDP takes no --tls options")),
+            false => Ok(()),
+        }
+    }
+
     /// The server's configuration (with client authentication when
     /// `client_ca` is set).
     pub fn server_config(&self) -> Result<Arc<ServerConfig>> {
@@ -127,7 +136,7 @@ impl TlsArgs {
 
     fn identity(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
         let chain = certs_from(&self.cert)?;
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| pem_error(&self.key, "a private key", e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| pem_error(&self.key, "private key", e))?;
         Ok((chain, key))
     }
 }

@@ -79,6 +79,7 @@ impl Udp {
 
     /// Binds the parsed command line's host and port.
     pub fn from_args(a: &Args) -> Result<Udp> {
+        a.tls.refuse(a.side())?;
         let mut u = Udp::bind(&a.addrs()?)?;
         u.frame = a.frame;
         Ok(u)
@@ -97,6 +98,7 @@ impl Udp {
 
     /// Connects to the command line's host and port, with its frame.
     pub fn connect_args(a: &Args) -> Result<Udp> {
+        a.tls.refuse(a.side())?;
         let mut u = Udp::connect(&a.addrs()?)?;
         u.frame = a.frame;
         Ok(u)

@@ -347,3 +347,53 @@ fn chat_over_tls() {
     p.write_stdin(b"quit\n").unwrap();
     exits_with(&mut p, 0);
 }
+
+#[test]
+fn tls_options_parse_and_reach_c() {
+    use sockflow::args::{parse, Role};
+    use sockflow::Code;
+    let c = Certs::new("args");
+    let (cert, key, ca) = (c.path("server.pem"), c.path("server.key"), c.path("ca.pem"));
+    let a = parse(Role::Server, "s", &["--tls-cert", &cert, "--tls-key", &key, "--tls-client-ca", &ca, "0"]).unwrap();
+    assert_eq!((a.tls.cert.as_str(), a.tls.key.as_str(), a.tls.client_ca.as_str()), (cert.as_str(), key.as_str(), ca.as_str()));
+    let a = parse(Role::Client, "c", &["--tls", "localhost", "1"]).unwrap();
+    assert!(a.tls.enabled && a.tls.ca.is_empty());
+    let usage = |role, argv: &[&str], want: &str| {
+        let e = parse(role, "p", argv).unwrap_err();
+        assert_eq!(e.code, Code::Usage, "{argv:?}: {e}");
+        assert!(e.msg.contains(want), "{argv:?}: {e}");
+    };
+    usage(Role::Server, &["--tls", "0"], "client options");
+    usage(Role::Server, &["--tls-cert", &cert, "0"], "--tls-cert and --tls-key go together");
+    usage(Role::Client, &["--tls-client-ca", &ca, "localhost", "1"], "--tls-client-ca is a server option");
+    usage(Role::Client, &["--tls=yes", "localhost", "1"], "--tls takes no value");
+    let long = format!("/{}", "x".repeat(1100));
+    usage(Role::Client, &["--tls-ca", &long, "localhost", "1"], "longer than 1023 bytes");
+    usage(Role::Server, &["--tls-cert", &ca, "--tls-key", &ca, "0"], &format!("{ca}: no private key in PEM form found"));
+
+    // Through C: sockflow_args_parse fills the paths, a flow reads them back.
+    use sockflow::ffi::args::*;
+    use std::ffi::{c_char, c_int, CString};
+    let argv: Vec<CString> = ["c", "--tls-ca", &ca, "localhost", "1"].iter().map(|s| CString::new(*s).unwrap()).collect();
+    let ptrs: Vec<*mut c_char> = argv.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+    // SAFETY: a plain C struct, filled by the call.
+    let mut out: sockflow_args = unsafe { std::mem::zeroed() };
+    assert_eq!(sockflow_args_parse(&mut out, ptrs.len() as c_int, ptrs.as_ptr().cast(), sockflow_role::Client as c_int), 0);
+    let got: Vec<u8> = out.tls_ca.iter().take_while(|&&b| b != 0).map(|&b| b as u8).collect();
+    assert_eq!(String::from_utf8(got).unwrap(), ca);
+    assert_eq!(out.tls, 0, "--tls-ca alone turns TLS on without --tls");
+}
+
+#[test]
+fn udp_flows_refuse_tls_options() {
+    let c = Certs::new("udp");
+    let (cert, key, ca) = (c.path("server.pem"), c.path("server.key"), c.path("ca.pem"));
+    let mut p = spawn(example("udp_server", Link::Static), &["--tls-cert", &cert, "--tls-key", &key, "127.0.0.1", "0"], Input::Null);
+    let st = p.wait_exit(default_timeout());
+    assert!(!st.success(), "{}", p.transcript());
+    assert!(p.stderr_text().contains("TLS is for TCP"), "{}", p.transcript());
+    let mut p = spawn(example("udp_client", Link::Static), &["--tls-ca", &ca, "127.0.0.1", "9"], "x\n");
+    let st = p.wait_exit(default_timeout());
+    assert!(!st.success(), "{}", p.transcript());
+    assert!(p.stderr_text().contains("TLS is for TCP"), "{}", p.transcript());
+}

@@ -92,6 +92,7 @@ impl UdpServer {
 
     /// Binds the parsed command line's host and port.
     pub fn from_args(a: &crate::args::Args, cfg: Config, handler: Arc<dyn Handler>) -> Result<UdpServer> {
+        a.tls.refuse(a.side())?;
         UdpServer::bind(&a.addrs()?, cfg, handler)
     }
 
