@@ -463,6 +463,12 @@ impl TcpServer {
                     return self.end_input(k, CloseReason::Peer);
                 }
                 Ok(n) => n,
+                // A TLS handshake's answer the socket did not take at once
+                // waits for room like replies do (plaintext: never here).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && c.queued() > 0 && !c.writable => {
+                    self.flush(k);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
