@@ -18,8 +18,9 @@ use std::process::Command;
 
 /// PEM files in a directory of their own: `ca.pem`, `server.pem` +
 /// `server.key` (localhost, 127.0.0.1), `client.pem` + `client.key`,
-/// `other-ca.pem` (a CA that signed nothing here) and `elsewhere.pem` +
-/// `elsewhere.key` (signed by the CA, for another name).
+/// `other-ca.pem` (a CA that signed nothing here), `elsewhere.pem` +
+/// `elsewhere.key` (signed by the CA, for another name) and `expired.pem` +
+/// `expired.key` (valid in 2000 only).
 struct Certs {
     dir: PathBuf,
 }
@@ -42,14 +43,18 @@ impl Certs {
         write("other-ca.pem", ca_params("another CA").self_signed(&other_key).unwrap().pem());
         let leaf = |file: &str, names: &[&str]| {
             let key = KeyPair::generate().unwrap();
-            let cert =
-                CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap().signed_by(&key, &issuer).unwrap();
+            let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+            if file == "expired" {
+                (params.not_before, params.not_after) = (rcgen::date_time_ymd(2000, 1, 1), rcgen::date_time_ymd(2001, 1, 1));
+            }
+            let cert = params.signed_by(&key, &issuer).unwrap();
             write(&format!("{file}.pem"), cert.pem());
             write(&format!("{file}.key"), key.serialize_pem());
         };
         leaf("server", &["localhost", "127.0.0.1"]);
         leaf("client", &["sockflow test client"]);
         leaf("elsewhere", &["elsewhere.test"]);
+        leaf("expired", &["localhost", "127.0.0.1"]);
         Certs { dir }
     }
 
@@ -101,7 +106,7 @@ fn fails(p: &mut Proc, want: &str) {
 }
 
 #[test]
-fn wrong_ca_and_wrong_name_are_tls_errors() {
+fn wrong_ca_wrong_name_and_expired_are_tls_errors() {
     if !has_openssl() {
         eprintln!("skipped: no openssl");
         return;
@@ -115,6 +120,9 @@ fn wrong_ca_and_wrong_name_are_tls_errors() {
     let (_s, port) = openssl_server(&c, "elsewhere", &[]);
     let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &c.path("ca.pem"), "127.0.0.1", &port.to_string()], "x\n");
     fails(&mut p, "invalid peer certificate: certificate not valid for name \"127.0.0.1\"");
+    let (_s, port) = openssl_server(&c, "expired", &[]);
+    let mut p = spawn(example("tcp_client", Link::Static), &["--tls-ca", &c.path("ca.pem"), "127.0.0.1", &port.to_string()], "x\n");
+    fails(&mut p, "invalid peer certificate: certificate expired");
 }
 
 #[test]
@@ -396,4 +404,21 @@ fn udp_flows_refuse_tls_options() {
     let st = p.wait_exit(default_timeout());
     assert!(!st.success(), "{}", p.transcript());
     assert!(p.stderr_text().contains("TLS is for TCP"), "{}", p.transcript());
+}
+
+#[test]
+fn tls_server_with_workers() {
+    let c = Certs::new("workers");
+    let (mut s, port) = tls_server(&c, "echo_server", &["--workers", "2"]);
+    let ca = c.path("ca.pem");
+    let clients: Vec<Proc> = (0..4)
+        .map(|i| {
+            spawn(example("tcp_client", Link::Static), &["--tls-ca", &ca, "localhost", &port.to_string()], format!("client {i}\n").as_str())
+        })
+        .collect();
+    for (i, mut p) in clients.into_iter().enumerate() {
+        exits_with(&mut p, 0);
+        assert_eq!(p.stdout_text(), format!("client {i}\n"), "{}", p.transcript());
+    }
+    stop(&mut s, libc::SIGTERM);
 }
