@@ -236,7 +236,7 @@ fn plaintext_client_to_tls_server_is_dropped_and_others_are_served() {
     plain.wait_exit(default_timeout());
     s.wait_for_line_matching(
         Stream::Stderr,
-        |l| l.contains("tls handshake: ") && l.contains("closing it"),
+        |l| l.contains("tls handshake with 127.0.0.1:") && l.contains("closing it"),
         "the server's WARN line",
         default_timeout(),
     );
@@ -285,7 +285,7 @@ fn client_certificates_when_the_server_asks() {
     fails(&mut p, "CertificateRequired");
     s.wait_for_line_matching(
         Stream::Stderr,
-        |l| l.contains("tls handshake: ") && l.contains("closing it"),
+        |l| l.contains("tls handshake with 127.0.0.1:") && l.contains("closing it"),
         "the WARN line",
         default_timeout(),
     );

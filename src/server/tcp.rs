@@ -473,7 +473,7 @@ impl TcpServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                     // A TLS failure: that connection alone goes, with its reason.
-                    self.base.log.warn(format_args!("{} with {}: closing it", e, net::show(&c.peer())));
+                    self.base.log.warn(format_args!("{e}: closing it"));
                     return self.close_now(k, CloseReason::Error);
                 }
                 Err(_) => return self.close_now(k, CloseReason::Error),

@@ -53,10 +53,9 @@ impl TlsConn {
         self.sealed.len() - self.pos
     }
 
-    /// The reason a failed connection is logged with.
-    fn failure(&self, e: rustls::Error) -> io::Error {
-        let what = if self.conn.is_handshaking() { "tls handshake" } else { "tls" };
-        io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
+    /// The peer broke TLS: [`read`] names it in the message.
+    fn failure(&self, reason: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, Failure { handshake: self.conn.is_handshaking(), reason })
     }
 
     /// Sends sealed records; `WouldBlock` while some are left.
@@ -160,12 +159,36 @@ impl TlsConn {
     }
 }
 
-/// Reads connection `c`'s socket the loop's way, through TLS if it has it.
-pub(super) fn read(c: &mut super::conn::Connection, buf: &mut [u8]) -> io::Result<usize> {
-    match c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()) {
-        Some(t) => t.read(&c.sock, buf),
-        None => (&c.sock).read(buf),
+/// Why a TLS connection failed, before the peer is named.
+#[derive(Debug)]
+struct Failure {
+    handshake: bool,
+    reason: rustls::Error,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", if self.handshake { "tls handshake" } else { "tls" }, self.reason)
     }
+}
+
+impl std::error::Error for Failure {}
+
+/// Reads connection `c`'s socket the loop's way, through TLS if it has it.
+/// A TLS failure is `InvalidData`, its message the reason with the peer:
+/// `tls handshake with 127.0.0.1:5000: invalid peer certificate: UnknownIssuer`.
+pub(super) fn read(c: &mut super::conn::Connection, buf: &mut [u8]) -> io::Result<usize> {
+    let r = match c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()) {
+        Some(t) => t.read(&c.sock, buf),
+        None => return (&c.sock).read(buf),
+    };
+    r.map_err(|e| match e.get_ref().and_then(|x| x.downcast_ref::<Failure>()) {
+        Some(f) => {
+            let what = if f.handshake { "tls handshake" } else { "tls" };
+            io::Error::new(io::ErrorKind::InvalidData, format!("{what} with {}: {}", crate::net::show(&c.peer()), f.reason))
+        }
+        None => e,
+    })
 }
 
 /// Writes to `sock` the loop's way (MSG_NOSIGNAL), through `tls` if set:
