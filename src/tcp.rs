@@ -485,7 +485,8 @@ impl Stream {
         self.sock.as_raw_fd()
     }
 
-    /// The std socket, for the event loop.
+    /// The std socket, for the event loop. Over TLS the session stays
+    /// behind: what the socket carries then is records, not messages.
     pub fn into_std(self) -> TcpStream {
         self.sock
     }
