@@ -422,3 +422,45 @@ fn tls_server_with_workers() {
     }
     stop(&mut s, libc::SIGTERM);
 }
+
+/// Greets with more than rustls buffers during the handshake (64 KiB).
+struct BigGreeting;
+impl sockflow::server::Handler for BigGreeting {
+    fn on_connect(&self, c: &mut sockflow::server::Conn<'_>) -> sockflow::server::Action {
+        for _ in 0..GREETING / 50_000 {
+            c.send(&[b'g'; 50_000]).unwrap();
+        }
+        sockflow::server::Action::Continue
+    }
+    fn on_message(&self, _: &mut sockflow::server::Conn<'_>, _: &[u8]) -> sockflow::server::Action {
+        sockflow::server::Action::Continue
+    }
+}
+const GREETING: usize = 300_000;
+
+#[test]
+fn a_greeting_bigger_than_the_handshake_buffer_arrives_whole() {
+    use sockflow::args::{parse, Role};
+    use sockflow::server::{tcp::TcpServer, Config};
+    let c = Certs::new("big-greeting");
+    let (cert, key, ca) = (c.path("server.pem"), c.path("server.key"), c.path("ca.pem"));
+    let a = parse(Role::Server, "t", &["--tls-cert", &cert, "--tls-key", &key, "--frame", "raw", "127.0.0.1", "0"]).unwrap();
+    let cfg = Config { log: None, ..Config::from_args(&a) };
+    let s = TcpServer::from_args(&a, cfg, std::sync::Arc::new(BigGreeting)).unwrap();
+    let (h, port) = (s.handle(), s.local_addr().port());
+    let t = std::thread::spawn(move || s.run());
+    let a = parse(Role::Client, "t", &["--tls-ca", &ca, "--frame", "raw", "localhost", &port.to_string()]).unwrap();
+    let st = sockflow::tcp::Stream::from_args(&a).unwrap();
+    st.set_timeouts(Some(default_timeout()), Some(default_timeout())).unwrap();
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < GREETING {
+        match st.recv(&mut buf) {
+            Ok(n) => got += n,
+            Err(e) => panic!("after {got} of {GREETING} bytes: {e}"),
+        }
+    }
+    assert_eq!(got, GREETING);
+    h.stop();
+    t.join().unwrap().unwrap();
+}

@@ -463,9 +463,11 @@ impl TcpServer {
                     return self.end_input(k, CloseReason::Peer);
                 }
                 Ok(n) => n,
-                // A TLS handshake's answer the socket did not take at once
-                // waits for room like replies do (plaintext: never here).
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && c.queued() > 0 && !c.writable => {
+                // TLS only (plaintext never matches): a handshake's answer
+                // the socket did not take at once waits for room like
+                // replies do, and replies held back while the handshake
+                // went on go once it ends.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && ((c.queued() > 0 && !c.writable) || super::tls::just_opened(c)) => {
                     self.flush(k);
                     return;
                 }

@@ -36,6 +36,9 @@ pub(super) struct TlsConn {
     /// The socket reached its end (or the peer sent close_notify).
     ended: bool,
     closing: bool,
+    /// The handshake ended during a read: replies rustls refused while it
+    /// went on (see [`write`]) can go now, so the loop flushes once.
+    opened: bool,
     /// When the connection was accepted: a handshake still going on long
     /// after is dropped by the loop's sweep (see [`handshaking_since`]).
     since: Instant,
@@ -45,7 +48,16 @@ impl TlsConn {
     /// A server-side connection with `cfg`.
     pub(super) fn server(cfg: &Arc<rustls::ServerConfig>) -> Result<TlsConn, rustls::Error> {
         let conn = rustls::ServerConnection::new(cfg.clone())?.into();
-        Ok(TlsConn { conn, sealed: Vec::new(), pos: 0, incoming: Vec::new(), ended: false, closing: false, since: Instant::now() })
+        Ok(TlsConn {
+            conn,
+            sealed: Vec::new(),
+            pos: 0,
+            incoming: Vec::new(),
+            ended: false,
+            closing: false,
+            opened: false,
+            since: Instant::now(),
+        })
     }
 
     /// Records waiting for the socket.
@@ -122,12 +134,14 @@ impl TlsConn {
         let mut chunk = [0u8; RECORD_CHUNK];
         loop {
             let held = self.incoming.len();
+            let handshaking = self.conn.is_handshaking();
             let mut alert = Vec::new();
             if let Err(e) = absorb(&mut self.conn, &mut self.incoming, &mut alert) {
                 self.sealed.extend_from_slice(&alert);
                 let _ = self.push(sock);
                 return Err(self.failure(e));
             }
+            self.opened |= handshaking && !self.conn.is_handshaking();
             self.send_own(sock)?;
             while got < buf.len() {
                 match take_plain(&mut self.conn, &mut buf[got..]) {
@@ -223,4 +237,9 @@ pub(super) fn close_notify(c: &mut super::conn::Connection) -> io::Result<bool> 
 /// When connection `c`'s TLS handshake began, if it is still going on.
 pub(super) fn handshaking_since(c: &super::conn::Connection) -> Option<Instant> {
     c.cold.as_deref().and_then(|x| x.tls.as_deref()).filter(|t| t.conn.is_handshaking()).map(|t| t.since)
+}
+
+/// True once after connection `c`'s handshake ended (see `TlsConn::opened`).
+pub(super) fn just_opened(c: &mut super::conn::Connection) -> bool {
+    c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()).is_some_and(|t| std::mem::take(&mut t.opened))
 }
