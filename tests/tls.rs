@@ -464,3 +464,20 @@ fn a_greeting_bigger_than_the_handshake_buffer_arrives_whole() {
     h.stop();
     t.join().unwrap().unwrap();
 }
+
+/// Four MiB through the echo server over TLS: the client writes far more
+/// than the socket buffers and the server's queue hold, so backpressure
+/// (paused reads, records waiting for room) runs both ways.
+#[test]
+fn megabytes_echo_exactly_over_tls() {
+    let c = Certs::new("bulk");
+    let (mut s, port) = tls_server(&c, "echo_server", &[]);
+    let input: String = (0..60_000).map(|i| format!("line {i} {}\n", "x".repeat(i % 120))).collect();
+    assert!(input.len() > 4 << 20);
+    let mut p =
+        spawn(example("tcp_client", Link::Static), &["--tls-ca", &c.path("ca.pem"), "localhost", &port.to_string()], input.as_str());
+    let st = p.wait_exit(secs(60));
+    assert_exit(&p, st, 0);
+    assert!(p.stdout_text() == input, "{} of {} bytes came back\n{}", p.stdout_text().len(), input.len(), p.stderr_text());
+    stop(&mut s, libc::SIGTERM);
+}
