@@ -16,7 +16,7 @@
 BEGIN {
     n = 0
     rule[++n] = "^sockflow_(tcp|udp|chat)_(client|server)_run$";                   group[n] = "sockflow_flows"
-    rule[++n] = "^(sockflow_args|SOCKFLOW_ARGS_|SOCKFLOW_(HOST|QUIT|PROG)_MAX$|sockflow_role$|sockflow_family$)"; group[n] = "sockflow_cmdline"
+    rule[++n] = "^(sockflow_args|SOCKFLOW_ARGS_|SOCKFLOW_(HOST|QUIT|PROG|TLS_PATH)_MAX$|sockflow_role$|sockflow_family$)"; group[n] = "sockflow_cmdline"
     rule[++n] = "^(SOCKFLOW_OK$|SOCKFLOW_E[A-Z]+$|sockflow_(strerror|last_error|last_errno|exit_code|perror))"; group[n] = "sockflow_errors"
     rule[++n] = "^(SOCKFLOW_VERSION|sockflow_version$|SOCKFLOW_MUST_USE$|SOCKFLOW_FOREVER$|SOCKFLOW_IP_MAX$|sockflow_addr$|sockflow_frame$)"; group[n] = "sockflow_common"
     rule[++n] = "^(sockflow_conn|sockflow_on_|sockflow_action$|sockflow_close_reason$)"; group[n] = "sockflow_conn"

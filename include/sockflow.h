@@ -53,6 +53,12 @@
 #define SOCKFLOW_PROG_MAX 64
 
 /**
+ * Size of the `sockflow_args.tls_*` paths (a path of at most 1023 bytes
+ * and its NUL).
+ */
+#define SOCKFLOW_TLS_PATH_MAX 1024
+
+/**
  * Flag for `sockflow_args_parse`: print nothing on error or `--help`.
  */
 #define SOCKFLOW_ARGS_QUIET 256
@@ -154,6 +160,13 @@
  * The object is busy: `sockflow_server_run` on a server already running.
  */
 #define SOCKFLOW_EBUSY -17
+
+/**
+ * A TLS handshake or certificate verification failed, or the peer broke
+ * the TLS protocol (the message has the reason, e.g. `tls handshake with
+ * 127.0.0.1:5000: invalid peer certificate: UnknownIssuer`).
+ */
+#define SOCKFLOW_ETLS -18
 
 /**
  * How many close reasons `sockflow_stats.closed` counts: one per
@@ -521,6 +534,31 @@ typedef struct sockflow_args {
      * permissions, e.g. 0660; 0 = not given (as the umask leaves them).
      */
     int mode;
+    /**
+     * `--tls` (clients): non-zero connects with TLS, verifying the server
+     * against the system roots (or `tls_ca`) and `host`, which is also
+     * sent as SNI. Any client `tls_*` path turns TLS on too.
+     */
+    int tls;
+    /**
+     * `--tls-ca` (clients): a PEM file of the CA to trust instead of the
+     * system roots; empty = the system roots.
+     */
+    char tls_ca[SOCKFLOW_TLS_PATH_MAX];
+    /**
+     * `--tls-cert`: a PEM certificate chain, the server's own (a non-empty
+     * one makes a TCP server TLS-only) or a client's certificate.
+     */
+    char tls_cert[SOCKFLOW_TLS_PATH_MAX];
+    /**
+     * `--tls-key`: the PEM private key of `tls_cert`.
+     */
+    char tls_key[SOCKFLOW_TLS_PATH_MAX];
+    /**
+     * `--tls-client-ca` (servers): a PEM CA file; clients must present a
+     * certificate it signed. Empty = no client certificates asked.
+     */
+    char tls_client_ca[SOCKFLOW_TLS_PATH_MAX];
 } sockflow_args;
 
 /**
@@ -816,7 +854,10 @@ extern "C" {
  * `--frame` says otherwise). Options may come before or after the positional
  * arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
  * `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
- * servers also take `--max-per-ip N` and `--workers N`.
+ * servers also take `--max-per-ip N` and `--workers N`. TLS: clients take
+ * `--tls`, `--tls-ca FILE`, `--tls-cert FILE --tls-key FILE`; servers
+ * `--tls-cert FILE --tls-key FILE` and `--tls-client-ca FILE` (the files
+ * are loaded here, so a bad one is `SOCKFLOW_EUSAGE` naming it).
  *
  * Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
  * (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not

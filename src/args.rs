@@ -5,6 +5,7 @@
 use crate::error::{Code, Error, Result};
 use crate::frame::Frame;
 use crate::net::{self, Family};
+use crate::tls::{Side, TlsArgs};
 
 /// Which positional form the program takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub struct Args {
     /// `--mode OCTAL` (servers on a `unix:` path): the socket file's
     /// permissions; None = as the umask leaves them.
     pub mode: Option<u32>,
+    /// `--tls`, `--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-client-ca`:
+    /// all empty = plaintext (see [`crate::tls`]).
+    pub tls: TlsArgs,
     /// Program name for messages (basename of argv[0]).
     pub prog: String,
 }
@@ -72,6 +76,7 @@ impl Args {
             workers: None,
             stats: false,
             mode: None,
+            tls: TlsArgs::default(),
             prog: prog.into(),
         }
     }
@@ -85,6 +90,14 @@ impl Args {
     /// The local socket when the host is `unix:PATH` or `unix:@NAME`.
     pub fn unix(&self) -> Option<Result<crate::unix::Place>> {
         crate::unix::Place::parse(&self.host)
+    }
+
+    /// Which end of a TLS connection this program is.
+    pub fn side(&self) -> Side {
+        match self.role {
+            Role::Server => Side::Server,
+            Role::Client => Side::Client,
+        }
     }
 
     /// The timeout as a duration, if any.
@@ -120,9 +133,16 @@ pub fn help_with(prog: &str, role: Role, frame: Frame) -> String {
              --max-per-ip N   at most N connections at once from one address (IPv6: one /64; default 256)\n  \
              --workers N      serve on N event-loop threads, each accepting its share of the clients (default 1)\n  \
              --stats          print the server's counters (connections, messages, bytes, closes) when it stops\n  \
-             --mode OCTAL     permissions of a unix:PATH socket file (e.g. 660; default: as the umask leaves them)\n  "
+             --mode OCTAL     permissions of a unix:PATH socket file (e.g. 660; default: as the umask leaves them)\n  \
+             --tls-cert FILE  serve TLS with this certificate chain (PEM; with --tls-key FILE, its private key)\n  \
+             --tls-client-ca FILE  require client certificates signed by this CA (PEM)\n  "
         }
-        Role::Client => "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  ",
+        Role::Client => {
+            "--timeout MS     connect/reply timeout in milliseconds (0 = none)\n  \
+             --tls            connect with TLS, verifying the server against the system roots and <host>\n  \
+             --tls-ca FILE    with TLS, trust this CA (PEM) instead of the system roots\n  \
+             --tls-cert FILE  with TLS, present this client certificate (PEM; with --tls-key FILE)\n  "
+        }
     };
     format!(
         "usage: {prog} {}\n\
@@ -256,7 +276,7 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
                 None => it.next().ok_or_else(|| Error::new(Code::Usage, format!("{name} needs {what}"))),
             }
         };
-        if inline.is_some() && matches!(name, "--" | "-h" | "--help") {
+        if inline.is_some() && matches!(name, "--" | "-h" | "--help" | "--tls") {
             return Err(Error::new(Code::Usage, format!("{name} takes no value")));
         }
         match name {
@@ -281,6 +301,11 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
             "--stats" => return Err(Error::new(Code::Usage, "--stats is a server option")),
             "--mode" if role == Role::Server => a.mode = Some(parse_mode(value("an octal mode")?)?),
             "--mode" => return Err(Error::new(Code::Usage, "--mode is a server option")),
+            "--tls" => a.tls.enabled = true,
+            "--tls-ca" => a.tls.ca = value("a PEM file")?.into(),
+            "--tls-cert" => a.tls.cert = value("a PEM file")?.into(),
+            "--tls-key" => a.tls.key = value("a PEM file")?.into(),
+            "--tls-client-ca" => a.tls.client_ca = value("a PEM file")?.into(),
             _ => return Err(Error::new(Code::Usage, format!("unknown option \"{arg}\""))),
         }
     }
@@ -317,6 +342,7 @@ pub fn parse_with(role: Role, prog: &str, argv: &[&str], frame: Frame) -> Result
         (_, [_, _, extra, ..]) => return Err(Error::new(Code::Usage, format!("unexpected argument \"{extra}\""))),
     };
     a.port = parse_port(port, role)?;
+    a.tls.check(a.side())?;
     a.host = match host {
         Some(h) => check_host(h, a.family)?,
         None if a.family == Family::V6 => "::".into(),

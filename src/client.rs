@@ -25,7 +25,6 @@ use crate::tcp::Stream;
 use crate::udp::Udp;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{self, MsgFlags};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -276,7 +275,7 @@ fn print_all(io: &mut Io<'_>, step: &mut Step<'_>) {
 fn read_replies(s: &Stream, replies: &mut Decoder, buf: &mut [u8], io: &mut Io<'_>) -> Heard {
     let mut heard = Heard::Nothing;
     for _ in 0..READS_PER_TURN {
-        let end = match socket::recv(s.fd(), buf, MsgFlags::MSG_DONTWAIT) {
+        let end = match s.try_recv(buf) {
             Ok(0) => Heard::Eof,
             Ok(n) => {
                 heard = Heard::Data;
@@ -288,9 +287,8 @@ fn read_replies(s: &Stream, replies: &mut Decoder, buf: &mut [u8], io: &mut Io<'
                 });
                 continue;
             }
-            Err(Errno::EAGAIN) => return heard,
-            Err(Errno::EINTR) => continue,
-            Err(e) => Heard::Failed(Error::errno(format!("recv from {}", net::show(&s.peer())), e)),
+            Err(e) if e.code == Code::WouldBlock => return heard,
+            Err(e) => Heard::Failed(e),
         };
         print_all(io, &mut |f| replies.finish(f));
         return end;
@@ -320,7 +318,8 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
                 _ => Ok(End::PeerClosed),
             };
         }
-        let sending = matches!(out, Out::Open | Out::Flushing(_)) && !pending.is_empty();
+        // TLS records the socket did not take yet count as pending too.
+        let sending = matches!(out, Out::Open | Out::Flushing(_)) && (!pending.is_empty() || s.unsent() > 0);
         let mut fds = vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if sending { PollFlags::POLLOUT } else { PollFlags::empty() })];
         let read_input = matches!(out, Out::Open) && pending.is_empty();
         if read_input {
@@ -358,20 +357,20 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
             }
         }
         if sending && sock_ev.contains(PollFlags::POLLOUT) {
-            match socket::send(s.fd(), &pending, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+            match s.try_send(&pending) {
                 Ok(n) => {
                     pending.drain(..n);
                 }
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                Err(e) if e.code == Code::WouldBlock => {}
                 Err(e) => {
                     // Stop sending, not reading: what the peer sent before
                     // is still to be printed.
                     pending.clear();
-                    out = Out::Broken((e != Errno::EPIPE).then(|| Error::errno(format!("send to {peer}"), e)));
+                    out = Out::Broken((e.errno != libc::EPIPE).then_some(e));
                     quiet_since = Instant::now();
                 }
             }
-            if let (Out::Flushing(end), true) = (&out, pending.is_empty()) {
+            if let (Out::Flushing(end), true) = (&out, pending.is_empty() && s.unsent() == 0) {
                 let _ = s.shutdown_write();
                 out = Out::Shut(*end);
                 quiet_since = Instant::now();

@@ -69,6 +69,9 @@ codes! {
     Help = 16, "help requested";
     /// The object is busy: e.g. a server that is already running.
     Busy = 17, "busy (already running)";
+    /// A TLS handshake or certificate verification failed, or the peer
+    /// broke the TLS protocol; the message has the reason.
+    Tls = 18, "TLS failure";
 }
 
 /// A failure: code, errno (0 if none) and a message naming what failed.

@@ -19,6 +19,7 @@ pub mod frame;
 pub mod net;
 pub mod server;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 pub mod unix;
 

@@ -5,8 +5,12 @@ use crate::args::Args;
 use crate::error::{Code, Error, Result};
 use crate::frame::{Decoder, Flow, Frame};
 use crate::net;
+use crate::tls::stream::Session;
+use crate::tls::{Setup, HANDSHAKE_TIMEOUT};
 use crate::unix;
+use nix::errno::Errno;
 use nix::poll::PollFlags;
+use nix::sys::socket::MsgFlags;
 use nix::sys::socket::SockType;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -36,6 +40,9 @@ pub struct Listener {
     /// The bound address; `0.0.0.0:0` for a local socket.
     local: SocketAddr,
     frame: Frame,
+    /// Accepted connections are TLS with this (and handshake within
+    /// `handshake`) when set.
+    tls: Option<(Setup, Duration)>,
 }
 
 #[derive(Debug)]
@@ -55,13 +62,18 @@ impl Listener {
     /// server's workers: see [`net::bound_socket_with`]).
     pub fn bind_with(addrs: &[SocketAddr], backlog: i32, reuse_port: bool) -> Result<Listener> {
         let (sock, local) = bound(addrs, backlog, reuse_port)?;
-        Ok(Listener { sock: Listening::Tcp(sock), local, frame: Frame::default() })
+        Ok(Listener { sock: Listening::Tcp(sock), local, frame: Frame::default(), tls: None })
     }
 
     /// Listens on a local socket (`mode`: the socket file's permissions).
     pub fn bind_unix(place: &unix::Place, mode: Option<u32>) -> Result<Listener> {
         let l = unix::listen(place, mode)?;
-        Ok(Listener { sock: Listening::Unix(l, place.clone()), local: SocketAddr::from(([0, 0, 0, 0], 0)), frame: Frame::default() })
+        Ok(Listener {
+            sock: Listening::Unix(l, place.clone()),
+            local: SocketAddr::from(([0, 0, 0, 0], 0)),
+            frame: Frame::default(),
+            tls: None,
+        })
     }
 
     /// Listens on `host` and `port`: every address the name resolves to is
@@ -80,6 +92,9 @@ impl Listener {
             None => Listener::bind(&a.addrs()?, backlog)?,
         };
         l.frame = a.frame;
+        if a.tls.on(a.side()) {
+            l.set_tls(Setup::Server(a.tls.server_config()?), a.timeout());
+        }
         Ok(l)
     }
 
@@ -89,6 +104,12 @@ impl Listener {
             Listening::Tcp(_) => net::show(&self.local),
             Listening::Unix(_, place) => place.to_string(),
         }
+    }
+
+    /// Accepted connections do a TLS handshake with `setup`, each within
+    /// `timeout` (None = [`HANDSHAKE_TIMEOUT`]), before `accept` returns.
+    pub fn set_tls(&mut self, setup: Setup, timeout: Option<Duration>) {
+        self.tls = Some((setup, timeout.unwrap_or(HANDSHAKE_TIMEOUT)));
     }
 
     /// The framing accepted connections start with (the args' for `from_args`).
@@ -110,7 +131,10 @@ impl Listener {
                 (unix::as_tcp(s), peer)
             }
         };
-        let s = Stream::new(sock, peer);
+        let mut s = Stream::new(sock, peer);
+        if let Some((setup, t)) = &self.tls {
+            s.secure(setup, *t)?;
+        }
         s.set_frame(self.frame);
         Ok(s)
     }
@@ -147,6 +171,9 @@ pub struct Stream {
     peer: SocketAddr,
     tx: Mutex<Sender>,
     rx: Mutex<Receiver>,
+    /// The TLS session when the stream is encrypted: sends seal into
+    /// records (kept in `unsent` like plaintext), receives open them.
+    tls: Option<Box<Session>>,
 }
 
 /// The send side.
@@ -159,6 +186,8 @@ struct Sender {
     unsent: Vec<u8>,
     /// The encoded message (reused between sends).
     out: Vec<u8>,
+    /// TLS close_notify was queued: nothing more may be sealed.
+    closing: bool,
 }
 
 /// The receive side.
@@ -187,9 +216,22 @@ impl Stream {
         Stream {
             sock,
             peer: net::canonical(peer),
-            tx: Mutex::new(Sender { frame, unsent: Vec::new(), out: Vec::new() }),
+            tx: Mutex::new(Sender { frame, unsent: Vec::new(), out: Vec::new(), closing: false }),
             rx: Mutex::new(Receiver { decoder: Decoder::new(frame), scratch: Vec::new(), held: None }),
+            tls: None,
         }
+    }
+
+    /// Runs a TLS handshake (within `timeout`); from then on the stream is
+    /// encrypted. A failed handshake leaves it unusable: close it.
+    pub fn secure(&mut self, setup: &Setup, timeout: Duration) -> Result<()> {
+        self.tls = Some(Box::new(Session::handshake(self.sock.as_fd(), setup, &net::show(&self.peer), timeout)?));
+        Ok(())
+    }
+
+    /// True when the stream is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Connects to each address in turn until one accepts, each attempt
@@ -226,7 +268,10 @@ impl Stream {
     /// Connects to the parsed command line's host and port with its timeout
     /// and frame.
     pub fn from_args(a: &Args) -> Result<Stream> {
-        let s = Stream::connect_host(&a.host, a.port, a.family, a.timeout())?;
+        let mut s = Stream::connect_host(&a.host, a.port, a.family, a.timeout())?;
+        if a.tls.on(a.side()) {
+            s.secure(&Setup::client(&a.tls, &a.host)?, a.timeout().unwrap_or(HANDSHAKE_TIMEOUT))?;
+        }
         s.set_frame(a.frame);
         Ok(s)
     }
@@ -269,6 +314,8 @@ impl Stream {
     /// `WouldBlock`/`TimedOut` means nothing of `data` was sent and it was
     /// not taken (the kept bytes could not all go out, or the socket took
     /// nothing): send it again later. Other errors: the connection is broken.
+    /// Over TLS, `data` is encrypted once taken, so a socket that takes
+    /// nothing of it still leaves it taken (kept as records).
     pub fn send(&self, data: &[u8]) -> Result<()> {
         let mut tx = lock(&self.tx);
         self.push(&mut tx.unsent, data)
@@ -289,9 +336,17 @@ impl Stream {
     fn push(&self, unsent: &mut Vec<u8>, data: &[u8]) -> Result<()> {
         // Kept bytes first: if they cannot all go out, `data` is not taken.
         self.flush_kept(unsent)?;
+        let mut sealed = Vec::new();
+        let data = match &self.tls {
+            Some(t) => {
+                t.seal(data, &mut sealed);
+                &sealed[..]
+            }
+            None => data,
+        };
         match net::send_prefix(&self.sock, data) {
             (_, None) => Ok(()),
-            (n, Some(e)) if n > 0 && matches!(e.code, Code::WouldBlock | Code::TimedOut) => {
+            (n, Some(e)) if (n > 0 || self.tls.is_some()) && matches!(e.code, Code::WouldBlock | Code::TimedOut) => {
                 unsent.extend_from_slice(&data[n..]);
                 Ok(())
             }
@@ -319,10 +374,74 @@ impl Stream {
 
     /// One read of at most `buf.len()` bytes. End of stream is `Closed`.
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-        match net::recv(&self.sock, buf)? {
+        match self.read_some(buf)? {
             0 if !buf.is_empty() => Err(self.closed()),
             n => Ok(n),
         }
+    }
+
+    /// One socket read's worth of bytes: the socket's, or over TLS the
+    /// plaintext of the records it brought. `Ok(0)` is end of stream.
+    fn read_some(&self, buf: &mut [u8]) -> Result<usize> {
+        match &self.tls {
+            None => net::recv(&self.sock, buf),
+            Some(t) => self.read_tls(t, buf, |b| net::recv(&self.sock, b)),
+        }
+    }
+
+    fn read_tls(&self, t: &Session, buf: &mut [u8], raw: impl FnMut(&mut [u8]) -> Result<usize>) -> Result<usize> {
+        let mut alert = Vec::new();
+        let r = t.read(buf, &net::show(&self.peer), raw, &mut alert);
+        if !alert.is_empty() {
+            let _ = net::send_prefix(&self.sock, &alert);
+        }
+        r
+    }
+
+    /// One read that never blocks (the stdin client's loop): `WouldBlock`
+    /// when nothing is waiting, `Ok(0)` at end of stream.
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<usize> {
+        let what = || format!("recv from {}", net::show(&self.peer));
+        let raw = |b: &mut [u8]| loop {
+            match nix::sys::socket::recv(self.sock.as_raw_fd(), b, MsgFlags::MSG_DONTWAIT) {
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Err(Error::new(Code::WouldBlock, format!("{}: would block", what()))),
+                r => return r.map_err(|e| Error::errno(what(), e)),
+            }
+        };
+        match &self.tls {
+            None => raw(buf),
+            Some(t) => self.read_tls(t, buf, raw),
+        }
+    }
+
+    /// One send that never blocks (the stdin client's loop): how much of
+    /// `data` was taken, or `WouldBlock`. Over TLS, records the socket did
+    /// not take are kept (see [`Stream::unsent`]) and go out first on the
+    /// next call, which may pass no data just to push them.
+    pub fn try_send(&self, data: &[u8]) -> Result<usize> {
+        let what = || format!("send to {}", net::show(&self.peer));
+        let send = |b: &[u8]| loop {
+            match nix::sys::socket::send(self.sock.as_raw_fd(), b, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Err(Error::new(Code::WouldBlock, format!("{}: would block", what()))),
+                r => return r.map_err(|e| Error::errno(what(), e)),
+            }
+        };
+        let Some(t) = &self.tls else { return send(data) };
+        let mut tx = lock(&self.tx);
+        while !tx.unsent.is_empty() {
+            let n = send(&tx.unsent)?;
+            tx.unsent.drain(..n);
+        }
+        let mut sealed = Vec::new();
+        t.seal(data, &mut sealed);
+        let n = match send(&sealed) {
+            Err(e) if e.code != Code::WouldBlock => return Err(e),
+            r => r.unwrap_or(0),
+        };
+        tx.unsent.extend_from_slice(&sealed[n..]);
+        Ok(data.len())
     }
 
     fn closed(&self) -> Error {
@@ -334,7 +453,7 @@ impl Stream {
     /// goes out first next time), `WouldBlock`/`TimedOut` = not taken.
     pub fn send_msg(&self, msg: &[u8]) -> Result<()> {
         let mut tx = lock(&self.tx);
-        let Sender { frame, unsent, out } = &mut *tx;
+        let Sender { frame, unsent, out, .. } = &mut *tx;
         out.clear();
         frame.encode(msg, out)?;
         let r = self.push(unsent, out);
@@ -402,14 +521,15 @@ impl Stream {
                 // reads 0 again and ends here.
                 return Err(self.closed());
             }
-            n = net::recv(&self.sock, scratch)?;
+            n = self.read_some(scratch)?;
             ended = n == 0;
         }
     }
 
-    /// Graceful close: one last try at bytes kept by a send, then shutdown
-    /// both directions and close.
+    /// Graceful close: one last try at bytes kept by a send (and TLS's
+    /// close_notify), then shutdown both directions and close.
     pub fn close(self) {
+        let _ = self.end_tls();
         let _ = self.flush();
         let _ = self.sock.shutdown(Shutdown::Both);
     }
@@ -419,9 +539,22 @@ impl Stream {
     /// (`WouldBlock`/`TimedOut`) nothing is shut down, so a message is never
     /// cut by the end of stream; call again later.
     pub fn shutdown_write(&self) -> Result<()> {
+        self.end_tls()?;
         let mut tx = lock(&self.tx);
         self.flush_kept(&mut tx.unsent)?;
         self.sock.shutdown(Shutdown::Write).map_err(|e| Error::io("shutdown", &e))
+    }
+
+    /// Over TLS, queues close_notify (once) behind the kept bytes, so the
+    /// peer sees a clean end of stream rather than a truncation.
+    fn end_tls(&self) -> Result<()> {
+        let Some(t) = &self.tls else { return Ok(()) };
+        let mut tx = lock(&self.tx);
+        if !tx.closing {
+            tx.closing = true;
+            t.close_notify(&mut tx.unsent);
+        }
+        Ok(())
     }
 
     /// The raw descriptor (still owned by the stream).
@@ -429,7 +562,8 @@ impl Stream {
         self.sock.as_raw_fd()
     }
 
-    /// The std socket, for the event loop.
+    /// The std socket, for the event loop. Over TLS the session stays
+    /// behind: what the socket carries then is records, not messages.
     pub fn into_std(self) -> TcpStream {
         self.sock
     }

@@ -118,6 +118,7 @@ impl Udp {
 
     /// Binds the parsed command line's host and port (or local socket).
     pub fn from_args(a: &Args) -> Result<Udp> {
+        a.tls.refuse(a.side())?;
         let mut u = match a.unix() {
             Some(place) => Udp::bind_unix(&place?, a.mode)?,
             None => Udp::bind(&a.addrs()?)?,
@@ -139,6 +140,7 @@ impl Udp {
 
     /// Connects to the command line's host and port, with its frame.
     pub fn connect_args(a: &Args) -> Result<Udp> {
+        a.tls.refuse(a.side())?;
         let mut u = match a.unix() {
             Some(place) => Udp::connect_unix(&place?)?,
             None => Udp::connect(&a.addrs()?)?,

@@ -32,6 +32,7 @@ IP_MAX = 46
 HOST_MAX = 256
 QUIT_MAX = 64
 PROG_MAX = 64
+TLS_PATH_MAX = 1024
 ARGS_QUIET = 256
 ARGS_RAW = 512
 CLOSE_REASONS = 8
@@ -58,6 +59,7 @@ class Code(IntEnum):
     EUSAGE = -15
     EHELP = -16
     EBUSY = -17
+    ETLS = -18
 
 
 # --- enums: class Name mirrors `sockflow_name`, members drop SOCKFLOW_NAME_ ---
@@ -186,6 +188,12 @@ class sockflow_args(Structure):
         ("max_per_ip", c_int),
         ("workers", c_int),
         ("stats", c_int),
+        ("mode", c_int),
+        ("tls", c_int),
+        ("tls_ca", c_char * TLS_PATH_MAX),
+        ("tls_cert", c_char * TLS_PATH_MAX),
+        ("tls_key", c_char * TLS_PATH_MAX),
+        ("tls_client_ca", c_char * TLS_PATH_MAX),
     ]
 
 

@@ -20,7 +20,7 @@ between 0.1 and 0.2, and a mismatch would corrupt memory, so it is refused.
 import ctypes
 import ctypes.util
 import os
-from ctypes import c_char_p, c_int, c_size_t, c_ssize_t, c_uint64, c_void_p
+from ctypes import c_char_p, c_int, c_size_t, c_ssize_t, c_uint, c_uint64, c_void_p
 from pathlib import Path
 
 from . import _ctypes as C
@@ -95,6 +95,7 @@ SIGNATURES = [
     ("sockflow_conn_id", c_uint64, [_conn]),
     ("sockflow_conn_worker", c_int, [_conn]),
     ("sockflow_conn_peer", c_int, [_conn, _addr]),
+    ("sockflow_conn_peer_cred", c_int, [_conn, P(c_int), P(c_uint), P(c_uint)]),
     ("sockflow_conn_user", c_void_p, [_conn]),
     ("sockflow_conn_set_user", c_int, [_conn, c_void_p]),
     # servers
@@ -139,6 +140,7 @@ SIGNATURES = [
     ("sockflow_tcp_recv_msg", c_ssize_t, [_tcp, c_void_p, c_size_t]),
     ("sockflow_tcp_flush", c_int, [_tcp]),
     ("sockflow_tcp_peer", c_int, [_tcp, _addr]),
+    ("sockflow_tcp_peer_cred", c_int, [_tcp, P(c_int), P(c_uint), P(c_uint)]),
     ("sockflow_tcp_fd", c_int, [_tcp]),
     ("sockflow_tcp_shutdown", c_int, [_tcp]),
     ("sockflow_tcp_close", None, [_tcp]),

@@ -6,6 +6,7 @@ import gc
 import select
 import signal
 import threading
+import time
 import weakref
 
 import pytest
@@ -580,7 +581,12 @@ def test_user_objects_of_single_datagrams_are_not_kept(started):
         for i in range(3):
             u.send(b"%d" % i)
             assert u.recv() == b"%d" % i
-    gc.collect()
+    # The reply leaves inside on_message, so the client can read it before
+    # the loop releases that datagram's user object: wait (bounded) for it.
+    deadline = time.monotonic() + 10
+    while not all(r() is None for r in refs) and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
     assert len(refs) == 3 and all(r() is None for r in refs)
 
 

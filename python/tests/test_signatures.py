@@ -48,6 +48,7 @@ SCALARS = {
     "char *const *": POINTER(c_char_p),
     "char **": POINTER(c_char_p),
     "int *": POINTER(c_int),
+    "unsigned int *": POINTER(c_uint),
     "uint64_t *": POINTER(c_uint64),
 }
 

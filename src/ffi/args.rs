@@ -17,6 +17,9 @@ pub const SOCKFLOW_HOST_MAX: usize = 256;
 pub const SOCKFLOW_QUIT_MAX: usize = 64;
 /// Size of `sockflow_args.prog`.
 pub const SOCKFLOW_PROG_MAX: usize = 64;
+/// Size of the `sockflow_args.tls_*` paths (a path of at most 1023 bytes
+/// and its NUL).
+pub const SOCKFLOW_TLS_PATH_MAX: usize = 1024;
 /// Flag for `sockflow_args_parse`: print nothing on error or `--help`.
 pub const SOCKFLOW_ARGS_QUIET: c_int = 0x100;
 /// Flag for `sockflow_args_parse`: without `--frame`, the frame is
@@ -109,6 +112,21 @@ pub struct sockflow_args {
     /// `--mode OCTAL` (servers on a "unix:PATH" host): the socket file's
     /// permissions, e.g. 0660; 0 = not given (as the umask leaves them).
     pub mode: c_int,
+    /// `--tls` (clients): non-zero connects with TLS, verifying the server
+    /// against the system roots (or `tls_ca`) and `host`, which is also
+    /// sent as SNI. Any client `tls_*` path turns TLS on too.
+    pub tls: c_int,
+    /// `--tls-ca` (clients): a PEM file of the CA to trust instead of the
+    /// system roots; empty = the system roots.
+    pub tls_ca: [c_char; SOCKFLOW_TLS_PATH_MAX],
+    /// `--tls-cert`: a PEM certificate chain, the server's own (a non-empty
+    /// one makes a TCP server TLS-only) or a client's certificate.
+    pub tls_cert: [c_char; SOCKFLOW_TLS_PATH_MAX],
+    /// `--tls-key`: the PEM private key of `tls_cert`.
+    pub tls_key: [c_char; SOCKFLOW_TLS_PATH_MAX],
+    /// `--tls-client-ca` (servers): a PEM CA file; clients must present a
+    /// certificate it signed. Empty = no client certificates asked.
+    pub tls_client_ca: [c_char; SOCKFLOW_TLS_PATH_MAX],
 }
 
 fn role_of(r: c_int) -> crate::Result<Role> {
@@ -142,6 +160,11 @@ impl sockflow_args {
             workers: a.workers.map_or(0, |n| n as c_int),
             stats: c_int::from(a.stats),
             mode: a.mode.map_or(0, |m| m as c_int),
+            tls: c_int::from(a.tls.enabled),
+            tls_ca: [0; SOCKFLOW_TLS_PATH_MAX],
+            tls_cert: [0; SOCKFLOW_TLS_PATH_MAX],
+            tls_key: [0; SOCKFLOW_TLS_PATH_MAX],
+            tls_client_ca: [0; SOCKFLOW_TLS_PATH_MAX],
         };
         let (kind, size) = match a.frame {
             Frame::Line { max } => (sockflow_frame::Line, max),
@@ -154,6 +177,10 @@ impl sockflow_args {
         copy_field(&a.host, &mut c.host);
         copy_field(&a.quit, &mut c.quit);
         copy_field(&a.prog, &mut c.prog);
+        copy_field(&a.tls.ca, &mut c.tls_ca);
+        copy_field(&a.tls.cert, &mut c.tls_cert);
+        copy_field(&a.tls.key, &mut c.tls_key);
+        copy_field(&a.tls.client_ca, &mut c.tls_client_ca);
         c
     }
 
@@ -206,6 +233,14 @@ impl sockflow_args {
             n if n > 0 && n as u32 <= args::WORKERS_MAX => Some(n as u32),
             n => return Err(Error::inval(format!("args.workers {n} is not in 0-{}", args::WORKERS_MAX))),
         };
+        a.tls = crate::tls::TlsArgs {
+            enabled: self.tls != 0,
+            ca: read_field(&self.tls_ca, "args.tls_ca")?,
+            cert: read_field(&self.tls_cert, "args.tls_cert")?,
+            key: read_field(&self.tls_key, "args.tls_key")?,
+            client_ca: read_field(&self.tls_client_ca, "args.tls_client_ca")?,
+        };
+        a.tls.check(a.side()).map_err(|e| Error::inval(format!("args.tls: {}", e.msg)))?;
         Ok(a)
     }
 }
@@ -227,7 +262,10 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
 /// `--frame` says otherwise). Options may come before or after the positional
 /// arguments: `--frame line|raw|fixed:N|len32`, `--quit WORD`,
 /// `--timeout MS`, `-4`, `-6`, `-h`/`--help`, and `--` to end options;
-/// servers also take `--max-per-ip N` and `--workers N`.
+/// servers also take `--max-per-ip N` and `--workers N`. TLS: clients take
+/// `--tls`, `--tls-ca FILE`, `--tls-cert FILE --tls-key FILE`; servers
+/// `--tls-cert FILE --tls-key FILE` and `--tls-client-ca FILE` (the files
+/// are loaded here, so a bad one is `SOCKFLOW_EUSAGE` naming it).
 ///
 /// Returns 0 on success. On a bad command line returns `SOCKFLOW_EUSAGE`
 /// (or `SOCKFLOW_ERESOLVE`/`SOCKFLOW_EADDR` for a host that does not
@@ -401,5 +439,14 @@ pub extern "C" fn sockflow_args_take_int(
             *out = v.unwrap_or(default_value);
         }
         0
+    }
+}
+
+#[cfg(test)]
+mod tls_path_tests {
+    /// cbindgen needs the literal; the core's limit must fit it with the NUL.
+    #[test]
+    fn tls_path_field_holds_the_longest_path() {
+        assert_eq!(super::SOCKFLOW_TLS_PATH_MAX, crate::tls::PATH_MAX + 1);
     }
 }

@@ -41,6 +41,10 @@ pub const SOCKFLOW_EUSAGE: c_int = -15;
 pub const SOCKFLOW_EHELP: c_int = -16;
 /// The object is busy: `sockflow_server_run` on a server already running.
 pub const SOCKFLOW_EBUSY: c_int = -17;
+/// A TLS handshake or certificate verification failed, or the peer broke
+/// the TLS protocol (the message has the reason, e.g. `tls handshake with
+/// 127.0.0.1:5000: invalid peer certificate: UnknownIssuer`).
+pub const SOCKFLOW_ETLS: c_int = -18;
 
 /// The negative value C sees for a core [`Code`].
 pub fn code_value(c: Code) -> c_int {

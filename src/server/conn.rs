@@ -22,6 +22,7 @@ use super::clock::Tick;
 use super::control::IdleTimeout;
 use super::pushed::Pushed;
 use super::spare::Spare;
+use super::tls::TlsConn;
 use super::worker::Worker;
 use super::CloseReason;
 use crate::frame::{Decoder, Frame};
@@ -131,6 +132,8 @@ pub(super) struct Cold {
     pub(super) idle: IdleTimeout,
     /// The peer when it does not pack into 8 bytes (IPv6).
     pub(super) peer: Option<SocketAddr>,
+    /// A TLS connection's state, for its life (see `tls.rs`).
+    pub(super) tls: Option<Box<TlsConn>>,
 }
 
 impl Cold {
@@ -148,6 +151,7 @@ impl Cold {
             worker: None,
             idle: IdleTimeout::Server,
             peer: None,
+            tls: None,
         }
     }
 
@@ -165,10 +169,12 @@ impl Cold {
             && self.worker.is_none()
             && self.idle == IdleTimeout::Server
             && self.peer.is_none()
+            && self.tls.is_none()
     }
 
-    fn queued(&self) -> usize {
-        self.out.len() - self.out_pos
+    /// Bytes waiting for the socket: replies, and TLS records sealed.
+    pub(super) fn queued(&self) -> usize {
+        self.out.len() - self.out_pos + self.tls.as_ref().map_or(0, |t| t.pending())
     }
 }
 

@@ -34,6 +34,7 @@ mod spare;
 mod stats;
 pub mod tcp;
 pub mod timer;
+mod tls;
 pub mod udp;
 mod worker;
 mod workers;
@@ -247,6 +248,10 @@ pub struct Config {
     /// Log the counters ([`ServerHandle::stats`]) when the server stops
     /// (`--stats`). Default false.
     pub log_stats: bool,
+    /// TCP servers: serve TLS with this configuration (built from
+    /// `--tls-cert`/`--tls-key`/`--tls-client-ca` by
+    /// [`TcpServer::from_args`]). Default None: plaintext.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -268,6 +273,7 @@ impl Default for Config {
             udp: UdpMode::Datagrams,
             workers: 1,
             log_stats: false,
+            tls: None,
         }
     }
 }

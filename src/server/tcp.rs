@@ -36,6 +36,7 @@ use super::effect::Effect;
 use super::event_loop::{run_to_end, Loop};
 use super::spare::Spare;
 use super::timer::sooner;
+use super::tls::TlsConn;
 use super::worker::{Parting, Worker};
 use super::workers::{Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
@@ -123,6 +124,8 @@ pub struct TcpServer {
     idle_overrides: bool,
     /// Outgoing connections and relay waits.
     outgoing: outgoing::Outgoing,
+    /// Accepted connections are TLS with this (see `tls.rs`).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl TcpServer {
@@ -210,11 +213,16 @@ impl TcpServer {
             events: Events::with_capacity(1024),
             idle_overrides: false,
             outgoing: outgoing::Outgoing::default(),
+            tls: cfg.tls,
         })
     }
 
     /// Binds the parsed command line's host and port.
-    pub fn from_args(a: &crate::args::Args, cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+    /// With `--tls-cert`, connections are TLS (unless `cfg.tls` is set).
+    pub fn from_args(a: &crate::args::Args, mut cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
+        if cfg.tls.is_none() && a.tls.on(crate::tls::Side::Server) {
+            cfg.tls = Some(a.tls.server_config()?);
+        }
         match a.unix() {
             Some(place) => TcpServer::bind_unix(&place?, a.mode, cfg, handler),
             None => TcpServer::bind(&a.addrs()?, cfg, handler),
@@ -385,7 +393,16 @@ impl TcpServer {
             self.per_ip.leave(peer.ip());
             return;
         }
-        entry.insert(Connection::new(sock, id, peer, Life::Open(ReadState::Reading), 0, self.clock.tick(), &mut self.colds));
+        let c = entry.insert(Connection::new(sock, id, peer, Life::Open(ReadState::Reading), 0, self.clock.tick(), &mut self.colds));
+        if let Some(cfg) = &self.tls {
+            match TlsConn::server(cfg) {
+                Ok(t) => c.cold(&mut self.colds).tls = Some(Box::new(t)),
+                Err(e) => {
+                    self.base.log.warn(format_args!("tls: {e}: closing {}", net::show(&peer)));
+                    return self.discard(k);
+                }
+            }
+        }
         self.start(k);
     }
 
@@ -473,7 +490,7 @@ impl TcpServer {
                 c.set_read(ReadState::Paused(Pause::Budget));
                 return self.list_budget_paused(k, id);
             };
-            let n = match c.sock.read(&mut self.scratch[..limit]) {
+            let n = match super::tls::read(c, &mut self.scratch[..limit]) {
                 Ok(0) => {
                     // The decoder delivers what is left (a last line without
                     // its newline) or reports a frame cut short.
@@ -483,8 +500,21 @@ impl TcpServer {
                     return self.end_input(k, CloseReason::Peer);
                 }
                 Ok(n) => n,
+                // TLS only (plaintext never matches): a handshake's answer
+                // the socket did not take at once waits for room like
+                // replies do, and replies held back while the handshake
+                // went on go once it ends.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && ((c.queued() > 0 && !c.writable) || super::tls::just_opened(c)) => {
+                    self.flush(k);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    // A TLS failure: that connection alone goes, with its reason.
+                    self.base.log.warn(format_args!("{e}: closing it"));
+                    return self.close_now(k, CloseReason::Error);
+                }
                 Err(_) => return self.close_now(k, CloseReason::Error),
             };
             c.last = self.clock.tick();
@@ -634,7 +664,7 @@ impl TcpServer {
         let c = &mut self.conns[k];
         let mut sent = 0;
         while sent < self.replies.len() {
-            match net::send_some(c.sock.as_raw_fd(), &self.replies[sent..]) {
+            match super::tls::write(&c.sock, c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()), &self.replies[sent..]) {
                 Ok(n) => {
                     sent += n;
                     self.base.shared.counters().wrote(n);
@@ -791,8 +821,9 @@ impl TcpServer {
         }
         let Connection { sock, cold, last, .. } = c;
         if let Some(x) = cold.as_deref_mut() {
-            while x.out_pos < x.out.len() {
-                match net::send_some(sock.as_raw_fd(), &x.out[x.out_pos..]) {
+            while x.queued() > 0 {
+                match super::tls::write(sock, x.tls.as_deref_mut(), &x.out[x.out_pos..]) {
+                    Ok(0) => break,
                     Ok(n) => {
                         self.base.shared.counters().wrote(n);
                         x.out_pos += n;
@@ -818,6 +849,8 @@ impl TcpServer {
             match c.life {
                 // The peer is gone already: nothing to wait for.
                 Life::Closing { reason: CloseReason::Peer } => {
+                    // A TLS peer that ended with close_notify waits for ours.
+                    let _ = super::tls::close_notify(c);
                     self.close_now(k, CloseReason::Peer);
                     return false;
                 }
@@ -826,8 +859,23 @@ impl TcpServer {
                     return false;
                 }
                 Life::Closing { reason } => {
-                    // Everything is sent: FIN now, then wait for the peer's
-                    // (until the same deadline).
+                    // Everything is sent: TLS's close_notify, then FIN, then
+                    // wait for the peer's (until the same deadline).
+                    match super::tls::close_notify(c) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            if !c.writable {
+                                c.writable = true;
+                                let _ =
+                                    self.base.poll.registry().reregister(&mut c.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
+                            }
+                            return true;
+                        }
+                        Err(_) => {
+                            self.close_now(k, reason);
+                            return false;
+                        }
+                    }
                     let _ = c.sock.shutdown(std::net::Shutdown::Write);
                     if c.writable {
                         c.writable = false;
@@ -1059,7 +1107,7 @@ impl TcpServer {
         self.last_sweep = now;
         self.reap();
         self.connect_timeouts(now);
-        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides {
+        if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides && self.tls.is_none() {
             return;
         }
         let mut expired = Vec::new();
@@ -1075,6 +1123,20 @@ impl TcpServer {
                 // One that never took its replies ends in error.
                 Life::Closing { reason } if late => {
                     expired.push((k, Some(if reason == CloseReason::Stopping { reason } else { CloseReason::Error })))
+                }
+                // A client stalling mid-handshake: the server's timeout, or
+                // the TLS default when it has none.
+                Life::Open(_)
+                    if super::tls::handshaking_since(c)
+                        .is_some_and(|since| now.duration_since(since) >= self.idle.unwrap_or(crate::tls::HANDSHAKE_TIMEOUT)) =>
+                {
+                    let t = self.idle.unwrap_or(crate::tls::HANDSHAKE_TIMEOUT);
+                    self.base.log.warn(format_args!(
+                        "tls handshake with {}: not done after {} ms: closing it",
+                        net::show(&c.peer()),
+                        t.as_millis()
+                    ));
+                    expired.push((k, Some(CloseReason::Error)));
                 }
                 Life::Open(_) if c.idle().resolve(self.idle).is_some_and(|t| self.clock.passed(c.last, t)) => {
                     expired.push((k, Some(CloseReason::Idle)))

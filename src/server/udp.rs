@@ -113,6 +113,7 @@ impl UdpServer {
 
     /// Binds the parsed command line's host and port.
     pub fn from_args(a: &crate::args::Args, cfg: Config, handler: Arc<dyn Handler>) -> Result<UdpServer> {
+        a.tls.refuse(a.side())?;
         match a.unix() {
             Some(place) => UdpServer::bind_unix(&place?, a.mode, cfg, handler),
             None => UdpServer::bind(&a.addrs()?, cfg, handler),

@@ -267,6 +267,7 @@ fn follower(c: &Config) -> Config {
         udp: c.udp,
         workers: c.workers,
         log_stats: false,
+        tls: c.tls.clone(),
     }
 }
 
