@@ -586,8 +586,8 @@ public:
     {
         detail::check(sockflow_conn_broadcast(c_, detail::data(msg), msg.size(), include_self ? 1 : 0));
     }
-    /// `sockflow_conn_relay`: one message to connection `id`, pausing reads
-    /// from this one while `id` is behind; throws `error`.
+    /// `sockflow_conn_relay`: one message to connection `id`, never dropped:
+    /// this one is not read while `id` is behind (TCP only); throws `error`.
     void relay(std::uint64_t id, std::string_view msg) { detail::check(sockflow_conn_relay(c_, id, detail::data(msg), msg.size())); }
     /// `sockflow_conn_close_id`: closes connection `id` of the same server
     /// after its queue is sent (reason HANDLER); throws `error`.
@@ -959,8 +959,8 @@ public:
         return server(sockflow_client_loop_new, a, std::move(h), cfg);
     }
 
-    /// `sockflow_server_run`: runs on this thread until stopped; throws the
-    /// `error` that ended the run, if any.
+    /// `sockflow_server_run`: runs on this thread until stopped (a server
+    /// runs once); throws `error` (EBUSY while it runs elsewhere, ...).
     void run() { detail::check(sockflow_server_run(s_)); }
     /// `sockflow_server_start`: runs on a thread of its own and returns;
     /// `stop()` then `join()` (or destroy). Throws `error`.
