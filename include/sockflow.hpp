@@ -107,6 +107,8 @@
 #include <utility>
 #include <vector>
 
+/// The C++17 API: RAII handles, `std::function` callbacks and exceptions
+/// over the C calls (the comment at the top of sockflow.hpp tells how).
 namespace sockflow {
 
 /// No limit, for every duration argument (SOCKFLOW_FOREVER).
@@ -160,6 +162,8 @@ inline const std::error_category &category() noexcept
 /// A failed sockflow call: the negative SOCKFLOW_E... code and the message.
 class error : public std::runtime_error {
 public:
+    /// An error with `code` (negative SOCKFLOW_E...) and `message`;
+    /// `reported` when sockflow printed it already (run_main then does not).
     error(int code, const std::string &message, bool reported = false)
         : std::runtime_error(message), code_(code), reported_(reported) {}
     /// The negative SOCKFLOW_E... code.
@@ -261,23 +265,28 @@ struct config : sockflow_server_config {
 /// A connected TCP stream with a message frame (sockflow_tcp).
 class tcp_stream {
 public:
+    /// An empty stream (`!s`).
     tcp_stream() = default;
-    /// Takes ownership of a C handle.
+    /// Takes ownership of a C handle (closed by sockflow_tcp_close).
     explicit tcp_stream(sockflow_tcp *t) noexcept : h_(t) {}
 
+    /// `sockflow_tcp_connect`: connects to `host`:`port`, each attempt
+    /// bounded by `timeout`; throws `error` (ECONNREFUSED, ETIMEDOUT, ERESOLVE, ...).
     static tcp_stream connect(const std::string &host, int port, std::chrono::milliseconds timeout = forever)
     {
         sockflow_tcp *t = nullptr;
         detail::check(sockflow_tcp_connect(host.c_str(), port, detail::ms(timeout), &t));
         return tcp_stream(t);
     }
+    /// As above, but a failure sets `ec` and returns an empty stream.
     static tcp_stream connect(const std::string &host, int port, std::chrono::milliseconds timeout, std::error_code &ec) noexcept
     {
         sockflow_tcp *t = nullptr;
         detail::check(sockflow_tcp_connect(host.c_str(), port, detail::ms(timeout), &t), ec);
         return tcp_stream(t);
     }
-    /// Connects to the host, port, timeout and frame of `a`.
+    /// `sockflow_tcp_connect_args`: connects to the host, port, timeout and
+    /// frame of `a`; throws `error`.
     static tcp_stream connect(const sockflow_args &a)
     {
         sockflow_tcp *t = nullptr;
@@ -285,19 +294,27 @@ public:
         return tcp_stream(t);
     }
 
-    /// Sends all of `data` as it is.
+    /// `sockflow_tcp_send`: sends all of `data` as it is (no frame);
+    /// throws `error` (ECLOSED or ECONNRESET for a closed peer, ETIMEDOUT, ...).
     void send(std::string_view data) { detail::check(sockflow_tcp_send(get(), detail::data(data), data.size())); }
+    /// As above, but a failure sets `ec` instead of throwing.
     void send(std::string_view data, std::error_code &ec) noexcept { detail::check(sockflow_tcp_send(get(), detail::data(data), data.size()), ec); }
-    /// Sends one message through the frame (a line gets its `\n`).
+    /// `sockflow_tcp_send_msg`: sends one message through the frame (a line
+    /// gets its `\n`); throws `error` (EMSGSIZE when it does not fit the
+    /// frame, EINVAL for a newline in a line: nothing is sent then).
     void send_msg(std::string_view msg) { detail::check(sockflow_tcp_send_msg(get(), detail::data(msg), msg.size())); }
+    /// As above, but a failure sets `ec` instead of throwing.
     void send_msg(std::string_view msg, std::error_code &ec) noexcept { detail::check(sockflow_tcp_send_msg(get(), detail::data(msg), msg.size()), ec); }
 
-    /// One read into `buf`: the byte count, 0 at end of stream.
+    /// `sockflow_tcp_recv`: one read of up to `cap` bytes into `buf`, as they
+    /// came (no frame): the byte count, 0 at end of stream; throws `error`.
     std::size_t recv(void *buf, std::size_t cap)
     {
         ssize_t n = sockflow_tcp_recv(get(), buf, cap);
         return n == SOCKFLOW_ECLOSED ? 0 : static_cast<std::size_t>(detail::check(n));
     }
+    /// As above, but a failure sets `ec` and returns 0 (end of stream
+    /// returns 0 with `ec` clear).
     std::size_t recv(void *buf, std::size_t cap, std::error_code &ec) noexcept
     {
         ssize_t n = detail::check(sockflow_tcp_recv(get(), buf, cap), ec);
@@ -306,8 +323,9 @@ public:
         return n < 0 ? 0 : static_cast<std::size_t>(n);
     }
 
-    /// The next whole message, of any length the frame allows; std::nullopt
-    /// at end of stream.
+    /// `sockflow_tcp_recv_msg`: the next whole message, of any length the
+    /// frame allows, without its delimiter; std::nullopt at end of stream;
+    /// throws `error` (ETIMEDOUT after the receive timeout, ...).
     std::optional<std::string> recv_msg()
     {
         std::error_code ec;
@@ -341,28 +359,43 @@ public:
         }
     }
 
-    /// Sends what a non-blocking send kept in the handle.
+    /// `sockflow_tcp_flush`: sends what a non-blocking send kept in the
+    /// handle; throws `error` (EAGAIN or ETIMEDOUT while some is still kept).
     void flush() { detail::check(sockflow_tcp_flush(get())); }
+    /// As above, but a failure sets `ec` instead of throwing.
     void flush(std::error_code &ec) noexcept { detail::check(sockflow_tcp_flush(get()), ec); }
-    /// Half-closes: the peer sees end of stream.
+    /// `sockflow_tcp_shutdown`: half-closes (the peer sees end of stream;
+    /// receiving goes on); throws `error` (EAGAIN while kept bytes cannot go out).
     void shutdown() { detail::check(sockflow_tcp_shutdown(get())); }
 
+    /// `sockflow_tcp_set_frame`: the frame of `send_msg`/`recv_msg` from now
+    /// on ("line", "raw", "fixed:32", "len32", as `--frame`); bytes already
+    /// buffered are dropped. Throws `error` (EINVAL).
     void set_frame(const char *spec) { detail::check(sockflow_tcp_set_frame(get(), spec)); }
+    /// `sockflow_tcp_set_timeouts`: how long each receive and send may wait
+    /// (`forever` = no limit; 0 is EINVAL); throws `error`.
     void set_timeouts(std::chrono::milliseconds recv, std::chrono::milliseconds send)
     {
         detail::check(sockflow_tcp_set_timeouts(get(), detail::ms(recv), detail::ms(send)));
     }
+    /// `sockflow_tcp_peer`: the peer's address; throws `error`.
     sockflow_addr peer() const
     {
         sockflow_addr a;
         detail::check(sockflow_tcp_peer(get(), &a));
         return a;
     }
+    /// `sockflow_tcp_fd`: the socket's descriptor, still owned by the stream
+    /// (for poll; do not close it); throws `error`.
     int fd() const { return detail::check(sockflow_tcp_fd(get())); }
 
+    /// The C handle, still owned by the stream (nullptr when empty).
     sockflow_tcp *get() const noexcept { return h_.get(); }
+    /// Gives up the C handle: the caller closes it (sockflow_tcp_close).
     sockflow_tcp *release() noexcept { return h_.release(); }
+    /// Closes now (sockflow_tcp_close); the stream is then empty.
     void close() noexcept { h_.reset(); }
+    /// True unless empty (default-made, moved from, closed or released).
     explicit operator bool() const noexcept { return h_ != nullptr; }
 
 private:
@@ -372,16 +405,21 @@ private:
 /// A listening TCP socket (sockflow_tcp_listener).
 class tcp_listener {
 public:
+    /// An empty listener (`!l`).
     tcp_listener() = default;
+    /// Takes ownership of a C handle (closed by sockflow_tcp_listener_close).
     explicit tcp_listener(sockflow_tcp_listener *l) noexcept : h_(l) {}
 
-    /// Listens on `host`:`port` (port 0 = any free port).
+    /// `sockflow_tcp_listen`: listens on `host`:`port` (port 0 = any free
+    /// port; `backlog` <= 0 = 128); throws `error` (EADDRINUSE, EACCES, ...).
     static tcp_listener listen(const std::string &host, int port, int backlog = 0)
     {
         sockflow_tcp_listener *l = nullptr;
         detail::check(sockflow_tcp_listen(host.c_str(), port, backlog, &l));
         return tcp_listener(l);
     }
+    /// `sockflow_tcp_listen_args`: listens on the host and port of `a`
+    /// (accepted streams get its frame); throws `error`.
     static tcp_listener listen(const sockflow_args &a)
     {
         sockflow_tcp_listener *l = nullptr;
@@ -389,14 +427,16 @@ public:
         return tcp_listener(l);
     }
 
-    /// The next client, waiting up to `timeout` (ETIMEDOUT when none came);
-    /// its address goes to `*peer` when given.
+    /// `sockflow_tcp_accept`: the next client, waiting up to `timeout`; its
+    /// address goes to `*peer` when given. Throws `error` (ETIMEDOUT when
+    /// none came).
     tcp_stream accept(std::chrono::milliseconds timeout = forever, sockflow_addr *peer = nullptr) const
     {
         sockflow_tcp *t = nullptr;
         detail::check(sockflow_tcp_accept(get(), detail::ms(timeout), &t, peer));
         return tcp_stream(t);
     }
+    /// As above, but a failure sets `ec` and returns an empty stream.
     tcp_stream accept(std::chrono::milliseconds timeout, sockflow_addr *peer, std::error_code &ec) const noexcept
     {
         sockflow_tcp *t = nullptr;
@@ -404,12 +444,20 @@ public:
         return tcp_stream(t);
     }
 
+    /// `sockflow_tcp_listener_port`: the bound port (the one picked for
+    /// port 0); throws `error`.
     int port() const { return detail::check(sockflow_tcp_listener_port(get())); }
+    /// `sockflow_tcp_listener_fd`: the listening descriptor, still owned by
+    /// the listener (for poll); throws `error`.
     int fd() const { return detail::check(sockflow_tcp_listener_fd(get())); }
 
+    /// The C handle, still owned by the listener (nullptr when empty).
     sockflow_tcp_listener *get() const noexcept { return h_.get(); }
+    /// Gives up the C handle: the caller closes it (sockflow_tcp_listener_close).
     sockflow_tcp_listener *release() noexcept { return h_.release(); }
+    /// Closes now (sockflow_tcp_listener_close); the listener is then empty.
     void close() noexcept { h_.reset(); }
+    /// True unless empty (default-made, moved from, closed or released).
     explicit operator bool() const noexcept { return h_ != nullptr; }
 
 private:
@@ -419,26 +467,37 @@ private:
 /// A UDP socket (sockflow_udp).
 class udp_socket {
 public:
+    /// An empty socket (`!u`).
     udp_socket() = default;
+    /// Takes ownership of a C handle (closed by sockflow_udp_close).
     explicit udp_socket(sockflow_udp *u) noexcept : h_(u) {}
 
-    /// Binds `host`:`port` (port 0 = any free port).
+    /// `sockflow_udp_bind`: binds `host`:`port` (port 0 = any free port);
+    /// throws `error` (EADDRINUSE, EACCES, ...).
     static udp_socket bind(const std::string &host, int port) { return make(sockflow_udp_bind, host.c_str(), port); }
+    /// `sockflow_udp_bind_args`: binds the host and port of `a`, with its
+    /// frame; throws `error`.
     static udp_socket bind(const sockflow_args &a) { return make(sockflow_udp_bind_args, &a); }
-    /// A socket on a free port connected to `host`:`port`.
+    /// `sockflow_udp_connect`: a socket on a free port connected to
+    /// `host`:`port` (only its datagrams are received); throws `error`.
     static udp_socket connect(const std::string &host, int port) { return make(sockflow_udp_connect, host.c_str(), port); }
+    /// `sockflow_udp_connect_args`: a socket connected to the host and port
+    /// of `a`, with its frame; throws `error`.
     static udp_socket connect(const sockflow_args &a) { return make(sockflow_udp_connect_args, &a); }
 
-    /// One datagram on a connected socket.
+    /// `sockflow_udp_send`: one datagram on a connected socket; throws
+    /// `error` (ECONNREFUSED when the peer's port is closed, ...).
     void send(std::string_view msg) { detail::check(sockflow_udp_send(get(), detail::data(msg), msg.size())); }
+    /// As above, but a failure sets `ec` instead of throwing.
     void send(std::string_view msg, std::error_code &ec) noexcept { detail::check(sockflow_udp_send(get(), detail::data(msg), msg.size()), ec); }
-    /// One datagram to `host`:`port`.
+    /// `sockflow_udp_send_to`: one datagram to `host`:`port`; throws `error`.
     void send_to(std::string_view msg, const std::string &host, int port)
     {
         detail::check(sockflow_udp_send_to(get(), detail::data(msg), msg.size(), host.c_str(), port));
     }
 
-    /// The next datagram (any size), its sender to `*from` when given.
+    /// `sockflow_udp_recv_from`: the next datagram (any size), its sender to
+    /// `*from` when given; throws `error` (ETIMEDOUT after the receive timeout).
     std::string recv_from(sockflow_addr *from = nullptr)
     {
         std::error_code ec;
@@ -447,6 +506,8 @@ public:
             throw detail::last(ec.value());
         return m;
     }
+    /// As above, but a failure sets `ec` and returns ""; only std::bad_alloc
+    /// can escape.
     std::string recv_from(sockflow_addr *from, std::error_code &ec)
     {
         std::string m(65536, '\0'); // more than any datagram, and room for the NUL
@@ -455,20 +516,39 @@ public:
         return m;
     }
 
+    /// `sockflow_udp_set_frame`: "fixed:N" pads each datagram sent to N
+    /// bytes, "line" drops one trailing newline received, "raw" (the
+    /// default) is as is; throws `error` (EINVAL).
     void set_frame(const char *spec) { detail::check(sockflow_udp_set_frame(get(), spec)); }
+    /// `sockflow_udp_set_timeouts`: how long each receive and send may wait
+    /// (`forever` = no limit; 0 is EINVAL); throws `error`.
     void set_timeouts(std::chrono::milliseconds recv, std::chrono::milliseconds send)
     {
         detail::check(sockflow_udp_set_timeouts(get(), detail::ms(recv), detail::ms(send)));
     }
+    /// `sockflow_udp_set_broadcast`: allows (or forbids) sending to broadcast
+    /// addresses; throws `error`.
     void set_broadcast(bool on) { detail::check(sockflow_udp_set_broadcast(get(), on ? 1 : 0)); }
+    /// `sockflow_udp_join`: joins multicast `group` on `iface` (nullptr = the
+    /// default interface; see the C call for its forms); throws `error`.
     void join(const char *group, const char *iface = nullptr) { detail::check(sockflow_udp_join(get(), group, iface)); }
+    /// `sockflow_udp_leave`: leaves multicast `group` joined by `join`;
+    /// throws `error`.
     void leave(const char *group, const char *iface = nullptr) { detail::check(sockflow_udp_leave(get(), group, iface)); }
+    /// `sockflow_udp_port`: the bound port (the one picked for port 0);
+    /// throws `error`.
     int port() const { return detail::check(sockflow_udp_port(get())); }
+    /// `sockflow_udp_fd`: the socket's descriptor, still owned by the socket
+    /// (for poll); throws `error`.
     int fd() const { return detail::check(sockflow_udp_fd(get())); }
 
+    /// The C handle, still owned by the socket (nullptr when empty).
     sockflow_udp *get() const noexcept { return h_.get(); }
+    /// Gives up the C handle: the caller closes it (sockflow_udp_close).
     sockflow_udp *release() noexcept { return h_.release(); }
+    /// Closes now (sockflow_udp_close); the socket is then empty.
     void close() noexcept { h_.reset(); }
+    /// True unless empty (default-made, moved from, closed or released).
     explicit operator bool() const noexcept { return h_ != nullptr; }
 
 private:
@@ -493,20 +573,28 @@ public:
     conn(const conn &) = delete;
     conn &operator=(const conn &) = delete;
 
-    /// One message to this connection (for UDP, a datagram to the sender).
+    /// `sockflow_conn_send`: one message to this connection, queued and
+    /// written without blocking (for UDP, a datagram to the sender); throws
+    /// `error` (EMSGSIZE if it does not fit the frame, EBADHANDLE in `on_close`).
     void send(std::string_view msg) { detail::check(sockflow_conn_send(c_, detail::data(msg), msg.size())); }
-    /// One message to connection `id` of the same server.
+    /// `sockflow_conn_send_to`: one message to connection `id` of the same
+    /// server (an id that is gone is ignored); throws `error`.
     void send_to(std::uint64_t id, std::string_view msg) { detail::check(sockflow_conn_send_to(c_, id, detail::data(msg), msg.size())); }
-    /// One message to every connection (this one too if `include_self`).
+    /// `sockflow_conn_broadcast`: one message to every connection (this one
+    /// too if `include_self`); throws `error`.
     void broadcast(std::string_view msg, bool include_self = false)
     {
         detail::check(sockflow_conn_broadcast(c_, detail::data(msg), msg.size(), include_self ? 1 : 0));
     }
-    /// Relays to connection `id`, pausing this one while `id` is behind.
+    /// `sockflow_conn_relay`: one message to connection `id`, never dropped:
+    /// this one is not read while `id` is behind (TCP only); throws `error`.
     void relay(std::uint64_t id, std::string_view msg) { detail::check(sockflow_conn_relay(c_, id, detail::data(msg), msg.size())); }
-    /// Closes connection `id` of the same server after its queue is sent.
+    /// `sockflow_conn_close_id`: closes connection `id` of the same server
+    /// after its queue is sent (reason HANDLER); throws `error`.
     void close_id(std::uint64_t id) { detail::check(sockflow_conn_close_id(c_, id)); }
-    /// Opens an outgoing connection from this loop; returns its id at once.
+    /// `sockflow_conn_connect`: opens an outgoing TCP connection from this
+    /// loop and returns its id at once; `on_connect` follows, or `on_close`
+    /// with CONNECT_FAILED. `user` is its user pointer. Throws `error`.
     std::uint64_t connect(const std::string &host, int port, std::chrono::milliseconds timeout = forever, void *user = nullptr)
     {
         std::uint64_t id = 0;
@@ -514,32 +602,40 @@ public:
         return id;
     }
 
-    /// The connection's id: unique for the server's life, never 0.
+    /// `sockflow_conn_id`: the connection's id, unique for the server's life,
+    /// never 0.
     std::uint64_t id() const { return sockflow_conn_id(c_); }
-    /// The peer's address (for UDP, the datagram's sender).
+    /// `sockflow_conn_peer`: the peer's address (for UDP, the datagram's
+    /// sender); throws `error`.
     sockflow_addr peer() const
     {
         sockflow_addr a;
         detail::check(sockflow_conn_peer(c_, &a));
         return a;
     }
-    /// In `on_close` with CONNECT_FAILED: why (a SOCKFLOW_E... code; the
-    /// message is `last_error()`). 0 elsewhere.
+    /// `sockflow_conn_error`: in `on_close` with CONNECT_FAILED, why (a
+    /// SOCKFLOW_E... code; the message is `last_error()`). 0 elsewhere.
     int connect_error() const { return sockflow_conn_error(c_); }
-    /// The per-connection user pointer (the program owns what it points to).
+    /// `sockflow_conn_user`: the per-connection user pointer (nullptr until
+    /// set; for UDP it lasts one datagram, or the peer with `udp_peers`).
     void *user() const { return sockflow_conn_user(c_); }
+    /// The user pointer as a `T *` (no check that it is one).
     template <class T> T *user() const { return static_cast<T *>(sockflow_conn_user(c_)); }
+    /// `sockflow_conn_set_user`: sets the user pointer. sockflow never frees
+    /// it: the program does, in `on_close`. Throws `error`.
     void set_user(void *user) { detail::check(sockflow_conn_set_user(c_, user)); }
 
     /// The callback's result: send what is queued, then close this
     /// connection (reason HANDLER). No effect in `on_close`.
     void close() noexcept { action_ = SOCKFLOW_ACTION_CLOSE; }
-    /// Stops the whole server gracefully once this callback returns (from
-    /// any callback, `on_close` too).
+    /// `sockflow_conn_stop_server`: stops the whole server gracefully once
+    /// this callback returns (from any callback, `on_close` too); throws `error`.
     void stop_server() { detail::check(sockflow_conn_stop_server(c_)); }
 
     /// The server's controls (see `server_ref`).
     server_ref server() const noexcept;
+    /// The C connection, valid only during this callback (for C calls not
+    /// wrapped here).
     sockflow_conn *get() const noexcept { return c_; }
 
 private:
@@ -552,10 +648,14 @@ private:
 
 /// A server's callbacks. Any may be empty except `on_message`.
 struct handler {
+    /// A client came, or an outgoing connection is up (may be empty).
     std::function<void(conn &)> on_connect;
+    /// One message; the view is valid only during the call.
     std::function<void(conn &, std::string_view)> on_message;
+    /// The connection ended, and why (may be empty).
     std::function<void(conn &, close_reason)> on_close;
 
+    /// No callbacks yet: set `on_message` before making a server.
     handler() = default;
     /// A handler of `on_message` alone.
     template <class F, class = std::enable_if_t<std::is_invocable_v<F &, conn &, std::string_view>>>
@@ -708,19 +808,28 @@ struct state {
 /// the base of `server`. Safe from any thread and from callbacks.
 class server_ref {
 public:
-    /// The bound port (0 for a client loop).
+    /// `sockflow_server_port`: the bound port (the chosen one for port 0;
+    /// 0 for a client loop); throws `error`.
     int port() const { return detail::check(sockflow_server_port(s_)); }
-    /// Asks the server to stop gracefully; returns at once.
+    /// `sockflow_server_stop`: asks the server to stop gracefully; returns
+    /// at once. Throws `error`.
     void stop() { detail::check(sockflow_server_stop(s_)); }
-    /// One message to connection `id` (an id that is gone is ignored).
+    /// `sockflow_server_send_to`: queues one message for connection `id` (an
+    /// id that is gone is ignored); throws `error` (EBADHANDLE for a UDP
+    /// server without `udp_peers`).
     void send_to(std::uint64_t id, std::string_view msg) { detail::check(sockflow_server_send_to(s_, id, detail::data(msg), msg.size())); }
-    /// One message to every connection.
+    /// `sockflow_server_broadcast`: one message to every connection; throws
+    /// `error`.
     void broadcast(std::string_view msg) { detail::check(sockflow_server_broadcast(s_, detail::data(msg), msg.size())); }
-    /// Closes connection `id` (reason HANDLER).
+    /// `sockflow_server_close_id`: closes connection `id` after sending its
+    /// queue (SOCKFLOW_CLOSE_MODE_FLUSH) or at once; reason HANDLER. An id
+    /// that is gone is ignored; throws `error`.
     void close_id(std::uint64_t id, sockflow_close_mode mode = SOCKFLOW_CLOSE_MODE_FLUSH) { detail::check(sockflow_server_close_id(s_, id, mode)); }
-    /// How many connections are open.
+    /// `sockflow_server_conn_count`: how many connections are open; throws
+    /// `error`.
     std::size_t conn_count() const { return static_cast<std::size_t>(detail::check(sockflow_server_conn_count(s_))); }
-    /// The ids of the open connections, oldest first (a snapshot).
+    /// `sockflow_server_conn_ids`: the ids of the open connections, oldest
+    /// first (a snapshot); throws `error`.
     std::vector<std::uint64_t> conn_ids() const
     {
         std::vector<std::uint64_t> ids;
@@ -733,7 +842,8 @@ public:
             ids.resize(n + n / 2 + 1);
         }
     }
-    /// The address of open connection `id`, std::nullopt when it is not open.
+    /// `sockflow_server_peer`: the address of open connection `id`,
+    /// std::nullopt when it is not open; throws `error` otherwise.
     std::optional<sockflow_addr> peer(std::uint64_t id) const
     {
         sockflow_addr a;
@@ -743,12 +853,15 @@ public:
         detail::check(rc);
         return a;
     }
-    /// Connection `id`'s own idle timeout (`forever` = never).
+    /// `sockflow_server_set_idle_timeout`: connection `id`'s own idle
+    /// timeout (`forever` = never); throws `error`.
     void set_idle_timeout(std::uint64_t id, std::chrono::milliseconds timeout)
     {
         detail::check(sockflow_server_set_idle_timeout(s_, id, detail::ms(timeout)));
     }
-    /// Opens an outgoing TCP connection on the loop; returns its id at once.
+    /// `sockflow_server_connect`: opens an outgoing TCP connection on the
+    /// loop and returns its id at once (`on_connect` follows, or `on_close`
+    /// with CONNECT_FAILED); `user` is its user pointer. Throws `error`.
     std::uint64_t connect(const std::string &host, int port, std::chrono::milliseconds timeout = forever, void *user = nullptr)
     {
         std::uint64_t id = 0;
@@ -758,7 +871,10 @@ public:
 
     /// Calls `f()` on the loop thread after `after`, then every `repeat`
     /// (0 = once). `f` returns void, or a sockflow_action: anything but
-    /// CONTINUE ends the timer, STOP also stops the server. Returns its id.
+    /// CONTINUE ends the timer, STOP also stops the server. Returns its id
+    /// (`sockflow_server_timer_add`); throws `error`. `f` is kept by the
+    /// server until the timer ends; an exception from it is logged and
+    /// cancels the timer.
     template <class F> std::uint64_t add_timer(std::chrono::milliseconds after, std::chrono::milliseconds repeat, F f)
     {
         auto e = std::make_unique<detail::timer_entry>();
@@ -779,7 +895,8 @@ public:
         return id;
     }
     /// Cancels a timer: its function is not called again (it is freed when
-    /// the timer was next due). An id that ended is ignored.
+    /// the timer was next due). An id that ended is ignored; throws `error`
+    /// (EINVAL) on an empty server.
     void cancel_timer(std::uint64_t id)
     {
         if (!st_)
@@ -790,13 +907,17 @@ public:
             it->second->cancelled = true;
     }
 
+    /// The C server, owned by its `server` (nullptr when empty).
     sockflow_server *get() const noexcept { return s_; }
 
 protected:
     server_ref() = default;
+    /// Controls of `s`, whose callbacks' state is `st` (neither owned).
     server_ref(sockflow_server *s, detail::state *st) noexcept : s_(s), st_(st) {}
     friend class conn;
+    /// The C server.
     sockflow_server *s_ = nullptr;
+    /// The handler and timers its C callbacks reach.
     detail::state *st_ = nullptr;
 };
 
@@ -806,8 +927,11 @@ inline server_ref conn::server() const noexcept { return server_ref(st_->srv, st
 /// stops it if it runs and waits for the run to return.
 class server : public server_ref {
 public:
+    /// An empty server (`!s`).
     server() = default;
+    /// Takes `o`'s server; `o` is then empty.
     server(server &&o) noexcept : server_ref(std::exchange(o.s_, nullptr), std::exchange(o.st_, nullptr)) {}
+    /// Closes this server (see `close()`), then takes `o`'s.
     server &operator=(server &&o) noexcept
     {
         if (this != &o) {
@@ -817,37 +941,50 @@ public:
         }
         return *this;
     }
+    /// `close()`.
     ~server() { close(); }
 
-    /// A TCP server on the host and port of `a` (with its frame, quit word).
+    /// `sockflow_tcp_server_new`: a TCP server on the host and port of `a`
+    /// (with its frame, quit word), not yet running; throws `error`
+    /// (EADDRINUSE, ...). `h` is kept for the server's life.
     static server tcp(const sockflow_args &a, handler h, const sockflow_server_config &cfg = config()) { return server(sockflow_tcp_server_new, &a, std::move(h), cfg); }
-    /// A UDP server: each datagram is a message (see `udp_peers`).
+    /// `sockflow_udp_server_new`: a UDP server, each datagram a message (see
+    /// `udp_peers`); throws `error`.
     static server udp(const sockflow_args &a, handler h, const sockflow_server_config &cfg = config()) { return server(sockflow_udp_server_new, &a, std::move(h), cfg); }
-    /// A loop with no listener for outgoing connections (`connect`); `a`
-    /// gives the frame and quit word (nullptr: line frames, no quit word).
+    /// `sockflow_client_loop_new`: a loop with no listener, for outgoing
+    /// connections (`connect`); `a` gives the frame and quit word (nullptr:
+    /// line frames, no quit word). Throws `error`.
     static server client_loop(handler h, const sockflow_server_config &cfg = config(), const sockflow_args *a = nullptr)
     {
         return server(sockflow_client_loop_new, a, std::move(h), cfg);
     }
 
-    /// Runs on this thread until stopped.
+    /// `sockflow_server_run`: runs on this thread until stopped (a server
+    /// runs once); throws `error` (EBUSY while it runs elsewhere, ...).
     void run() { detail::check(sockflow_server_run(s_)); }
-    /// Runs on a thread of its own; `stop()` then `join()` (or destroy).
+    /// `sockflow_server_start`: runs on a thread of its own and returns;
+    /// `stop()` then `join()` (or destroy). Throws `error`.
     void start() { detail::check(sockflow_server_start(s_)); }
-    /// Waits for the run to end; throws the error that ended it, if any.
+    /// `sockflow_server_join`: waits for the run to end; throws the error
+    /// that ended it, if any (EBUSY from the server's own callbacks).
     void join() { detail::check(sockflow_server_join(s_)); }
-    /// One bounded turn for the program's own loop: false once stopped.
+    /// `sockflow_server_turn`: one turn for the program's own loop, waiting
+    /// at most `timeout`; false from the turn that saw a stop. Throws `error`.
     bool turn(std::chrono::milliseconds timeout) { return detail::check(sockflow_server_turn(s_, detail::ms(timeout))) == SOCKFLOW_TURN_RUNNING; }
-    /// The descriptor the program's own loop polls for reading.
+    /// `sockflow_server_fd`: the descriptor the program's own loop polls for
+    /// reading (owned by the server); throws `error`.
     int fd() const { return detail::check(sockflow_server_fd(s_)); }
-    /// How long that poll may wait before the next turn (`forever`: no limit).
+    /// `sockflow_server_timeout`: how long that poll may wait before the next
+    /// turn (`forever`: no limit); throws `error`.
     std::chrono::milliseconds timeout() {
         int ms = SOCKFLOW_FOREVER;
         detail::check(sockflow_server_timeout(s_, &ms));
         return std::chrono::milliseconds(ms);
     }
 
-    /// Stops (if running), waits, and frees the server now.
+    /// `sockflow_server_close`: stops (if running), waits, and frees the
+    /// server now; the handler is released once no callback runs. The server
+    /// is then empty. Not from the server's own callbacks: `stop()` there.
     void close() noexcept
     {
         if (s_)
@@ -855,6 +992,7 @@ public:
         if (st_)
             std::exchange(st_, nullptr)->release();
     }
+    /// True unless empty (default-made, moved from or closed).
     explicit operator bool() const noexcept { return s_ != nullptr; }
 
 private:
