@@ -9,10 +9,10 @@
 //! whether a connection lingers is read off its state.
 //!
 //! Size. An idle connection needs its socket, id, user slot, peer, state
-//! and when it was last heard: that is all [`Connection`] holds inline (48
+//! and when it was last heard: that is all [`Connection`] holds inline (40
 //! bytes), so 10,000 idle clients cost about what a hand-written epoll
 //! server spends on them. Everything else (a partial message, unsent
-//! bytes, budget claims, a closing deadline, a worker thread, its own idle
+//! bytes, budget claims, a closing reason and deadline, a worker thread, its own idle
 //! timeout, an IPv6 peer) is [`Cold`] state, boxed, present only while the
 //! connection holds some of it, and recycled through a [`ColdPool`] so that
 //! a busy connection taking and giving back its box allocates nothing.
@@ -43,10 +43,11 @@ pub(super) enum Life {
     Connecting,
     /// Served; whether the loop reads it says the [`ReadState`].
     Open(ReadState),
-    /// To close with `reason` once its replies are flushed: not read any
-    /// more; past its deadline ([`Cold::deadline`]: the peer does not take
-    /// them) it closes anyway.
-    Closing { reason: CloseReason },
+    /// To close once its replies are flushed: not read any more; past its
+    /// deadline (the peer does not take them) it closes anyway. Why, and
+    /// that deadline, are its [`Cold::linger`] (cold state, so that this
+    /// enum, and every connection, stays small).
+    Closing,
     /// Replies sent and the write side shut (FIN); `on_close` has run. What
     /// the peer still sends is read and dropped until its own FIN, so the
     /// close does not reset away replies in flight; bounded by its deadline.
@@ -57,7 +58,7 @@ impl Life {
     /// Closing or draining: such connections need the loop's sweeps (their
     /// deadline), whatever the server's timeouts.
     pub(super) fn lingers(self) -> bool {
-        matches!(self, Life::Closing { .. } | Life::Draining)
+        matches!(self, Life::Closing | Life::Draining)
     }
 }
 
@@ -123,8 +124,8 @@ pub(super) struct Cold {
     /// Since when the decoder has held an incomplete message without a
     /// message completing.
     pub(super) partial_since: Option<Instant>,
-    /// While closing or draining: when it closes anyway.
-    pub(super) deadline: Option<Instant>,
+    /// While closing or draining: why it closes, and when it closes anyway.
+    pub(super) linger: Option<(CloseReason, Instant)>,
     /// Thread mode only.
     pub(super) worker: Option<Worker>,
     /// Its own idle timeout, or the server's.
@@ -144,7 +145,7 @@ impl Cold {
             claim: 0,
             reserved: 0,
             partial_since: None,
-            deadline: None,
+            linger: None,
             worker: None,
             idle: IdleTimeout::Server,
             peer: None,
@@ -161,7 +162,7 @@ impl Cold {
             && self.claim == 0
             && self.reserved == 0
             && self.partial_since.is_none()
-            && self.deadline.is_none()
+            && self.linger.is_none()
             && self.worker.is_none()
             && self.idle == IdleTimeout::Server
             && self.peer.is_none()
@@ -258,8 +259,9 @@ impl Connection {
         self.cold.as_deref().map_or(0, |x| x.claim)
     }
 
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        self.cold.as_deref().and_then(|x| x.deadline)
+    /// Why a lingering connection closes, and when it closes anyway.
+    pub(super) fn linger(&self) -> Option<(CloseReason, Instant)> {
+        self.cold.as_deref().and_then(|x| x.linger)
     }
 
     pub(super) fn idle(&self) -> IdleTimeout {
@@ -344,10 +346,10 @@ mod tests {
 
     #[test]
     fn an_idle_connection_is_small() {
-        // 48 bytes with mio's 4-byte socket (release builds; debug builds
+        // 40 bytes with mio's 4-byte socket (release builds; debug builds
         // add a selector id to each socket).
         let socket = std::mem::size_of::<TcpStream>();
-        assert!(std::mem::size_of::<Connection>() <= (44 + socket).next_multiple_of(8), "{} bytes", std::mem::size_of::<Connection>());
+        assert!(std::mem::size_of::<Connection>() <= (36 + socket).next_multiple_of(8), "{} bytes", std::mem::size_of::<Connection>());
     }
 
     #[test]
