@@ -3,7 +3,7 @@
 //!
 //! A hand-written epoll server keeps about 70 bytes of RSS per such client
 //! (its connection struct; buffers freed when empty). sockflow's loop keeps
-//! a 48-byte slot and a 16-byte registry row; buffers, decoder state and
+//! a 40-byte slot and a 16-byte registry row; buffers, decoder state and
 //! everything else an idle connection does not need go back to pools. This
 //! test runs the in-process echo server, opens a few thousand connections
 //! that each echo one line, and bounds the growth of the process's RSS per

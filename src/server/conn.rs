@@ -9,10 +9,10 @@
 //! whether a connection lingers is read off its state.
 //!
 //! Size. An idle connection needs its socket, id, user slot, peer, state
-//! and when it was last heard: that is all [`Connection`] holds inline (48
+//! and when it was last heard: that is all [`Connection`] holds inline (40
 //! bytes), so 10,000 idle clients cost about what a hand-written epoll
 //! server spends on them. Everything else (a partial message, unsent
-//! bytes, budget claims, a closing deadline, a worker thread, its own idle
+//! bytes, budget claims, a closing reason and deadline, a worker thread, its own idle
 //! timeout, an IPv6 peer) is [`Cold`] state, boxed, present only while the
 //! connection holds some of it, and recycled through a [`ColdPool`] so that
 //! a busy connection taking and giving back its box allocates nothing.
@@ -44,10 +44,11 @@ pub(super) enum Life {
     Connecting,
     /// Served; whether the loop reads it says the [`ReadState`].
     Open(ReadState),
-    /// To close with `reason` once its replies are flushed: not read any
-    /// more; past its deadline ([`Cold::deadline`]: the peer does not take
-    /// them) it closes anyway.
-    Closing { reason: CloseReason },
+    /// To close once its replies are flushed: not read any more; past its
+    /// deadline (the peer does not take them) it closes anyway. Why, and
+    /// that deadline, are its [`Cold::linger`] (cold state, so that this
+    /// enum, and every connection, stays small).
+    Closing,
     /// Replies sent and the write side shut (FIN); `on_close` has run. What
     /// the peer still sends is read and dropped until its own FIN, so the
     /// close does not reset away replies in flight; bounded by its deadline.
@@ -58,7 +59,7 @@ impl Life {
     /// Closing or draining: such connections need the loop's sweeps (their
     /// deadline), whatever the server's timeouts.
     pub(super) fn lingers(self) -> bool {
-        matches!(self, Life::Closing { .. } | Life::Draining)
+        matches!(self, Life::Closing | Life::Draining)
     }
 }
 
@@ -124,8 +125,8 @@ pub(super) struct Cold {
     /// Since when the decoder has held an incomplete message without a
     /// message completing.
     pub(super) partial_since: Option<Instant>,
-    /// While closing or draining: when it closes anyway.
-    pub(super) deadline: Option<Instant>,
+    /// While closing or draining: why it closes, and when it closes anyway.
+    pub(super) linger: Option<(CloseReason, Instant)>,
     /// Thread mode only.
     pub(super) worker: Option<Worker>,
     /// Its own idle timeout, or the server's.
@@ -147,7 +148,7 @@ impl Cold {
             claim: 0,
             reserved: 0,
             partial_since: None,
-            deadline: None,
+            linger: None,
             worker: None,
             idle: IdleTimeout::Server,
             peer: None,
@@ -165,7 +166,7 @@ impl Cold {
             && self.claim == 0
             && self.reserved == 0
             && self.partial_since.is_none()
-            && self.deadline.is_none()
+            && self.linger.is_none()
             && self.worker.is_none()
             && self.idle == IdleTimeout::Server
             && self.peer.is_none()
@@ -190,10 +191,16 @@ pub(super) struct ColdPool {
 
 /// Most empty boxes kept (about as many as connections busy at once).
 const KEEP_COLD: usize = 1024;
+/// Boxes made with the pool, so that a few connections busy at once (the
+/// usual peak of a loop) never allocate, not even the first time they
+/// overlap (a few hundred bytes per loop).
+const PREMADE_COLD: usize = 8;
 
 impl ColdPool {
     pub(super) fn new(frame: Frame) -> ColdPool {
-        ColdPool { frame, kept: Vec::new() }
+        let mut kept = Vec::with_capacity(64);
+        kept.extend((0..PREMADE_COLD).map(|_| Box::new(Cold::new(frame))));
+        ColdPool { frame, kept }
     }
 
     pub(super) fn take(&mut self) -> Box<Cold> {
@@ -264,8 +271,9 @@ impl Connection {
         self.cold.as_deref().map_or(0, |x| x.claim)
     }
 
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        self.cold.as_deref().and_then(|x| x.deadline)
+    /// Why a lingering connection closes, and when it closes anyway.
+    pub(super) fn linger(&self) -> Option<(CloseReason, Instant)> {
+        self.cold.as_deref().and_then(|x| x.linger)
     }
 
     pub(super) fn idle(&self) -> IdleTimeout {
@@ -350,10 +358,10 @@ mod tests {
 
     #[test]
     fn an_idle_connection_is_small() {
-        // 48 bytes with mio's 4-byte socket (release builds; debug builds
+        // 40 bytes with mio's 4-byte socket (release builds; debug builds
         // add a selector id to each socket).
         let socket = std::mem::size_of::<TcpStream>();
-        assert!(std::mem::size_of::<Connection>() <= (44 + socket).next_multiple_of(8), "{} bytes", std::mem::size_of::<Connection>());
+        assert!(std::mem::size_of::<Connection>() <= (36 + socket).next_multiple_of(8), "{} bytes", std::mem::size_of::<Connection>());
     }
 
     #[test]

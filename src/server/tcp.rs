@@ -1,8 +1,8 @@
 //! The TCP server: one mio event loop, many connections.
 //!
-//! Per connection the loop keeps only what an idle one needs (48 bytes, see
+//! Per connection the loop keeps only what an idle one needs (40 bytes, see
 //! `conn.rs`); a partial message or unsent replies live in cold state that
-//! goes back to a pool when it empties, so an idle connection costs about 64
+//! goes back to a pool when it empties, so an idle connection costs about 56
 //! bytes (with its registry row) and a busy one allocates nothing per
 //! message. Reads go through one shared 64 KiB scratch buffer, and the
 //! replies to a read go from one shared buffer straight to the socket: only
@@ -846,9 +846,10 @@ impl TcpServer {
                 x.out_pos = 0;
                 self.spare.give(std::mem::take(&mut x.out));
             }
+            let reason = c.linger().map_or(CloseReason::Error, |(reason, _)| reason);
             match c.life {
                 // The peer is gone already: nothing to wait for.
-                Life::Closing { reason: CloseReason::Peer } => {
+                Life::Closing if reason == CloseReason::Peer => {
                     // A TLS peer that ended with close_notify waits for ours.
                     let _ = super::tls::close_notify(c);
                     self.close_now(k, CloseReason::Peer);
@@ -858,7 +859,7 @@ impl TcpServer {
                     self.discard(k);
                     return false;
                 }
-                Life::Closing { reason } => {
+                Life::Closing => {
                     // Everything is sent: TLS's close_notify, then FIN, then
                     // wait for the peer's (until the same deadline).
                     match super::tls::close_notify(c) {
@@ -951,7 +952,7 @@ impl TcpServer {
             None => return,
             Some(Life::Connecting) => return self.close_now(k, reason),
             Some(Life::Open(_)) => self.linger(k, reason, LINGER),
-            Some(Life::Closing { .. } | Life::Draining) => {}
+            Some(Life::Closing | Life::Draining) => {}
         }
         self.flush(k);
     }
@@ -959,8 +960,8 @@ impl TcpServer {
     /// Moves connection `k` to closing with `reason`: it closes once its
     /// replies are flushed, or `within` from now anyway.
     fn linger(&mut self, k: usize, reason: CloseReason, within: Duration) {
-        self.set_life(k, Life::Closing { reason });
-        self.conns[k].cold(&mut self.colds).deadline = Some(Instant::now() + within);
+        self.set_life(k, Life::Closing);
+        self.conns[k].cold(&mut self.colds).linger = Some((reason, Instant::now() + within));
     }
 
     /// Moves connection `k` to `life`, keeping `lingering` in step: with
@@ -1116,14 +1117,12 @@ impl TcpServer {
             self.drain_input(k);
         }
         for (k, c) in self.conns.iter() {
-            let late = c.deadline().is_some_and(|d| now >= d);
+            let (reason, late) = c.linger().map_or((CloseReason::Error, false), |(reason, d)| (reason, now >= d));
             match c.life {
                 // A draining connection said its reason already.
                 Life::Draining if late => expired.push((k, None)),
                 // One that never took its replies ends in error.
-                Life::Closing { reason } if late => {
-                    expired.push((k, Some(if reason == CloseReason::Stopping { reason } else { CloseReason::Error })))
-                }
+                Life::Closing if late => expired.push((k, Some(if reason == CloseReason::Stopping { reason } else { CloseReason::Error }))),
                 // A client stalling mid-handshake: the server's timeout, or
                 // the TLS default when it has none.
                 Life::Open(_)
@@ -1183,7 +1182,7 @@ impl TcpServer {
         for k in keys {
             match self.conns[k].life {
                 Life::Connecting => self.close_now(k, CloseReason::Stopping),
-                Life::Open(_) | Life::Closing { .. } => {
+                Life::Open(_) | Life::Closing => {
                     self.linger(k, CloseReason::Stopping, Duration::from_secs(2));
                     self.flush(k);
                 }
