@@ -67,6 +67,17 @@ fn rebuild(a: &Args) -> Vec<String> {
     if a.stats {
         v.push("--stats".into());
     }
+    if let Some(m) = a.mode {
+        v.push(format!("--mode={m:o}"));
+    }
+    if a.tls.enabled {
+        v.push("--tls".into());
+    }
+    for (flag, path) in [("--tls-ca", &a.tls.ca), ("--tls-cert", &a.tls.cert), ("--tls-key", &a.tls.key), ("--tls-client-ca", &a.tls.client_ca)] {
+        if !path.is_empty() {
+            v.push(format!("{flag}={path}"));
+        }
+    }
     match a.family {
         Family::V4 => v.push("-4".into()),
         Family::V6 => v.push("-6".into()),
@@ -74,7 +85,10 @@ fn rebuild(a: &Args) -> Vec<String> {
     }
     v.push("--".into());
     v.push(a.host.clone());
-    v.push(a.port.to_string());
+    if !a.host.starts_with("unix:") {
+        // A unix: address stands for host and port.
+        v.push(a.port.to_string());
+    }
     v
 }
 
@@ -84,10 +98,15 @@ fn check_accepted(a: &Args, role: Role, prog: &str, argv: &[&str]) {
     assert_eq!(a.prog, prog);
     assert!(!a.host.is_empty() && a.host.len() <= args::HOST_MAX, "host {:?}", a.host);
     assert!(!a.host.starts_with('['), "brackets kept: {:?}", a.host);
-    if role == Role::Client {
-        assert_ne!(a.port, 0, "a client accepted port 0");
+    if a.host.starts_with("unix:") {
+        assert_eq!(a.port, 0, "a unix: address has no port");
+    } else {
+        if role == Role::Client {
+            assert_ne!(a.port, 0, "a client accepted port 0");
+        }
+        assert!(argv.iter().any(|s| s.parse::<u32>() == Ok(u32::from(a.port))), "port {} is none of {argv:?}", a.port);
     }
-    assert!(argv.iter().any(|s| s.parse::<u32>() == Ok(u32::from(a.port))), "port {} is none of {argv:?}", a.port);
+    assert!(a.mode.is_none() || (role == Role::Server && a.host.starts_with("unix:")), "--mode {:?} for {:?}", a.mode, a.host);
     assert!(a.quit.len() <= args::QUIT_MAX && !a.quit.contains(['\n', '\r', '\0']), "quit {:?}", a.quit);
     assert!(a.timeout_ms <= args::TIMEOUT_MAX_MS);
     if let Some(n) = a.max_per_ip {
