@@ -22,14 +22,14 @@ use std::path::PathBuf;
 pub const SPECS: &[Spec] = &[
     Spec {
         id: "tls_echo",
-        label: "TLS lock-step line echo, 16 conns (vs plaintext sockflow)",
+        label: "TLS lock-step echo, 16 conns / plaintext sockflow",
         mode: Mode::Line,
         load: Load::LinkEcho { conns: 16, size: 64 },
         targets: [None, None],
     },
     Spec {
         id: "tls_handshake",
-        label: "TLS connect + handshake + echo + close, 16 at a time (vs plaintext sockflow)",
+        label: "TLS handshake+echo+close, 16 / plaintext sockflow",
         mode: Mode::Line,
         load: Load::LinkChurn { parallel: 16, size: 64 },
         targets: [None, None],
