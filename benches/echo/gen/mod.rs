@@ -13,6 +13,7 @@ pub mod connect;
 pub mod idle;
 pub mod lockstep;
 pub mod stream;
+pub mod tls;
 pub mod udp;
 
 use crate::sys;

@@ -4,6 +4,7 @@
 
 use super::Ctx;
 use crate::binaries::{Impl, Mode};
+use crate::gen::tls::{self, Link};
 use crate::gen::{self, connect, lockstep, stream, udp, Measured};
 use crate::report::{Better, Row, Target, Unit};
 use crate::server::Server;
@@ -21,6 +22,12 @@ pub enum Load {
     Connect { parallel: usize, size: usize },
     /// UDP request/response with `in_flight` datagrams outstanding.
     Udp { in_flight: usize, size: usize },
+    /// Lock-step over blocking connections, plain or TLS by the column's
+    /// `Link` (`gen::tls`), reported as messages.
+    LinkEcho { conns: usize, size: usize },
+    /// Connect (+ TLS handshake) + one echo + close, `parallel` at a time,
+    /// over the column's `Link` (`gen::tls`).
+    LinkChurn { parallel: usize, size: usize },
 }
 
 pub struct Spec {
@@ -107,7 +114,7 @@ fn rows(s: &Spec, label: &str) -> (Vec<Row>, Values) {
             ],
             |m| vec![m.per_sec(m.tally.bytes) / 1e6, m.cpu_us_per(m.tally.bytes) * 1e6],
         ),
-        Load::Stream { .. } => (
+        Load::Stream { .. } | Load::LinkEcho { .. } => (
             vec![
                 r("msgs/s", "msgs_per_s", Unit::PerSec, Better::Higher, target(rate_t)),
                 r("CPU/msg", "cpu_us_per_msg", Unit::Micros, Better::Lower, target(cost_t)),
@@ -122,7 +129,7 @@ fn rows(s: &Spec, label: &str) -> (Vec<Row>, Values) {
             ],
             |m| vec![m.per_sec(m.tally.ops), m.cpu_us_per(m.tally.ops), m.tally.p99_us()],
         ),
-        Load::Connect { .. } => (
+        Load::Connect { .. } | Load::LinkChurn { .. } => (
             vec![
                 r("conns/s", "conns_per_s", Unit::PerSec, Better::Higher, target(rate_t)),
                 r("CPU/conn", "cpu_us_per_conn", Unit::Micros, Better::Lower, target(cost_t)),
@@ -140,8 +147,8 @@ fn rows(s: &Spec, label: &str) -> (Vec<Row>, Values) {
 }
 
 /// One measured run of `load` against `server`, on `threads` generator
-/// threads.
-fn one_run(ctx: &Ctx<'_>, server: &Server, load: Load, threads: usize) -> Measured {
+/// threads; `link` is how the `Link*` loads connect.
+fn one_run(ctx: &Ctx<'_>, server: &Server, load: Load, threads: usize, link: &Link) -> Measured {
     let (pid, addr, warm, win) = (server.pid(), server.addr(), ctx.cfg.warmup, ctx.cfg.measure);
     let sh = |n: usize, i: usize| gen::share(n, threads, i);
     match load {
@@ -158,21 +165,28 @@ fn one_run(ctx: &Ctx<'_>, server: &Server, load: Load, threads: usize) -> Measur
         Load::Udp { in_flight, size } => {
             gen::measure(pid, threads, warm, win, |i| udp::setup(addr, sh(in_flight, i)), |st, w| udp::run(st, size, w))
         }
+        Load::LinkEcho { conns, size } => {
+            gen::measure(pid, threads, warm, win, |i| tls::echo_setup(addr, sh(conns, i), link), |st, w| tls::echo_run(st, size, w))
+        }
+        Load::LinkChurn { parallel, size } => {
+            gen::measure(pid, threads, warm, win, |i| tls::churn_setup(addr, sh(parallel, i), link), |st, w| tls::churn_run(st, size, w))
+        }
     }
 }
 
-/// One server of a scenario: its column, its name in the per-run lines, and
-/// how to start it.
-type Contender<'a> = (Impl, &'a str, &'a dyn Fn() -> Server);
+/// One server of a scenario: its column, its name in the per-run lines,
+/// how to start it, and how the generator connects to it (plain TCP but in
+/// the `tls_*` scenarios).
+pub type Contender<'a> = (Impl, &'a str, &'a dyn Fn() -> Server, &'a Link);
 
 /// Runs `s` against `servers` for the configured rounds, on `threads`
 /// generator threads.
-fn rounds(ctx: &mut Ctx<'_>, s: &Spec, label: &str, servers: &[Contender<'_>], threads: usize) -> Vec<Row> {
+pub fn rounds(ctx: &mut Ctx<'_>, s: &Spec, label: &str, servers: &[Contender<'_>], threads: usize) -> Vec<Row> {
     let (mut rows, values) = rows(s, label);
     for round in 1..=ctx.cfg.rounds {
-        for (imp, name, start) in servers {
+        for (imp, name, start, link) in servers {
             let server = start();
-            let mut m = one_run(ctx, &server, s.load, threads);
+            let mut m = one_run(ctx, &server, s.load, threads, link);
             drop(server);
             let v = values(&mut m);
             let shown: Vec<String> = rows.iter().zip(&v).map(|(r, x)| format!("{} {}", r.metric, crate::report::fmt(r.unit, *x))).collect();
@@ -198,7 +212,8 @@ pub fn run(ctx: &mut Ctx<'_>, s: &Spec) -> Vec<Row> {
         .into_iter()
         .map(|imp| (imp, Box::new(move || Server::start(bins, imp, s.mode, None)) as Box<dyn Fn() -> Server>))
         .collect();
-    let servers: Vec<Contender<'_>> = starts.iter().map(|(i, f)| (*i, i.name(), f.as_ref())).collect();
+    let plain = Link::Plain;
+    let servers: Vec<Contender<'_>> = starts.iter().map(|(i, f)| (*i, i.name(), f.as_ref(), &plain)).collect();
     let threads = ctx.cfg.gen_threads;
     rounds(ctx, s, s.label, &servers, threads)
 }
@@ -217,5 +232,11 @@ pub fn workers(ctx: &mut Ctx<'_>) -> Vec<Row> {
     let two = move || Server::start(bins, Impl::Sockflow, Mode::Line, Some(2));
     let one = move || Server::start(bins, Impl::Sockflow, Mode::Line, Some(1));
     ctx.note("workers: the sockflow column is --workers 2, the baseline column --workers 1 (same program), generator on 2 threads");
-    rounds(ctx, &s, "line echo 200 conns: 2 workers / 1 worker", &[(Impl::Sockflow, "2 workers", &two), (Impl::Epoll, "1 worker", &one)], 2)
+    rounds(
+        ctx,
+        &s,
+        "line echo 200 conns: 2 workers / 1 worker",
+        &[(Impl::Sockflow, "2 workers", &two, &Link::Plain), (Impl::Epoll, "1 worker", &one, &Link::Plain)],
+        2,
+    )
 }

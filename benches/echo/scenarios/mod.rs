@@ -8,6 +8,8 @@
 //! | `bulk` | one connection, 64 KiB writes, 16 MiB in flight, raw frames |
 //! | `connect_16` | connect + one 64-byte echo + close, 16 at a time |
 //! | `udp_32` | UDP 64-byte request/response, 32 datagrams in flight |
+//! | `tls_echo` | lock-step 64-byte lines, 16 connections: echo_server with TLS vs the same in plaintext |
+//! | `tls_handshake` | connect + TLS handshake + one echo + close, 16 at a time, vs the same in plaintext |
 //! | `workers` | sockflow `--workers 2` vs `--workers 1` (only when echo_server has `--workers`) |
 //! | `idle_10k` | RSS per idle connection, 10,000 connections |
 //! | `idle_100k` | the same at 100,000 (several source addresses), then one echo on each |
@@ -16,6 +18,7 @@
 mod client;
 mod load;
 mod memory;
+mod tls;
 
 use crate::binaries::{Bins, Impl, Mode, IMPLS};
 use crate::config::Config;
@@ -53,6 +56,7 @@ pub fn run_all(ctx: &mut Ctx<'_>) -> Vec<Row> {
             rows.extend(load::run(ctx, s));
         }
     }
+    rows.extend(tls::run(ctx));
     if ctx.cfg.wants("workers") {
         rows.extend(load::workers(ctx));
     }
