@@ -294,13 +294,23 @@ fn new_server(
     udp: bool,
 ) -> crate::Result<sockflow_server> {
     let a = core_args(args)?;
-    // SAFETY: NULL or a valid struct, per contract.
-    let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
-    let config = core_config(&a, &c)?;
-    let h = to_core(handler, userdata)?;
+    let (config, h) = config_and_handler(&a, cfg, handler, userdata)?;
     let engine =
         if udp { Box::new(UdpServer::from_args(&a, config, h)?) as Engine } else { Box::new(TcpServer::from_args(&a, config, h)?) };
     Ok(ready(engine))
+}
+
+/// The core config (`cfg` NULL = the defaults) and handler of a new loop:
+/// the part every constructor shares.
+fn config_and_handler(
+    a: &crate::args::Args,
+    cfg: *const sockflow_server_config,
+    handler: sockflow_handler,
+    userdata: *mut c_void,
+) -> crate::Result<(Config, Arc<dyn crate::server::Handler>)> {
+    // SAFETY: NULL or a valid struct, per contract.
+    let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
+    Ok((core_config(a, &c)?, to_core(handler, userdata)?))
 }
 
 /// A handle for a bound (or listener-less) engine, ready to run or turn.
@@ -374,10 +384,7 @@ pub extern "C" fn sockflow_client_loop_new(
         } else {
             try_ok!(core_args(args))
         };
-        // SAFETY: NULL or a valid struct, per contract.
-        let c = unsafe { cfg.as_ref() }.copied().unwrap_or_else(defaults);
-        let config = try_ok!(core_config(&a, &c));
-        let h = try_ok!(to_core(handler, userdata));
+        let (config, h) = try_ok!(config_and_handler(&a, cfg, handler, userdata));
         let server = try_ok!(TcpServer::without_listener(config, h));
         give(out, ready(Box::new(server)))
     }

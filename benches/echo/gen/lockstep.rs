@@ -2,12 +2,12 @@
 //! message, waits for all of its echo, and sends the next. Counts round
 //! trips completed in the window and records each one's latency (p99).
 
-use super::{idle, Tally, Window};
+use super::{Tally, Window};
 use mio::net::TcpStream as MioStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 struct Client {
     sock: MioStream,
@@ -24,18 +24,8 @@ pub struct Setup {
 
 /// Opens `n` connections (each echoed once first).
 pub fn setup(addr: SocketAddr, n: usize) -> Result<Setup, String> {
-    let opened = idle::open_echoed(addr, n, 1, b"ready\n", Duration::from_secs(30));
-    if let Some(e) = opened.error {
-        return Err(format!("opening {n} connections: {e}"));
-    }
-    let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
-    let mut clients = Vec::with_capacity(n);
-    for (k, s) in opened.conns.into_iter().enumerate() {
-        s.set_nonblocking(true).and_then(|_| s.set_nodelay(true)).map_err(|e| format!("socket options: {e}"))?;
-        let mut sock = MioStream::from_std(s);
-        poll.registry().register(&mut sock, Token(k), Interest::READABLE).map_err(|e| format!("register: {e}"))?;
-        clients.push(Client { sock, got: 0, sent_at: Instant::now(), dead: false });
-    }
+    let (poll, socks) = super::open_polled(addr, n)?;
+    let clients = socks.into_iter().map(|sock| Client { sock, got: 0, sent_at: Instant::now(), dead: false }).collect();
     Ok(Setup { poll, clients })
 }
 

@@ -20,6 +20,26 @@ use crate::sys;
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Opens `n` connections, each echoed one line first (so the server has
+/// accepted them all before the window), non-blocking, without Nagle, and
+/// registered readable with token = index in a new poller: the set-up the
+/// mio generators share.
+pub fn open_polled(addr: std::net::SocketAddr, n: usize) -> Result<(mio::Poll, Vec<mio::net::TcpStream>), String> {
+    let opened = idle::open_echoed(addr, n, 1, b"ready\n", Duration::from_secs(30));
+    if let Some(e) = opened.error {
+        return Err(format!("opening {n} connections: {e}"));
+    }
+    let poll = mio::Poll::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut socks = Vec::with_capacity(n);
+    for (k, s) in opened.conns.into_iter().enumerate() {
+        s.set_nonblocking(true).and_then(|_| s.set_nodelay(true)).map_err(|e| format!("socket options: {e}"))?;
+        let mut sock = mio::net::TcpStream::from_std(s);
+        poll.registry().register(&mut sock, mio::Token(k), mio::Interest::READABLE).map_err(|e| format!("register: {e}"))?;
+        socks.push(sock);
+    }
+    Ok((poll, socks))
+}
+
 /// Per-socket timeout for blocking connects, writes and reads.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 

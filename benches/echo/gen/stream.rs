@@ -7,12 +7,12 @@
 //! The generator counts the `\n`s it receives and checks them against the
 //! bytes received, and counts connections that closed during the run.
 
-use super::{idle, Tally, Window};
+use super::{Tally, Window};
 use mio::net::TcpStream as MioStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Clone, Copy)]
 pub struct Shape {
@@ -40,18 +40,8 @@ pub struct Setup {
 /// Opens `n` connections (each echoed one line first, so the server has
 /// accepted them all before the window).
 pub fn setup(addr: SocketAddr, n: usize) -> Result<Setup, String> {
-    let opened = idle::open_echoed(addr, n, 1, b"ready\n", Duration::from_secs(30));
-    if let Some(e) = opened.error {
-        return Err(format!("opening {n} connections: {e}"));
-    }
-    let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
-    let mut clients = Vec::with_capacity(n);
-    for (k, s) in opened.conns.into_iter().enumerate() {
-        s.set_nonblocking(true).and_then(|_| s.set_nodelay(true)).map_err(|e| format!("socket options: {e}"))?;
-        let mut sock = MioStream::from_std(s);
-        poll.registry().register(&mut sock, Token(k), Interest::READABLE).map_err(|e| format!("register: {e}"))?;
-        clients.push(Client { sock, recv: 0, sent: 0, want_write: false, dead: false });
-    }
+    let (poll, socks) = super::open_polled(addr, n)?;
+    let clients = socks.into_iter().map(|sock| Client { sock, recv: 0, sent: 0, want_write: false, dead: false }).collect();
     Ok(Setup { poll, clients })
 }
 
