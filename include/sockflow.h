@@ -1656,8 +1656,9 @@ int sockflow_udp_bind_args(const struct sockflow_args *args, struct sockflow_udp
  * address that works): `sockflow_udp_send` goes there, only its datagrams
  * are received, and a closed port shows as `SOCKFLOW_ECONNREFUSED`.
  * `host` "unix:PATH" or "unix:@NAME" with `port` 0 connects a Unix domain
- * datagram socket, bound to an abstract name the kernel picks (nothing to
- * remove afterwards).
+ * datagram socket, bound to a temporary socket file of its own in
+ * `$TMPDIR` (removed by `sockflow_udp_close`), or for a `unix:@NAME` server
+ * to an abstract name the kernel picks.
  */
 int sockflow_udp_connect(const char *host, int port, struct sockflow_udp **out);
 

@@ -94,10 +94,12 @@ impl Udp {
         Ok(Udp::local(sock, file))
     }
 
-    /// A local datagram socket connected to `place` (bound to a name the
-    /// kernel picks, so replies come back).
+    /// A local datagram socket connected to `place`, bound to a temporary
+    /// name of its own so replies come back (see
+    /// [`unix::connect_datagram`]; a temporary file goes with the socket).
     pub fn connect_unix(place: &unix::Place) -> Result<Udp> {
-        Ok(Udp::local(unix::connect_datagram(place)?, None))
+        let (sock, file) = unix::connect_datagram(place)?;
+        Ok(Udp::local(sock, file))
     }
 
     /// Binds `host`:`port`, or the local socket of a `unix:` host (port 0).

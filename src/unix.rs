@@ -25,7 +25,7 @@
 //! peers per /64) counts local clients per process.
 //!
 //! A datagram's sender is a socket address (a path, an abstract name; a
-//! client binds an abstract name the kernel picks), so a local datagram
+//! client binds a temporary file or an abstract name: [`connect_datagram`]), so a local datagram
 //! socket numbers its senders ([`Senders`], the last 4096) and writes
 //! sender N as `[0100:0001::]:N`: C sees `ip` "unix" and `port` N, and a
 //! reply to that address goes to the sender's socket address.
@@ -128,14 +128,40 @@ pub fn bind_datagram(place: &Place, mode: Option<u32>) -> Result<(UnixDatagram, 
     bind_at(place, mode, UnixDatagram::bind_addr)
 }
 
-/// A datagram socket connected to `place`, bound to an abstract name the
-/// kernel picks (autobind) so that replies can come back: nothing to
-/// remove afterwards, nothing left behind by a crash.
-pub fn connect_datagram(place: &Place) -> Result<UnixDatagram> {
-    let s = UnixDatagram::unbound().map_err(|e| Error::io("socket", &e))?;
-    nix::sys::socket::bind(s.as_raw_fd(), &nix::sys::socket::UnixAddr::new_unnamed()).map_err(|e| Error::errno("bind (autobind)", e))?;
+/// A datagram socket connected to `place`, bound so that replies can come
+/// back: to a temporary socket file of its own (`$TMPDIR/sockflow-PID-N.sock`,
+/// removed with the returned [`SocketFile`]) when the server is a file,
+/// and to an abstract name the kernel picks (autobind: nothing to remove)
+/// when the server is abstract, or when the temporary path would not fit
+/// in `sun_path`. A file peer gets a file because a server sees the
+/// client's address as the client's own kind of name (a server in another
+/// network namespace cannot answer an abstract name).
+pub fn connect_datagram(place: &Place) -> Result<(UnixDatagram, Option<SocketFile>)> {
+    let (s, file) = match temp_place(place) {
+        Some(me) => {
+            let (s, file) = bind_at(&me, None, UnixDatagram::bind_addr)?;
+            (s, file)
+        }
+        None => {
+            let s = UnixDatagram::unbound().map_err(|e| Error::io("socket", &e))?;
+            nix::sys::socket::bind(s.as_raw_fd(), &nix::sys::socket::UnixAddr::new_unnamed())
+                .map_err(|e| Error::errno("bind (autobind)", e))?;
+            (s, None)
+        }
+    };
     s.connect_addr(&place.addr()?).map_err(|e| Error::io(format!("connect {place}"), &e))?;
-    Ok(s)
+    Ok((s, file))
+}
+
+/// The temporary socket file a datagram client of `server` binds: None
+/// for an abstract server, or when the path is too long.
+fn temp_place(server: &Place) -> Option<Place> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let Place::Path(_) = server else { return None };
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("sockflow-{}-{n}.sock", std::process::id()));
+    (p.as_os_str().len() <= PATH_MAX).then_some(Place::Path(p))
 }
 
 /// Binds with `bind`, replacing a stale socket file; sets `mode`.

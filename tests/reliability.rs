@@ -637,7 +637,7 @@ fn max_per_ip_refuses_the_extra_connections_of_one_address() {
         let _ = s.write_all(b"extra\n");
         assert!(closed_by_server(&mut s), "extra connection {i} was served");
     }
-    log.wait_for("too many connections from 127.0.0.1 (3): closing 127.0.0.1:");
+    log.wait_for("too many connections from one address (3): closing 127.0.0.1:");
     let lines = log.text().lines().filter(|l| l.contains("too many connections from")).count();
     assert!(lines < EXTRA / 2, "{lines} log lines for {EXTRA} refusals: not rate-limited");
     // One leaves; once the server has seen it go, a new one is served.
@@ -739,7 +739,7 @@ fn echo_server_takes_timeout_and_max_per_ip() {
     // The first, silent now, is closed for the idle timeout.
     assert!(closed_by_server(&mut first), "an idle connection was kept");
     let err = srv.stderr_text();
-    assert!(err.contains("too many connections from 127.0.0.1 (1)"), "{}", srv.transcript());
+    assert!(err.contains("too many connections from one address (1): closing 127.0.0.1:"), "{}", srv.transcript());
     // Its slot is free again.
     assert!(eventually(wait(), || {
         let mut s = connect(port);

@@ -390,11 +390,48 @@ fn max_per_ip_counts_local_clients_per_process() {
     let mut rest = Vec::new();
     let _ = std::io::Read::read_to_end(&mut &second, &mut rest);
     assert!(rest.is_empty(), "the second connection of one process got {rest:?}");
-    srv.wait_for_line(Stream::Stderr, "too many connections from", default_timeout());
+    // The line names the process by its credentials (it used to show the
+    // reserved placeholder address a local peer is counted under).
+    let line = format!("too many connections from one process (1): closing unix (pid {} uid", std::process::id());
+    srv.wait_for_line(Stream::Stderr, &line, default_timeout());
     let Some(socat) = tool("socat") else { return };
     let mut cmd = std::process::Command::new(socat);
     cmd.args(["-t", "5", "-", &format!("UNIX-CONNECT:{}", &place[5..])]);
     let mut p = spawn_cmd(cmd, Input::Bytes(b"other process\n".to_vec()));
     wait_eq(&p, Stream::Stdout, "other process");
     exits_with(&mut p, 0);
+}
+
+/// A datagram client of a socket file binds a temporary socket file of its
+/// own in `$TMPDIR` (so the server answers a file, as it would another
+/// program's), the server's replies reach it, and the file is gone when
+/// the client ends — for the stdin client (quit) and the primitive client
+/// (`sockflow_udp_close`). Before: an abstract name, no file at all.
+#[test]
+fn datagram_client_binds_a_temporary_file_and_removes_it() {
+    let dir = TempDir::new("dgtmp");
+    let tmp = TempDir::new("dgtmp-tmpdir");
+    let place = format!("unix:{}", dir.sock("e.sock"));
+    let mut srv = serve("udp_echo_server", &[], &place);
+    let files = || std::fs::read_dir(&tmp.0).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect::<Vec<_>>();
+    let client = |name: &str, input: Input| {
+        let mut cmd = std::process::Command::new(example(name, Link::Static));
+        cmd.arg(&place).env("TMPDIR", &tmp.0);
+        spawn_cmd(cmd, input)
+    };
+    let mut u = client("udp_client", Input::Piped);
+    u.write_stdin(b"through a file\n").unwrap();
+    wait_eq(&u, Stream::Stdout, "through a file");
+    let held = files();
+    assert_eq!(held.len(), 1, "the client should hold one socket file in $TMPDIR: {held:?}");
+    assert!(held[0].starts_with(&format!("sockflow-{}-", u.pid())) && held[0].ends_with(".sock"), "{held:?}");
+    let meta = std::fs::symlink_metadata(tmp.0.join(&held[0])).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()), "{held:?} is not a socket");
+    u.write_stdin(b"quit\n").unwrap();
+    exits_with(&mut u, 0);
+    assert!(files().is_empty(), "udp_client left {:?} behind", files());
+    let mut p = client("prim_udp_client", Input::Bytes(b"one\n".to_vec()));
+    exits_with(&mut p, 0);
+    assert!(files().is_empty(), "prim_udp_client left {:?} behind", files());
+    stop(&mut srv, libc::SIGTERM);
 }

@@ -59,8 +59,9 @@ pub extern "C" fn sockflow_udp_bind_args(args: *const sockflow_args, out: *mut *
 /// address that works): `sockflow_udp_send` goes there, only its datagrams
 /// are received, and a closed port shows as `SOCKFLOW_ECONNREFUSED`.
 /// `host` "unix:PATH" or "unix:@NAME" with `port` 0 connects a Unix domain
-/// datagram socket, bound to an abstract name the kernel picks (nothing to
-/// remove afterwards).
+/// datagram socket, bound to a temporary socket file of its own in
+/// `$TMPDIR` (removed by `sockflow_udp_close`), or for a `unix:@NAME` server
+/// to an abstract name the kernel picks.
 #[no_mangle]
 pub extern "C" fn sockflow_udp_connect(host: *const c_char, port: c_int, out: *mut *mut sockflow_udp) -> c_int {
     ffi_boundary! {

@@ -383,7 +383,10 @@ impl TcpServer {
             return self.refused(format_args!("too many connections ({})", self.conns.len()), &peer);
         }
         if !self.per_ip.enter(peer.ip()) {
-            return self.refused(format_args!("too many connections from {} ({})", peer.ip(), self.per_ip.max()), &peer);
+            // The peer is named by `refused` (a local one by its credentials,
+            // not by the placeholder address it is counted under).
+            let from = if crate::unix::cred(peer).is_some() { "process" } else { "address" };
+            return self.refused(format_args!("too many connections from one {from} ({})", self.per_ip.max()), &peer);
         }
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
