@@ -111,6 +111,44 @@ fn installs_library_links_header_and_pc() {
     assert_eq!(p.join("include/sockflow.hpp").is_file(), hpp.is_file(), "include/sockflow.hpp installed iff it exists");
 }
 
+/// Section names of `file` (`readelf -S -W`; for an archive, of every
+/// member, repeated).
+fn sections(file: &Path) -> Vec<String> {
+    let mut cmd = Command::new("readelf");
+    cmd.args(["-S", "-W"]).arg(file);
+    let out = run_ok(cmd, default_timeout());
+    out.lines().filter_map(|l| l.split(']').nth(1)?.split_whitespace().next().map(String::from)).collect()
+}
+
+/// Installed libraries carry no debug info (issue 8: 6.7 MB .so and 28 MB
+/// .a with it): the .so is stripped with its debug info in
+/// lib/.debug/libsockflow.so.VERSION.debug, named by its .gnu_debuglink; the
+/// archive keeps its symbol tables (profilers, linker messages) but neither
+/// debug info nor the LLVM bitcode std's objects carry, and stays under
+/// 16 MiB. The stripped libraries are the ones the other tests here link
+/// and run. Sizes are printed for the closing note.
+#[test]
+fn installed_libraries_are_stripped_with_debug_info_kept_apart() {
+    let lib = installed().join("lib");
+    let so = lib.join(format!("libsockflow.so.{}", version()));
+    let debug = lib.join(".debug").join(format!("libsockflow.so.{}.debug", version()));
+    let a = lib.join("libsockflow.a");
+    let so_sections = sections(&so);
+    assert!(!so_sections.iter().any(|s| s.starts_with(".debug_")), "installed .so has debug sections: {so_sections:?}");
+    assert!(so_sections.iter().any(|s| s == ".gnu_debuglink"), "installed .so names no debug file: {so_sections:?}");
+    assert!(sections(&debug).iter().any(|s| s == ".debug_info"), "{} holds no .debug_info", debug.display());
+    let mut cmd = Command::new("readelf");
+    cmd.args(["--string-dump=.gnu_debuglink"]).arg(&so);
+    let link = run_ok(cmd, default_timeout());
+    assert!(link.contains(&format!("libsockflow.so.{}.debug", version())), "{link}");
+    let a_sections = sections(&a);
+    assert!(!a_sections.iter().any(|s| s.starts_with(".debug_") || s == ".llvmbc"), "installed .a keeps debug info or bitcode");
+    assert!(a_sections.iter().any(|s| s == ".symtab"), "installed .a lost its symbol tables");
+    let size = |p: &Path| p.metadata().unwrap().len();
+    eprintln!("installed sizes: libsockflow.so {} B, libsockflow.a {} B, .debug {} B", size(&so), size(&a), size(&debug));
+    assert!(size(&a) < 16 << 20, "installed libsockflow.a is {} B (target: under 16 MiB)", size(&a));
+}
+
 /// Prints the header's and the library's versions and where
 /// `sockflow_version` was loaded from (the executable itself when static).
 const PROGRAM: &str = r#"#define _GNU_SOURCE
