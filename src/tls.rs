@@ -177,8 +177,20 @@ fn tls_setup(e: rustls::Error) -> Error {
 }
 
 /// `tls handshake with 127.0.0.1:5000: invalid peer certificate: UnknownIssuer`.
+///
+/// One failure gets a hint: a self-signed certificate made with a bare
+/// `openssl req -x509` is marked as a CA, and webpki (unlike OpenSSL)
+/// refuses a CA certificate as the server's own even when it is the one
+/// trusted with `--tls-ca`; the fix is one flag when making it.
 pub fn handshake_error(peer: &str, e: &rustls::Error) -> Error {
-    Error::new(Code::Tls, format!("tls handshake with {peer}: {e}"))
+    let hint = match e {
+        rustls::Error::InvalidCertificate(c) if format!("{c:?}").contains("CaUsedAsEndEntity") => {
+            " (the peer's certificate is a CA certificate: make a self-signed one with \
+             `-addext basicConstraints=critical,CA:FALSE`, or sign it with a CA)"
+        }
+        _ => "",
+    };
+    Error::new(Code::Tls, format!("tls handshake with {peer}: {e}{hint}"))
 }
 
 fn pem_error(file: &str, what: &str, e: rustls::pki_types::pem::Error) -> Error {
