@@ -1085,7 +1085,7 @@ impl TcpServer {
                 }
                 Command::Timer(_) => {} // taken by the base
                 Command::Relay { from, to, bytes } => self.relay(from, to, &bytes),
-                Command::Connect { id, addrs, timeout, user } => self.connect(id, addrs, timeout, user),
+                Command::Connect(dial) => self.connect(*dial),
                 Command::Resolved { id, addrs } => self.resolved(id, addrs),
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {
