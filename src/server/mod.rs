@@ -10,8 +10,9 @@
 //! versus bytes pushed by others, which get different bounds), `budget`
 //! (what all connections together may hold) and `admission` (connections
 //! per address). `outgoing.rs` (a part of `tcp`) holds the connections a
-//! loop opens itself (`ServerHandle::connect`; a loop without a listener is
-//! a client of many servers) and relays between two connections, which
+//! loop opens itself (`ServerHandle::connect_to`: IP or `unix:`, plaintext
+//! or TLS; a loop without a listener is a client of many servers) and
+//! relays between two connections, which
 //! pause the sender instead of dropping a slow receiver. `conn` is one TCP
 //! connection and its life as one state enum; `effect` is what a handler's
 //! [`Action`] does, defined once for every path that runs a handler.

@@ -1,16 +1,25 @@
 //! Outgoing connections on a TCP server's loop, and relays between
 //! connections (a proxy's two sides).
 //!
-//! Connecting. `ServerHandle::connect` hands back the new connection's id
-//! at once (from a counter in `Shared`, with the `OUTGOING` bit, so the
+//! Connecting. `ServerHandle::connect_to` hands back the new connection's
+//! id at once (from a counter in `Shared`, with the `OUTGOING` bit, so the
 //! caller need not wait for the loop); the loop then opens a non-blocking
-//! socket per address in turn, and a connection that is `Connecting` is
-//! neither read nor written: the first writable or error event says how the
-//! connect ended (`SO_ERROR`). Connected, it is served exactly like an
-//! accepted one (`on_connect`, messages, `on_close`); a connect that fails
-//! on every address, or passes its deadline (checked by the loop's sweep),
-//! ends in `on_close` with `ConnectFailed` and the error, given to the
-//! handler through `Conn::error`. Bytes sent to it meanwhile wait in its
+//! socket per destination in turn — an IP address, or a local (`unix:`)
+//! socket, carried as a `TcpStream` like accepted local connections (see
+//! `unix.rs`), so both take the one path below — and a connection that is
+//! `Connecting` is neither read nor written by the loop's usual path: the
+//! first writable or error event says how the connect ended (`SO_ERROR`,
+//! then `getpeername`, which works for both kinds). A TLS connection then
+//! stays `Connecting` through its handshake (`Stage::Handshaking`, the
+//! client side of rustls in its cold state, see `tls.rs`), so that
+//! `on_connect` means "ready to talk" and a handshake failure is a failed
+//! connect, with its rustls reason, as the blocking `tcp::Stream` reports
+//! it. Connected, it is served exactly like an accepted one (`on_connect`,
+//! messages, close_notify and `on_close`); a connect that fails on every
+//! destination, or passes its deadline (checked by the loop's sweep; the
+//! handshake is bounded by the same deadline, or `HANDSHAKE_TIMEOUT` when
+//! the connect has none), ends in `on_close` with `ConnectFailed` and the
+//! error, given to the handler through `Conn::error`. Bytes sent to it meanwhile wait in its
 //! queue (pushed bytes still bounded by `max_queue`); closing it before it
 //! connected closes it at once. Outgoing ids do not encode their slot, so
 //! `find` looks them up here (a hash map: still O(1)).
