@@ -366,8 +366,7 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[test]
 fn proxy_relays_exact_bytes_to_a_unix_upstream() {
-    let path = sock_path("proxy");
-    let place = format!("unix:{path}");
+    let place = format!("unix:{}", sock_path("proxy"));
     let up = spawn(example("echo_server", Link::Dynamic), &[&place], Input::Null);
     up.wait_for_line(Stream::Stderr, &format!("echo_server: listening on {place}"), default_timeout());
     let (_p, port) = proxy(&["127.0.0.1", "0", &place]);
@@ -375,12 +374,17 @@ fn proxy_relays_exact_bytes_to_a_unix_upstream() {
     assert_bytes(&round_trip(port, &data), &data, "through the proxy to a unix: upstream");
 }
 
+/// TLS in, plaintext out to a local upstream: `tcp_client --tls-ca` talks
+/// to the proxy, which verifies nothing upstream but relays to
+/// `echo_server unix:PATH`.
 #[test]
-fn proxy_terminates_tls_in_front_of_a_plaintext_upstream() {
+fn proxy_terminates_tls_in_front_of_a_plaintext_unix_upstream() {
     let c = Certs::new("proxy-terminate");
-    let (_up, up) = server("echo_server", Link::Dynamic, &[]);
+    let place = format!("unix:{}", sock_path("terminate"));
+    let up = spawn(example("echo_server", Link::Dynamic), &[&place], Input::Null);
+    up.wait_for_line(Stream::Stderr, &format!("echo_server: listening on {place}"), default_timeout());
     let (cert, key, ca) = (c.path("server.pem"), c.path("server.key"), c.path("ca.pem"));
-    let (_p, port) = proxy(&["--tls-cert", &cert, "--tls-key", &key, "127.0.0.1", "0", "127.0.0.1", &up.to_string()]);
+    let (_p, port) = proxy(&["--tls-cert", &cert, "--tls-key", &key, "127.0.0.1", "0", &place]);
     let mut cli = spawn(example("tcp_client", Link::Dynamic), &["--tls-ca", &ca, "localhost", &port.to_string()], Input::Piped);
     cli.write_stdin(b"hello through tls\n").unwrap();
     wait_eq(&cli, Stream::Stdout, "hello through tls");
