@@ -1,12 +1,13 @@
-/* A TCP proxy: each client gets its own upstream connection; bytes are relayed exactly
- * both ways, a slow side slows the other, and a close closes the other side once sent.
- * usage: proxy [options] <listen-port> <upstream-host> <upstream-port>   (options first) */
+/* A TCP proxy: each client gets its own upstream connection; bytes are relayed exactly both ways,
+ * a slow side slows the other, and a close closes the other side once sent. TLS and unix: on either
+ * side, e.g. proxy --tls-cert c.pem --tls-key k.pem 8443 --tls-ca ca.pem localhost 9000 (or unix:PATH).
+ * The upstream's --timeout bounds its connect and TLS handshake (default 10 s). */
 #include <sockflow.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static sockflow_args args, up; /* the listening side; the upstream host and port */
+static sockflow_args args, up; /* the listening side (tcp_server's options); the upstream (tcp_client's) */
 
 /* Each side's user pointer holds the other side's id (the upstream's is given to connect). */
 static int on_connect(void *ud, sockflow_conn *c)
@@ -15,12 +16,9 @@ static int on_connect(void *ud, sockflow_conn *c)
     if (sockflow_conn_user(c)) /* the upstream side: paired already */
         return SOCKFLOW_ACTION_CONTINUE;
     uint64_t *client = malloc(sizeof *client), *upstream = malloc(sizeof *upstream);
-    int ms = args.timeout_ms > 0 ? args.timeout_ms : 10000; /* --timeout, else 10 s */
-    if (client && upstream && (*client = sockflow_conn_id(c)) != 0 &&
-        sockflow_conn_connect(c, up.host, up.port, ms, client, upstream) == 0)
+    if (client && upstream && (*client = sockflow_conn_id(c)) != 0 && sockflow_conn_connect_args(c, &up, client, upstream) == 0)
         return sockflow_conn_set_user(c, upstream);
-    free(client);
-    free(upstream);
+    free(client), free(upstream);
     return SOCKFLOW_ACTION_CLOSE;
 }
 
@@ -38,20 +36,25 @@ static void on_close(void *ud, sockflow_conn *c, int reason)
     if (reason == SOCKFLOW_CLOSE_REASON_CONNECT_FAILED && sockflow_conn_error(c) < 0 && sockflow_last_error(why, sizeof why) > 0)
         fprintf(stderr, "%s: upstream %s: closing the client\n", args.prog, why);
     if (other)
-        sockflow_conn_close_id(c, *other);
-    free(other);
+        sockflow_conn_close_id(c, *other), free(other);
 }
 
 int main(int argc, char **argv)
 {
     sockflow_handler h = {on_connect, on_message, on_close, SOCKFLOW_BUILTIN_NONE};
-    char *upv[] = { argv[0], argv[argc > 2 ? argc - 2 : 0], argv[argc - 1] };
-    int rc = sockflow_args_parse(&args, argc < 4 ? argc : argc - 2, argv, SOCKFLOW_ROLE_SERVER | SOCKFLOW_ARGS_RAW);
-    if (rc == 0 && argc < 4 && fprintf(stderr, "usage: %s [options] <listen-port> <upstream-host> <upstream-port>\n", args.prog))
-        rc = SOCKFLOW_EUSAGE;
-    if (rc == 0 && (rc = sockflow_args_parse(&up, 3, upv, SOCKFLOW_ROLE_CLIENT)) == 0) {
-        args.quit[0] = '\0'; /* bytes are relayed, never taken as a quit word */
-        rc = sockflow_tcp_server_run(&args, h, NULL);
+    int rc = SOCKFLOW_EUSAGE;
+    for (int i = 2; i < argc && rc != 0; i++) { /* the first split where both sides parse */
+        char *keep = argv[i - 1];
+        if (sockflow_args_parse(&args, i, argv, SOCKFLOW_ROLE_SERVER | SOCKFLOW_ARGS_RAW | SOCKFLOW_ARGS_QUIET) != 0)
+            continue;
+        argv[i - 1] = argv[0]; /* the upstream's argv: argv[0], then what follows the listener's */
+        rc = sockflow_args_parse(&up, argc - i + 1, argv + i - 1, SOCKFLOW_ROLE_CLIENT | SOCKFLOW_ARGS_QUIET);
+        argv[i - 1] = keep;
     }
-    return sockflow_exit_code(rc);
+    if (rc != 0)
+        fprintf(stderr, "usage: %s [listener options] [<host>] <listen-port> [upstream options] <upstream-host> <upstream-port>\n"
+                        "  (listener options as tcp_server --help, upstream options as tcp_client --help)\n", argv[0]);
+    args.quit[0] = '\0'; /* bytes are relayed, never taken as a quit word */
+    up.timeout_ms = up.timeout_ms > 0 ? up.timeout_ms : 10000;
+    return sockflow_exit_code(rc != 0 ? rc : sockflow_tcp_server_run(&args, h, NULL));
 }

@@ -1139,6 +1139,18 @@ int sockflow_conn_connect(struct sockflow_conn *c,
                           uint64_t *id);
 
 /**
+ * Opens an outgoing connection from this server's loop as `a` describes,
+ * TLS included: see `sockflow_server_connect_args` (same arguments, same
+ * errors), and writes its id to `*id` at once. Callable from any
+ * callback; never blocks on the network (the first connect with a given
+ * set of TLS files reads them, see there).
+ */
+int sockflow_conn_connect_args(struct sockflow_conn *c,
+                               const struct sockflow_args *a,
+                               void *user,
+                               uint64_t *id);
+
+/**
  * Inside `on_close` with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`: why the connect
  * failed, as a negative `SOCKFLOW_E…` code (`SOCKFLOW_ECONNREFUSED`,
  * `SOCKFLOW_ETIMEDOUT`, `SOCKFLOW_ERESOLVE`, ...), with this thread's last
@@ -1249,6 +1261,13 @@ int sockflow_udp_server_new(const struct sockflow_args *args,
  * program name (its host and port are not used); NULL means line frames,
  * no quit word. `cfg` may be NULL for the defaults. Writes the loop to
  * `*out` and returns 0.
+ *
+ * TLS is per connection, not per loop: a connect made with
+ * `sockflow_server_connect_args`/`sockflow_conn_connect_args` carries its
+ * own `sockflow_args` and so its own TLS options; `sockflow_server_connect`
+ * and `sockflow_conn_connect` are plaintext. So that no connection is
+ * plaintext by mistake, `args` with client TLS options (`tls`, `tls_ca`,
+ * `tls_cert`) is `SOCKFLOW_EINVAL`: pass those to the `_args` connects.
  */
 int sockflow_client_loop_new(const struct sockflow_args *args,
                              const struct sockflow_server_config *cfg,
@@ -1258,20 +1277,24 @@ int sockflow_client_loop_new(const struct sockflow_args *args,
 
 /**
  * Opens an outgoing TCP connection on the server's loop (a client loop's,
- * or a listening server's) to `host` (a name or an address) and `port`,
- * giving up after `timeout_ms` (`SOCKFLOW_FOREVER`: the OS's own limit,
- * about two minutes on Linux). Writes the new connection's id to `*id` at once and returns
- * 0; the loop then calls `on_connect` once it is connected, or `on_close`
- * with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
+ * or a listening server's) to `host` (a name or an address) and `port`
+ * — or to a Unix domain socket: `host` "unix:PATH" or "unix:@NAME" with
+ * `port` 0 (served like any other connection; its peer reads as `ip`
+ * "unix", see `sockflow_conn_peer_cred`). Plaintext: for TLS use
+ * `sockflow_server_connect_args`. The connect gives up after `timeout_ms`
+ * (`SOCKFLOW_FOREVER`: the OS's own limit, about two minutes on Linux).
+ * Writes the new connection's id to `*id` at once and returns 0; the
+ * loop then calls `on_connect` once it is connected, or `on_close` with
+ * `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED` (see `sockflow_conn_error`) if it
  * cannot be made. `on_close` comes exactly once for every id either way.
  * `user` is the connection's user pointer from the start
  * (`sockflow_conn_user`); sockflow never frees it: free it in that
  * `on_close`. Never blocks: a numeric host is used as is, a name is
  * resolved on a short-lived thread of its own. `host` is only read during
  * the call. Returns `SOCKFLOW_EINVAL` for a `timeout_ms` of 0,
- * `SOCKFLOW_EADDR` for a port outside 1-65535 or an empty host,
- * `SOCKFLOW_EBADHANDLE` for a UDP server (then no id is made and no
- * callback comes). Safe from any thread, before or during
+ * `SOCKFLOW_EADDR` for a port outside 1-65535 (not 0 with a unix: host)
+ * or an empty host, `SOCKFLOW_EBADHANDLE` for a UDP server (then no id
+ * is made and no callback comes). Safe from any thread, before or during
  * `sockflow_server_run`; from callbacks use `sockflow_conn_connect`.
  */
 int sockflow_server_connect(struct sockflow_server *s,
@@ -1280,6 +1303,41 @@ int sockflow_server_connect(struct sockflow_server *s,
                             int timeout_ms,
                             void *user,
                             uint64_t *id);
+
+/**
+ * Opens an outgoing connection on the server's loop as `a` (a client's
+ * `sockflow_args`: `SOCKFLOW_ROLE_CLIENT`) describes: its `host` (a name,
+ * an address, or "unix:PATH" / "unix:@NAME" with `port` 0) and `port`,
+ * `family`, `timeout_ms` (bounds the connect and the TLS handshake;
+ * `SOCKFLOW_FOREVER`: the OS's limit for the connect, 10 s for the
+ * handshake) and its client TLS options (`tls`, `tls_ca`, `tls_cert` +
+ * `tls_key`; `--tls`, `--tls-ca`, `--tls-cert`, `--tls-key` on its command
+ * line): with any of them the loop runs the client side of TLS once
+ * connected, verifying the server for `host` (also sent as SNI;
+ * "localhost" over a unix: socket), and calls `on_connect` only once the
+ * handshake is done. A failed handshake ends, as a failed connect does,
+ * in `on_close` with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`, where
+ * `sockflow_conn_error` gives `SOCKFLOW_ETLS` and rustls's reason
+ * (`tls handshake with 127.0.0.1:9000: invalid peer certificate:
+ * UnknownIssuer`), or `SOCKFLOW_ETIMEDOUT` when it does not end in time.
+ * A graceful close sends close_notify. Everything else is as
+ * `sockflow_server_connect`: the id is written to `*id` at once, `user`
+ * is the connection's user pointer, `on_close` comes once for every id.
+ *
+ * The TLS configuration is built at the first connect with a given set of
+ * TLS options (its files read, the system roots loaded: this call then
+ * takes that long) and kept for the server's life, so a proxy opening one
+ * connection per client reads them once; a file changed later is not read
+ * again. A bad or missing file is an error here (`SOCKFLOW_ETLS` naming
+ * the file), with no id made and no callback. `SOCKFLOW_EINVAL` for
+ * arguments that are not a client's or do not check; `a` is only read
+ * during the call. Safe from any thread; from callbacks use
+ * `sockflow_conn_connect_args`.
+ */
+int sockflow_server_connect_args(struct sockflow_server *s,
+                                 const struct sockflow_args *a,
+                                 void *user,
+                                 uint64_t *id);
 
 /**
  * Runs the server on the calling thread until it is stopped (a callback

@@ -63,6 +63,20 @@ impl TlsArgs {
     /// Checks the combination and loads every file once, so a mistake is
     /// reported (as `Usage`, naming the file) before anything starts.
     pub fn check(&self, side: Side) -> Result<()> {
+        self.check_options(side)?;
+        if !self.on(side) {
+            return Ok(());
+        }
+        match side {
+            Side::Server => self.server_config().map(drop),
+            Side::Client => self.client_config().map(drop),
+        }
+        .map_err(|e| Error::new(Code::Usage, e.msg))
+    }
+
+    /// [`check`](TlsArgs::check) without reading the files: the
+    /// combination and the lengths only.
+    pub fn check_options(&self, side: Side) -> Result<()> {
         let usage = |m: &str| Err(Error::new(Code::Usage, m));
         if [&self.ca, &self.cert, &self.key, &self.client_ca].iter().any(|p| p.len() > PATH_MAX) {
             return Err(Error::new(Code::Usage, format!("a TLS file path is longer than {PATH_MAX} bytes")));
@@ -80,14 +94,7 @@ impl TlsArgs {
             Side::Client if !self.client_ca.is_empty() => return usage("--tls-client-ca is a server option"),
             _ => {}
         }
-        if !self.on(side) {
-            return Ok(());
-        }
-        match side {
-            Side::Server => self.server_config().map(drop),
-            Side::Client => self.client_config().map(drop),
-        }
-        .map_err(|e| Error::new(Code::Usage, e.msg))
+        Ok(())
     }
 
     /// For the UDP flows, which have no TLS: a TLS option there is a usage
@@ -152,9 +159,17 @@ pub enum Setup {
 impl Setup {
     /// A client's setup for `host` as given on the command line.
     pub fn client(a: &TlsArgs, host: &str) -> Result<Setup> {
+        Setup::named(a.client_config()?, host)
+    }
+
+    /// A client's setup with `cfg` for `host`. A local (`unix:`) socket
+    /// has no host name to verify: its server proves `localhost`, the name
+    /// a local service's certificate carries.
+    pub fn named(cfg: Arc<ClientConfig>, host: &str) -> Result<Setup> {
+        let host = if host.starts_with(crate::unix::PREFIX) { "localhost" } else { crate::net::strip_brackets(host) };
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| Error::new(Code::Usage, format!("tls: host \"{host}\" is not a valid server name: {e}")))?;
-        Ok(Setup::Client(a.client_config()?, name))
+        Ok(Setup::Client(cfg, name))
     }
 
     /// A new connection's state machine.
@@ -164,6 +179,34 @@ impl Setup {
             Setup::Client(c, name) => rustls::ClientConnection::new(c.clone(), name.clone()).map(Into::into),
         }
         .map_err(tls_setup)
+    }
+}
+
+/// Client configurations, each built once per distinct [`TlsArgs`]: a
+/// loop that opens many TLS connections with the same options (a proxy,
+/// one per client) reads their files and the system roots once, not per
+/// connection. A file changed later is not read again by this cache (a new
+/// server has a new one). At most `KEEP_CLIENT_CONFIGS` (16) are kept:
+/// past that the oldest is built again when asked for.
+#[derive(Default)]
+pub struct ClientConfigs(std::sync::Mutex<Vec<(TlsArgs, Arc<ClientConfig>)>>);
+
+const KEEP_CLIENT_CONFIGS: usize = 16;
+
+impl ClientConfigs {
+    /// The configuration for `a`, built now if it is not kept yet.
+    pub fn get(&self, a: &TlsArgs) -> Result<Arc<ClientConfig>> {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, cfg)) = kept.iter().find(|(k, _)| k == a) {
+            return Ok(cfg.clone());
+        }
+        a.check_options(Side::Client)?;
+        let cfg = a.client_config()?;
+        if kept.len() >= KEEP_CLIENT_CONFIGS {
+            kept.remove(0);
+        }
+        kept.push((a.clone(), cfg.clone()));
+        Ok(cfg)
     }
 }
 

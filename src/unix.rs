@@ -226,6 +226,15 @@ pub fn connect(place: &Place) -> Result<UnixStream> {
     UnixStream::connect_addr(&place.addr()?).map_err(|e| Error::io(format!("connect {place}"), &e))
 }
 
+/// Starts connecting a non-blocking stream socket to `place`, for an
+/// event loop: the socket as the TCP types carry it (see the module doc).
+/// A local connect is done at once, or refused at once; only a listener
+/// whose backlog is full gives `EAGAIN`, reported as an error.
+pub fn connect_nonblocking(place: &Place) -> Result<std::net::TcpStream> {
+    let s = mio::net::UnixStream::connect_addr(&place.addr()?).map_err(|e| Error::io(format!("connect {place}"), &e))?;
+    Ok(std::net::TcpStream::from(OwnedFd::from(s)))
+}
+
 /// The reserved block (`0100:0000::/32`) local peers are written in.
 const MARK: u32 = 0x0100_0000;
 
@@ -242,7 +251,13 @@ pub struct Cred {
 pub fn peer_addr(fd: impl AsFd) -> SocketAddr {
     let c = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials).ok();
     let (pid, uid, gid) = c.map_or((0, 0, 0), |c| (c.pid() as u32, c.uid(), c.gid()));
-    let bits = (u128::from(MARK) << 96) | (u128::from(pid) << 64) | (u128::from(uid) << 32) | u128::from(gid);
+    cred_addr(Cred { pid, uid, gid })
+}
+
+/// A local peer with credentials `c`, as the core carries peers (a peer
+/// not connected yet: all zeros).
+pub fn cred_addr(c: Cred) -> SocketAddr {
+    let bits = (u128::from(MARK) << 96) | (u128::from(c.pid) << 64) | (u128::from(c.uid) << 32) | u128::from(c.gid);
     SocketAddr::new(Ipv6Addr::from(bits).into(), 0)
 }
 

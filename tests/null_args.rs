@@ -409,6 +409,25 @@ fn cases() -> Vec<Case> {
         cb_case!(sockflow_conn_connect["id"] => Null("id"), |fx| {
             sockflow_conn_connect(fx.conn, c"127.0.0.1".as_ptr(), 1, -1, null_mut(), null_mut())
         }),
+        case!(sockflow_conn_connect_args["c"] => Null("conn"), |fx| {
+            let mut id = 0;
+            sockflow_conn_connect_args(null_mut(), &fx.refused, null_mut(), &mut id)
+        }),
+        cb_case!(sockflow_conn_connect_args["a"] => Null("args"), |fx| {
+            let mut id = 0;
+            sockflow_conn_connect_args(fx.conn, null(), null_mut(), &mut id)
+        }),
+        // NULL is a fine user pointer (port 1: nothing listens there).
+        cb_case!(sockflow_conn_connect_args["user"] => Exactly(Ret::Int(0)), |fx| {
+            let (a, mut id) = (args_for(sockflow_role::Client, c"127.0.0.1", 1), 0);
+            let rc = sockflow_conn_connect_args(fx.conn, &a, null_mut(), &mut id);
+            assert_ne!(id, 0);
+            rc
+        }),
+        cb_case!(sockflow_conn_connect_args["id"] => Null("id"), |fx| {
+            let a = args_for(sockflow_role::Client, c"127.0.0.1", 1);
+            sockflow_conn_connect_args(fx.conn, &a, null_mut(), null_mut())
+        }),
         case!(sockflow_conn_id["c"] => Returns(Ret::Int(0), "conn"), |fx| sockflow_conn_id(null())),
         case!(sockflow_conn_worker["c"] => Null("conn"), |fx| sockflow_conn_worker(null())),
         case!(sockflow_conn_peer["c"] => Null("conn"), |fx| {
@@ -544,6 +563,23 @@ fn cases() -> Vec<Case> {
         }),
         case!(sockflow_server_connect["id"] => Null("id"), |fx| {
             sockflow_server_connect(fx.server, c"127.0.0.1".as_ptr(), fx.refused.port, -1, null_mut(), null_mut())
+        }),
+        case!(sockflow_server_connect_args["s"] => Null("server"), |fx| {
+            let mut id = 0;
+            sockflow_server_connect_args(null_mut(), &fx.refused, null_mut(), &mut id)
+        }),
+        case!(sockflow_server_connect_args["a"] => Null("args"), |fx| {
+            let mut id = 0;
+            sockflow_server_connect_args(fx.server, null(), null_mut(), &mut id)
+        }),
+        case!(sockflow_server_connect_args["user"] => Exactly(Ret::Int(0)), |fx| {
+            let mut id = 0;
+            let rc = sockflow_server_connect_args(fx.server, &fx.refused, null_mut(), &mut id);
+            assert_ne!(id, 0);
+            rc
+        }),
+        case!(sockflow_server_connect_args["id"] => Null("id"), |fx| {
+            sockflow_server_connect_args(fx.server, &fx.refused, null_mut(), null_mut())
         }),
         // NULL args = line frames, no quit word; NULL cfg = the defaults.
         case!(sockflow_client_loop_new["args"] => Exactly(Ret::Int(0)), |fx| {

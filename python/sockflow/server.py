@@ -125,8 +125,14 @@ class Conn:
         check(lib.sockflow_conn_close_id(self._ptr, id))
 
     def connect(self, host, port, timeout_ms=C.FOREVER, user=None):
-        """Opens an outgoing connection from this loop; returns its id at once."""
-        return self._cb.connect(lib.sockflow_conn_connect, self._ptr, host, port, timeout_ms, user)
+        """Opens an outgoing connection from this loop; returns its id at once.
+        `host` may be "unix:PATH" or "unix:@NAME" (port 0)."""
+        return self._cb.connect(lambda key, out: lib.sockflow_conn_connect(self._ptr, as_cstr(host), port, timeout_ms, key, out), user)
+
+    def connect_args(self, args, user=None):
+        """As connect, to what a client's `sockflow_args` (`parse_args(...,
+        role=Role.CLIENT)`) describes, over TLS with its TLS options."""
+        return self._cb.connect(lambda key, out: lib.sockflow_conn_connect_args(self._ptr, ctypes.byref(args), key, out), user)
 
     def stop_server(self):
         check(lib.sockflow_conn_stop_server(self._ptr))
@@ -210,10 +216,12 @@ class _Callbacks:
         self.users[key] = obj
         return key
 
-    def connect(self, fn, ptr, host, port, timeout_ms, user):
+    def connect(self, call, user):
+        """Runs call(user_key, id_out), a sockflow_*_connect* call, keeping
+        `user` for the new connection."""
         key = self.keep_user(user) if user is not None else None
         out = ctypes.c_uint64()
-        rc = fn(ptr, as_cstr(host), port, timeout_ms, key, ctypes.byref(out))
+        rc = call(key, ctypes.byref(out))
         if rc < 0:
             self.users.pop(key, None)
             raise error(rc)
@@ -598,8 +606,16 @@ class Server:
 
     def connect(self, host, port, timeout_ms=C.FOREVER, user=None):
         """Opens an outgoing connection on this loop; returns its id at once
-        (on_connect when connected, on_close with CONNECT_FAILED if not)."""
-        return self._cb.connect(lib.sockflow_server_connect, self._h(), host, port, timeout_ms, user)
+        (on_connect when connected, on_close with CONNECT_FAILED if not).
+        `host` may be "unix:PATH" or "unix:@NAME" (port 0)."""
+        return self._cb.connect(lambda key, out: lib.sockflow_server_connect(self._h(), as_cstr(host), port, timeout_ms, key, out), user)
+
+    def connect_args(self, args, user=None):
+        """As connect, to what a client's `sockflow_args` (`parse_args(...,
+        role=Role.CLIENT)`) describes: host or unix:, port, timeout, and
+        its TLS options (the handshake runs on the loop; a failed one is
+        on_close with CONNECT_FAILED and conn.error code ETLS)."""
+        return self._cb.connect(lambda key, out: lib.sockflow_server_connect_args(self._h(), ctypes.byref(args), key, out), user)
 
     def timer_add(self, after_ms, fn, repeat_ms=0):
         """Calls fn() on the loop thread after after_ms, then every repeat_ms

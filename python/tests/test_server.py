@@ -4,7 +4,9 @@ lifetime of the ctypes callbacks."""
 
 import gc
 import select
+import shutil
 import signal
+import subprocess
 import threading
 import time
 import weakref
@@ -13,7 +15,7 @@ import pytest
 
 import sockflow
 from conftest import HOST, UDP_REPLY_MS, example, secs
-from sockflow import Action, CloseReason, Code, Error, Handler, Server, TcpStream, Turn, Udp
+from sockflow import Action, CloseReason, Code, Error, Handler, Role, Server, TcpStream, Turn, Udp, parse_args
 
 MS = int(secs(20) * 1000)
 
@@ -458,6 +460,51 @@ def test_client_loop_talks_to_the_c_echo_server_and_reports_a_refused_connect(c_
         loop.run()
     assert got == [b"ping first"]
     assert failures == [("refused", Code.ECONNREFUSED)]
+
+
+def test_client_loop_connects_with_args_over_tls(c_server, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make certificates")
+
+    def self_signed(name):
+        key, cert = str(tmp_path / (name + ".key")), str(tmp_path / (name + ".pem"))
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-days", "1", "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"],
+            check=True, capture_output=True)
+        return key, cert
+
+    key, cert = self_signed("server")
+    _, other = self_signed("other")
+    _, port = c_server("echo_server", "--frame", "line", "--tls-cert", cert, "--tls-key", key)
+    got, failures = [], []
+
+    class H(Handler):
+        def on_connect(self, conn):
+            conn.send("ping %s" % conn.user)
+
+        def on_message(self, conn, msg):
+            got.append(msg)
+            return Action.CLOSE
+
+        def on_close(self, conn, reason):
+            if reason == CloseReason.CONNECT_FAILED:
+                failures.append((conn.user, conn.error.code))
+            if len(got) + len(failures) == 2:
+                conn.stop_server()
+
+    trusted = parse_args(["client", "--tls-ca", cert, "localhost", str(port)], role=Role.CLIENT)
+    wrong = parse_args(["client", "--tls-ca", other, "localhost", str(port)], role=Role.CLIENT)
+    with Server.client_loop(H(), quiet=1) as loop:
+        with pytest.raises(Error) as e:  # a server's arguments are not a connect's
+            loop.connect_args(parse_args(["server", HOST, "0"]))
+        assert e.value.code == Code.EINVAL
+        loop.connect_args(trusted, user="tls")
+        loop.connect_args(wrong, user="wrong")
+        loop.run()
+    assert got == [b"ping tls"], (got, failures)
+    assert failures == [("wrong", Code.ETLS)]
 
 
 def test_bad_settings_and_handlers_are_refused():

@@ -186,6 +186,15 @@ impl sockflow_args {
 
     /// Checks every field (C may have changed them) and converts.
     pub(crate) fn to_core(self) -> crate::Result<Args> {
+        let a = self.fields()?;
+        a.tls.check(a.side()).map_err(|e| Error::inval(format!("args.tls: {}", e.msg)))?;
+        Ok(a)
+    }
+
+    /// [`to_core`](sockflow_args::to_core) but for the TLS files, which
+    /// are not read here: for a caller that builds (and keeps) their
+    /// configuration itself.
+    fn fields(self) -> crate::Result<Args> {
         let role = role_of(self.role)?;
         let prog = read_field(&self.prog, "args.prog")?;
         let mut a = Args::new(role, &prog);
@@ -240,7 +249,7 @@ impl sockflow_args {
             key: read_field(&self.tls_key, "args.tls_key")?,
             client_ca: read_field(&self.tls_client_ca, "args.tls_client_ca")?,
         };
-        a.tls.check(a.side()).map_err(|e| Error::inval(format!("args.tls: {}", e.msg)))?;
+        a.tls.check_options(a.side()).map_err(|e| Error::inval(format!("args.tls: {}", e.msg)))?;
         Ok(a)
     }
 }
@@ -252,6 +261,18 @@ pub(crate) fn core_args(p: *const sockflow_args) -> crate::Result<Args> {
         Some(a) => a.to_core(),
         None => Err(Error::inval("args is NULL")),
     }
+}
+
+/// [`core_args`] for an outgoing connection (`sockflow_server_connect_args`,
+/// `sockflow_conn_connect_args`): a client's arguments, their TLS files
+/// left for the loop's cache of configurations to read once.
+pub(crate) fn connect_args(p: *const sockflow_args) -> crate::Result<Args> {
+    // SAFETY: NULL or a valid struct, per contract.
+    let a = unsafe { p.as_ref() }.ok_or_else(|| Error::inval("args is NULL"))?.fields()?;
+    if a.role != Role::Client {
+        return Err(Error::inval("args.role: a connect takes a client's arguments (SOCKFLOW_ROLE_CLIENT)"));
+    }
+    Ok(a)
 }
 
 /// Parses a program's command line into `*args`.

@@ -441,6 +441,28 @@ pub extern "C" fn sockflow_conn_connect(
     }
 }
 
+/// Opens an outgoing connection from this server's loop as `a` describes,
+/// TLS included: see `sockflow_server_connect_args` (same arguments, same
+/// errors), and writes its id to `*id` at once. Callable from any
+/// callback; never blocks on the network (the first connect with a given
+/// set of TLS files reads them, see there).
+#[no_mangle]
+pub extern "C" fn sockflow_conn_connect_args(
+    c: *mut sockflow_conn,
+    a: *const super::args::sockflow_args,
+    user: *mut c_void,
+    id: *mut u64,
+) -> c_int {
+    ffi_boundary! {
+        let server = try_ok!(with_conn(c, |c| c.server()));
+        check_out!(id, "id");
+        let new = try_ok!(connect_args(&server, a, user));
+        // SAFETY: checked non-NULL above.
+        unsafe { *id = new };
+        0
+    }
+}
+
 /// The checks and the call shared by `sockflow_conn_connect` and
 /// `sockflow_server_connect`.
 pub(crate) fn connect(
@@ -451,9 +473,15 @@ pub(crate) fn connect(
     user: *mut c_void,
 ) -> crate::Result<u64> {
     let host = super::str_arg(host, "host")?;
-    let port = super::port_arg(port, 1)?;
+    let port = super::port_arg(port, if crate::unix::Place::parse(host).is_some() { 0 } else { 1 })?;
     let timeout = limit_arg(timeout_ms, "timeout_ms", Zero::Invalid)?;
-    s.0.connect_host(host, port, timeout, user as usize)
+    s.connect_to(&crate::server::Remote { timeout, ..crate::server::Remote::new(host, port) }, user as usize)
+}
+
+/// The checks and the call shared by `sockflow_conn_connect_args` and
+/// `sockflow_server_connect_args`.
+pub(crate) fn connect_args(s: &crate::server::ServerHandle, a: *const super::args::sockflow_args, user: *mut c_void) -> crate::Result<u64> {
+    s.connect_args(&super::args::connect_args(a)?, user as usize)
 }
 
 /// Inside `on_close` with `SOCKFLOW_CLOSE_REASON_CONNECT_FAILED`: why the connect

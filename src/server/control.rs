@@ -39,13 +39,81 @@ pub(crate) enum Command {
     /// Framed bytes relayed from connection `from` to `to`: not dropped at
     /// `max_queue`, but `from` is paused while `to` holds too much.
     Relay { from: u64, to: u64, bytes: Vec<u8> },
-    /// Open outgoing connection `id` to the first of `addrs` that answers;
-    /// None: the name is being resolved (`Resolved` follows).
-    Connect { id: u64, addrs: Option<Vec<SocketAddr>>, timeout: Option<Duration>, user: usize },
+    /// Open an outgoing connection (boxed: the other commands stay small).
+    Connect(Box<Dial>),
     /// The addresses of connection `id`'s name, or why there are none.
     Resolved { id: u64, addrs: Result<Vec<SocketAddr>> },
     /// Add or cancel a timer (taken by the base, never seen by a loop).
     Timer(TimerCommand),
+}
+
+/// Where an outgoing connection goes: an IP address and port, or a local
+/// (`unix:`) socket. The loop connects both the same way (a non-blocking
+/// socket, then the first writable event says how it went).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Dest {
+    Ip(SocketAddr),
+    Unix(crate::unix::Place),
+}
+
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::Ip(a) => f.write_str(&crate::net::show(a)),
+            Dest::Unix(p) => p.fmt(f),
+        }
+    }
+}
+
+/// Where and how to open an outgoing connection
+/// ([`ServerHandle::connect_to`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Remote<'a> {
+    /// A name, an IPv4/IPv6 address, or a local socket: `unix:PATH`,
+    /// `unix:@NAME` (Linux's abstract namespace).
+    pub host: &'a str,
+    /// 1-65535; 0 for a `unix:` host (which has no port).
+    pub port: u16,
+    /// Which addresses a name may resolve to.
+    pub family: crate::net::Family,
+    /// Bounds the connect and the TLS handshake; None: the OS's limit
+    /// for the connect (about two minutes on Linux), and
+    /// [`crate::tls::HANDSHAKE_TIMEOUT`] for the handshake.
+    pub timeout: Option<Duration>,
+    /// Client TLS options (`--tls`, `--tls-ca`, `--tls-cert`/`--tls-key`):
+    /// the server is verified for `host` (also sent as SNI; `localhost`
+    /// over a `unix:` socket). None, or none set: plaintext.
+    pub tls: Option<&'a crate::tls::TlsArgs>,
+}
+
+impl<'a> Remote<'a> {
+    /// `host` and `port`, plaintext, any family, no timeout.
+    pub fn new(host: &'a str, port: u16) -> Remote<'a> {
+        Remote { host, port, family: crate::net::Family::Any, timeout: None, tls: None }
+    }
+
+    /// What a client's parsed command line describes: host, port, family,
+    /// `--timeout` and the TLS options.
+    pub fn from_args(a: &'a crate::args::Args) -> Remote<'a> {
+        Remote { host: &a.host, port: a.port, family: a.family, timeout: a.timeout(), tls: Some(&a.tls) }
+    }
+}
+
+/// An outgoing connection to open (`Command::Connect`).
+pub(crate) struct Dial {
+    pub(crate) id: u64,
+    /// Tried in order until one answers; None while the name resolves
+    /// (`Command::Resolved` follows).
+    pub(crate) dests: Option<Vec<Dest>>,
+    /// Where it goes as the caller wrote it (`localhost:9000`): named in
+    /// its errors until an address is tried.
+    pub(crate) at: String,
+    /// Bounds the connect, TLS handshake included; None: the OS's limit
+    /// for the connect, `tls::HANDSHAKE_TIMEOUT` for the handshake.
+    pub(crate) timeout: Option<Duration>,
+    /// TLS's client side once connected (its name: the host given).
+    pub(crate) tls: Option<crate::tls::Setup>,
+    pub(crate) user: usize,
 }
 
 /// How `sockflow_server_close_id` closes a connection.
@@ -308,26 +376,48 @@ impl Shared {
         if addrs.is_empty() {
             return Err(Error::new(Code::Addr, "connect: no address given"));
         }
+        let at = crate::net::show(&addrs[0]);
+        let dests = addrs.into_iter().map(Dest::Ip).collect();
         let id = self.outgoing_id()?;
-        self.push(Command::Connect { id, addrs: Some(addrs), timeout, user });
+        self.dial(Dial { id, dests: Some(dests), at, timeout, tls: None, user });
         Ok(id)
     }
 
-    /// See [`ServerHandle::connect_host`].
-    pub(crate) fn connect_host(self: &Arc<Self>, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
+    fn dial(&self, d: Dial) {
+        self.push(Command::Connect(Box::new(d)));
+    }
+
+    /// See [`ServerHandle::connect_to`].
+    pub(crate) fn connect_to(self: &Arc<Self>, to: &Remote<'_>, user: usize) -> Result<u64> {
+        let (host, port) = (to.host, to.port);
+        let tls = match to.tls.filter(|t| t.on(crate::tls::Side::Client)) {
+            Some(t) => Some(crate::tls::Setup::named(self.crew.tls_clients.get(t)?, host)?),
+            None => None,
+        };
+        let at = format!("{host}:{port}");
+        let dial = |id, dests| Dial { id, dests, at, timeout: to.timeout, tls, user };
+        if let Some(place) = crate::unix::Place::parse(host) {
+            let place = crate::unix::no_port(place?, port)?;
+            let id = self.outgoing_id()?;
+            self.dial(Dial { at: place.to_string(), ..dial(id, Some(vec![Dest::Unix(place)])) });
+            return Ok(id);
+        }
         if port == 0 {
             return Err(Error::new(Code::Addr, "connect: port 0 is not a port to connect to"));
         }
         let bare = crate::net::strip_brackets(host);
         if bare.parse::<std::net::IpAddr>().is_ok() || bare.is_empty() {
-            return self.connect(crate::net::resolve(host, port, crate::net::Family::Any)?, timeout, user);
+            let addrs = crate::net::resolve(host, port, to.family)?;
+            let id = self.outgoing_id()?;
+            self.dial(dial(id, Some(addrs.into_iter().map(Dest::Ip).collect())));
+            return Ok(id);
         }
         let id = self.outgoing_id()?;
         // First, so the loop has the connection before its addresses.
-        self.push(Command::Connect { id, addrs: None, timeout, user });
-        let (me, host) = (self.clone(), host.to_string());
+        self.dial(dial(id, None));
+        let (me, host, family) = (self.clone(), host.to_string(), to.family);
         let spawned = std::thread::Builder::new().name("sockflow-resolve".into()).spawn(move || {
-            let addrs = crate::net::resolve(&host, port, crate::net::Family::Any);
+            let addrs = crate::net::resolve(&host, port, family);
             me.push(Command::Resolved { id, addrs });
         });
         if let Err(e) = spawned {
@@ -453,8 +543,37 @@ impl ServerHandle {
     /// in `on_close` with `ConnectFailed` and a `Resolve` error). The loop
     /// holds the connection (connecting) from its next turn either way, so
     /// what is sent or relayed to the id meanwhile waits in its queue.
+    /// A `unix:PATH` or `unix:@NAME` host (port 0) connects to a local
+    /// socket instead. Plaintext: see [`connect_to`](ServerHandle::connect_to)
+    /// for TLS.
     pub fn connect_host(&self, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
-        self.0.connect_host(host, port, timeout, user)
+        self.connect_to(&Remote { timeout, ..Remote::new(host, port) }, user)
+    }
+
+    /// Opens an outgoing connection as `to` describes (see
+    /// [`connect_host`](ServerHandle::connect_host)), over TLS when its
+    /// options ask for it: the loop connects, then runs the client side of
+    /// the handshake, and calls `on_connect` only once it is done; a
+    /// handshake that fails or does not end within the timeout ends in
+    /// `on_close` with `ConnectFailed`, [`Conn::error`](super::Conn::error)
+    /// a `Tls` error with rustls's reason (`tls handshake with
+    /// 127.0.0.1:9000: invalid peer certificate: UnknownIssuer`) or
+    /// `TimedOut`. The TLS configuration is built (its files read, the
+    /// system roots loaded) at the first connect with those options and
+    /// kept for the server's life, so a proxy opening one connection per
+    /// client reads them once; a bad file is an error here, at once.
+    pub fn connect_to(&self, to: &Remote<'_>, user: usize) -> Result<u64> {
+        self.0.connect_to(to, user)
+    }
+
+    /// [`connect_to`](ServerHandle::connect_to) what a client's parsed
+    /// command line describes (`Role::Client`: host or `unix:`, port,
+    /// `--timeout`, `-4`/`-6`, the TLS options).
+    pub fn connect_args(&self, a: &crate::args::Args, user: usize) -> Result<u64> {
+        if a.role != crate::args::Role::Client {
+            return Err(Error::new(Code::Usage, "connect: the arguments must be a client's (Role::Client), not a server's"));
+        }
+        self.connect_to(&Remote::from_args(a), user)
     }
 }
 

@@ -10,8 +10,9 @@
 //! versus bytes pushed by others, which get different bounds), `budget`
 //! (what all connections together may hold) and `admission` (connections
 //! per address). `outgoing.rs` (a part of `tcp`) holds the connections a
-//! loop opens itself (`ServerHandle::connect`; a loop without a listener is
-//! a client of many servers) and relays between two connections, which
+//! loop opens itself (`ServerHandle::connect_to`: IP or `unix:`, plaintext
+//! or TLS; a loop without a listener is a client of many servers) and
+//! relays between two connections, which
 //! pause the sender instead of dropping a slow receiver. `conn` is one TCP
 //! connection and its life as one state enum; `effect` is what a handler's
 //! [`Action`] does, defined once for every path that runs a handler.
@@ -39,7 +40,7 @@ pub mod udp;
 mod worker;
 mod workers;
 
-pub use control::{CloseMode, IdleTimeout, ServerHandle, Shared};
+pub use control::{CloseMode, IdleTimeout, Remote, ServerHandle, Shared};
 pub(crate) use log::Log;
 pub use log::{LogFn, LogLevel, LogTo};
 pub use stats::{Stats, CLOSE_REASONS};
@@ -459,7 +460,13 @@ impl Conn<'_> {
     /// Opens an outgoing connection on this server's loop; see
     /// [`ServerHandle::connect_host`].
     pub fn connect(&mut self, host: &str, port: u16, timeout: Option<Duration>, user: usize) -> Result<u64> {
-        self.shared.connect_host(host, port, timeout, user)
+        self.server().connect_host(host, port, timeout, user)
+    }
+
+    /// Opens an outgoing connection on this server's loop as `to` says,
+    /// TLS included; see [`ServerHandle::connect_to`].
+    pub fn connect_to(&mut self, to: &Remote<'_>, user: usize) -> Result<u64> {
+        self.server().connect_to(to, user)
     }
 
     /// Sends one message to every connection, this one included when

@@ -1,16 +1,25 @@
 //! Outgoing connections on a TCP server's loop, and relays between
 //! connections (a proxy's two sides).
 //!
-//! Connecting. `ServerHandle::connect` hands back the new connection's id
-//! at once (from a counter in `Shared`, with the `OUTGOING` bit, so the
+//! Connecting. `ServerHandle::connect_to` hands back the new connection's
+//! id at once (from a counter in `Shared`, with the `OUTGOING` bit, so the
 //! caller need not wait for the loop); the loop then opens a non-blocking
-//! socket per address in turn, and a connection that is `Connecting` is
-//! neither read nor written: the first writable or error event says how the
-//! connect ended (`SO_ERROR`). Connected, it is served exactly like an
-//! accepted one (`on_connect`, messages, `on_close`); a connect that fails
-//! on every address, or passes its deadline (checked by the loop's sweep),
-//! ends in `on_close` with `ConnectFailed` and the error, given to the
-//! handler through `Conn::error`. Bytes sent to it meanwhile wait in its
+//! socket per destination in turn — an IP address, or a local (`unix:`)
+//! socket, carried as a `TcpStream` like accepted local connections (see
+//! `unix.rs`), so both take the one path below — and a connection that is
+//! `Connecting` is neither read nor written by the loop's usual path: the
+//! first writable or error event says how the connect ended (`SO_ERROR`,
+//! then `getpeername`, which works for both kinds). A TLS connection then
+//! stays `Connecting` through its handshake (`Stage::Handshaking`, the
+//! client side of rustls in its cold state, see `tls.rs`), so that
+//! `on_connect` means "ready to talk" and a handshake failure is a failed
+//! connect, with its rustls reason, as the blocking `tcp::Stream` reports
+//! it. Connected, it is served exactly like an accepted one (`on_connect`,
+//! messages, close_notify and `on_close`); a connect that fails on every
+//! destination, or passes its deadline (checked by the loop's sweep; the
+//! handshake is bounded by the same deadline, or `HANDSHAKE_TIMEOUT` when
+//! the connect has none), ends in `on_close` with `ConnectFailed` and the
+//! error, given to the handler through `Conn::error`. Bytes sent to it meanwhile wait in its
 //! queue (pushed bytes still bounded by `max_queue`); closing it before it
 //! connected closes it at once. Outgoing ids do not encode their slot, so
 //! `find` looks them up here (a hash map: still O(1)).
@@ -29,6 +38,8 @@
 use super::{CloseReason, Conn, Connection, Life, Pause, ReadState, Sink, TcpServer};
 use crate::error::{Code, Error, Result};
 use crate::net;
+use crate::server::control::{Dest, Dial};
+use crate::server::tls::{self as tls, TlsConn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::collections::HashMap;
@@ -37,12 +48,25 @@ use std::time::{Duration, Instant};
 
 /// A connect in progress.
 struct Pending {
-    /// Addresses still to try, last first; None while the name resolves.
-    rest: Option<Vec<SocketAddr>>,
+    stage: Stage,
     deadline: Option<Instant>,
     timeout: Duration,
-    /// Why the last address failed.
+    /// Where it is connecting now (named in its errors).
+    at: String,
+    /// The client side of TLS, to start once connected.
+    tls: Option<crate::tls::Setup>,
+    /// Why the last destination failed.
     error: Option<Error>,
+}
+
+/// Where a connect in progress is.
+enum Stage {
+    /// Its name is being resolved.
+    Resolving,
+    /// Connecting to one destination; `rest` are tried next, last first.
+    Connecting { rest: Vec<Dest> },
+    /// Connected; the TLS handshake goes on (the connection's `TlsConn`).
+    Handshaking,
 }
 
 #[derive(Default)]
@@ -77,16 +101,47 @@ impl Outgoing {
     }
 }
 
+/// The peer a connection to `dest` has until it is connected (a local
+/// one's credentials are read once it is).
+fn peer_of(dest: &Dest) -> SocketAddr {
+    match dest {
+        Dest::Ip(a) => net::canonical(*a),
+        Dest::Unix(_) => crate::unix::cred_addr(crate::unix::Cred { pid: 0, uid: 0, gid: 0 }),
+    }
+}
+
+/// Starts connecting a non-blocking socket to `dest`: the one connect of
+/// both kinds (a local stream socket is carried as a `TcpStream`, see
+/// `unix.rs`); the first writable or error event says how it ended.
+fn open(dest: &Dest) -> Result<TcpStream> {
+    match dest {
+        Dest::Ip(a) => TcpStream::connect(*a).map_err(|e| Error::io(format!("connect {dest}"), &e)),
+        Dest::Unix(place) => crate::unix::connect_nonblocking(place).map(TcpStream::from_std),
+    }
+}
+
+/// True once `sock`'s connect is done (`getpeername`, which works for IP
+/// and local sockets alike); false while it goes on.
+fn is_connected(sock: &TcpStream) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    match nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(sock.as_raw_fd()) {
+        Ok(_) => Ok(true),
+        Err(nix::errno::Errno::ENOTCONN) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl TcpServer {
     /// Runs `Command::Connect`: the connection takes its slot now (so what
-    /// is sent to it waits in its queue), then connects to its addresses
-    /// once it has them.
-    pub(super) fn connect(&mut self, id: u64, addrs: Option<Vec<SocketAddr>>, timeout: Option<Duration>, mut user: usize) {
-        let peer = addrs.as_ref().and_then(|a| a.first().copied()).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    /// is sent to it waits in its queue), then connects to its
+    /// destinations once it has them.
+    pub(super) fn connect(&mut self, d: Dial) {
+        let Dial { id, dests, at, timeout, tls, mut user } = d;
+        let peer = dests.as_ref().and_then(|a| a.first()).map_or(SocketAddr::from(([0, 0, 0, 0], 0)), peer_of);
         let placeholder = match net::unconnected_tcp() {
             Ok(s) if self.conns.len() < self.max_conns => s,
             Ok(_) => {
-                let e = Error::new(Code::Busy, format!("connect {}: too many connections ({})", net::show(&peer), self.conns.len()));
+                let e = Error::new(Code::Busy, format!("connect {at}: too many connections ({})", self.conns.len()));
                 return self.unopened(id, peer, &mut user, e);
             }
             Err(e) => return self.unopened(id, peer, &mut user, e),
@@ -95,53 +150,62 @@ impl TcpServer {
         let k = self.conns.insert(Connection::new(sock, id, peer, Life::Connecting, user, self.clock.tick(), &mut self.colds));
         self.outgoing.slots.insert(id, k);
         let deadline = timeout.map(|t| Instant::now() + t);
-        let p = Pending { rest: None, deadline, timeout: timeout.unwrap_or_default(), error: None };
+        let p = Pending { stage: Stage::Resolving, deadline, timeout: timeout.unwrap_or_default(), at, tls, error: None };
         self.outgoing.pending.insert(id, p);
-        if let Some(a) = addrs {
-            self.resolved(id, Ok(a));
+        if let Some(dests) = dests {
+            self.try_dests(id, Ok(dests));
         }
     }
 
     /// Runs `Command::Resolved`: tries the addresses, or fails the connect.
     pub(super) fn resolved(&mut self, id: u64, addrs: Result<Vec<SocketAddr>>) {
+        self.try_dests(id, addrs.map(|a| a.into_iter().map(Dest::Ip).collect()));
+    }
+
+    fn try_dests(&mut self, id: u64, dests: Result<Vec<Dest>>) {
         let Some(p) = self.outgoing.pending.get_mut(&id) else { return };
-        match addrs {
-            Ok(mut a) => {
-                a.reverse();
-                p.rest = Some(a);
+        match dests {
+            Ok(mut d) => {
+                d.reverse();
+                p.stage = Stage::Connecting { rest: d };
             }
             Err(e) => {
-                p.rest = Some(Vec::new());
+                p.stage = Stage::Connecting { rest: Vec::new() };
                 p.error = Some(e);
             }
         }
         self.attempt(id);
     }
 
-    /// Starts connecting `id` to its next address; fails it when none is left.
+    /// Starts connecting `id` to its next destination; fails it when none
+    /// is left.
     fn attempt(&mut self, id: u64) {
         let Some(&k) = self.outgoing.slots.get(&id) else { return };
         loop {
             let Some(p) = self.outgoing.pending.get_mut(&id) else { return };
-            let Some(rest) = p.rest.as_mut() else { return };
-            let Some(addr) = rest.pop() else {
+            let Stage::Connecting { rest } = &mut p.stage else { return };
+            let Some(dest) = rest.pop() else {
                 let e = p.error.take().unwrap_or_else(|| Error::new(Code::Addr, "connect: no address"));
                 return self.connect_failed(id, e);
             };
+            p.at = dest.to_string();
             let c = &mut self.conns[k];
-            c.set_peer(net::canonical(addr), &mut self.colds);
+            c.set_peer(peer_of(&dest), &mut self.colds);
             let registry = self.base.poll.registry();
             let _ = registry.deregister(&mut c.sock);
-            match TcpStream::connect(addr) {
+            match open(&dest) {
                 Ok(mut sock) => match registry.register(&mut sock, Token(k), Interest::READABLE | Interest::WRITABLE) {
                     Ok(()) => {
+                        if let Dest::Unix(_) = dest {
+                            c.set_peer(crate::unix::peer_addr(&sock), &mut self.colds);
+                        }
                         c.sock = sock;
                         c.writable = true;
                         return;
                     }
                     Err(e) => p.error = Some(Error::io("epoll_ctl", &e)),
                 },
-                Err(e) => p.error = Some(Error::io(format!("connect {}", net::show(&addr)), &e)),
+                Err(e) => p.error = Some(e),
             }
         }
     }
@@ -153,24 +217,58 @@ impl TcpServer {
         self.handler.on_close(&mut conn, CloseReason::ConnectFailed);
     }
 
-    /// An event on connecting connection `k`: connected, or on to the next
-    /// address.
+    /// An event on connecting connection `k`: connected (then TLS, if it
+    /// has it), on to the next destination, or a step of its handshake.
     pub(super) fn connect_event(&mut self, k: usize) {
         let c = &mut self.conns[k];
+        let id = c.id;
+        let Some(p) = self.outgoing.pending.get_mut(&id) else { return };
+        if let Stage::Handshaking = p.stage {
+            return self.handshake(k);
+        }
         let failure = match c.sock.take_error() {
             Ok(Some(e)) | Err(e) => e,
-            Ok(None) => match c.sock.peer_addr() {
-                Ok(_) => return self.connected(k),
+            Ok(None) => match is_connected(&c.sock) {
+                Ok(true) => return self.linked(k),
                 // Not connected yet (a spurious wake-up).
-                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
+                Ok(false) => return,
                 Err(e) => e,
             },
         };
-        let id = c.id;
-        if let Some(p) = self.outgoing.pending.get_mut(&id) {
-            p.error = Some(Error::io(format!("connect {}", net::show(&c.peer())), &failure));
-        }
+        p.error = Some(Error::io(format!("connect {}", p.at), &failure));
         self.attempt(id);
+    }
+
+    /// Connection `k`'s socket is connected: served now, or once its TLS
+    /// handshake is done (within what is left of the connect's timeout, or
+    /// `HANDSHAKE_TIMEOUT` when it has none).
+    fn linked(&mut self, k: usize) {
+        let c = &mut self.conns[k];
+        let id = c.id;
+        let Some(p) = self.outgoing.pending.get_mut(&id) else { return };
+        let Some(setup) = p.tls.take() else { return self.connected(k) };
+        match TlsConn::with(&setup) {
+            Ok(t) => c.cold(&mut self.colds).tls = Some(Box::new(t)),
+            Err(e) => return self.connect_failed(id, e),
+        }
+        p.stage = Stage::Handshaking;
+        if p.deadline.is_none() {
+            p.deadline = Some(Instant::now() + crate::tls::HANDSHAKE_TIMEOUT);
+            p.timeout = crate::tls::HANDSHAKE_TIMEOUT;
+        }
+        self.handshake(k);
+    }
+
+    /// Steps connection `k`'s TLS handshake: connected once it is done.
+    fn handshake(&mut self, k: usize) {
+        let c = &mut self.conns[k];
+        let id = c.id;
+        let Some(p) = self.outgoing.pending.get(&id) else { return };
+        match tls::handshake(c, &p.at) {
+            Ok(true) => self.connected(k),
+            Ok(false) => {}
+            Err(e) => self.connect_failed(id, e),
+        }
     }
 
     fn connected(&mut self, k: usize) {
@@ -203,12 +301,15 @@ impl TcpServer {
 
     /// Fails the connects whose deadline passed (from the sweep).
     pub(super) fn connect_timeouts(&mut self, now: Instant) {
-        let Outgoing { pending, slots, .. } = &self.outgoing;
-        let late: Vec<(u64, String)> = (pending.iter())
+        let late: Vec<(u64, String)> = (self.outgoing.pending.iter())
             .filter(|(_, p)| p.deadline.is_some_and(|d| now >= d))
             .map(|(id, p)| {
-                let peer = slots.get(id).and_then(|&k| self.conns.get(k)).map_or(String::from("?"), |c| net::show(&c.peer()));
-                (*id, format!("connect {peer}: timed out after {} ms", p.timeout.as_millis()))
+                let (what, ms) = (&p.at, p.timeout.as_millis());
+                let msg = match p.stage {
+                    Stage::Handshaking => format!("tls handshake with {what}: not done after {ms} ms"),
+                    Stage::Resolving | Stage::Connecting { .. } => format!("connect {what}: timed out after {ms} ms"),
+                };
+                (*id, msg)
             })
             .collect();
         for (id, msg) in late {

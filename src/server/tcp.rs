@@ -164,7 +164,7 @@ impl TcpServer {
     }
 
     /// A loop with no listener: an event-driven client of many servers,
-    /// whose connections all come from [`ServerHandle::connect_host`]. It runs,
+    /// whose connections all come from [`ServerHandle::connect_to`]. It runs,
     /// stops and drives its handler like a server; its local address is
     /// `0.0.0.0:0`. It is one loop (`cfg.workers` is not used).
     pub fn without_listener(cfg: Config, handler: Arc<dyn Handler>) -> Result<TcpServer> {
@@ -1088,7 +1088,7 @@ impl TcpServer {
                 }
                 Command::Timer(_) => {} // taken by the base
                 Command::Relay { from, to, bytes } => self.relay(from, to, &bytes),
-                Command::Connect { id, addrs, timeout, user } => self.connect(id, addrs, timeout, user),
+                Command::Connect(dial) => self.connect(*dial),
                 Command::Resolved { id, addrs } => self.resolved(id, addrs),
                 Command::Resume { id } => {
                     if let Some(k) = self.find(id) {

@@ -47,8 +47,17 @@ pub(super) struct TlsConn {
 impl TlsConn {
     /// A server-side connection with `cfg`.
     pub(super) fn server(cfg: &Arc<rustls::ServerConfig>) -> Result<TlsConn, rustls::Error> {
-        let conn = rustls::ServerConnection::new(cfg.clone())?.into();
-        Ok(TlsConn {
+        Ok(TlsConn::new(rustls::ServerConnection::new(cfg.clone())?.into()))
+    }
+
+    /// A connection with `setup` (an outgoing one's client side: its
+    /// handshake is driven by [`TlsConn::handshake`]).
+    pub(super) fn with(setup: &crate::tls::Setup) -> crate::error::Result<TlsConn> {
+        Ok(TlsConn::new(setup.connection()?))
+    }
+
+    fn new(conn: Connection) -> TlsConn {
+        TlsConn {
             conn,
             sealed: Vec::new(),
             pos: 0,
@@ -57,7 +66,7 @@ impl TlsConn {
             closing: false,
             opened: false,
             since: Instant::now(),
-        })
+        }
     }
 
     /// Records waiting for the socket.
@@ -124,6 +133,34 @@ impl TlsConn {
             drain(&mut self.conn, &mut self.sealed);
         }
         self.push(sock)
+    }
+
+    /// One step of a client's handshake, before the loop serves the
+    /// connection: sends what rustls has to send, takes what the socket
+    /// holds. `Ok(true)` once the handshake is done (what came with its
+    /// end stays for [`TlsConn::read`]), `Ok(false)` while it waits for the
+    /// socket, an error as [`read`] gives them when it failed.
+    pub(super) fn handshake(&mut self, mut sock: &TcpStream) -> io::Result<bool> {
+        let mut chunk = [0u8; RECORD_CHUNK];
+        loop {
+            let mut alert = Vec::new();
+            if let Err(e) = absorb(&mut self.conn, &mut self.incoming, &mut alert) {
+                self.sealed.extend_from_slice(&alert);
+                let _ = self.push(sock);
+                return Err(self.failure(e));
+            }
+            self.send_own(sock)?;
+            if !self.conn.is_handshaking() {
+                return Ok(true);
+            }
+            match sock.read(&mut chunk) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection")),
+                Ok(n) => self.incoming.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The loop's read: plaintext into `buf`, `Ok(0)` at the end of the
@@ -196,13 +233,30 @@ pub(super) fn read(c: &mut super::conn::Connection, buf: &mut [u8]) -> io::Resul
         Some(t) => t.read(&c.sock, buf),
         None => return (&c.sock).read(buf),
     };
-    r.map_err(|e| match e.get_ref().and_then(|x| x.downcast_ref::<Failure>()) {
+    r.map_err(|e| with_peer(e, &crate::net::show(&c.peer())))
+}
+
+/// Steps outgoing connection `c`'s client handshake (see
+/// [`TlsConn::handshake`]); a failure is the error its `on_close` gives:
+/// `Tls` with rustls's reason, or the socket's (`tls handshake with
+/// 127.0.0.1:9000: Connection reset by peer`). `at`: where it connected.
+pub(super) fn handshake(c: &mut super::conn::Connection, at: &str) -> crate::error::Result<bool> {
+    let Some(t) = c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()) else { return Ok(true) };
+    t.handshake(&c.sock).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => crate::error::Error::new(crate::error::Code::Tls, with_peer(e, at).to_string()),
+        _ => crate::error::Error::io(format!("tls handshake with {at}"), &e),
+    })
+}
+
+/// A TLS failure's message with the peer named (other errors unchanged).
+fn with_peer(e: io::Error, peer: &str) -> io::Error {
+    match e.get_ref().and_then(|x| x.downcast_ref::<Failure>()) {
         Some(f) => {
             let what = if f.handshake { "tls handshake" } else { "tls" };
-            io::Error::new(io::ErrorKind::InvalidData, format!("{what} with {}: {}", crate::net::show(&c.peer()), f.reason))
+            io::Error::new(io::ErrorKind::InvalidData, format!("{what} with {peer}: {}", f.reason))
         }
         None => e,
-    })
+    }
 }
 
 /// Writes to `sock` the loop's way (MSG_NOSIGNAL), through `tls` if set:

@@ -61,6 +61,9 @@ pub(crate) struct Crew {
     /// Every worker's counters, by index: kept here, not in the workers'
     /// control blocks, so a worker that has ended still counts.
     pub(crate) counters: Box<[Counters]>,
+    /// TLS client configurations of outgoing connections, built once per
+    /// distinct options for every worker.
+    pub(crate) tls_clients: crate::tls::ClientConfigs,
 }
 
 impl Crew {
@@ -72,6 +75,7 @@ impl Crew {
             conns: Arc::default(),
             per_ip: Arc::new(PerAddress::new(max_per_ip)),
             counters: (0..size).map(|_| Counters::default()).collect(),
+            tls_clients: Default::default(),
         })
     }
 
