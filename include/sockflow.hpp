@@ -601,6 +601,15 @@ public:
         detail::check(sockflow_conn_connect(c_, host.c_str(), port, detail::ms(timeout), user, &id));
         return id;
     }
+    /// `sockflow_conn_connect_args`: like `connect`, as client arguments say
+    /// (host or `unix:PATH`, port, `--timeout`, and TLS with `--tls`,
+    /// `--tls-ca`, `--tls-cert`/`--tls-key`). Throws `error`.
+    std::uint64_t connect(const sockflow_args &a, void *user = nullptr)
+    {
+        std::uint64_t id = 0;
+        detail::check(sockflow_conn_connect_args(c_, &a, user, &id));
+        return id;
+    }
 
     /// `sockflow_conn_id`: the connection's id, unique for the server's life,
     /// never 0.
@@ -866,6 +875,15 @@ public:
     {
         std::uint64_t id = 0;
         detail::check(sockflow_server_connect(s_, host.c_str(), port, detail::ms(timeout), user, &id));
+        return id;
+    }
+    /// `sockflow_server_connect_args`: like `connect`, as client arguments
+    /// say (host or `unix:PATH`, port, `--timeout`, and TLS with `--tls`,
+    /// `--tls-ca`, `--tls-cert`/`--tls-key`). Throws `error`.
+    std::uint64_t connect(const sockflow_args &a, void *user = nullptr)
+    {
+        std::uint64_t id = 0;
+        detail::check(sockflow_server_connect_args(s_, &a, user, &id));
         return id;
     }
 

@@ -226,25 +226,34 @@ static void client_loop()
     echo.start();
     int refused = closed_port();
     std::string got;
-    int failed = 0, closed = 0;
+    int failed = 0, closed = 0, echoed = 0;
     sockflow::handler h;
     h.on_connect = [](sockflow::conn &c) { c.send("from the loop"); };
     h.on_message = [&](sockflow::conn &c, std::string_view m) {
         got = m;
+        echoed++;
         c.close();
     };
     h.on_close = [&](sockflow::conn &c, sockflow::close_reason r) {
         if (r == SOCKFLOW_CLOSE_REASON_CONNECT_FAILED)
             failed = c.connect_error();
-        if (++closed == 2)
+        if (++closed == 3)
             c.stop_server();
     };
     auto loop = sockflow::server::client_loop(h, quiet());
     CHECK(loop.port() == 0);
     loop.connect("127.0.0.1", echo.port(), 10s);
     loop.connect("127.0.0.1", refused, 10s);
+    // The same destination from client arguments (connect_args).
+    std::string port = std::to_string(echo.port());
+    char prog[] = "wrappers", host[] = "127.0.0.1";
+    char *argv[] = {prog, host, port.data(), nullptr};
+    sockflow_args a;
+    CHECK(sockflow_args_parse(&a, 3, argv, SOCKFLOW_ROLE_CLIENT) == 0);
+    loop.connect(a);
     loop.run();
     CHECK(got == "from the loop");
+    CHECK(echoed == 2);
     CHECK(failed == SOCKFLOW_ECONNREFUSED);
     CHECK(code_of([&] { loop.run(); }) == SOCKFLOW_EBADHANDLE); // a server runs once
 }
