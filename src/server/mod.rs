@@ -313,6 +313,16 @@ pub trait Handler: Send + Sync {
     /// thread-per-connection mode a connection that never connected has no
     /// thread: its `on_close` runs on the loop thread.
     fn on_close(&self, _c: &mut Conn<'_>, _reason: CloseReason) {}
+    /// Declares the handler a [`Mirror`](builtin::Mirror): its whole
+    /// answer to a message is one reply, the message's own bytes with the
+    /// map applied. The TCP event loop may then answer every complete
+    /// message of a read at once (one copy for the read, no call per
+    /// message); `on_message` still runs wherever it cannot (thread mode,
+    /// UDP, a message with a `\r` or the quit word in it, ...). None (the
+    /// default): `on_message` for every message.
+    fn mirror(&self) -> Option<builtin::Mirror> {
+        None
+    }
 }
 
 /// Where a [`Conn`]'s sends go. `ending` is the line ending of the message

@@ -29,7 +29,8 @@ mod outgoing;
 use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
-use super::clock::Clock;
+use super::builtin::Mirror;
+use super::clock::{Clock, Tick};
 use super::conn::{Cold, ColdPool, Connection, Life, Pause, ReadState, TRICKLE};
 use super::control::{CloseMode, Command, OUTGOING};
 use super::effect::Effect;
@@ -81,6 +82,8 @@ pub struct TcpServer {
     handler: Arc<dyn Handler>,
     frame: Frame,
     quit: Vec<u8>,
+    /// The handler's [`Mirror`], if it is one: see `dispatch`.
+    mirror: Option<Mirror>,
     max_conns: usize,
     max_queue: usize,
     idle: Option<Duration>,
@@ -117,8 +120,9 @@ pub struct TcpServer {
     joins: Vec<Parting>,
     /// Connections waiting to flush before they close (they need sweeps).
     lingering: usize,
-    last_sweep: Instant,
-    events: Events,
+    last_sweep: Tick,
+    /// Taken out while a turn uses them (None only then).
+    events: Option<Events>,
     /// Set once a connection got its own idle timeout: from then on sweeps
     /// run while there are connections, whatever the server's timeouts.
     idle_overrides: bool,
@@ -181,6 +185,7 @@ impl TcpServer {
             base,
             listener: None,
             socket_file: None,
+            mirror: handler.mirror(),
             handler,
             frame: cfg.frame,
             quit: cfg.quit.into_bytes(),
@@ -209,8 +214,8 @@ impl TcpServer {
             accept_paused_until: None,
             joins: Vec::new(),
             lingering: 0,
-            last_sweep: Instant::now(),
-            events: Events::with_capacity(1024),
+            last_sweep: 0,
+            events: Some(Events::with_capacity(1024)),
             idle_overrides: false,
             outgoing: outgoing::Outgoing::default(),
             tls: cfg.tls,
@@ -269,9 +274,9 @@ impl TcpServer {
     pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let _turning = self.base.turning();
         let timeout = sooner(self.next_timeout(), timeout);
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut events = self.events.take().unwrap_or_else(|| Events::with_capacity(1024));
         let r = self.turn_with(&mut events, timeout);
-        self.events = events;
+        self.events = Some(events);
         r.map(|()| !self.base.shared.stopping())
     }
 
@@ -285,7 +290,7 @@ impl TcpServer {
     /// connection and logs the stop.
     pub fn finish(mut self) {
         let _turning = self.base.turning();
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut events = self.events.take().unwrap_or_else(|| Events::with_capacity(1024));
         self.shutdown(&mut events);
     }
 
@@ -339,7 +344,7 @@ impl TcpServer {
         }
         self.run_commands();
         self.resume_budget_paused();
-        if self.clock.now().saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
+        if self.clock.passed(self.last_sweep, SWEEP_EVERY) {
             self.sweep();
         }
         Ok(())
@@ -477,12 +482,14 @@ impl TcpServer {
     fn read(&mut self, k: usize, id: u64, closed_seen: bool) {
         match self.conns.get(k) {
             Some(c) if c.id == id && c.life == Life::Draining => return self.drain_input(k),
-            Some(c) if c.id == id => {}
+            // Messages a pause left in the decoder come before new bytes.
+            Some(c) if c.id == id && c.reading() && c.holds_input() => {
+                if !self.dispatch(k, id, Input::Read(0)) {
+                    return;
+                }
+            }
+            Some(c) if c.id == id && c.reading() => {}
             _ => return,
-        }
-        // Messages a pause left in the decoder come before new bytes.
-        if !self.dispatch(k, id, Input::Read(0)) {
-            return;
         }
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
@@ -575,40 +582,60 @@ impl TcpServer {
         // Messages and bytes in, replies out: counted here, added to the
         // loop's counters once per dispatch.
         let (mut msgs_in, mut bytes_in, mut msgs_out) = (0, 0, 0);
-        let mut on_message = |msg: &[u8], ending| {
-            if !quit_word.is_empty() && msg == &quit_word[..] {
-                quit = true;
-                return Flow::Stop;
+        // A mirror's replies to the complete messages of a read are the
+        // read itself, mapped (see `builtin::Mirror`): one copy and no call
+        // per message, when they stay under high water (where the path
+        // below pauses, message by message) and the decoder finds no
+        // message that needs a look of its own (see `Decoder::span`).
+        let spanned = match (self.mirror, &input, worker) {
+            (Some(map), &Input::Read(n), None) if out.len() - others + n <= max_queue / 2 => {
+                decoder.span(&self.scratch[..n], &self.quit).map(|span| {
+                    let at = out.len();
+                    out.extend_from_slice(&self.scratch[..span.used]);
+                    map(&mut out[at..]);
+                    (msgs_in, bytes_in, msgs_out) = (span.msgs, span.bytes, span.msgs);
+                })
             }
-            msgs_in += 1;
-            bytes_in += msg.len() as u64;
-            if let Some(w) = worker {
-                if w.message(msg, ending) > max_queue {
-                    *life = Life::Open(ReadState::Paused(Pause::Worker));
+            _ => None,
+        };
+        let fed = if spanned.is_some() {
+            Ok(Flow::Continue)
+        } else {
+            let mut on_message = |msg: &[u8], ending| {
+                if !quit_word.is_empty() && msg == &quit_word[..] {
+                    quit = true;
                     return Flow::Stop;
                 }
-                return Flow::Continue;
+                msgs_in += 1;
+                bytes_in += msg.len() as u64;
+                if let Some(w) = worker {
+                    if w.message(msg, ending) > max_queue {
+                        *life = Life::Open(ReadState::Paused(Pause::Worker));
+                        return Flow::Stop;
+                    }
+                    return Flow::Continue;
+                }
+                let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()), sent: 0 };
+                let mut conn = Conn { id, peer, user, sink, shared };
+                effect = handler.on_message(&mut conn, msg).effect();
+                if let Sink::Buf { sent, .. } = conn.sink {
+                    msgs_out += sent;
+                }
+                if effect != Effect::Keep {
+                    return Flow::Stop;
+                }
+                // Its own replies past high water: the rest waits (in the
+                // decoder, then in the kernel) until they drain.
+                if out.len() - others > max_queue / 2 {
+                    *life = Life::Open(ReadState::Paused(Pause::Replies));
+                    return Flow::Stop;
+                }
+                Flow::Continue
+            };
+            match input {
+                Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
+                Input::End => decoder.finish(&mut on_message),
             }
-            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()), sent: 0 };
-            let mut conn = Conn { id, peer, user, sink, shared };
-            effect = handler.on_message(&mut conn, msg).effect();
-            if let Sink::Buf { sent, .. } = conn.sink {
-                msgs_out += sent;
-            }
-            if effect != Effect::Keep {
-                return Flow::Stop;
-            }
-            // Its own replies past high water: the rest waits (in the
-            // decoder, then in the kernel) until they drain.
-            if out.len() - others > max_queue / 2 {
-                *life = Life::Open(ReadState::Paused(Pause::Replies));
-                return Flow::Stop;
-            }
-            Flow::Continue
-        };
-        let fed = match input {
-            Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
-            Input::End => decoder.finish(&mut on_message),
         };
         let counters = self.base.shared.counters();
         counters.messages_in(msgs_in, bytes_in);
@@ -1105,7 +1132,7 @@ impl TcpServer {
     fn sweep(&mut self) {
         self.clock.update();
         let now = self.clock.now();
-        self.last_sweep = now;
+        self.last_sweep = self.clock.tick();
         self.reap();
         self.connect_timeouts(now);
         if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides && self.tls.is_none() {
