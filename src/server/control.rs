@@ -225,11 +225,14 @@ impl Shared {
         let _ = self.waker.wake();
     }
 
-    /// The queued commands (none without taking the lock when nothing was queued).
+    /// True when commands may be queued (false: `take` would find none).
+    #[inline]
+    pub(crate) fn queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The queued commands.
     pub(crate) fn take(&self) -> Vec<Command> {
-        if !self.queued.load(Ordering::Acquire) {
-            return Vec::new();
-        }
         let mut cmds = self.cmds.lock().unwrap_or_else(|p| p.into_inner());
         self.queued.store(false, Ordering::Relaxed);
         std::mem::take(&mut *cmds)

@@ -342,7 +342,9 @@ impl TcpServer {
             self.accept_paused_until = None;
             self.accept_all();
         }
-        self.run_commands();
+        if self.base.has_commands() {
+            self.run_commands();
+        }
         self.resume_budget_paused();
         if self.clock.passed(self.last_sweep, SWEEP_EVERY) {
             self.sweep();
@@ -658,6 +660,11 @@ impl TcpServer {
         if direct && !self.replies.is_empty() && !self.send_replies(k) {
             return false;
         }
+        // The usual end: the replies went out and nothing is held, so
+        // there is nothing to time, reserve, flush or settle.
+        if effect == Effect::Keep && !quit && fed.is_ok() && self.conns[k].at_rest() && !self.outgoing.relaying() {
+            return !paused;
+        }
         if let Err(e) = fed {
             self.base.log.warn(format_args!("{}: {}", net::show(&peer), e));
             effect = Effect::ABORT;
@@ -840,7 +847,7 @@ impl TcpServer {
         let Some(c) = self.conns.get_mut(k) else { return false };
         // Nothing queued or held, read as usual, no relay waiting: nothing
         // to do (the usual case after a dispatch whose replies went out).
-        if c.cold.is_none() && !c.writable && c.reading() && !self.outgoing.relaying() {
+        if c.at_rest() && !self.outgoing.relaying() {
             return true;
         }
         if c.life == Life::Connecting {
