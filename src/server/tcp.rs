@@ -585,16 +585,25 @@ impl TcpServer {
         // loop's counters once per dispatch.
         let (mut msgs_in, mut bytes_in, mut msgs_out) = (0, 0, 0);
         // A mirror's replies to the complete messages of a read are the
-        // read itself, mapped (see `builtin::Mirror`): one copy and no call
-        // per message, when they stay under high water (where the path
-        // below pauses, message by message) and the decoder finds no
-        // message that needs a look of its own (see `Decoder::span`).
+        // read itself, mapped (see `builtin::Mirror`): no call per message,
+        // when they stay under high water (where the path below pauses,
+        // message by message) and the decoder finds no message that needs
+        // a look of its own (see `Decoder::span`). With nothing queued they
+        // are mapped in the scratch buffer and sent from there (as a
+        // hand-written echo server sends from its read buffer); else
+        // copied behind what is queued.
+        let mut from_scratch = 0;
         let spanned = match (self.mirror, &input, worker) {
             (Some(map), &Input::Read(n), None) if out.len() - others + n <= max_queue / 2 => {
                 decoder.span(&self.scratch[..n], &self.quit).map(|span| {
-                    let at = out.len();
-                    out.extend_from_slice(&self.scratch[..span.used]);
-                    map(&mut out[at..]);
+                    if direct {
+                        map(&mut self.scratch[..span.used]);
+                        from_scratch = span.used;
+                    } else {
+                        let at = out.len();
+                        out.extend_from_slice(&self.scratch[..span.used]);
+                        map(&mut out[at..]);
+                    }
                     (msgs_in, bytes_in, msgs_out) = (span.msgs, span.bytes, span.msgs);
                 })
             }
@@ -657,7 +666,7 @@ impl TcpServer {
             let x = self.conns[k].cold(&mut self.colds);
             std::mem::swap(&mut x.decoder, &mut self.decoder);
         }
-        if direct && !self.replies.is_empty() && !self.send_replies(k) {
+        if (from_scratch > 0 || (direct && !self.replies.is_empty())) && !self.send_replies(k, from_scratch) {
             return false;
         }
         // The usual end: the replies went out and nothing is held, so
@@ -691,14 +700,18 @@ impl TcpServer {
         }
     }
 
-    /// Writes the loop's `replies` (connection `k`'s, which had nothing
-    /// queued) to its socket; what it does not take now is queued. False
-    /// when the connection failed and is closed.
-    fn send_replies(&mut self, k: usize) -> bool {
+    /// Writes the replies of connection `k`, which had nothing queued, to
+    /// its socket: the loop's `replies`, or the first `from_scratch` bytes
+    /// of the scratch buffer (a mirror's, see `dispatch`). What the socket
+    /// does not take now is queued. False when the connection failed and
+    /// is closed.
+    fn send_replies(&mut self, k: usize, from_scratch: usize) -> bool {
         let c = &mut self.conns[k];
+        let bytes = if from_scratch > 0 { &self.scratch[..from_scratch] } else { &self.replies[..] };
         let mut sent = 0;
-        while sent < self.replies.len() {
-            match super::tls::write(&c.sock, c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()), &self.replies[sent..]) {
+        let mut failed = false;
+        while sent < bytes.len() {
+            match super::tls::write(&c.sock, c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()), &bytes[sent..]) {
                 Ok(n) => {
                     sent += n;
                     self.base.shared.counters().wrote(n);
@@ -706,20 +719,22 @@ impl TcpServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    self.replies.clear();
-                    self.close_now(k, CloseReason::Error);
-                    return false;
+                    failed = true;
+                    break;
                 }
             }
         }
-        if sent > 0 {
+        if !failed && sent > 0 {
             c.last = self.clock.tick();
         }
-        if sent < self.replies.len() {
-            self.spare.append(&mut c.cold(&mut self.colds).out, &self.replies[sent..]);
+        if !failed && sent < bytes.len() {
+            self.spare.append(&mut c.cold(&mut self.colds).out, &bytes[sent..]);
         }
         self.replies.clear();
-        true
+        if failed {
+            self.close_now(k, CloseReason::Error);
+        }
+        !failed
     }
 
     /// Restarts the incomplete-message clock when a message completed (the
