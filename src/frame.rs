@@ -440,7 +440,9 @@ impl Decoder {
             Frame::Raw { .. } => (data.len(), 1, data.len()),
             Frame::Fixed(_) | Frame::Len32 { .. } => return None,
         };
-        self.pending.extend_from_slice(&data[used..]);
+        if used < data.len() {
+            self.pending.extend_from_slice(&data[used..]);
+        }
         Some(Span { used, msgs: msgs as u64, bytes: bytes as u64 })
     }
 
