@@ -438,6 +438,19 @@ impl Conn<'_> {
         r
     }
 
+    /// `copy` holds the very bytes of the message being answered (a C
+    /// handler's NUL-terminated copy of it): a reply that is part of it is
+    /// framed without checks, as one from the message itself (the decoder
+    /// validated those bytes), so an echo from the copy is not scanned for
+    /// a newline per message.
+    pub(crate) fn answering_copy(&mut self, copy: &[u8]) {
+        if let Sink::Buf { answering, .. } = &mut self.sink {
+            if answering.1 == copy.len() {
+                *answering = (copy.as_ptr() as usize, copy.len());
+            }
+        }
+    }
+
     /// Why an outgoing connection failed to connect: inside `on_close` with
     /// reason `ConnectFailed`, the error (refused, timed out, not resolved);
     /// None anywhere else.
