@@ -400,23 +400,34 @@ impl Decoder {
         res
     }
 
-    /// The complete messages at the start of `data` as one span, without a
-    /// callback per message: for a caller whose answer to every message is
-    /// that message's own bytes, framed as they came (an echo). Only for an
-    /// idle decoder and for `line` and `raw` frames, whose messages with
-    /// their endings are exactly the wire bytes; and only when no message of
-    /// `data` can be over the maximum, none can be `quit` (a word the
-    /// caller must see on its own; empty: none) and no `line` holds a `\r`
-    /// (whose ending would have to be told apart). Then the trailing
-    /// partial message is kept, exactly as [`feed`](Decoder::feed) would
-    /// keep it. None (nothing consumed) when any of that does not hold:
-    /// decode with `feed`.
-    pub fn span(&mut self, data: &[u8], quit: &[u8]) -> Option<Span> {
-        if !self.is_idle() || data.is_empty() || data.len() > self.frame.max_len() {
+    /// The complete messages of `data` as one span, without a callback per
+    /// message: for a caller whose answer to every message is that
+    /// message's own bytes, framed as they came (an echo). Only for `line`
+    /// and `raw` frames, whose messages with their endings are exactly the
+    /// wire bytes; and only when no message can be over the maximum, none
+    /// can be `quit` (a word the caller must see on its own; empty: none)
+    /// and no `line` holds a `\r` (whose ending would have to be told
+    /// apart). A `line` begun by an earlier read (a partial line held) is
+    /// part of the span: its held bytes are appended to `held`, and the
+    /// span's bytes are those plus `data[..used]`. The trailing partial
+    /// message is kept, exactly as [`feed`](Decoder::feed) would keep it.
+    /// None (nothing consumed, nothing appended) when any of that does not
+    /// hold: decode with `feed`.
+    pub fn span(&mut self, data: &[u8], quit: &[u8], held: &mut Vec<u8>) -> Option<Span> {
+        if self.skip != Skip::None || data.is_empty() || self.pending.len() + data.len() > self.frame.max_len() {
             return None;
         }
-        let (used, msgs, bytes) = match self.frame {
+        let (used, msgs) = match self.frame {
             Frame::Line { .. } => {
+                // A held partial line must be one (no newline: not what a
+                // `Stop` left) and hold no `\r` nor the quit word's start.
+                let odd = match quit.first() {
+                    Some(&q) => memchr::memchr3(b'\n', b'\r', q, &self.pending).is_some(),
+                    None => memchr::memchr2(b'\n', b'\r', &self.pending).is_some(),
+                };
+                if odd {
+                    return None;
+                }
                 let used = memchr::memrchr(b'\n', data)? + 1;
                 let whole = &data[..used];
                 // One pass looks for both a `\r` and where the quit word
@@ -433,13 +444,18 @@ impl Decoder {
                     Some(i) if i + 1 == used => 1,
                     _ => memchr::memchr_iter(b'\n', whole).count(),
                 };
-                // A line's ending (`\n`) is not part of its message.
-                (used, msgs, used - msgs)
+                (used, msgs)
             }
-            Frame::Raw { .. } if data == quit => return None,
-            Frame::Raw { .. } => (data.len(), 1, data.len()),
+            Frame::Raw { .. } if !self.pending.is_empty() || data == quit => return None,
+            Frame::Raw { .. } => (data.len(), 1),
             Frame::Fixed(_) | Frame::Len32 { .. } => return None,
         };
+        let mut bytes = self.pending.len() + used;
+        if matches!(self.frame, Frame::Line { .. }) {
+            bytes -= msgs; // a line's ending (`\n`) is not part of its message
+        }
+        held.extend_from_slice(&self.pending);
+        self.pending.clear();
         if used < data.len() {
             self.pending.extend_from_slice(&data[used..]);
         }
@@ -659,7 +675,7 @@ mod tests {
         let mut d = Decoder::new(frame);
         let (mut out, mut msgs, mut bytes, mut held) = (Vec::new(), 0, 0, Vec::new());
         for c in chunks {
-            if let Some(s) = spans.then(|| d.span(c, quit)).flatten() {
+            if let Some(s) = spans.then(|| d.span(c, quit, &mut out)).flatten() {
                 out.extend_from_slice(&c[..s.used]);
                 (msgs, bytes) = (msgs + s.msgs, bytes + s.bytes);
             } else {
@@ -697,18 +713,22 @@ mod tests {
     }
 
     #[test]
-    fn a_span_takes_every_complete_line_and_keeps_the_rest() {
+    fn a_span_takes_every_complete_line_held_ones_first_and_keeps_the_rest() {
+        let mut held = Vec::new();
         let mut d = Decoder::new(Frame::default());
-        let s = d.span(b"ab\n\ncd\nef", b"quit").unwrap();
+        let s = d.span(b"ab\n\ncd\nef", b"quit", &mut held).unwrap();
         assert_eq!(s, Span { used: 7, msgs: 3, bytes: 4 });
         assert_eq!(d.buffered(), 2);
-        assert_eq!(d.span(b"\n", b""), None, "not idle: a partial line is held");
+        // The held "ef" completes: it comes first, appended to `held`.
+        assert_eq!(d.span(b"g\nh", b"", &mut held), Some(Span { used: 2, msgs: 1, bytes: 3 }));
+        assert_eq!((&held[..], d.buffered()), (&b"ef"[..], 1));
         let mut d = Decoder::new(Frame::default());
-        assert_eq!(d.span(b"a\r\n", b""), None, "an ending to tell apart");
-        assert_eq!(d.span(b"a\nquit\n", b"quit"), None, "the quit word");
-        assert_eq!(d.span(b"quiet\n", b"quit"), Some(Span { used: 6, msgs: 1, bytes: 5 }));
-        assert_eq!(Decoder::new(Frame::Line { max: 3 }).span(b"ab\ncd\n", b""), None, "longer than a line may be");
-        assert_eq!(Decoder::new(Frame::Fixed(4)).span(b"abc\0", b""), None);
+        assert_eq!(d.span(b"a\r\n", b"", &mut held), None, "an ending to tell apart");
+        assert_eq!(d.span(b"a\nquit\n", b"quit", &mut held), None, "the quit word");
+        assert_eq!(d.span(b"quiet\n", b"quit", &mut held), Some(Span { used: 6, msgs: 1, bytes: 5 }));
+        assert_eq!(Decoder::new(Frame::Line { max: 3 }).span(b"ab\ncd\n", b"", &mut held), None, "longer than a line may be");
+        assert_eq!(Decoder::new(Frame::Fixed(4)).span(b"abc\0", b"", &mut held), None);
+        assert_eq!(held, b"ef", "nothing appended when there is no span");
     }
 
     #[test]

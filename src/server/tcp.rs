@@ -594,13 +594,15 @@ impl TcpServer {
         // copied behind what is queued.
         let mut from_scratch = 0;
         let spanned = match (self.mirror, &input, worker) {
-            (Some(map), &Input::Read(n), None) if out.len() - others + n <= max_queue / 2 => {
-                decoder.span(&self.scratch[..n], &self.quit).map(|span| {
-                    if direct {
+            (Some(map), &Input::Read(n), None) if out.len() - others + decoder.buffered() + n <= max_queue / 2 => {
+                let at = out.len();
+                decoder.span(&self.scratch[..n], &self.quit, out).map(|span| {
+                    // A line begun by an earlier read was appended to `out`:
+                    // then the rest goes behind it.
+                    if direct && out.len() == at {
                         map(&mut self.scratch[..span.used]);
                         from_scratch = span.used;
                     } else {
-                        let at = out.len();
                         out.extend_from_slice(&self.scratch[..span.used]);
                         map(&mut out[at..]);
                     }
