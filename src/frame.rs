@@ -421,11 +421,11 @@ impl Decoder {
             Frame::Line { .. } => {
                 // A held partial line must be one (no newline: not what a
                 // `Stop` left) and hold no `\r` nor the quit word's start.
-                let odd = match quit.first() {
-                    Some(&q) => memchr::memchr3(b'\n', b'\r', q, &self.pending).is_some(),
-                    None => memchr::memchr2(b'\n', b'\r', &self.pending).is_some(),
+                let odd = |held: &[u8]| match quit.first() {
+                    Some(&q) => memchr::memchr3(b'\n', b'\r', q, held).is_some(),
+                    None => memchr::memchr2(b'\n', b'\r', held).is_some(),
                 };
-                if odd {
+                if !self.pending.is_empty() && odd(&self.pending) {
                     return None;
                 }
                 let used = memchr::memrchr(b'\n', data)? + 1;
@@ -454,8 +454,10 @@ impl Decoder {
         if matches!(self.frame, Frame::Line { .. }) {
             bytes -= msgs; // a line's ending (`\n`) is not part of its message
         }
-        held.extend_from_slice(&self.pending);
-        self.pending.clear();
+        if !self.pending.is_empty() {
+            held.extend_from_slice(&self.pending);
+            self.pending.clear();
+        }
         if used < data.len() {
             self.pending.extend_from_slice(&data[used..]);
         }
