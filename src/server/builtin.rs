@@ -61,9 +61,10 @@ impl Handler for Print {
 /// byte ([`Handler::mirror`]): same length, framing bytes (`\n`) mapped to
 /// themselves, no state and no other effect per message. Its replies to
 /// the complete messages of one read are then that read's bytes, mapped:
-/// the loop copies (and maps) them once, as a hand-written echo server
-/// sends a whole read back with one `send`, instead of a call and a
-/// framed send per message. The loop still validates every message as it
+/// the loop maps them in its read buffer and sends them from there (or
+/// copies them once behind replies already queued), as a hand-written echo
+/// server sends a whole read back with one `send`, instead of a call and
+/// a framed send per message. The loop still validates every message as it
 /// would otherwise (maximum length, the quit word: it takes the per-message
 /// path whenever either could apply) and counts each one in the stats.
 pub type Mirror = fn(&mut [u8]);

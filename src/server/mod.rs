@@ -316,7 +316,7 @@ pub trait Handler: Send + Sync {
     /// Declares the handler a [`Mirror`](builtin::Mirror): its whole
     /// answer to a message is one reply, the message's own bytes with the
     /// map applied. The TCP event loop may then answer every complete
-    /// message of a read at once (one copy for the read, no call per
+    /// message of a read at once (one send for the read, no call per
     /// message); `on_message` still runs wherever it cannot (thread mode,
     /// UDP, a message with a `\r` or the quit word in it, ...). None (the
     /// default): `on_message` for every message.
