@@ -256,6 +256,15 @@ pub enum Flow {
     Stop,
 }
 
+/// What [`Decoder::span`] took: the first `used` bytes of the data, which
+/// hold `msgs` complete messages of `bytes` bytes in all (endings excluded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub used: usize,
+    pub msgs: u64,
+    pub bytes: u64,
+}
+
 /// Turns a stream of reads into messages. Holds at most one partial message
 /// (bounded by the frame's maximum); an idle decoder holds no heap memory.
 #[derive(Debug)]
@@ -389,6 +398,70 @@ impl Decoder {
         let (used, res) = self.run(data, f);
         self.pending.extend_from_slice(&data[used..]);
         res
+    }
+
+    /// The complete messages of `data` as one span, without a callback per
+    /// message: for a caller whose answer to every message is that
+    /// message's own bytes, framed as they came (an echo). Only for `line`
+    /// and `raw` frames, whose messages with their endings are exactly the
+    /// wire bytes; and only when no message can be over the maximum, none
+    /// can be `quit` (a word the caller must see on its own; empty: none)
+    /// and no `line` holds a `\r` (whose ending would have to be told
+    /// apart). A `line` begun by an earlier read (a partial line held) is
+    /// part of the span: its held bytes are appended to `held`, and the
+    /// span's bytes are those plus `data[..used]`. The trailing partial
+    /// message is kept, exactly as [`feed`](Decoder::feed) would keep it.
+    /// None (nothing consumed, nothing appended) when any of that does not
+    /// hold: decode with `feed`.
+    pub fn span(&mut self, data: &[u8], quit: &[u8], held: &mut Vec<u8>) -> Option<Span> {
+        if self.skip != Skip::None || data.is_empty() || self.pending.len() + data.len() > self.frame.max_len() {
+            return None;
+        }
+        let (used, msgs) = match self.frame {
+            Frame::Line { .. } => {
+                // A held partial line must be one (no newline: not what a
+                // `Stop` left) and hold no `\r` nor the quit word's start.
+                let odd = |held: &[u8]| match quit.first() {
+                    Some(&q) => memchr::memchr3(b'\n', b'\r', q, held).is_some(),
+                    None => memchr::memchr2(b'\n', b'\r', held).is_some(),
+                };
+                if !self.pending.is_empty() && odd(&self.pending) {
+                    return None;
+                }
+                let used = memchr::memrchr(b'\n', data)? + 1;
+                let whole = &data[..used];
+                // One pass looks for both a `\r` and where the quit word
+                // could start; the exact search runs only after a hit.
+                let suspect = match quit.first() {
+                    Some(&q) => memchr::memchr2(b'\r', q, whole).is_some(),
+                    None => memchr(b'\r', whole).is_some(),
+                };
+                if suspect && (memchr(b'\r', whole).is_some() || memchr::memmem::find(whole, quit).is_some()) {
+                    return None;
+                }
+                // A read of one line (lock-step traffic) needs no count.
+                let msgs = match memchr(b'\n', whole) {
+                    Some(i) if i + 1 == used => 1,
+                    _ => memchr::memchr_iter(b'\n', whole).count(),
+                };
+                (used, msgs)
+            }
+            Frame::Raw { .. } if !self.pending.is_empty() || data == quit => return None,
+            Frame::Raw { .. } => (data.len(), 1),
+            Frame::Fixed(_) | Frame::Len32 { .. } => return None,
+        };
+        let mut bytes = self.pending.len() + used;
+        if matches!(self.frame, Frame::Line { .. }) {
+            bytes -= msgs; // a line's ending (`\n`) is not part of its message
+        }
+        if !self.pending.is_empty() {
+            held.extend_from_slice(&self.pending);
+            self.pending.clear();
+        }
+        if used < data.len() {
+            self.pending.extend_from_slice(&data[used..]);
+        }
+        Some(Span { used, msgs: msgs as u64, bytes: bytes as u64 })
     }
 
     /// How many bytes at the start of `data` complete the one partial
@@ -595,6 +668,69 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    /// What an echo of `chunks` sends back, message by message (`feed`)
+    /// or with [`Decoder::span`] where it applies: the replies' bytes,
+    /// messages, message bytes; decoding stops at an error or the quit word.
+    fn echo(frame: Frame, quit: &[u8], chunks: &[Vec<u8>], spans: bool) -> (Vec<u8>, u64, u64, Vec<usize>) {
+        let mut d = Decoder::new(frame);
+        let (mut out, mut msgs, mut bytes, mut held) = (Vec::new(), 0, 0, Vec::new());
+        for c in chunks {
+            if let Some(s) = spans.then(|| d.span(c, quit, &mut out)).flatten() {
+                out.extend_from_slice(&c[..s.used]);
+                (msgs, bytes) = (msgs + s.msgs, bytes + s.bytes);
+            } else {
+                let mut stop = false;
+                let r = d.feed(c, &mut |m, ending| {
+                    if !quit.is_empty() && m == quit {
+                        stop = true;
+                        return Flow::Stop;
+                    }
+                    frame.append(m, ending, &mut out);
+                    (msgs, bytes) = (msgs + 1, bytes + m.len() as u64);
+                    Flow::Continue
+                });
+                if r.is_err() || stop {
+                    break;
+                }
+            }
+            held.push(d.buffered());
+        }
+        (out, msgs, bytes, held)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_span_answers_as_message_by_message_does(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::sample::select(b"ab\n\rquit".to_vec()), 0..24), 1..8),
+            max in 1usize..12,
+            line in proptest::bool::ANY,
+            quit in proptest::bool::ANY,
+        ) {
+            let frame = if line { Frame::Line { max } } else { Frame::Raw { max } };
+            let quit: &[u8] = if quit { b"quit" } else { b"" };
+            proptest::prop_assert_eq!(echo(frame, quit, &chunks, true), echo(frame, quit, &chunks, false));
+        }
+    }
+
+    #[test]
+    fn a_span_takes_every_complete_line_held_ones_first_and_keeps_the_rest() {
+        let mut held = Vec::new();
+        let mut d = Decoder::new(Frame::default());
+        let s = d.span(b"ab\n\ncd\nef", b"quit", &mut held).unwrap();
+        assert_eq!(s, Span { used: 7, msgs: 3, bytes: 4 });
+        assert_eq!(d.buffered(), 2);
+        // The held "ef" completes: it comes first, appended to `held`.
+        assert_eq!(d.span(b"g\nh", b"", &mut held), Some(Span { used: 2, msgs: 1, bytes: 3 }));
+        assert_eq!((&held[..], d.buffered()), (&b"ef"[..], 1));
+        let mut d = Decoder::new(Frame::default());
+        assert_eq!(d.span(b"a\r\n", b"", &mut held), None, "an ending to tell apart");
+        assert_eq!(d.span(b"a\nquit\n", b"quit", &mut held), None, "the quit word");
+        assert_eq!(d.span(b"quiet\n", b"quit", &mut held), Some(Span { used: 6, msgs: 1, bytes: 5 }));
+        assert_eq!(Decoder::new(Frame::Line { max: 3 }).span(b"ab\ncd\n", b"", &mut held), None, "longer than a line may be");
+        assert_eq!(Decoder::new(Frame::Fixed(4)).span(b"abc\0", b"", &mut held), None);
+        assert_eq!(held, b"ef", "nothing appended when there is no span");
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! sees messages split across reads (partial messages) and several replies
 //! per read, as under real load.
 //!
+//! `builtin::Echo` is a mirror (its replies to a read are answered with one
+//! copy, see `builtin::Mirror`); `EachEcho` echoes from `on_message`, so
+//! the message-by-message path is measured too.
+//!
 //! One `#[test]` runs the frames one after the other: a second test running
 //! in parallel would allocate inside the window.
 
@@ -21,7 +25,7 @@ mod skit;
 use skit::*;
 use sockflow::frame::Frame;
 use sockflow::server::builtin::Echo;
-use sockflow::server::Config;
+use sockflow::server::{Action, Config, Conn, Handler};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -92,10 +96,19 @@ fn echo(conns: &mut [TcpStream], batches: &[Vec<u8>], n: usize, back: &mut [u8])
     }
 }
 
+/// An echo that is no mirror: one `on_message` and one send per message.
+struct EachEcho;
+
+impl Handler for EachEcho {
+    fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
+        c.send(msg).map_or(Action::Close, |()| Action::Continue)
+    }
+}
+
 /// Allocations while `MEASURED` messages are echoed in `frame`.
-fn allocations_per_window(frame: Frame) -> usize {
+fn allocations_per_window(frame: Frame, handler: Arc<dyn Handler>) -> usize {
     let cfg = Config { frame, log: None, ..Config::default() };
-    let server = start_tcp(cfg, Arc::new(Echo));
+    let server = start_tcp(cfg, handler);
     let mut conns: Vec<TcpStream> = (0..CONNS)
         .map(|_| {
             let s = TcpStream::connect(server.addr).unwrap();
@@ -123,7 +136,8 @@ fn echo_allocates_nothing_per_message_in_steady_state() {
     let frames = [("line", Frame::default()), ("raw", Frame::parse("raw").unwrap()), ("len32", Frame::parse("len32").unwrap())];
     let mut report = Vec::new();
     for (name, frame) in frames {
-        report.push((name, allocations_per_window(frame)));
+        report.push((name, allocations_per_window(frame, Arc::new(Echo))));
+        report.push((name, allocations_per_window(frame, Arc::new(EachEcho))));
     }
     assert!(
         report.iter().all(|&(_, n)| n == 0),

@@ -82,6 +82,49 @@ fn counts_are_exact_summed_over_two_workers() {
     exchange(2);
 }
 
+/// Lines written many at a time, so one read holds many of them: a mirror
+/// (`Echo`, `Upper`) answers those a read at a time (`builtin::Mirror`),
+/// falling back to message by message for reads with a `\r` or the quit
+/// word. Replies and every count stay exact either way.
+#[test]
+fn counts_are_exact_when_a_read_is_answered_at_once() {
+    let mut input = Vec::new();
+    let mut msg_bytes = 0u64;
+    let n = 3000u64;
+    for i in 0..n {
+        // Some lines end in CRLF, some hold "quit" inside a longer line.
+        let line = match i % 500 {
+            7 => format!("crlf line {i}\r\n"),
+            9 => format!("quite so {i}\n"),
+            _ => format!("line {i} {}\n", "x".repeat((i % 70) as usize)),
+        };
+        msg_bytes += (line.trim_end_matches('\n').trim_end_matches('\r').len()) as u64;
+        input.extend_from_slice(line.as_bytes());
+    }
+    for (name, handler, want) in [
+        ("echo", Arc::new(Echo) as Arc<dyn sockflow::server::Handler>, input.clone()),
+        ("upper", Arc::new(sockflow::server::builtin::Upper), input.to_ascii_uppercase()),
+    ] {
+        let srv = start_tcp(Config { log: None, ..Config::default() }, handler);
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let writer = {
+            let (mut w, input) = (s.try_clone().unwrap(), input.clone());
+            std::thread::spawn(move || w.write_all(&input).unwrap())
+        };
+        let mut back = vec![0u8; want.len()];
+        std::io::Read::read_exact(&mut s, &mut back).unwrap();
+        writer.join().unwrap();
+        assert!(back == want, "{name}: the replies differ from what was sent");
+        wait_until("the last write counted", || srv.handle.stats().bytes_out >= want.len() as u64);
+        let st = srv.handle.stats();
+        assert_eq!((st.msgs_in, st.bytes_in), (n, msg_bytes), "{name}: {st:?}");
+        assert_eq!((st.msgs_out, st.bytes_out), (n, want.len() as u64), "{name}: {st:?}");
+        drop(s);
+        srv.stop().unwrap();
+    }
+}
+
 #[test]
 fn udp_counts_messages_and_dropped_datagrams() {
     let cfg = Config { log: None, frame: sockflow::frame::Frame::parse("line:16").unwrap(), ..Config::default() };

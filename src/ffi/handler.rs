@@ -305,6 +305,8 @@ impl Handler for CHandler {
         buf.clear();
         buf.extend_from_slice(msg);
         buf.push(0);
+        // An echo of (part of) the copy is framed as one of the message itself.
+        c.answering_copy(&buf[..msg.len()]);
         let (in_cb, conn) = InCallback::enter(c);
         // SAFETY: a C callback with the documented signature; `buf` outlives the call.
         let rc = unsafe { f(self.ud, conn, buf.as_ptr().cast(), msg.len()) };

@@ -121,13 +121,29 @@ impl Base {
 
     /// Takes queued commands: timer ones take effect, the rest wait in
     /// `pending` for the loop.
+    /// Cheap when nothing was queued (every turn looks, several times).
+    #[inline]
     fn absorb(&mut self) {
+        if self.shared.queued() {
+            self.absorb_queued();
+        }
+    }
+
+    fn absorb_queued(&mut self) {
         for cmd in self.shared.take() {
             match cmd {
                 Command::Timer(t) => self.timers.apply(t),
                 other => self.pending.push(other),
             }
         }
+    }
+
+    /// True when there are commands for the loop to run (a turn asks
+    /// first: most turns have none).
+    #[inline]
+    pub(crate) fn has_commands(&mut self) -> bool {
+        self.absorb();
+        !self.pending.is_empty()
     }
 
     /// The commands for the loop to run (sends, closes, ...).
@@ -150,6 +166,10 @@ impl Base {
     /// Runs every timer due now, earliest first. Timers added meanwhile
     /// have later deadlines than `now`, so this ends.
     fn fire_timers(&mut self) {
+        self.absorb();
+        if self.timers.next().is_none() {
+            return; // no clock read for a loop without timers
+        }
         let now = Instant::now();
         loop {
             self.absorb();

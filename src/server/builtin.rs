@@ -57,12 +57,28 @@ impl Handler for Print {
     }
 }
 
+/// A handler whose reply to each message is that message mapped byte for
+/// byte ([`Handler::mirror`]): same length, framing bytes (`\n`) mapped to
+/// themselves, no state and no other effect per message. Its replies to
+/// the complete messages of one read are then that read's bytes, mapped:
+/// the loop maps them in its read buffer and sends them from there (or
+/// copies them once behind replies already queued), as a hand-written echo
+/// server sends a whole read back with one `send`, instead of a call and
+/// a framed send per message. The loop still validates every message as it
+/// would otherwise (maximum length, the quit word: it takes the per-message
+/// path whenever either could apply) and counts each one in the stats.
+pub type Mirror = fn(&mut [u8]);
+
 /// The echo server: every message goes back to its sender.
 pub struct Echo;
 
 impl Handler for Echo {
     fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
         reply(c, msg)
+    }
+
+    fn mirror(&self) -> Option<Mirror> {
+        Some(|_| {})
     }
 }
 
@@ -93,6 +109,10 @@ pub struct Upper;
 impl Handler for Upper {
     fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
         reply(c, &msg.to_ascii_uppercase())
+    }
+
+    fn mirror(&self) -> Option<Mirror> {
+        Some(<[u8]>::make_ascii_uppercase)
     }
 }
 

@@ -29,7 +29,9 @@ impl Clock {
     /// Reads the clock: the time of this turn.
     pub(super) fn update(&mut self) {
         self.now = Instant::now();
-        self.tick = self.now.duration_since(self.epoch).as_millis() as Tick;
+        // Wrapping u32 arithmetic: no 128-bit product per turn.
+        let d = self.now.duration_since(self.epoch);
+        self.tick = (d.as_secs() as Tick).wrapping_mul(1000).wrapping_add(d.subsec_millis());
     }
 
     /// The time of this turn.

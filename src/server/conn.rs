@@ -299,6 +299,12 @@ impl Connection {
     }
 
     /// True when paused for `why`.
+    /// Holds nothing, has nothing queued, reads as usual and waits for no
+    /// room to write: the state of a connection between its messages.
+    pub(super) fn at_rest(&self) -> bool {
+        self.cold.is_none() && !self.writable && self.reading()
+    }
+
     pub(super) fn paused(&self, why: Pause) -> bool {
         self.life == Life::Open(ReadState::Paused(why))
     }

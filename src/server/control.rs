@@ -178,6 +178,11 @@ pub struct Shared {
     /// This loop's worker number.
     index: usize,
     cmds: Mutex<Vec<Command>>,
+    /// True while `cmds` may hold something: the loop looks at it every
+    /// turn, and a lock and a swap per turn cost more than a lock-step
+    /// round trip's own work. Set under the lock before the wake-up, so a
+    /// turn that misses a command is followed by the one the wake-up starts.
+    queued: AtomicBool,
     waker: Waker,
     local: SocketAddr,
     frame: Frame,
@@ -204,6 +209,7 @@ impl Shared {
             crew: seat.crew.clone(),
             index: seat.index,
             cmds: Mutex::new(Vec::new()),
+            queued: AtomicBool::new(false),
             waker,
             local,
             frame,
@@ -280,12 +286,24 @@ impl Shared {
     }
 
     pub(crate) fn push(&self, c: Command) {
-        self.cmds.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        let mut cmds = self.cmds.lock().unwrap_or_else(|p| p.into_inner());
+        cmds.push(c);
+        self.queued.store(true, Ordering::Release);
+        drop(cmds);
         let _ = self.waker.wake();
     }
 
+    /// True when commands may be queued (false: `take` would find none).
+    #[inline]
+    pub(crate) fn queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The queued commands.
     pub(crate) fn take(&self) -> Vec<Command> {
-        std::mem::take(&mut *self.cmds.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut cmds = self.cmds.lock().unwrap_or_else(|p| p.into_inner());
+        self.queued.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *cmds)
     }
 
     /// Asks the loop (every worker's) to stop gracefully.

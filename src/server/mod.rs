@@ -314,6 +314,16 @@ pub trait Handler: Send + Sync {
     /// thread-per-connection mode a connection that never connected has no
     /// thread: its `on_close` runs on the loop thread.
     fn on_close(&self, _c: &mut Conn<'_>, _reason: CloseReason) {}
+    /// Declares the handler a [`Mirror`](builtin::Mirror): its whole
+    /// answer to a message is one reply, the message's own bytes with the
+    /// map applied. The TCP event loop may then answer every complete
+    /// message of a read at once (one send for the read, no call per
+    /// message); `on_message` still runs wherever it cannot (thread mode,
+    /// UDP, a message with a `\r` or the quit word in it, ...). None (the
+    /// default): `on_message` for every message.
+    fn mirror(&self) -> Option<builtin::Mirror> {
+        None
+    }
 }
 
 /// Where a [`Conn`]'s sends go. `ending` is the line ending of the message
@@ -427,6 +437,19 @@ impl Conn<'_> {
             self.shared.counters().message_out();
         }
         r
+    }
+
+    /// `copy` holds the very bytes of the message being answered (a C
+    /// handler's NUL-terminated copy of it): a reply that is part of it is
+    /// framed without checks, as one from the message itself (the decoder
+    /// validated those bytes), so an echo from the copy is not scanned for
+    /// a newline per message.
+    pub(crate) fn answering_copy(&mut self, copy: &[u8]) {
+        if let Sink::Buf { answering, .. } = &mut self.sink {
+            if answering.1 == copy.len() {
+                *answering = (copy.as_ptr() as usize, copy.len());
+            }
+        }
     }
 
     /// Why an outgoing connection failed to connect: inside `on_close` with

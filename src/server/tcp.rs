@@ -29,7 +29,8 @@ mod outgoing;
 use super::admission::{PerAddress, Throttle};
 use super::base::{Base, SIGNALS, WAKER};
 use super::budget::Budget;
-use super::clock::Clock;
+use super::builtin::Mirror;
+use super::clock::{Clock, Tick};
 use super::conn::{Cold, ColdPool, Connection, Life, Pause, ReadState, TRICKLE};
 use super::control::{CloseMode, Command, OUTGOING};
 use super::effect::Effect;
@@ -81,6 +82,8 @@ pub struct TcpServer {
     handler: Arc<dyn Handler>,
     frame: Frame,
     quit: Vec<u8>,
+    /// The handler's [`Mirror`], if it is one: see `dispatch`.
+    mirror: Option<Mirror>,
     max_conns: usize,
     max_queue: usize,
     idle: Option<Duration>,
@@ -117,8 +120,9 @@ pub struct TcpServer {
     joins: Vec<Parting>,
     /// Connections waiting to flush before they close (they need sweeps).
     lingering: usize,
-    last_sweep: Instant,
-    events: Events,
+    last_sweep: Tick,
+    /// Taken out while a turn uses them (None only then).
+    events: Option<Events>,
     /// Set once a connection got its own idle timeout: from then on sweeps
     /// run while there are connections, whatever the server's timeouts.
     idle_overrides: bool,
@@ -181,6 +185,7 @@ impl TcpServer {
             base,
             listener: None,
             socket_file: None,
+            mirror: handler.mirror(),
             handler,
             frame: cfg.frame,
             quit: cfg.quit.into_bytes(),
@@ -209,8 +214,8 @@ impl TcpServer {
             accept_paused_until: None,
             joins: Vec::new(),
             lingering: 0,
-            last_sweep: Instant::now(),
-            events: Events::with_capacity(1024),
+            last_sweep: 0,
+            events: Some(Events::with_capacity(1024)),
             idle_overrides: false,
             outgoing: outgoing::Outgoing::default(),
             tls: cfg.tls,
@@ -269,9 +274,9 @@ impl TcpServer {
     pub fn turn(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let _turning = self.base.turning();
         let timeout = sooner(self.next_timeout(), timeout);
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut events = self.events.take().unwrap_or_else(|| Events::with_capacity(1024));
         let r = self.turn_with(&mut events, timeout);
-        self.events = events;
+        self.events = Some(events);
         r.map(|()| !self.base.shared.stopping())
     }
 
@@ -285,7 +290,7 @@ impl TcpServer {
     /// connection and logs the stop.
     pub fn finish(mut self) {
         let _turning = self.base.turning();
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut events = self.events.take().unwrap_or_else(|| Events::with_capacity(1024));
         self.shutdown(&mut events);
     }
 
@@ -337,9 +342,11 @@ impl TcpServer {
             self.accept_paused_until = None;
             self.accept_all();
         }
-        self.run_commands();
+        if self.base.has_commands() {
+            self.run_commands();
+        }
         self.resume_budget_paused();
-        if self.clock.now().saturating_duration_since(self.last_sweep) >= SWEEP_EVERY {
+        if self.clock.passed(self.last_sweep, SWEEP_EVERY) {
             self.sweep();
         }
         Ok(())
@@ -480,12 +487,14 @@ impl TcpServer {
     fn read(&mut self, k: usize, id: u64, closed_seen: bool) {
         match self.conns.get(k) {
             Some(c) if c.id == id && c.life == Life::Draining => return self.drain_input(k),
-            Some(c) if c.id == id => {}
+            // Messages a pause left in the decoder come before new bytes.
+            Some(c) if c.id == id && c.reading() && c.holds_input() => {
+                if !self.dispatch(k, id, Input::Read(0)) {
+                    return;
+                }
+            }
+            Some(c) if c.id == id && c.reading() => {}
             _ => return,
-        }
-        // Messages a pause left in the decoder come before new bytes.
-        if !self.dispatch(k, id, Input::Read(0)) {
-            return;
         }
         for _ in 0..READS_PER_TURN {
             let Some(c) = self.conns.get_mut(k) else { return };
@@ -578,40 +587,71 @@ impl TcpServer {
         // Messages and bytes in, replies out: counted here, added to the
         // loop's counters once per dispatch.
         let (mut msgs_in, mut bytes_in, mut msgs_out) = (0, 0, 0);
-        let mut on_message = |msg: &[u8], ending| {
-            if !quit_word.is_empty() && msg == &quit_word[..] {
-                quit = true;
-                return Flow::Stop;
+        // A mirror's replies to the complete messages of a read are the
+        // read itself, mapped (see `builtin::Mirror`): no call per message,
+        // when they stay under high water (where the path below pauses,
+        // message by message) and the decoder finds no message that needs
+        // a look of its own (see `Decoder::span`). With nothing queued they
+        // are mapped in the scratch buffer and sent from there (as a
+        // hand-written echo server sends from its read buffer); else
+        // copied behind what is queued.
+        let mut from_scratch = 0;
+        let spanned = match (self.mirror, &input, worker) {
+            (Some(map), &Input::Read(n), None) if out.len() - others + decoder.buffered() + n <= max_queue / 2 => {
+                let at = out.len();
+                decoder.span(&self.scratch[..n], &self.quit, out).map(|span| {
+                    // A line begun by an earlier read was appended to `out`:
+                    // then the rest goes behind it.
+                    if direct && out.len() == at {
+                        map(&mut self.scratch[..span.used]);
+                        from_scratch = span.used;
+                    } else {
+                        out.extend_from_slice(&self.scratch[..span.used]);
+                        map(&mut out[at..]);
+                    }
+                    (msgs_in, bytes_in, msgs_out) = (span.msgs, span.bytes, span.msgs);
+                })
             }
-            msgs_in += 1;
-            bytes_in += msg.len() as u64;
-            if let Some(w) = worker {
-                if w.message(msg, ending) > max_queue {
-                    *life = Life::Open(ReadState::Paused(Pause::Worker));
+            _ => None,
+        };
+        let fed = if spanned.is_some() {
+            Ok(Flow::Continue)
+        } else {
+            let mut on_message = |msg: &[u8], ending| {
+                if !quit_word.is_empty() && msg == &quit_word[..] {
+                    quit = true;
                     return Flow::Stop;
                 }
-                return Flow::Continue;
+                msgs_in += 1;
+                bytes_in += msg.len() as u64;
+                if let Some(w) = worker {
+                    if w.message(msg, ending) > max_queue {
+                        *life = Life::Open(ReadState::Paused(Pause::Worker));
+                        return Flow::Stop;
+                    }
+                    return Flow::Continue;
+                }
+                let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()), sent: 0 };
+                let mut conn = Conn { id, peer, user, sink, shared };
+                effect = handler.on_message(&mut conn, msg).effect();
+                if let Sink::Buf { sent, .. } = conn.sink {
+                    msgs_out += sent;
+                }
+                if effect != Effect::Keep {
+                    return Flow::Stop;
+                }
+                // Its own replies past high water: the rest waits (in the
+                // decoder, then in the kernel) until they drain.
+                if out.len() - others > max_queue / 2 {
+                    *life = Life::Open(ReadState::Paused(Pause::Replies));
+                    return Flow::Stop;
+                }
+                Flow::Continue
+            };
+            match input {
+                Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
+                Input::End => decoder.finish(&mut on_message),
             }
-            let sink = Sink::Buf { buf: out, frame, ending, answering: (msg.as_ptr() as usize, msg.len()), sent: 0 };
-            let mut conn = Conn { id, peer, user, sink, shared };
-            effect = handler.on_message(&mut conn, msg).effect();
-            if let Sink::Buf { sent, .. } = conn.sink {
-                msgs_out += sent;
-            }
-            if effect != Effect::Keep {
-                return Flow::Stop;
-            }
-            // Its own replies past high water: the rest waits (in the
-            // decoder, then in the kernel) until they drain.
-            if out.len() - others > max_queue / 2 {
-                *life = Life::Open(ReadState::Paused(Pause::Replies));
-                return Flow::Stop;
-            }
-            Flow::Continue
-        };
-        let fed = match input {
-            Input::Read(n) => decoder.feed(&self.scratch[..n], &mut on_message),
-            Input::End => decoder.finish(&mut on_message),
         };
         let counters = self.base.shared.counters();
         counters.messages_in(msgs_in, bytes_in);
@@ -631,8 +671,13 @@ impl TcpServer {
             let x = self.conns[k].cold(&mut self.colds);
             std::mem::swap(&mut x.decoder, &mut self.decoder);
         }
-        if direct && !self.replies.is_empty() && !self.send_replies(k) {
+        if (from_scratch > 0 || (direct && !self.replies.is_empty())) && !self.send_replies(k, from_scratch) {
             return false;
+        }
+        // The usual end: the replies went out and nothing is held, so
+        // there is nothing to time, reserve, flush or settle.
+        if effect == Effect::Keep && !quit && fed.is_ok() && self.conns[k].at_rest() && !self.outgoing.relaying() {
+            return !paused;
         }
         if let Err(e) = fed {
             self.base.log.warn(format_args!("{}: {}", net::show(&peer), e));
@@ -660,14 +705,18 @@ impl TcpServer {
         }
     }
 
-    /// Writes the loop's `replies` (connection `k`'s, which had nothing
-    /// queued) to its socket; what it does not take now is queued. False
-    /// when the connection failed and is closed.
-    fn send_replies(&mut self, k: usize) -> bool {
+    /// Writes the replies of connection `k`, which had nothing queued, to
+    /// its socket: the loop's `replies`, or the first `from_scratch` bytes
+    /// of the scratch buffer (a mirror's, see `dispatch`). What the socket
+    /// does not take now is queued. False when the connection failed and
+    /// is closed.
+    fn send_replies(&mut self, k: usize, from_scratch: usize) -> bool {
         let c = &mut self.conns[k];
+        let bytes = if from_scratch > 0 { &self.scratch[..from_scratch] } else { &self.replies[..] };
         let mut sent = 0;
-        while sent < self.replies.len() {
-            match super::tls::write(&c.sock, c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()), &self.replies[sent..]) {
+        let mut failed = false;
+        while sent < bytes.len() {
+            match super::tls::write(&c.sock, c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()), &bytes[sent..]) {
                 Ok(n) => {
                     sent += n;
                     self.base.shared.counters().wrote(n);
@@ -675,20 +724,22 @@ impl TcpServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    self.replies.clear();
-                    self.close_now(k, CloseReason::Error);
-                    return false;
+                    failed = true;
+                    break;
                 }
             }
         }
-        if sent > 0 {
+        if !failed && sent > 0 {
             c.last = self.clock.tick();
         }
-        if sent < self.replies.len() {
-            self.spare.append(&mut c.cold(&mut self.colds).out, &self.replies[sent..]);
+        if !failed && sent < bytes.len() {
+            self.spare.append(&mut c.cold(&mut self.colds).out, &bytes[sent..]);
         }
         self.replies.clear();
-        true
+        if failed {
+            self.close_now(k, CloseReason::Error);
+        }
+        !failed
     }
 
     /// Restarts the incomplete-message clock when a message completed (the
@@ -816,7 +867,7 @@ impl TcpServer {
         let Some(c) = self.conns.get_mut(k) else { return false };
         // Nothing queued or held, read as usual, no relay waiting: nothing
         // to do (the usual case after a dispatch whose replies went out).
-        if c.cold.is_none() && !c.writable && c.reading() && !self.outgoing.relaying() {
+        if c.at_rest() && !self.outgoing.relaying() {
             return true;
         }
         if c.life == Life::Connecting {
@@ -1108,7 +1159,7 @@ impl TcpServer {
     fn sweep(&mut self) {
         self.clock.update();
         let now = self.clock.now();
-        self.last_sweep = now;
+        self.last_sweep = self.clock.tick();
         self.reap();
         self.connect_timeouts(now);
         if self.idle.is_none() && self.lingering == 0 && self.incomplete.is_none() && !self.idle_overrides && self.tls.is_none() {

@@ -93,7 +93,11 @@ impl Timers {
     }
 
     /// The earliest deadline of a live timer (dropping cancelled entries on the way).
+    #[inline]
     pub(crate) fn next(&mut self) -> Option<Instant> {
+        if self.heap.is_empty() {
+            return None; // most loops have no timers: no hash lookup per turn
+        }
         while let Some(&Reverse((at, id))) = self.heap.peek() {
             match self.live.get(&id) {
                 Some(t) if t.at == at => return Some(at),

@@ -228,7 +228,17 @@ impl std::error::Error for Failure {}
 /// Reads connection `c`'s socket the loop's way, through TLS if it has it.
 /// A TLS failure is `InvalidData`, its message the reason with the peer:
 /// `tls handshake with 127.0.0.1:5000: invalid peer certificate: UnknownIssuer`.
+#[inline]
 pub(super) fn read(c: &mut super::conn::Connection, buf: &mut [u8]) -> io::Result<usize> {
+    match c.cold.as_deref().is_some_and(|x| x.tls.is_some()) {
+        true => read_tls(c, buf),
+        // Plaintext: the socket's read, with nothing of TLS's around it.
+        false => (&c.sock).read(buf),
+    }
+}
+
+#[inline(never)]
+fn read_tls(c: &mut super::conn::Connection, buf: &mut [u8]) -> io::Result<usize> {
     let r = match c.cold.as_deref_mut().and_then(|x| x.tls.as_deref_mut()) {
         Some(t) => t.read(&c.sock, buf),
         None => return (&c.sock).read(buf),

@@ -204,7 +204,15 @@ impl Team {
 
     /// Starts the other workers' threads, once (worker 0's first turn). A
     /// thread that cannot start is logged; the others serve on.
+    #[inline]
     pub(crate) fn start(&mut self, log: &Log) {
+        // Every turn asks; only the first does anything.
+        if matches!(self, Team::Lead(Followers::Waiting(_))) {
+            self.start_followers(log);
+        }
+    }
+
+    fn start_followers(&mut self, log: &Log) {
         let Team::Lead(Followers::Waiting(runners)) = self else { return };
         let mut running = Vec::new();
         for (i, r) in std::mem::take(runners).into_iter().enumerate() {
