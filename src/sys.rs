@@ -4,7 +4,8 @@
 //! function is a safe wrapper whose doc comment says why it is sound, so the
 //! rest of the core stays safe Rust over `std`, `nix` and `mio`.
 
-use std::os::fd::{BorrowedFd, RawFd};
+use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 /// Bytes sent on a TCP socket that the peer has not acknowledged yet
 /// (SIOCOUTQ); 0 when unknown. A graceful close may drop the socket once
@@ -30,6 +31,147 @@ pub fn unacked(fd: RawFd) -> usize {
 /// `nix` checks the result; it lives here because it is a raw flag query.
 pub fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
     nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|fl| fl & libc::O_NONBLOCK != 0)
+}
+
+/// Most datagrams one [`Datagrams::recv`] or [`send_batch`] call moves.
+pub const BATCH: usize = 64;
+
+/// Receive slots for `recvmmsg`: up to [`BATCH`] datagrams per system call,
+/// each into a buffer of its own, with its sender's address. Everything is
+/// allocated once here; a receive allocates nothing. The slots are one
+/// zeroed allocation, so (for a large one, which the allocator maps fresh)
+/// only the pages datagrams actually land on are ever touched. The default
+/// has no slot (a placeholder: it receives nothing).
+#[derive(Default)]
+pub struct Datagrams {
+    bufs: Vec<u8>,
+    size: usize,
+    addrs: Vec<libc::sockaddr_storage>,
+    /// Per slot of the last receive: the datagram's full length (asked
+    /// with MSG_TRUNC: more than `size` when it was cut) and the address's.
+    got: Vec<(usize, libc::socklen_t)>,
+}
+
+/// One datagram of the last [`Datagrams::recv`].
+pub struct Received<'a> {
+    /// Its bytes, at most the slot size.
+    pub data: &'a [u8],
+    /// Its full length: more than `data.len()` when the slot was too small.
+    pub len: usize,
+    /// Its sender, None when the kernel gave no address.
+    pub from: Option<SockaddrStorage>,
+}
+
+impl Datagrams {
+    /// `slots` (1 to [`BATCH`]) buffers of `size` (at least 1) bytes.
+    pub fn new(slots: usize, size: usize) -> Datagrams {
+        let (slots, size) = (slots.clamp(1, BATCH), size.max(1));
+        // SAFETY: sockaddr_storage is plain integers: all zeroes is valid.
+        let zero: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        Datagrams { bufs: vec![0; slots * size], size, addrs: vec![zero; slots], got: vec![(0, 0); slots] }
+    }
+
+    /// How many datagrams one receive can take.
+    pub fn slots(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// One `recvmmsg` on `fd` of at most `max` datagrams (and the slots):
+    /// how many came. Does not wait (`MSG_DONTWAIT`): `WouldBlock` when
+    /// there are none; `Interrupted` is the caller's to retry. Fewer than
+    /// asked means the socket was emptied, or an error follows on the next
+    /// call (the kernel keeps it).
+    ///
+    /// Sound: every header points at slot `i`'s buffer (`size` bytes inside
+    /// `bufs`) and address (`sockaddr_storage`), all owned by `self`, which
+    /// is borrowed mutably for the call; `vlen` is at most the number of
+    /// headers. The kernel writes only within those lengths, and reports
+    /// lengths we read back as integers.
+    pub fn recv(&mut self, fd: BorrowedFd<'_>, max: usize) -> std::io::Result<usize> {
+        let n = max.min(self.slots());
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: mmsghdr/iovec are plain data; null pointers are filled below.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let slots = self.bufs.chunks_exact_mut(self.size).zip(self.addrs.iter_mut());
+        for ((h, iov), (buf, addr)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(slots).take(n) {
+            *iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            // Reset each time: the kernel writes back the length it used.
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        }
+        let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+        // SAFETY: see the doc comment.
+        let r = unsafe { libc::recvmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, flags, std::ptr::null_mut()) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let got = r as usize;
+        for (g, h) in self.got.iter_mut().zip(&hdrs[..got]) {
+            *g = (h.msg_len as usize, h.msg_hdr.msg_namelen);
+        }
+        Ok(got)
+    }
+
+    /// Datagram `i` (below what the last [`recv`](Datagrams::recv) returned).
+    pub fn get(&self, i: usize) -> Received<'_> {
+        let (len, namelen) = self.got[i];
+        let data = &self.bufs[i * self.size..][..len.min(self.size)];
+        // SAFETY: the pointer is to a live sockaddr_storage and from_raw
+        // copies at most its size (it refuses a longer length).
+        let from = unsafe { SockaddrStorage::from_raw((&self.addrs[i] as *const libc::sockaddr_storage).cast(), Some(namelen)) };
+        Received { data, len, from }
+    }
+}
+
+/// Sends datagrams with one `sendmmsg` on `fd`: datagram `k` is the bytes
+/// `data[at..at + len]` of `msgs[k] = (at, len, to)` (at most [`BATCH`]
+/// are tried). How many went: fewer than given when the socket's buffer
+/// filled or the next one fails (sending it alone gives its error); the
+/// first one's error when none went. Does not wait (`MSG_DONTWAIT`);
+/// never raises SIGPIPE (`MSG_NOSIGNAL`).
+///
+/// Sound: each header points at a range of `data` checked to lie inside it
+/// and at an address that lives in `msgs`, both borrowed for the call, with
+/// their true lengths; the kernel only reads through them (and writes the
+/// headers' `msg_len`, inside `hdrs`).
+pub fn send_batch(fd: BorrowedFd<'_>, data: &[u8], msgs: &[(usize, usize, SockaddrStorage)]) -> std::io::Result<usize> {
+    let n = msgs.len().min(BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: mmsghdr/iovec are plain data; null pointers are filled below.
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    for ((h, iov), (at, len, to)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(msgs).take(n) {
+        let bytes = &data[*at..][..*len];
+        *iov = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+        h.msg_hdr.msg_name = to.as_ptr().cast_mut().cast();
+        h.msg_hdr.msg_namelen = to.len();
+    }
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: see the doc comment.
+    let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, flags) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+/// Any socket address as a `SockaddrStorage` (nix has no conversion for
+/// a `UnixAddr`).
+///
+/// Sound: `as_ptr` and `len` describe a live address of `a`, and
+/// `from_raw` copies `len` bytes (refusing more than a storage holds).
+pub fn storage(a: &impl SockaddrLike) -> Option<SockaddrStorage> {
+    // SAFETY: see the doc comment.
+    unsafe { SockaddrStorage::from_raw(a.as_ptr(), Some(a.len())) }
 }
 
 #[cfg(test)]
