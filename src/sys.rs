@@ -5,6 +5,7 @@
 //! rest of the core stays safe Rust over `std`, `nix` and `mio`.
 
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 /// Bytes sent on a TCP socket that the peer has not acknowledged yet
@@ -92,26 +93,27 @@ impl Datagrams {
         if n == 0 {
             return Ok(0);
         }
-        // SAFETY: mmsghdr/iovec are plain data; null pointers are filled below.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // Only the headers used are written (zeroing all BATCH of them
+        // costs more than the rest of a small batch).
+        let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+        let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
         let slots = self.bufs.chunks_exact_mut(self.size).zip(self.addrs.iter_mut());
         for ((h, iov), (buf, addr)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(slots).take(n) {
-            *iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            let iov = iov.write(libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() });
             // Reset each time: the kernel writes back the length it used.
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            let namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.write(header(iov, (addr as *mut libc::sockaddr_storage).cast(), namelen));
         }
         let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
         // SAFETY: see the doc comment.
-        let r = unsafe { libc::recvmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, flags, std::ptr::null_mut()) };
+        let r = unsafe { libc::recvmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as libc::c_uint, flags, std::ptr::null_mut()) };
         if r < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let got = r as usize;
+        let got = (r as usize).min(n);
         for (g, h) in self.got.iter_mut().zip(&hdrs[..got]) {
+            // SAFETY: the first `n` headers were written above.
+            let h = unsafe { h.assume_init_ref() };
             *g = (h.msg_len as usize, h.msg_hdr.msg_namelen);
         }
         Ok(got)
@@ -144,24 +146,33 @@ pub fn send_batch(fd: BorrowedFd<'_>, data: &[u8], msgs: &[(usize, usize, Sockad
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY: mmsghdr/iovec are plain data; null pointers are filled below.
-    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
     for ((h, iov), (at, len, to)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(msgs).take(n) {
         let bytes = &data[*at..][..*len];
-        *iov = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
-        h.msg_hdr.msg_iov = iov;
-        h.msg_hdr.msg_iovlen = 1;
-        h.msg_hdr.msg_name = to.as_ptr().cast_mut().cast();
-        h.msg_hdr.msg_namelen = to.len();
+        let iov = iov.write(libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() });
+        h.write(header(iov, to.as_ptr().cast_mut().cast(), to.len()));
     }
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
     // SAFETY: see the doc comment.
-    let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, flags) };
+    let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as libc::c_uint, flags) };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(r as usize)
+}
+
+/// A `recvmmsg`/`sendmmsg` header for one buffer and one address, with no
+/// control data.
+fn header(iov: &mut libc::iovec, name: *mut libc::c_void, namelen: libc::socklen_t) -> libc::mmsghdr {
+    // SAFETY: mmsghdr is plain data (pointers and integers): all zeroes is
+    // a valid value (null control buffer, no flags); fields set below.
+    let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+    h.msg_hdr.msg_iov = iov;
+    h.msg_hdr.msg_iovlen = 1;
+    h.msg_hdr.msg_name = name;
+    h.msg_hdr.msg_namelen = namelen;
+    h
 }
 
 /// Any socket address as a `SockaddrStorage` (nix has no conversion for

@@ -8,7 +8,8 @@
 //! A reply that does not fit sends the queue first; if the socket cannot
 //! take it either (its buffer is full), the reply fails with `WouldBlock`
 //! as a `sendto` did, and what is queued waits for the socket to be
-//! writable (the loop reads nothing meanwhile). The buffers are allocated
+//! writable (the loop reads nothing meanwhile); a datagram that meets a
+//! full buffer twice is dropped (see [`Head`]). The buffers are allocated
 //! once and reused: a turn allocates nothing.
 
 use super::dgram::Dgram;
@@ -35,6 +36,19 @@ pub(crate) struct Outbox {
     /// Datagrams the kernel refused since [`refused`](Outbox::refused)
     /// was last asked, and the last one's address and error.
     refused: (u64, Option<(SocketAddr, io::Error)>),
+    head: Head,
+}
+
+/// Whether the first queued datagram already met a full buffer. Its
+/// second try drops it (as a `sendto` meeting a full buffer lost it):
+/// epoll's "writable" on an unconnected socket says nothing about one
+/// destination (a local datagram socket whose peer reads nothing stays
+/// full while the server's socket reads as writable), so waiting longer
+/// could spin forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Head {
+    Fresh,
+    Waited,
 }
 
 /// What [`Outbox::flush`] left.
@@ -53,6 +67,7 @@ impl Outbox {
             msgs: Vec::with_capacity(sys::BATCH),
             to: Vec::with_capacity(sys::BATCH),
             refused: (0, None),
+            head: Head::Fresh,
         }
     }
 
@@ -113,13 +128,19 @@ impl Outbox {
                     c.messages_out(n as u64);
                     c.wrote(bytes);
                     sent += n;
+                    self.head = Head::Fresh;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(_) => return self.keep_from(sent),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.keep_from(sent),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.head == Head::Fresh => {
+                    self.head = Head::Waited;
+                    return self.keep_from(sent);
+                }
+                // Refused, or full again after a wait: dropped.
                 Err(e) => {
                     self.refused = (self.refused.0 + 1, Some((self.to[sent], e)));
                     sent += 1;
+                    self.head = Head::Fresh;
                 }
             }
         }
