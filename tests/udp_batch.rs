@@ -146,3 +146,42 @@ fn datagrams_queued_together_are_handled_as_one_batch() {
     );
     srv.stop().unwrap();
 }
+
+/// A local datagram sender that never reads: its receive queue fills
+/// (`max_dgram_qlen`, 10 by default), so the server's replies to it meet
+/// a full buffer (EAGAIN) while the socket still reads as writable. Those
+/// replies are dropped and the loop goes on: another sender is answered.
+#[test]
+fn a_local_sender_that_reads_nothing_does_not_hold_up_the_others() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("sockflow-udp-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("srv.sock");
+    let place = sockflow::unix::Place::Path(path.clone());
+    let cfg = Config { log: None, frame: sockflow::frame::Frame::parse("raw").unwrap(), ..Config::default() };
+    let s = sockflow::server::udp::UdpServer::bind_unix(&place, None, cfg, Arc::new(Echo)).unwrap();
+    let srv = spawn_run(s.handle(), s.local_addr(), move || s.run());
+    let client = || {
+        let c = UnixDatagram::unbound().unwrap();
+        nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&c), &nix::sys::socket::UnixAddr::new_unnamed()).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        c.set_write_timeout(Some(WAIT)).unwrap();
+        c
+    };
+    let (deaf, other) = (client(), client());
+    for k in 0..100 {
+        deaf.send_to(format!("deaf {k}").as_bytes(), &path)
+            .unwrap_or_else(|e| panic!("datagram {k} of the sender that reads nothing: {e}"));
+    }
+    let mut buf = [0u8; 64];
+    for k in 0..5 {
+        other.send_to(format!("other {k}").as_bytes(), &path).unwrap();
+        let n = other.recv(&mut buf).unwrap_or_else(|e| panic!("no echo for the other sender ({k}): {e}"));
+        assert_eq!(&buf[..n], format!("other {k}").as_bytes());
+    }
+    let st = srv.handle.stats();
+    assert_eq!(st.msgs_in, 105, "{st:?}");
+    assert!(st.msgs_out < 105, "every reply to the sender that reads nothing went out? {st:?}");
+    srv.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,12 +5,14 @@
 //! costs.
 //!
 //! Bounded: at most [`sys::BATCH`] datagrams and [`BYTES`] bytes (one batch).
-//! A reply that does not fit sends the queue first; if the socket cannot
-//! take it either (its buffer is full), the reply fails with `WouldBlock`
-//! as a `sendto` did, and what is queued waits for the socket to be
-//! writable (the loop reads nothing meanwhile); a datagram that meets a
-//! full buffer twice is dropped (see [`Head`]). The buffers are allocated
-//! once and reused: a turn allocates nothing.
+//! A reply that does not fit sends the queue first. A datagram the socket
+//! cannot take when it is sent (EAGAIN: a full buffer) is dropped, as a
+//! `sendto` meeting a full buffer lost it, rather than kept for a
+//! "writable" event: on an unconnected socket that event says nothing
+//! about one destination (a local datagram socket whose peer reads nothing
+//! stays full for that peer while the socket reads as writable), so one
+//! stuck peer would hold up, or spin, the whole loop. The buffers are
+//! allocated once and reused: a turn allocates nothing.
 
 use super::dgram::Dgram;
 use super::stats::Counters;
@@ -36,28 +38,6 @@ pub(crate) struct Outbox {
     /// Datagrams the kernel refused since [`refused`](Outbox::refused)
     /// was last asked, and the last one's address and error.
     refused: (u64, Option<(SocketAddr, io::Error)>),
-    head: Head,
-}
-
-/// Whether the first queued datagram already met a full buffer. Its
-/// second try drops it (as a `sendto` meeting a full buffer lost it):
-/// epoll's "writable" on an unconnected socket says nothing about one
-/// destination (a local datagram socket whose peer reads nothing stays
-/// full while the server's socket reads as writable), so waiting longer
-/// could spin forever.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Head {
-    Fresh,
-    Waited,
-}
-
-/// What [`Outbox::flush`] left.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Flushed {
-    /// Everything went (or was refused and logged).
-    All,
-    /// The socket's buffer is full: the rest waits for it to be writable.
-    Blocked,
 }
 
 impl Outbox {
@@ -67,7 +47,6 @@ impl Outbox {
             msgs: Vec::with_capacity(sys::BATCH),
             to: Vec::with_capacity(sys::BATCH),
             refused: (0, None),
-            head: Head::Fresh,
         }
     }
 
@@ -78,7 +57,7 @@ impl Outbox {
     /// Queues `msg` for `to`, framed as `datagram_encode` says; sends the
     /// queue first when it has no room. Errors: the datagram cannot be
     /// framed or is over UDP's limit, `to` is not a sender this socket
-    /// knows (a local socket's forgotten number), or no room (`WouldBlock`).
+    /// knows (a local socket's forgotten number).
     pub(crate) fn queue(&mut self, sock: &Dgram, c: &Counters, frame: Frame, msg: &[u8], ending: Ending, to: SocketAddr) -> Result<()> {
         self.push(sock, c, to, msg.len() + ending.bytes().len(), |out| crate::udp::datagram_encode(frame, msg, ending, out))
     }
@@ -104,8 +83,8 @@ impl Outbox {
     ) -> Result<()> {
         let fail = |e: io::Error| Error::io(format!("sendto {}", crate::net::show(&to)), &e);
         let dest = sock.target(to).map_err(fail)?;
-        if self.full(len) && self.flush(sock, c) == Flushed::Blocked && self.full(len) {
-            return Err(fail(io::ErrorKind::WouldBlock.into()));
+        if self.full(len) {
+            self.flush(sock, c);
         }
         let at = self.bytes.len();
         encode(&mut self.bytes)?;
@@ -115,54 +94,32 @@ impl Outbox {
     }
 
     /// Sends what is queued, counting it in `c`. A datagram the kernel
-    /// refuses (other than for a full buffer) is dropped, as UDP may lose
+    /// refuses (a full buffer among others) is dropped, as UDP may lose
     /// any, and kept for [`refused`](Outbox::refused); EINTR is retried.
-    pub(crate) fn flush(&mut self, sock: &Dgram, c: &Counters) -> Flushed {
+    pub(crate) fn flush(&mut self, sock: &Dgram, c: &Counters) {
         let mut sent = 0;
-        // Each pass sends at least one datagram, drops one, or ends; EINTR
-        // (a signal) cannot come forever.
+        // Each pass sends at least one datagram or drops one, except on
+        // EINTR (a signal), which cannot come forever.
         while sent < self.msgs.len() {
             match sock.send_batch(&self.bytes, &self.msgs[sent..]) {
-                Ok(n) if n > 0 => {
+                Ok(n) => {
+                    // sendmmsg gives at least 1 or an error.
+                    let n = n.max(1);
                     let bytes: usize = self.msgs[sent..][..n].iter().map(|m| m.1).sum();
                     c.messages_out(n as u64);
                     c.wrote(bytes);
                     sent += n;
-                    self.head = Head::Fresh;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(_) => return self.keep_from(sent),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.head == Head::Fresh => {
-                    self.head = Head::Waited;
-                    return self.keep_from(sent);
-                }
-                // Refused, or full again after a wait: dropped.
                 Err(e) => {
                     self.refused = (self.refused.0 + 1, Some((self.to[sent], e)));
                     sent += 1;
-                    self.head = Head::Fresh;
                 }
             }
         }
         self.bytes.clear();
         self.msgs.clear();
         self.to.clear();
-        Flushed::All
-    }
-
-    /// Drops the datagrams before `sent` (moving the rest to the front:
-    /// no allocation).
-    fn keep_from(&mut self, sent: usize) -> Flushed {
-        if sent > 0 {
-            let cut = self.msgs[sent].0;
-            self.bytes.drain(..cut);
-            self.msgs.drain(..sent);
-            self.to.drain(..sent);
-            for m in &mut self.msgs {
-                m.0 -= cut;
-            }
-        }
-        Flushed::Blocked
     }
 
     /// How many datagrams the kernel refused since the last call, and the

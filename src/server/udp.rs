@@ -16,7 +16,7 @@ use super::control::Command;
 use super::dgram::Dgram;
 use super::effect::Effect;
 use super::event_loop::{run_to_end, Loop};
-use super::outbox::{Flushed, Outbox};
+use super::outbox::Outbox;
 use super::peers::{Heard, Peer, Peers};
 use super::timer::sooner;
 use super::workers::Seq;
@@ -59,8 +59,6 @@ pub struct UdpServer {
     slots: Datagrams,
     /// Replies and sends, sent together once a batch has been handled.
     out: Outbox,
-    /// READABLE, and WRITABLE while `out` waits for room in the socket.
-    interest: Interest,
     /// Datagrams may be left from the last turn (it stopped at its bound).
     more: bool,
 }
@@ -117,7 +115,6 @@ impl UdpServer {
             events: Events::with_capacity(64),
             slots: Datagrams::new(cfg.memory_budget / SLOTS_SHARE / SLOT, SLOT),
             out: Outbox::new(),
-            interest: Interest::READABLE,
             more: false,
         })
     }
@@ -181,8 +178,8 @@ impl UdpServer {
         sooner(self.until_next_expiry(), self.base.next_timer())
     }
 
-    /// Closes every peer (`Stopping`) and logs the stop (a UDP server holds
-    /// nothing to flush).
+    /// Sends what is queued, closes every peer (`Stopping`) and logs the
+    /// stop.
     pub fn finish(mut self) {
         self.run_commands();
         self.flush();
@@ -201,12 +198,12 @@ impl UdpServer {
 
     /// Handles waiting datagrams, a batch (one `recvmmsg`) at a time, each
     /// batch's replies sent together (one `sendmmsg`); true if some may be
-    /// left. Nothing is read while earlier replies wait for room.
+    /// left.
     fn receive(&mut self, slots: &mut Datagrams) -> bool {
         let mut left = DATAGRAMS_PER_TURN;
         // Each pass takes at least one datagram or meets an error: bounded.
         for _ in 0..DATAGRAMS_PER_TURN {
-            if self.base.shared.stopping() || self.flush() == Flushed::Blocked {
+            if self.base.shared.stopping() {
                 return false;
             }
             let n = match self.sock.recv_batch(slots, left) {
@@ -220,6 +217,7 @@ impl UdpServer {
                 }
             };
             self.handle_batch(slots, n);
+            self.flush();
             // Fewer than asked: the socket is empty (a pending error, which
             // the kernel keeps for the next call, only comes with an
             // ICMP error, which an unconnected socket does not take).
@@ -276,25 +274,13 @@ impl UdpServer {
         self.base.shared.counters().messages_in(count, bytes);
     }
 
-    /// Sends the queued datagrams; while the socket has no room for them,
-    /// asks to be woken when it has (and logs what the kernel refused).
-    fn flush(&mut self) -> Flushed {
-        let f = self.out.flush(&self.sock, self.base.shared.counters());
+    /// Sends the queued datagrams, and logs what the kernel refused.
+    fn flush(&mut self) {
+        self.out.flush(&self.sock, self.base.shared.counters());
         if let Some((n, to, e)) = self.out.refused() {
-            let more = if n > 1 { format!(" ({} more refused)", n - 1) } else { String::new() };
-            self.base.log.warn(format_args!("{}{more}", Error::io(format!("sendto {}", net::show(&to)), &e)));
+            let more = if n > 1 { format!(" ({} more dropped)", n - 1) } else { String::new() };
+            self.base.log.warn(format_args!("{}: dropped{more}", Error::io(format!("sendto {}", net::show(&to)), &e)));
         }
-        let want = match f {
-            Flushed::All => Interest::READABLE,
-            Flushed::Blocked => Interest::READABLE | Interest::WRITABLE,
-        };
-        if want != self.interest {
-            match self.base.poll.registry().reregister(&mut self.sock, SOCKET, want) {
-                Ok(()) => self.interest = want,
-                Err(e) => self.base.log.error(format_args!("{}", Error::io("epoll_ctl", &e))),
-            }
-        }
-        f
     }
 
     /// One datagram in peers mode: `on_connect` first for a new sender,
