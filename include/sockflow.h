@@ -27,11 +27,6 @@
 
 
 /**
- * Most datagrams one [`Datagrams::recv`] or [`send_batch`] call moves.
- */
-#define BATCH 64
-
-/**
  * "No limit", for any `*_ms` argument or field (every negative value
  * means the same).
  */

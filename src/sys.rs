@@ -35,7 +35,7 @@ pub fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
 }
 
 /// Most datagrams one [`Datagrams::recv`] or [`send_batch`] call moves.
-pub const BATCH: usize = 64;
+pub(crate) const BATCH: usize = 64;
 
 /// Receive slots for `recvmmsg`: up to [`BATCH`] datagrams per system call,
 /// each into a buffer of its own, with its sender's address. Everything is
