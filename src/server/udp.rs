@@ -9,6 +9,11 @@
 //! at its first datagram, `on_close` when it has been silent for the idle
 //! timeout (the loop sleeps exactly until the next expiry) or at the stop,
 //! and sends by id from any thread go to its address.
+//!
+//! Datagrams are received in batches (one `recvmmsg` takes up to 64) and
+//! each batch's replies, queued by `Conn::send`, leave together (one
+//! `sendmmsg`, see `outbox.rs`) once the batch has been handled: a system
+//! call costs more than handling a small datagram.
 
 use super::admission::Throttle;
 use super::base::Base;
@@ -218,9 +223,10 @@ impl UdpServer {
             };
             self.handle_batch(slots, n);
             self.flush();
-            // Fewer than asked: the socket is empty (a pending error, which
-            // the kernel keeps for the next call, only comes with an
-            // ICMP error, which an unconnected socket does not take).
+            // Fewer than asked: the socket is empty. (An error that cut a
+            // batch short is kept by the kernel for the next call, with no
+            // new wake-up; but the only errors that come between datagrams
+            // are ICMP ones, which an unconnected socket does not take.)
             if n < left.min(slots.slots()) {
                 return false;
             }
