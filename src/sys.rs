@@ -6,6 +6,7 @@
 
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 /// Bytes sent on a TCP socket that the peer has not acknowledged yet
@@ -59,8 +60,19 @@ pub struct Received<'a> {
     pub data: &'a [u8],
     /// Its full length: more than `data.len()` when the slot was too small.
     pub len: usize,
-    /// Its sender, None when the kernel gave no address.
-    pub from: Option<SockaddrStorage>,
+    /// Its sender.
+    pub from: Sender,
+}
+
+/// Who sent a received datagram.
+pub enum Sender {
+    /// An IPv4 or IPv6 address (read straight from the kernel's bytes: no
+    /// detour through a 128-byte `SockaddrStorage` per datagram).
+    Ip(SocketAddr),
+    /// Any other kind (a local socket's).
+    Other(SockaddrStorage),
+    /// The kernel gave no address.
+    None,
 }
 
 impl Datagrams {
@@ -123,10 +135,38 @@ impl Datagrams {
     pub fn get(&self, i: usize) -> Received<'_> {
         let (len, namelen) = self.got[i];
         let data = &self.bufs[i * self.size..][..len.min(self.size)];
-        // SAFETY: the pointer is to a live sockaddr_storage and from_raw
-        // copies at most its size (it refuses a longer length).
-        let from = unsafe { SockaddrStorage::from_raw((&self.addrs[i] as *const libc::sockaddr_storage).cast(), Some(namelen)) };
-        Received { data, len, from }
+        Received { data, len, from: sender(&self.addrs[i], namelen) }
+    }
+}
+
+/// The address the kernel wrote in `a` (`len` bytes of it).
+///
+/// Sound: a `sockaddr_storage` is aligned for, and larger than, both
+/// `sockaddr_in` and `sockaddr_in6`, and every bit pattern of those plain
+/// integer structs is valid; the family and length are checked first.
+/// `from_raw` copies at most a storage's size (it refuses more).
+fn sender(a: &libc::sockaddr_storage, len: libc::socklen_t) -> Sender {
+    let p: *const libc::sockaddr_storage = a;
+    let fits = |size: usize| len as usize >= size;
+    match i32::from(a.ss_family) {
+        libc::AF_INET if fits(std::mem::size_of::<libc::sockaddr_in>()) => {
+            // SAFETY: see the doc comment.
+            let v4 = unsafe { &*p.cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Sender::Ip(SocketAddr::new(ip.into(), u16::from_be(v4.sin_port)))
+        }
+        libc::AF_INET6 if fits(std::mem::size_of::<libc::sockaddr_in6>()) => {
+            // SAFETY: see the doc comment.
+            let v6 = unsafe { &*p.cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            // As std reads it: the flow label as it is, the scope id.
+            Sender::Ip(std::net::SocketAddrV6::new(ip, u16::from_be(v6.sin6_port), v6.sin6_flowinfo, v6.sin6_scope_id).into())
+        }
+        // SAFETY: see the doc comment.
+        _ => match unsafe { SockaddrStorage::from_raw(p.cast(), Some(len)) } {
+            Some(a) => Sender::Other(a),
+            None => Sender::None,
+        },
     }
 }
 
@@ -192,6 +232,88 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::{AsFd, AsRawFd};
     use std::time::{Duration, Instant};
+
+    /// Batches in and out on loopback: every datagram in order with its
+    /// sender, a datagram longer than its slot reported at its full length,
+    /// and a sender address longer than the one the slot held before read
+    /// whole (the kernel writes back the length it used: it must be reset
+    /// before each call).
+    #[test]
+    fn datagrams_come_in_batches_with_their_senders() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::UnixDatagram;
+        let srv = UnixDatagram::bind_addr(
+            &std::os::unix::net::SocketAddr::from_abstract_name(format!("sockflow-sys-{}", std::process::id())).unwrap(),
+        )
+        .unwrap();
+        let to = srv.local_addr().unwrap();
+        let short = UnixDatagram::bind_addr(&std::os::unix::net::SocketAddr::from_abstract_name("s").unwrap()).unwrap();
+        let long = UnixDatagram::bind_addr(
+            &std::os::unix::net::SocketAddr::from_abstract_name(format!("a-much-longer-name-{}", std::process::id())).unwrap(),
+        )
+        .unwrap();
+        let mut d = Datagrams::new(4, 16);
+        let name = |r: &Received<'_>| match &r.from {
+            Sender::Other(a) => a.as_unix_addr().and_then(|u| u.as_abstract().map(<[u8]>::to_vec)),
+            _ => None,
+        };
+        for k in 0..3u8 {
+            short.send_to_addr(&[k; 3], &to).unwrap();
+        }
+        short.send_to_addr(&[9; 40], &to).unwrap();
+        assert_eq!(d.recv(srv.as_fd(), 64).unwrap(), 4);
+        for k in 0..3u8 {
+            let r = d.get(usize::from(k));
+            assert_eq!((r.data, r.len), (&[k; 3][..], 3));
+            assert_eq!(name(&r).as_deref(), Some(&b"s"[..]));
+        }
+        assert_eq!((d.get(3).data.len(), d.get(3).len), (16, 40), "cut to the slot, full length reported");
+        long.send_to_addr(b"x", &to).unwrap();
+        assert_eq!(d.recv(srv.as_fd(), 64).unwrap(), 1);
+        let want = format!("a-much-longer-name-{}", std::process::id()).into_bytes();
+        assert_eq!(name(&d.get(0)), Some(want));
+        // Empty: WouldBlock, not a wait.
+        assert_eq!(d.recv(srv.as_fd(), 64).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+        // Out: two datagrams to two addresses in one call.
+        let dests: Vec<_> = [&short, &long]
+            .iter()
+            .map(|s| {
+                let a = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(s.as_raw_fd()).unwrap();
+                storage(&a).unwrap()
+            })
+            .collect();
+        let data = b"onetwo";
+        assert_eq!(send_batch(srv.as_fd(), data, &[(0, 3, dests[0]), (3, 3, dests[1])]).unwrap(), 2);
+        let mut buf = [0u8; 8];
+        assert_eq!(short.recv(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"one");
+        assert_eq!(long.recv(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"two");
+    }
+
+    /// An IPv4 sender is read straight from the kernel's bytes.
+    #[test]
+    fn ip_senders_are_read_back() {
+        let srv = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        srv.set_nonblocking(true).unwrap();
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.send_to(b"hi", srv.local_addr().unwrap()).unwrap();
+        let mut d = Datagrams::new(2, 64);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let n = loop {
+            match d.recv(srv.as_fd(), 2) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        };
+        assert_eq!(n, 1);
+        let r = d.get(0);
+        assert_eq!(r.data, b"hi");
+        assert!(matches!(r.from, Sender::Ip(a) if a == c.local_addr().unwrap()));
+    }
 
     #[test]
     fn nonblocking_flag_is_read_back() {

@@ -5,7 +5,7 @@
 //! same for both. Both receive and send in batches (`recvmmsg`,
 //! `sendmmsg`: see `sys.rs`).
 
-use crate::sys::{Datagrams, Received};
+use crate::sys::{Datagrams, Received, Sender};
 use crate::unix::LocalDatagram;
 use mio::event::Source;
 use mio::net::UdpSocket;
@@ -45,14 +45,10 @@ impl Dgram {
             let what = if self.local.is_some() { "a unix datagram" } else { "a datagram" };
             return Err(io::Error::other(format!("{what} of {} bytes, over {}: dropped", d.len, d.data.len())));
         }
-        let from = d.from.as_ref();
-        let ip = match &self.local {
-            Some(l) => from.and_then(|a| a.as_unix_addr()).map(|a| l.sender(a)),
-            None => from.and_then(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
-                (Some(v4), _) => Some(SocketAddr::V4((*v4).into())),
-                (_, Some(v6)) => Some(SocketAddr::V6((*v6).into())),
-                _ => None,
-            }),
+        let ip = match (&d.from, &self.local) {
+            (Sender::Ip(a), None) => Some(*a),
+            (Sender::Other(a), Some(l)) => a.as_unix_addr().map(|a| l.sender(a)),
+            _ => None,
         };
         ip.ok_or_else(|| io::Error::other("a datagram without a sender address: dropped"))
     }
