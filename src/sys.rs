@@ -4,7 +4,7 @@
 //! function is a safe wrapper whose doc comment says why it is sound, so the
 //! rest of the core stays safe Rust over `std`, `nix` and `mio`.
 
-use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike, SockaddrStorage};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -170,28 +170,59 @@ fn sender(a: &libc::sockaddr_storage, len: libc::socklen_t) -> Sender {
     }
 }
 
+/// Where a queued datagram goes: an IP address, or the index of an
+/// address kept aside (a local socket's, up to 110 bytes: kept out of the
+/// queue, so queueing an IP reply moves 40 bytes rather than a 128-byte
+/// `SockaddrStorage`).
+#[derive(Clone, Copy, Debug)]
+pub enum Dest {
+    Ip(SocketAddr),
+    Other(usize),
+}
+
+/// An IP destination as the kernel takes it, built on the stack per call.
+enum IpRaw {
+    V4(SockaddrIn),
+    V6(SockaddrIn6),
+}
+
 /// Sends datagrams with one `sendmmsg` on `fd`: datagram `k` is the bytes
-/// `data[at..at + len]` of `msgs[k] = (at, len, to)` (at most [`BATCH`]
-/// are tried). How many went: fewer than given when the socket's buffer
-/// filled or the next one fails (sending it alone gives its error); the
-/// first one's error when none went. Does not wait (`MSG_DONTWAIT`);
-/// never raises SIGPIPE (`MSG_NOSIGNAL`).
+/// `data[at..at + len]` of `msgs[k] = (at, len, to)`, to `to` (an
+/// [`Dest::Other`] indexes `others`; at most [`BATCH`] are tried). How many
+/// went: fewer than given when the socket's buffer filled or the next one
+/// fails (sending it alone gives its error); the first one's error when
+/// none went. Does not wait (`MSG_DONTWAIT`); never raises SIGPIPE
+/// (`MSG_NOSIGNAL`).
 ///
 /// Sound: each header points at a range of `data` checked to lie inside it
-/// and at an address that lives in `msgs`, both borrowed for the call, with
-/// their true lengths; the kernel only reads through them (and writes the
+/// and at an address that lives in `ips` (a local array not moved while
+/// the pointers exist) or in `others`, borrowed for the call, with their
+/// true lengths; the kernel only reads through them (and writes the
 /// headers' `msg_len`, inside `hdrs`).
-pub fn send_batch(fd: BorrowedFd<'_>, data: &[u8], msgs: &[(usize, usize, SockaddrStorage)]) -> std::io::Result<usize> {
+pub fn send_batch(fd: BorrowedFd<'_>, data: &[u8], msgs: &[(usize, usize, Dest)], others: &[SockaddrStorage]) -> std::io::Result<usize> {
     let n = msgs.len().min(BATCH);
     if n == 0 {
         return Ok(0);
     }
     let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
-    for ((h, iov), (at, len, to)) in hdrs.iter_mut().zip(iovs.iter_mut()).zip(msgs).take(n) {
+    let mut ips = [const { MaybeUninit::<IpRaw>::uninit() }; BATCH];
+    let slots = hdrs.iter_mut().zip(iovs.iter_mut()).zip(ips.iter_mut());
+    for (((h, iov), ip), (at, len, to)) in slots.zip(msgs).take(n) {
         let bytes = &data[*at..][..*len];
         let iov = iov.write(libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() });
-        h.write(header(iov, to.as_ptr().cast_mut().cast(), to.len()));
+        let (name, namelen) = match to {
+            Dest::Ip(SocketAddr::V4(a)) => match ip.write(IpRaw::V4((*a).into())) {
+                IpRaw::V4(a) => (a.as_ptr(), a.len()),
+                IpRaw::V6(a) => (a.as_ptr(), a.len()),
+            },
+            Dest::Ip(SocketAddr::V6(a)) => match ip.write(IpRaw::V6((*a).into())) {
+                IpRaw::V4(a) => (a.as_ptr(), a.len()),
+                IpRaw::V6(a) => (a.as_ptr(), a.len()),
+            },
+            Dest::Other(i) => (others[*i].as_ptr(), others[*i].len()),
+        };
+        h.write(header(iov, name.cast_mut().cast(), namelen));
     }
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
     // SAFETY: see the doc comment.
@@ -275,7 +306,7 @@ mod tests {
         // Empty: WouldBlock, not a wait.
         assert_eq!(d.recv(srv.as_fd(), 64).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
         // Out: two datagrams to two addresses in one call.
-        let dests: Vec<_> = [&short, &long]
+        let others: Vec<_> = [&short, &long]
             .iter()
             .map(|s| {
                 let a = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(s.as_raw_fd()).unwrap();
@@ -283,7 +314,7 @@ mod tests {
             })
             .collect();
         let data = b"onetwo";
-        assert_eq!(send_batch(srv.as_fd(), data, &[(0, 3, dests[0]), (3, 3, dests[1])]).unwrap(), 2);
+        assert_eq!(send_batch(srv.as_fd(), data, &[(0, 3, Dest::Other(0)), (3, 3, Dest::Other(1))], &others).unwrap(), 2);
         let mut buf = [0u8; 8];
         assert_eq!(short.recv(&mut buf).unwrap(), 3);
         assert_eq!(&buf[..3], b"one");

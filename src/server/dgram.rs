@@ -5,7 +5,7 @@
 //! same for both. Both receive and send in batches (`recvmmsg`,
 //! `sendmmsg`: see `sys.rs`).
 
-use crate::sys::{Datagrams, Received, Sender};
+use crate::sys::{Datagrams, Dest, Received, Sender};
 use crate::unix::LocalDatagram;
 use mio::event::Source;
 use mio::net::UdpSocket;
@@ -53,18 +53,19 @@ impl Dgram {
         ip.ok_or_else(|| io::Error::other("a datagram without a sender address: dropped"))
     }
 
-    /// Where a datagram to `to` goes, as the kernel takes it: for a local
-    /// socket the address sender number `to` stands for (`ENOENT` when the
-    /// socket does not know it).
-    pub(crate) fn target(&self, to: SocketAddr) -> io::Result<SockaddrStorage> {
-        let Some(l) = &self.local else { return Ok(to.into()) };
+    /// Where a datagram to `to` goes when that is not `to` itself: for a
+    /// local socket the address sender number `to` stands for (`ENOENT`
+    /// when the socket does not know it); None for UDP.
+    pub(crate) fn target(&self, to: SocketAddr) -> io::Result<Option<SockaddrStorage>> {
+        let Some(l) = &self.local else { return Ok(None) };
         let a = l.addr_of(to).ok_or(io::Error::from_raw_os_error(libc::ENOENT))?;
-        crate::sys::storage(&a).ok_or_else(|| io::Error::other("a unix socket address that does not fit a sockaddr_storage"))
+        let a = crate::sys::storage(&a).ok_or_else(|| io::Error::other("a unix socket address that does not fit a sockaddr_storage"))?;
+        Ok(Some(a))
     }
 
     /// One `sendmmsg` (see [`crate::sys::send_batch`]).
-    pub(crate) fn send_batch(&self, data: &[u8], msgs: &[(usize, usize, SockaddrStorage)]) -> io::Result<usize> {
-        crate::sys::send_batch(self.sock.as_fd(), data, msgs)
+    pub(crate) fn send_batch(&self, data: &[u8], msgs: &[(usize, usize, Dest)], others: &[SockaddrStorage]) -> io::Result<usize> {
+        crate::sys::send_batch(self.sock.as_fd(), data, msgs, others)
     }
 }
 

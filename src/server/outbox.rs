@@ -18,7 +18,7 @@ use super::dgram::Dgram;
 use super::stats::Counters;
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Frame};
-use crate::sys;
+use crate::sys::{self, Dest};
 use nix::sys::socket::SockaddrStorage;
 use std::io;
 use std::net::SocketAddr;
@@ -31,8 +31,10 @@ pub(crate) struct Outbox {
     /// The queued datagrams' bytes, one after the other.
     bytes: Vec<u8>,
     /// Each queued datagram: where its bytes are in `bytes`, and where it
-    /// goes, as the kernel takes it.
-    msgs: Vec<(usize, usize, SockaddrStorage)>,
+    /// goes.
+    msgs: Vec<(usize, usize, Dest)>,
+    /// The addresses [`Dest::Other`] indexes (a local socket's senders).
+    others: Vec<SockaddrStorage>,
     /// Where each goes, as logs show it.
     to: Vec<SocketAddr>,
     /// Datagrams the kernel refused since [`refused`](Outbox::refused)
@@ -45,6 +47,7 @@ impl Outbox {
         Outbox {
             bytes: Vec::with_capacity(64 << 10),
             msgs: Vec::with_capacity(sys::BATCH),
+            others: Vec::with_capacity(sys::BATCH),
             to: Vec::with_capacity(sys::BATCH),
             refused: (0, None),
         }
@@ -82,12 +85,19 @@ impl Outbox {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let fail = |e: io::Error| Error::io(format!("sendto {}", crate::net::show(&to)), &e);
-        let dest = sock.target(to).map_err(fail)?;
+        let other = sock.target(to).map_err(fail)?;
         if self.full(len) {
             self.flush(sock, c);
         }
         let at = self.bytes.len();
         encode(&mut self.bytes)?;
+        let dest = match other {
+            None => Dest::Ip(to),
+            Some(a) => {
+                self.others.push(a);
+                Dest::Other(self.others.len() - 1)
+            }
+        };
         self.msgs.push((at, self.bytes.len() - at, dest));
         self.to.push(to);
         Ok(())
@@ -101,7 +111,7 @@ impl Outbox {
         // Each pass sends at least one datagram or drops one, except on
         // EINTR (a signal), which cannot come forever.
         while sent < self.msgs.len() {
-            match sock.send_batch(&self.bytes, &self.msgs[sent..]) {
+            match sock.send_batch(&self.bytes, &self.msgs[sent..], &self.others) {
                 Ok(n) => {
                     // sendmmsg gives at least 1 or an error.
                     let n = n.max(1);
@@ -119,6 +129,7 @@ impl Outbox {
         }
         self.bytes.clear();
         self.msgs.clear();
+        self.others.clear();
         self.to.clear();
     }
 
