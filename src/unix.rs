@@ -358,6 +358,16 @@ impl LocalDatagram {
         Ok((m.bytes, m.address.as_ref().map(|a| self.senders().heard(a))))
     }
 
+    /// The `SocketAddr` standing for sender `a` (numbered when new).
+    pub(crate) fn sender(&self, a: &nix::sys::socket::UnixAddr) -> SocketAddr {
+        self.senders().heard(a)
+    }
+
+    /// The address sender number `to` stands for, if this socket knows it.
+    pub(crate) fn addr_of(&self, to: SocketAddr) -> Option<nix::sys::socket::UnixAddr> {
+        self.senders().addr_of(to)
+    }
+
     /// Sends `data` on `fd` to the sender numbered `to`; `ENOENT` for a
     /// number this socket does not know (never heard, or forgotten).
     pub fn send_to(&self, fd: std::os::fd::RawFd, data: &[u8], to: SocketAddr) -> nix::Result<usize> {

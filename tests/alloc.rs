@@ -16,6 +16,9 @@
 //! copy, see `builtin::Mirror`); `EachEcho` echoes from `on_message`, so
 //! the message-by-message path is measured too.
 //!
+//! The UDP server is measured the same way, datagrams sent 16 at a time
+//! per socket, so it receives and answers them in batches.
+//!
 //! One `#[test]` runs the frames one after the other: a second test running
 //! in parallel would allocate inside the window.
 
@@ -28,7 +31,7 @@ use sockflow::server::builtin::Echo;
 use sockflow::server::{Action, Config, Conn, Handler};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -129,6 +132,51 @@ fn allocations_per_window(frame: Frame, handler: Arc<dyn Handler>) -> usize {
     after - before
 }
 
+/// Echoes `n` datagrams over `socks`, `BATCH` in flight per socket at a
+/// time (so the server receives and answers several per system call).
+fn echo_datagrams(socks: &[UdpSocket], batches: &[Vec<u8>], n: usize, back: &mut [u8]) {
+    for round in 0..n / BATCH {
+        let s = &socks[round % socks.len()];
+        let sent = &batches[round % batches.len()];
+        let mut at = 0;
+        for _ in 0..BATCH {
+            let len = 5 + (at * 7 + round) % 76;
+            s.send(&sent[at..at + len]).unwrap();
+            at += len;
+        }
+        let mut at = 0;
+        for _ in 0..BATCH {
+            let len = 5 + (at * 7 + round) % 76;
+            let got = s.recv(back).unwrap();
+            assert!(back[..got] == sent[at..at + len], "the echo differs from the datagram sent (round {round})");
+            at += len;
+        }
+    }
+}
+
+/// Allocations while `MEASURED` datagrams are echoed by the UDP server.
+fn udp_allocations_per_window() -> usize {
+    let cfg = Config { frame: Frame::parse("raw").unwrap(), log: None, ..Config::default() };
+    let server = start_udp(cfg, Arc::new(Echo));
+    let socks: Vec<UdpSocket> = (0..CONNS)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(server.addr).unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            s
+        })
+        .collect();
+    let batches: Vec<Vec<u8>> = (0..64).map(|r| (0..BATCH * 80).map(|j| b'a' + ((r + j) % 26) as u8).collect()).collect();
+    let mut back = vec![0u8; 65_536];
+    echo_datagrams(&socks, &batches, WARM_UP, &mut back);
+    let before = ALLOCS.load(Ordering::SeqCst);
+    echo_datagrams(&socks, &batches, MEASURED, &mut back);
+    let after = ALLOCS.load(Ordering::SeqCst);
+    drop(socks);
+    server.stop().unwrap();
+    after - before
+}
+
 #[test]
 fn echo_allocates_nothing_per_message_in_steady_state() {
     // `raw` with messages batched: one read is one message, whatever the
@@ -139,6 +187,7 @@ fn echo_allocates_nothing_per_message_in_steady_state() {
         report.push((name, allocations_per_window(frame, Arc::new(Echo))));
         report.push((name, allocations_per_window(frame, Arc::new(EachEcho))));
     }
+    report.push(("udp", udp_allocations_per_window()));
     assert!(
         report.iter().all(|&(_, n)| n == 0),
         "heap allocations while {MEASURED} messages were echoed (all threads), per frame: {report:?}"

@@ -1,16 +1,19 @@
 //! What a UDP server receives and sends on: a UDP socket, or a local
 //! (`unix:`) datagram socket carried in the same type. A local sender has
 //! no IP address: it is numbered (see `unix.rs`), and a reply to its
-//! number goes to its socket address, so the loop past these two calls is
-//! the same for both.
+//! number goes to its socket address, so the loop past these calls is the
+//! same for both. Both receive and send in batches (`recvmmsg`,
+//! `sendmmsg`: see `sys.rs`).
 
+use crate::sys::{Datagrams, Dest, Received, Sender};
 use crate::unix::LocalDatagram;
 use mio::event::Source;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
+use nix::sys::socket::SockaddrStorage;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 pub(crate) struct Dgram {
     sock: UdpSocket,
@@ -28,24 +31,41 @@ impl Dgram {
         Dgram { sock, local: Some(Box::new(local)) }
     }
 
-    /// One datagram and its sender. A local datagram longer than `buf` (a
-    /// local socket may carry more than UDP's 64 KiB) is an error: dropped,
-    /// never handed on cut.
-    pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let Some(l) = &self.local else { return self.sock.recv_from(buf) };
-        match l.recv_from(self.sock.as_raw_fd(), buf)? {
-            (n, _) if n > buf.len() => Err(io::Error::other(format!("a unix datagram of {n} bytes, over {}: dropped", buf.len()))),
-            (n, Some(from)) => Ok((n, from)),
-            (_, None) => Err(io::Error::other("a unix datagram without a sender address: dropped")),
-        }
+    /// One `recvmmsg` into `slots`: how many datagrams came (see
+    /// [`Datagrams::recv`]).
+    pub(crate) fn recv_batch(&self, slots: &mut Datagrams, max: usize) -> io::Result<usize> {
+        slots.recv(self.sock.as_fd(), max)
     }
 
-    /// One datagram to `to`.
-    pub(crate) fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        match &self.local {
-            None => self.sock.send_to(buf, to),
-            Some(l) => Ok(l.send_to(self.sock.as_raw_fd(), buf, to)?),
+    /// The sender of a received datagram, as the core carries it. A
+    /// datagram longer than its slot (a local socket may carry more than
+    /// UDP's 64 KiB) is an error: dropped, never handed on cut.
+    pub(crate) fn sender(&self, d: &Received<'_>) -> io::Result<SocketAddr> {
+        if d.len > d.data.len() {
+            let what = if self.local.is_some() { "a unix datagram" } else { "a datagram" };
+            return Err(io::Error::other(format!("{what} of {} bytes, over {}: dropped", d.len, d.data.len())));
         }
+        let ip = match (&d.from, &self.local) {
+            (Sender::Ip(a), None) => Some(*a),
+            (Sender::Other(a), Some(l)) => a.as_unix_addr().map(|a| l.sender(a)),
+            _ => None,
+        };
+        ip.ok_or_else(|| io::Error::other("a datagram without a sender address: dropped"))
+    }
+
+    /// Where a datagram to `to` goes when that is not `to` itself: for a
+    /// local socket the address sender number `to` stands for (`ENOENT`
+    /// when the socket does not know it); None for UDP.
+    pub(crate) fn target(&self, to: SocketAddr) -> io::Result<Option<SockaddrStorage>> {
+        let Some(l) = &self.local else { return Ok(None) };
+        let a = l.addr_of(to).ok_or(io::Error::from_raw_os_error(libc::ENOENT))?;
+        let a = crate::sys::storage(&a).ok_or_else(|| io::Error::other("a unix socket address that does not fit a sockaddr_storage"))?;
+        Ok(Some(a))
+    }
+
+    /// One `sendmmsg` (see [`crate::sys::send_batch`]).
+    pub(crate) fn send_batch(&self, data: &[u8], msgs: &[(usize, usize, Dest)], others: &[SockaddrStorage]) -> io::Result<usize> {
+        crate::sys::send_batch(self.sock.as_fd(), data, msgs, others)
     }
 }
 

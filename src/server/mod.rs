@@ -28,6 +28,7 @@ mod dgram;
 mod effect;
 pub(crate) mod event_loop;
 mod log;
+mod outbox;
 mod peers;
 mod pushed;
 mod registry;
@@ -339,9 +340,10 @@ pub(crate) enum Sink<'a> {
     Buf { buf: &'a mut Vec<u8>, frame: Frame, ending: Ending, answering: (usize, usize), sent: u64 },
     /// Through the server's command queue (worker threads).
     Queue { ending: Ending },
-    /// A UDP reply to the sender; `peer` when it is a `udp_peers` connection
-    /// (one that lasts beyond this datagram).
-    Datagram { sock: &'a dgram::Dgram, frame: Frame, scratch: &'a mut Vec<u8>, ending: Ending, peer: bool },
+    /// A UDP reply to the sender, queued in `out` (sent with the turn's
+    /// other replies); `peer` when it is a `udp_peers` connection (one that
+    /// lasts beyond this datagram).
+    Datagram { sock: &'a dgram::Dgram, frame: Frame, out: &'a mut outbox::Outbox, ending: Ending, peer: bool },
     /// Nothing can be sent any more (in `on_close`).
     Closed,
     /// An outgoing connection that never connected (in `on_close`), and why.
@@ -420,16 +422,9 @@ impl Conn<'_> {
                 return Ok(());
             }
             Sink::Queue { ending } => self.shared.reply(self.id, msg, *ending),
-            Sink::Datagram { sock, frame, scratch, ending, .. } => {
-                scratch.clear();
-                crate::udp::datagram_encode(*frame, msg, *ending, scratch)?;
-                match sock.send_to(scratch, self.peer) {
-                    Ok(n) => {
-                        self.shared.counters().wrote(n);
-                        Ok(())
-                    }
-                    Err(e) => Err(crate::Error::io(format!("sendto {}", crate::net::show(&self.peer)), &e)),
-                }
+            // Counted when sent.
+            Sink::Datagram { sock, frame, out, ending, .. } => {
+                return out.queue(sock, self.shared.counters(), *frame, msg, *ending, self.peer)
             }
             Sink::Closed | Sink::Failed(_) => Err(crate::Error::new(crate::Code::BadHandle, format!("connection {} is closed", self.id))),
         };

@@ -86,10 +86,6 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn message_in(&self, len: usize) {
-        self.messages_in(1, len as u64);
-    }
-
     /// `n` messages of `bytes` in all (a loop counts a read's messages and
     /// adds them at once: an atomic add per message would cost as much as
     /// handling it).

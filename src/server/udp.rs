@@ -9,6 +9,11 @@
 //! at its first datagram, `on_close` when it has been silent for the idle
 //! timeout (the loop sleeps exactly until the next expiry) or at the stop,
 //! and sends by id from any thread go to its address.
+//!
+//! Datagrams are received in batches (one `recvmmsg` takes up to 64) and
+//! each batch's replies, queued by `Conn::send`, leave together (one
+//! `sendmmsg`, see `outbox.rs`) once the batch has been handled: a system
+//! call costs more than handling a small datagram.
 
 use super::admission::Throttle;
 use super::base::Base;
@@ -16,6 +21,7 @@ use super::control::Command;
 use super::dgram::Dgram;
 use super::effect::Effect;
 use super::event_loop::{run_to_end, Loop};
+use super::outbox::Outbox;
 use super::peers::{Heard, Peer, Peers};
 use super::timer::sooner;
 use super::workers::Seq;
@@ -23,6 +29,7 @@ use super::{Action, CloseReason, Config, Conn, Handler, ServerHandle, Sink, UdpM
 use crate::error::{Error, Result};
 use crate::frame::{Ending, Frame};
 use crate::net;
+use crate::sys::Datagrams;
 use crate::udp::datagram_msg;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Token};
@@ -34,6 +41,11 @@ use std::time::{Duration, Instant};
 const SOCKET: Token = Token(0);
 /// Datagrams per readiness event before the loop checks for stop/signals.
 const DATAGRAMS_PER_TURN: usize = 64;
+/// A receive slot: larger than any UDP payload, so nothing is ever cut.
+const SLOT: usize = 65536;
+/// The receive slots take at most this share of the memory budget (in
+/// address space: a page is touched only when a datagram lands on it).
+const SLOTS_SHARE: usize = 64;
 /// A peer's idle timeout when the config sets none.
 const PEER_IDLE: Duration = Duration::from_secs(60);
 
@@ -48,9 +60,10 @@ pub struct UdpServer {
     peers: Option<Box<Peers>>,
     refusals: Throttle,
     events: Events,
-    /// One buffer larger than any UDP payload: nothing is ever cut.
-    buf: Vec<u8>,
-    reply: Vec<u8>,
+    /// Where datagrams are received, up to [`crate::sys::BATCH`] per system call.
+    slots: Datagrams,
+    /// Replies and sends, sent together once a batch has been handled.
+    out: Outbox,
     /// Datagrams may be left from the last turn (it stopped at its bound).
     more: bool,
 }
@@ -105,8 +118,8 @@ impl UdpServer {
             peers,
             refusals: Throttle::default(),
             events: Events::with_capacity(64),
-            buf: vec![0u8; 65536],
-            reply: Vec::new(),
+            slots: Datagrams::new(cfg.memory_budget / SLOTS_SHARE / SLOT, SLOT),
+            out: Outbox::new(),
             more: false,
         })
     }
@@ -154,10 +167,11 @@ impl UdpServer {
         let timeout = if self.more { Some(Duration::ZERO) } else { sooner(timeout, self.until_next_expiry()) };
         self.base.wait(&mut self.events, timeout)?;
         self.expire();
-        let (mut buf, mut reply) = (std::mem::take(&mut self.buf), std::mem::take(&mut self.reply));
-        self.more = self.receive(&mut buf, &mut reply);
-        (self.buf, self.reply) = (buf, reply);
+        let mut slots = std::mem::take(&mut self.slots);
+        self.more = self.receive(&mut slots);
+        self.slots = slots;
         self.run_commands();
+        self.flush();
         Ok(!self.base.shared.stopping())
     }
 
@@ -169,10 +183,11 @@ impl UdpServer {
         sooner(self.until_next_expiry(), self.base.next_timer())
     }
 
-    /// Closes every peer (`Stopping`) and logs the stop (a UDP server holds
-    /// nothing to flush).
+    /// Sends what is queued, closes every peer (`Stopping`) and logs the
+    /// stop.
     pub fn finish(mut self) {
         self.run_commands();
+        self.flush();
         while let Some((addr, p)) = self.peers.as_mut().and_then(|t| t.pop_any()) {
             self.closed(addr, p, CloseReason::Stopping);
         }
@@ -186,24 +201,59 @@ impl UdpServer {
         Some(at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
     }
 
-    /// Handles waiting datagrams; true if some may be left.
-    fn receive(&mut self, buf: &mut [u8], reply: &mut Vec<u8>) -> bool {
+    /// Handles waiting datagrams, a batch (one `recvmmsg`) at a time, each
+    /// batch's replies sent together (one `sendmmsg`); true if some may be
+    /// left.
+    fn receive(&mut self, slots: &mut Datagrams) -> bool {
+        let mut left = DATAGRAMS_PER_TURN;
+        // Each pass takes at least one datagram or meets an error: bounded.
         for _ in 0..DATAGRAMS_PER_TURN {
             if self.base.shared.stopping() {
                 return false;
             }
-            let (n, peer) = match self.sock.recv_from(buf) {
-                Ok(x) => x,
+            let n = match self.sock.recv_batch(slots, left) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // e.g. ECONNREFUSED from an earlier reply's ICMP: not fatal.
-                    self.base.log.error(format_args!("{}", Error::io("recvfrom", &e)));
+                    self.base.log.error(format_args!("{}", Error::io("recvmmsg", &e)));
                     continue;
                 }
             };
-            let peer = net::canonical(peer);
-            let (msg, ending) = datagram_msg(self.frame, &buf[..n]);
+            self.handle_batch(slots, n);
+            self.flush();
+            // Fewer than asked: the socket is empty. (An error that cut a
+            // batch short is kept by the kernel for the next call, with no
+            // new wake-up; but the only errors that come between datagrams
+            // are ICMP ones, which an unconnected socket does not take.)
+            if n < left.min(slots.slots()) {
+                return false;
+            }
+            left -= n;
+            if left == 0 {
+                break;
+            }
+        }
+        true
+    }
+
+    /// Hands the `n` datagrams received in `slots` to the handler, in order.
+    fn handle_batch(&mut self, slots: &Datagrams, n: usize) {
+        let (mut count, mut bytes) = (0, 0);
+        for i in 0..n {
+            if self.base.shared.stopping() {
+                break;
+            }
+            let d = slots.get(i);
+            let peer = match self.sock.sender(&d) {
+                Ok(p) => net::canonical(p),
+                Err(e) => {
+                    self.base.log.error(format_args!("{}", Error::io("recvmmsg", &e)));
+                    continue;
+                }
+            };
+            let (msg, ending) = datagram_msg(self.frame, d.data);
             if msg.len() > self.frame.max_len() {
                 self.base.log.warn(format_args!(
                     "{}: datagram of {} bytes is over the limit of {}: dropped",
@@ -214,25 +264,34 @@ impl UdpServer {
                 self.base.shared.counters().dropped();
                 continue;
             }
-            self.base.shared.counters().message_in(msg.len());
+            (count, bytes) = (count + 1, bytes + msg.len() as u64);
             if self.peers.is_some() {
-                self.peer_datagram(peer, msg, ending, reply);
+                self.peer_datagram(peer, msg, ending);
                 continue;
             }
             let mut user = 0;
             let id = self.next_id.take();
-            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, scratch: reply, ending, peer: false };
+            let sink = Sink::Datagram { sock: &self.sock, frame: self.frame, out: &mut self.out, ending, peer: false };
             let mut c = Conn { id, peer, user: &mut user, sink, shared: &self.base.shared };
             if self.handler.on_message(&mut c, msg) == Action::Stop {
                 self.base.shared.stop();
             }
         }
-        true
+        self.base.shared.counters().messages_in(count, bytes);
+    }
+
+    /// Sends the queued datagrams, and logs what the kernel refused.
+    fn flush(&mut self) {
+        self.out.flush(&self.sock, self.base.shared.counters());
+        if let Some((n, to, e)) = self.out.refused() {
+            let more = if n > 1 { format!(" ({} more dropped)", n - 1) } else { String::new() };
+            self.base.log.warn(format_args!("{}: dropped{more}", Error::io(format!("sendto {}", net::show(&to)), &e)));
+        }
     }
 
     /// One datagram in peers mode: `on_connect` first for a new sender,
     /// then `on_message`; a `Close`/`Abort` from either ends the peer.
-    fn peer_datagram(&mut self, addr: SocketAddr, msg: &[u8], ending: Ending, reply: &mut Vec<u8>) {
+    fn peer_datagram(&mut self, addr: SocketAddr, msg: &[u8], ending: Ending) {
         let Some(peers) = self.peers.as_mut() else { return };
         let (p, new) = match peers.hear(addr, Instant::now(), self.next_id.peek()) {
             Heard::Known(p) => (p, false),
@@ -244,9 +303,9 @@ impl UdpServer {
             }
             Heard::Full => return self.refused(addr),
         };
-        let (handler, shared, sock, frame) = (&*self.handler, &self.base.shared, &self.sock, self.frame);
+        let (handler, shared, sock, frame, out) = (&*self.handler, &self.base.shared, &self.sock, self.frame, &mut self.out);
         let mut call = |ending, f: &dyn Fn(&mut Conn<'_>) -> Action| {
-            let sink = Sink::Datagram { sock, frame, scratch: &mut *reply, ending, peer: true };
+            let sink = Sink::Datagram { sock, frame, out: &mut *out, ending, peer: true };
             f(&mut Conn { id: p.id, peer: addr, user: &mut p.user, sink, shared })
         };
         let mut action = if new { call(Ending::Lf, &|c| handler.on_connect(c)) } else { Action::Continue };
@@ -327,11 +386,10 @@ impl UdpServer {
         }
     }
 
-    fn send(&self, bytes: &[u8], addr: SocketAddr) {
-        self.base.shared.counters().message_out();
-        match self.sock.send_to(bytes, addr) {
-            Ok(n) => self.base.shared.counters().wrote(n),
-            Err(e) => self.base.log.warn(format_args!("{}", Error::io(format!("sendto {}", net::show(&addr)), &e))),
+    /// Queues a send asked by another thread (sent at the end of the turn).
+    fn send(&mut self, bytes: &[u8], addr: SocketAddr) {
+        if let Err(e) = self.out.queue_bytes(&self.sock, self.base.shared.counters(), bytes, addr) {
+            self.base.log.warn(format_args!("{e}"));
         }
     }
 }

@@ -1,0 +1,187 @@
+//! The UDP server receives datagrams in batches (`recvmmsg`) and sends a
+//! batch's replies together (`sendmmsg`): bursts from several senders must
+//! still be answered exactly, in order per sender, in both UDP modes (local
+//! datagram sockets: `tests/unix.rs`); and the replies of a batch really
+//! wait for the batch (observed through the server's own counters, not
+//! through time).
+
+#[path = "server/kit.rs"]
+mod skit;
+
+use skit::*;
+use sockflow::server::builtin::Echo;
+use sockflow::server::{Action, Config, Conn, Handler, UdpMode};
+use std::net::UdpSocket;
+use std::sync::{mpsc, Arc, Mutex};
+
+/// Senders in the burst test.
+const SENDERS: usize = 4;
+/// Datagrams each sender sends at once, per round (4 x 16 in flight: well
+/// inside the default socket buffers, so loopback loses none).
+const BURST: usize = 16;
+const ROUNDS: usize = 4;
+
+/// Datagram `k` of `round` from sender `s`: its number written first, then
+/// filler to a size that varies (a few over a page, most small); round
+/// `ROUNDS` is one datagram near UDP's limit.
+fn datagram(s: usize, round: usize, k: usize) -> Vec<u8> {
+    let len = match (round, k) {
+        (ROUNDS, _) => 65_000,
+        (_, k) if k % 7 == 0 => 5_000 + s * 100,
+        _ => 20 + (s * 31 + round * 7 + k * 13) % 200,
+    };
+    let mut d = format!("{s}/{round}/{k};").into_bytes();
+    d.resize(len, b'a' + ((s + round + k) % 26) as u8);
+    d
+}
+
+/// Every sender sends `BURST` datagrams without waiting, then reads the
+/// replies: each one must be the echo of the next datagram it sent.
+fn burst_echoes(mode: UdpMode) {
+    let cfg = Config { log: None, frame: sockflow::frame::Frame::parse("raw").unwrap(), udp: mode, ..Config::default() };
+    let srv = start_udp(cfg, Arc::new(Echo));
+    let socks: Vec<UdpSocket> = (0..SENDERS)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            s
+        })
+        .collect();
+    let mut buf = vec![0u8; 65_536];
+    // Alone in flight: a datagram that fills a receive slot.
+    for (s, sock) in socks.iter().enumerate() {
+        let big = datagram(s, ROUNDS, 0);
+        sock.send_to(&big, srv.addr).unwrap();
+        let n = sock.recv(&mut buf).unwrap();
+        assert!(buf[..n] == big[..], "sender {s}: the echo of {} bytes differs ({n} bytes)", big.len());
+    }
+    for round in 0..ROUNDS {
+        for k in 0..BURST {
+            for (s, sock) in socks.iter().enumerate() {
+                sock.send_to(&datagram(s, round, k), srv.addr).unwrap();
+            }
+        }
+        for (s, sock) in socks.iter().enumerate() {
+            for k in 0..BURST {
+                let (n, from) = sock.recv_from(&mut buf).unwrap_or_else(|e| panic!("sender {s}, round {round}: reply {k} missing: {e}"));
+                assert_eq!(from, srv.addr);
+                let want = datagram(s, round, k);
+                assert!(buf[..n] == want[..], "sender {s}, round {round}: reply {k} is not the echo of datagram {k} ({n} bytes)");
+            }
+        }
+    }
+    let st = srv.handle.stats();
+    let total = (SENDERS * (BURST * ROUNDS + 1)) as u64;
+    assert_eq!((st.msgs_in, st.msgs_out, st.dropped), (total, total, 0), "{st:?}");
+    assert_eq!(st.bytes_in, st.bytes_out);
+    srv.stop().unwrap();
+}
+
+#[test]
+fn a_burst_from_several_senders_is_echoed_exactly_and_in_order() {
+    burst_echoes(UdpMode::Datagrams);
+}
+
+#[test]
+fn a_burst_in_peers_mode_is_echoed_exactly_and_in_order() {
+    burst_echoes(UdpMode::Peers);
+}
+
+/// Echoes, and notes how many replies the server had sent when each
+/// datagram reached it; the first datagram holds the loop until released.
+struct Probe {
+    started: Mutex<Option<mpsc::Sender<()>>>,
+    release: Mutex<mpsc::Receiver<()>>,
+    sent_before: Mutex<Vec<u64>>,
+}
+
+impl Handler for Probe {
+    fn on_message(&self, c: &mut Conn<'_>, msg: &[u8]) -> Action {
+        self.sent_before.lock().unwrap().push(c.server().stats().msgs_out);
+        if let Some(started) = self.started.lock().unwrap().take() {
+            started.send(()).unwrap();
+            // Bounded: the test releases it at once (or fails and drops it).
+            let _ = self.release.lock().unwrap().recv_timeout(WAIT);
+        }
+        c.send(msg).unwrap();
+        Action::Continue
+    }
+}
+
+/// Datagrams queued on the socket while the loop is held are handled as
+/// a batch: their replies are sent after the batch's last datagram is
+/// handled, so a handler sees the server's sent count lag behind the
+/// datagrams handled before it. A loop that received and answered one
+/// datagram at a time shows no lag: each reply is sent (and counted)
+/// before the next datagram is read.
+#[test]
+fn datagrams_queued_together_are_handled_as_one_batch() {
+    const QUEUED: usize = 63;
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let probe =
+        Arc::new(Probe { started: Mutex::new(Some(started_tx)), release: Mutex::new(release_rx), sent_before: Mutex::new(Vec::new()) });
+    let cfg = Config { log: None, frame: sockflow::frame::Frame::parse("raw").unwrap(), ..Config::default() };
+    let srv = start_udp(cfg, probe.clone());
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.send_to(b"first", srv.addr).unwrap();
+    started.recv_timeout(WAIT).expect("the first datagram reached the handler");
+    for k in 0..QUEUED {
+        c.send_to(format!("d{k}").as_bytes(), srv.addr).unwrap();
+    }
+    release.send(()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = c.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"first");
+    for k in 0..QUEUED {
+        let n = c.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], format!("d{k}").as_bytes());
+    }
+    let seen = probe.sent_before.lock().unwrap().clone();
+    assert_eq!(seen.len(), QUEUED + 1);
+    assert!(
+        seen.iter().enumerate().any(|(k, &sent)| sent < k as u64),
+        "every reply was sent before the next datagram was handled: {seen:?}"
+    );
+    srv.stop().unwrap();
+}
+
+/// A local datagram sender that never reads: its receive queue fills
+/// (`max_dgram_qlen`, 10 by default), so the server's replies to it meet
+/// a full buffer (EAGAIN) while the socket still reads as writable. Those
+/// replies are dropped and the loop goes on: another sender is answered.
+#[test]
+fn a_local_sender_that_reads_nothing_does_not_hold_up_the_others() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("sockflow-udp-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("srv.sock");
+    let place = sockflow::unix::Place::Path(path.clone());
+    let cfg = Config { log: None, frame: sockflow::frame::Frame::parse("raw").unwrap(), ..Config::default() };
+    let s = sockflow::server::udp::UdpServer::bind_unix(&place, None, cfg, Arc::new(Echo)).unwrap();
+    let srv = spawn_run(s.handle(), s.local_addr(), move || s.run());
+    let client = || {
+        let c = UnixDatagram::unbound().unwrap();
+        nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&c), &nix::sys::socket::UnixAddr::new_unnamed()).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        c.set_write_timeout(Some(WAIT)).unwrap();
+        c
+    };
+    let (deaf, other) = (client(), client());
+    for k in 0..100 {
+        deaf.send_to(format!("deaf {k}").as_bytes(), &path)
+            .unwrap_or_else(|e| panic!("datagram {k} of the sender that reads nothing: {e}"));
+    }
+    let mut buf = [0u8; 64];
+    for k in 0..5 {
+        other.send_to(format!("other {k}").as_bytes(), &path).unwrap();
+        let n = other.recv(&mut buf).unwrap_or_else(|e| panic!("no echo for the other sender ({k}): {e}"));
+        assert_eq!(&buf[..n], format!("other {k}").as_bytes());
+    }
+    let st = srv.handle.stats();
+    assert_eq!(st.msgs_in, 105, "{st:?}");
+    assert!(st.msgs_out < 105, "every reply to the sender that reads nothing went out? {st:?}");
+    srv.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
