@@ -1,7 +1,11 @@
 //! What the bench asks the operating system: CPU time (its own and a
-//! server's), memory of a server, the descriptor limit, and what machine
-//! this is (for the report and BENCHMARKS.md).
+//! server's), memory of a server, the descriptor limit, what machine this
+//! is (for the report and BENCHMARKS.md), and batched datagram I/O for the
+//! UDP generator.
 
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
 use std::process::Command;
 
 /// Clock ticks per second, the unit of /proc/PID/stat's CPU times.
@@ -107,4 +111,69 @@ pub fn utc_now() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown date".into())
+}
+
+/// The most datagrams one `send_copies` or `recv_batch` call moves (their
+/// headers live on the stack).
+pub const BATCH: usize = 64;
+
+/// A header for one datagram through `iov`; only the headers a call uses
+/// are written (zeroing all `BATCH` of them per call would cost more than
+/// the bookkeeping it replaces).
+fn mmsghdr(iov: *mut libc::iovec) -> libc::mmsghdr {
+    // SAFETY: mmsghdr is plain data; all-zero is a valid (empty) header.
+    let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+    h.msg_hdr.msg_iov = iov;
+    h.msg_hdr.msg_iovlen = 1;
+    h
+}
+
+/// Sends `count` (at most `BATCH`) copies of `msg` on the connected socket
+/// `fd` with one `sendmmsg`: how many went. One system call for a whole
+/// refill, so that the generator costs less than the servers it loads.
+pub fn send_copies(fd: RawFd, msg: &[u8], count: usize) -> io::Result<usize> {
+    let count = count.min(BATCH);
+    // Every header points at the same iovec: the kernel only reads it.
+    let mut iov = libc::iovec { iov_base: msg.as_ptr() as *mut libc::c_void, iov_len: msg.len() };
+    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    for h in &mut hdrs[..count] {
+        h.write(mmsghdr(&mut iov));
+    }
+    // SAFETY: the first `count` headers are initialised and point at `iov`,
+    // which points at `msg`; all outlive the call.
+    let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().cast(), count as _, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Receives up to `lens.len()` (at most `BATCH`) datagrams on `fd` with one
+/// `recvmmsg`, datagram `i` into `buf[i * slot..][..slot]` and its length
+/// into `lens[i]`: how many came. Blocks (up to the socket's receive
+/// timeout, then `WouldBlock`) for the first only (`MSG_WAITFORONE`), then
+/// takes what is queued.
+pub fn recv_batch(fd: RawFd, buf: &mut [u8], slot: usize, lens: &mut [usize]) -> io::Result<usize> {
+    let count = lens.len().min(BATCH).min(buf.len() / slot.max(1));
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    for (i, (iov, h)) in iovs[..count].iter_mut().zip(&mut hdrs[..count]).enumerate() {
+        let iov = iov.write(libc::iovec { iov_base: buf[i * slot..].as_mut_ptr().cast(), iov_len: slot });
+        h.write(mmsghdr(iov));
+    }
+    // SAFETY: the first `count` headers are initialised, each pointing at
+    // its own iovec, each a distinct `slot`-byte part of `buf`; all outlive
+    // the call. A null timeout: the socket's own applies.
+    let n = unsafe { libc::recvmmsg(fd, hdrs.as_mut_ptr().cast(), count as _, libc::MSG_WAITFORONE as _, std::ptr::null_mut()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    for (len, h) in lens.iter_mut().zip(&hdrs[..n]) {
+        // SAFETY: the kernel filled (msg_len of) the first `n` headers,
+        // all initialised above.
+        *len = unsafe { h.assume_init_ref() }.msg_len as usize;
+    }
+    Ok(n)
 }

@@ -2,10 +2,17 @@
 //! of the datagrams in flight; each reply received sends the next. A
 //! datagram is taken as lost when nothing at all came back for `LOSS_WAIT`:
 //! the outstanding ones are counted lost and sent again.
+//!
+//! Replies are taken with one `recvmmsg` of up to the socket's share (the
+//! first waited for, the rest as queued) and answered with one `sendmmsg`
+//! of as many: a datagram-per-call generator ran at a full core and was
+//! the limit of the row, not the servers (benches/README.md, UDP).
 
 use super::{Tally, Window};
+use crate::sys;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const LOSS_WAIT: Duration = Duration::from_millis(50);
@@ -27,26 +34,34 @@ pub fn run(st: Setup, size: usize, w: &Window) -> Tally {
     if st.in_flight == 0 {
         return t;
     }
+    let fd = st.sock.as_raw_fd();
     let msg = super::lines(size, 1);
-    let mut buf = vec![0u8; 65536];
+    // One slot per datagram in flight, a byte longer than a right reply so
+    // that a longer one shows as the wrong size.
+    let slot = size + 1;
+    let mut lens = vec![0usize; st.in_flight.min(sys::BATCH)];
+    let mut buf = vec![0u8; lens.len() * slot];
     let (mut outstanding, mut lost, mut wrong) = (0usize, 0u64, 0u64);
     while Instant::now() < w.end {
         while outstanding < st.in_flight {
-            match st.sock.send(&msg) {
-                Ok(_) => outstanding += 1,
+            match sys::send_copies(fd, &msg, st.in_flight - outstanding) {
+                Ok(n) if n > 0 => outstanding += n,
                 // Refused (ICMP from an earlier datagram) or a full buffer:
                 // try again after the next receive.
-                Err(_) => break,
+                _ => break,
             }
         }
-        match st.sock.recv(&mut buf) {
-            Ok(n) => {
-                outstanding = outstanding.saturating_sub(1);
-                if n != size {
-                    wrong += 1;
-                } else if w.counts(Instant::now()) {
-                    t.ops += 1;
-                    t.bytes += n as u64;
+        match sys::recv_batch(fd, &mut buf, slot, &mut lens) {
+            Ok(k) => {
+                outstanding = outstanding.saturating_sub(k);
+                let counts = w.counts(Instant::now());
+                for &n in &lens[..k] {
+                    if n != size {
+                        wrong += 1;
+                    } else if counts {
+                        t.ops += 1;
+                        t.bytes += n as u64;
+                    }
                 }
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
