@@ -203,7 +203,11 @@ impl TcpServer {
             // pages of slots never used are never touched.
             conns: Slab::with_capacity(cfg.max_conns.clamp(1, RESERVE_CONNS)),
             scratch: vec![0; crate::tcp::READ_CHUNK],
-            replies: Vec::new(),
+            // Room for one read's replies up front: a mirror uses it only
+            // when a read completes a line begun by an earlier one, so
+            // growing it on demand would allocate now and then long after
+            // warm-up (pages never written are never touched).
+            replies: Vec::with_capacity(crate::tcp::READ_CHUNK),
             spare: Spare::default(),
             colds: ColdPool::new(cfg.frame),
             decoder: Decoder::new(cfg.frame),
