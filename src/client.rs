@@ -188,10 +188,28 @@ fn feed_lines(lines: &mut Decoder, data: Option<&[u8]>, io: &mut Io<'_>, f: &mut
     }
 }
 
-/// Hands input lines to `f`: first any already buffered, then one read's
-/// worth; on EOF a last line without its newline too. False once the input
-/// is exhausted.
-fn input_lines(input: BorrowedFd<'_>, lines: &mut Decoder, buf: &mut [u8], io: &mut Io<'_>, f: &mut LineFn<'_>) -> Result<bool> {
+/// Where a read's complete lines may go as they are, without a call per
+/// line: to `out` when the session's frame is `line`, whose framing of a
+/// line is the line and its newline (see [`Decoder::span`], which also
+/// says when a read must still go line by line: the quit word, a `\r`, an
+/// over-long line).
+struct Whole<'a> {
+    quit: &'a [u8],
+    out: &'a mut Vec<u8>,
+}
+
+/// Hands input lines to `f` (or, when `whole` is given and allows it, a
+/// read's complete lines at once to its `out`): first any already
+/// buffered, then one read's worth; on EOF a last line without its newline
+/// too. False once the input is exhausted.
+fn input_lines(
+    input: BorrowedFd<'_>,
+    lines: &mut Decoder,
+    buf: &mut [u8],
+    io: &mut Io<'_>,
+    f: &mut LineFn<'_>,
+    whole: Option<Whole<'_>>,
+) -> Result<bool> {
     if feed_lines(lines, Some(&[]), io, f)? {
         return Ok(true);
     }
@@ -199,6 +217,12 @@ fn input_lines(input: BorrowedFd<'_>, lines: &mut Decoder, buf: &mut [u8], io: &
     if n == 0 {
         feed_lines(lines, None, io, f)?;
         return Ok(false);
+    }
+    if let Some(w) = whole {
+        if let Some(span) = lines.span(&buf[..n], w.quit, w.out) {
+            w.out.extend_from_slice(&buf[..span.used]);
+            return Ok(true);
+        }
     }
     feed_lines(lines, Some(&buf[..n]), io, f)?;
     Ok(true)
@@ -272,13 +296,26 @@ fn print_all(io: &mut Io<'_>, step: &mut Step<'_>) {
 /// stream or an error, also what the decoder still holds (a last line
 /// without its newline; a cut-short frame is noted), so nothing received
 /// is left unprinted.
-fn read_replies(s: &Stream, replies: &mut Decoder, buf: &mut [u8], io: &mut Io<'_>) -> Heard {
+///
+/// With `line` frames and no prefix, printing a reply is writing it with
+/// its newline: a read's complete lines are then written as they came
+/// (through `held`, which takes a line begun by the previous read), not
+/// line by line ([`Decoder::span`] says when a read still goes line by
+/// line).
+fn read_replies(s: &Stream, replies: &mut Decoder, buf: &mut [u8], held: &mut Vec<u8>, io: &mut Io<'_>) -> Heard {
     let mut heard = Heard::Nothing;
+    let whole = matches!(replies.frame(), Frame::Line { .. }) && io.opts.prefix.is_empty();
     for _ in 0..READS_PER_TURN {
         let end = match s.try_recv(buf) {
             Ok(0) => Heard::Eof,
             Ok(n) => {
                 heard = Heard::Data;
+                if let Some(span) = whole.then(|| replies.span(&buf[..n], b"", held)).flatten() {
+                    let _ = io.out.write_all(held).and_then(|_| io.out.write_all(&buf[..span.used]));
+                    held.clear();
+                    io.flush();
+                    continue;
+                }
                 let mut data = &buf[..n];
                 print_all(io, &mut |f| {
                     let r = replies.feed(data, f);
@@ -303,6 +340,10 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
     let mut inbuf = vec![0u8; 64 * 1024];
     let mut netbuf = vec![0u8; crate::tcp::READ_CHUNK];
     let mut pending: Vec<u8> = Vec::new();
+    let mut held: Vec<u8> = Vec::new();
+    // A read's complete input lines, taken at once (see `Whole`).
+    let mut spanned: Vec<u8> = Vec::new();
+    let quit = io.opts.quit.as_bytes().to_vec();
     let mut out = Out::Open;
     let mut quiet_since = Instant::now();
     let peer = net::show(&s.peer());
@@ -332,7 +373,7 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
         // come with replies still unread, and a reset is reported only
         // after them.
         if sock_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            match read_replies(s, &mut replies, &mut netbuf, io) {
+            match read_replies(s, &mut replies, &mut netbuf, &mut held, io) {
                 Heard::Nothing => {}
                 Heard::Data => quiet_since = Instant::now(),
                 Heard::Eof => {
@@ -377,22 +418,35 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
             }
         }
         if read_input && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            let quit = io.opts.quit.as_bytes().to_vec();
             let mut quit_seen = false;
-            let more = input_lines(input, &mut lines, &mut inbuf, io, &mut |line, io| {
-                if frame_is_raw(frame) && line.is_empty() {
-                    return Ok(Flow::Continue); // nothing to send in a raw stream
-                }
-                if let Err(e) = frame.encode(line, &mut pending) {
-                    io.note(format_args!("line not sent: {e}"));
-                    return Ok(Flow::Continue);
-                }
-                if !quit.is_empty() && line == &quit[..] {
-                    quit_seen = true;
-                    return Ok(Flow::Stop);
-                }
-                Ok(Flow::Continue)
-            })?;
+            let whole = matches!(frame, Frame::Line { .. }).then_some(Whole { quit: &quit, out: &mut spanned });
+            let more = input_lines(
+                input,
+                &mut lines,
+                &mut inbuf,
+                io,
+                &mut |line, io| {
+                    if frame_is_raw(frame) && line.is_empty() {
+                        return Ok(Flow::Continue); // nothing to send in a raw stream
+                    }
+                    if let Err(e) = frame.encode(line, &mut pending) {
+                        io.note(format_args!("line not sent: {e}"));
+                        return Ok(Flow::Continue);
+                    }
+                    if !quit.is_empty() && line == &quit[..] {
+                        quit_seen = true;
+                        return Ok(Flow::Stop);
+                    }
+                    Ok(Flow::Continue)
+                },
+                whole,
+            )?;
+            // Lines sent one by one came first (held from an earlier read).
+            if pending.is_empty() {
+                std::mem::swap(&mut pending, &mut spanned);
+            } else {
+                pending.append(&mut spanned);
+            }
             if quit_seen || !more {
                 let end = if quit_seen { End::Quit } else { End::Eof };
                 quiet_since = Instant::now();
@@ -467,26 +521,33 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
             let quit = io.opts.quit.clone();
             let wait = io.opts.reply_timeout;
             let mut quit_seen = false;
-            let more = input_lines(input, &mut lines, &mut inbuf, io, &mut |line, io| {
-                match u.send_msg(line, None) {
-                    Ok(()) => {}
-                    Err(e) if e.code == Code::Refused => {
-                        io.note(format_args!("no server is listening (connection refused)"));
-                        refused = Some(e);
+            let more = input_lines(
+                input,
+                &mut lines,
+                &mut inbuf,
+                io,
+                &mut |line, io| {
+                    match u.send_msg(line, None) {
+                        Ok(()) => {}
+                        Err(e) if e.code == Code::Refused => {
+                            io.note(format_args!("no server is listening (connection refused)"));
+                            refused = Some(e);
+                        }
+                        Err(e) => io.note(format_args!("line not sent: {e}")),
                     }
-                    Err(e) => io.note(format_args!("line not sent: {e}")),
-                }
-                if !quit.is_empty() && line == quit.as_bytes() {
-                    quit_seen = true;
-                    return Ok(Flow::Stop);
-                }
-                if let Some(w) = wait {
-                    awaiting = Some(Instant::now() + w);
-                    // One line at a time: the rest waits for the reply.
-                    return Ok(Flow::Stop);
-                }
-                Ok(Flow::Continue)
-            })?;
+                    if !quit.is_empty() && line == quit.as_bytes() {
+                        quit_seen = true;
+                        return Ok(Flow::Stop);
+                    }
+                    if let Some(w) = wait {
+                        awaiting = Some(Instant::now() + w);
+                        // One line at a time: the rest waits for the reply.
+                        return Ok(Flow::Stop);
+                    }
+                    Ok(Flow::Continue)
+                },
+                None,
+            )?;
             if quit_seen {
                 end = End::Quit;
                 input_open = false;
