@@ -2,11 +2,14 @@
 //! it gives, checked through the Rust parser and through the C entry point
 //! `sockflow_args_parse` (whose struct must carry the same fields).
 
+#[path = "common/cerror.rs"]
+mod cerror;
+use cerror::last_error;
 use sockflow::args::{self, Role};
 use sockflow::ffi::args::{
     sockflow_args, sockflow_args_init, sockflow_args_parse, sockflow_args_set_frame, sockflow_role, SOCKFLOW_ARGS_QUIET,
 };
-use sockflow::ffi::error::{code_of, code_value, sockflow_exit_code, sockflow_last_error, sockflow_last_error_code};
+use sockflow::ffi::error::{code_of, code_value, sockflow_exit_code, sockflow_last_error_code};
 use sockflow::frame::{Frame, DEFAULT_LEN32_MAX, DEFAULT_MAX, LIMIT_MAX};
 use sockflow::net::Family;
 use sockflow::Code;
@@ -279,13 +282,6 @@ fn field(a: &[c_char]) -> String {
     let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     assert!(bytes.len() < a.len(), "field not NUL-terminated");
     String::from_utf8(bytes).expect("field is UTF-8")
-}
-
-fn last_error() -> String {
-    let n = sockflow_last_error(std::ptr::null_mut(), 0);
-    let mut buf = vec![0 as c_char; n + 1];
-    assert_eq!(sockflow_last_error(buf.as_mut_ptr(), buf.len()), n);
-    field(&buf)
 }
 
 fn role_flag(role: Role) -> c_int {

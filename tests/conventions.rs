@@ -4,6 +4,9 @@
 //! undefined behaviour), and the naming rules read off the header (one
 //! destroy verb, one spelling of send-to).
 
+#[path = "common/cerror.rs"]
+mod cerror;
+use cerror::last_error;
 use sockflow::ffi::args::*;
 use sockflow::ffi::control::*;
 use sockflow::ffi::error::*;
@@ -12,15 +15,8 @@ use sockflow::ffi::server::*;
 use sockflow::ffi::tcp::*;
 use sockflow::ffi::udp::*;
 use sockflow::ffi::SOCKFLOW_FOREVER;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::ptr::{null, null_mut};
-
-fn last_error() -> String {
-    let mut buf = [0 as c_char; 512];
-    sockflow_last_error(buf.as_mut_ptr(), buf.len());
-    // SAFETY: NUL-terminated by sockflow_last_error.
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
-}
 
 /// `rc` is `SOCKFLOW_EINVAL` and the message contains `says`.
 fn refused(rc: c_int, says: &str) {

@@ -4,6 +4,9 @@
 //! handle, messages too big for the caller's buffer, and non-blocking
 //! descriptors. The C-visible cases run as C programs from `tests/c/`.
 
+#[path = "common/cerror.rs"]
+mod cerror;
+use cerror::last_error;
 mod common;
 
 use common::*;
@@ -11,7 +14,7 @@ use sockflow::ffi::error::*;
 use sockflow::ffi::server::*;
 use sockflow::ffi::tcp::*;
 use sockflow::ffi::udp::*;
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 use std::os::fd::BorrowedFd;
 use std::ptr::{null, null_mut};
 
@@ -75,12 +78,6 @@ fn stream_reader_and_writer_threads() {
     });
     s.close();
     echo.join().unwrap();
-}
-
-fn last_error() -> String {
-    let mut buf = [0u8; 512];
-    sockflow_last_error(buf.as_mut_ptr().cast(), buf.len());
-    CStr::from_bytes_until_nul(&buf).unwrap().to_string_lossy().into_owned()
 }
 
 /// A connected pair of TCP handles (client, accepted), both with 30 s timeouts.

@@ -8,6 +8,9 @@
 //! Adding an exported function? Add a `case!` line for each of its pointer
 //! parameters (or one `[-]` line if it has none) in `cases()` below.
 
+#[path = "common/cerror.rs"]
+mod cerror;
+use cerror::last_error;
 use sockflow::ffi::addr::sockflow_addr;
 use sockflow::ffi::args::*;
 use sockflow::ffi::client::*;
@@ -763,14 +766,6 @@ fn poison() {
     let mut a: sockflow_args = unsafe { std::mem::zeroed() };
     assert_eq!(sockflow_args_init(&mut a, sockflow_role::Server as c_int, c"::1".as_ptr(), -12345), SOCKFLOW_EADDR);
     assert_eq!(last_error(), POISON);
-}
-
-fn last_error() -> String {
-    let n = sockflow_last_error(null_mut(), 0);
-    let mut buf = vec![0 as c_char; n + 1];
-    sockflow_last_error(buf.as_mut_ptr(), buf.len());
-    // SAFETY: NUL-terminated by sockflow_last_error.
-    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {

@@ -3,6 +3,9 @@
 //! several servers, connects that are refused, time out or go by name, and
 //! `on_close` with `ConnectFailed` and the error for every failed id.
 
+#[path = "common/cerror.rs"]
+mod cerror;
+use cerror::last_error;
 #[path = "server/kit.rs"]
 mod skit;
 
@@ -171,13 +174,6 @@ struct CSeen {
     closes: Mutex<Vec<(usize, c_int, c_int, String)>>,
     replies: Mutex<Vec<String>>,
     changed: Condvar,
-}
-
-fn last_error() -> String {
-    let mut buf = [0u8; 512];
-    sockflow_last_error(buf.as_mut_ptr().cast(), buf.len());
-    let n = buf.iter().position(|&b| b == 0).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 unsafe extern "C" fn c_connect(_ud: *mut c_void, c: *mut sockflow_conn) -> c_int {

@@ -6,6 +6,9 @@
 //! of `echo_server` and `openssl s_server`. Certificates are made here
 //! (rcgen); loopback only; every process ended by its PID.
 
+#[path = "common/cerror.rs"]
+mod cerror;
+use cerror::last_error;
 #[path = "common/certs.rs"]
 mod certs;
 mod common;
@@ -252,13 +255,6 @@ struct CSeen {
     replies: Mutex<Vec<(usize, String)>>,
     closes: Mutex<Vec<(usize, c_int, c_int, String)>>,
     changed: Condvar,
-}
-
-fn last_error() -> String {
-    let mut buf = [0u8; 512];
-    sockflow_last_error(buf.as_mut_ptr().cast(), buf.len());
-    let n = buf.iter().position(|&b| b == 0).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 unsafe extern "C" fn c_connect(_ud: *mut c_void, c: *mut sockflow_conn) -> c_int {
