@@ -5,7 +5,7 @@ use super::addr::sockflow_addr;
 use super::cenum::CEnum;
 use super::error::{fail, rc};
 use super::stdio::CFile;
-use super::{bytes_arg, limit_arg, Zero};
+use super::{bytes_arg, limit_arg, put, Zero};
 use crate::error::{Code, Error};
 use crate::server::{builtin, Action, CloseReason, Conn, Handler, Shared};
 use std::cell::RefCell;
@@ -436,10 +436,7 @@ pub extern "C" fn sockflow_conn_connect(
     ffi_boundary! {
         let server = try_ok!(with_conn(c, |c| c.server()));
         check_out!(id, "id");
-        let new = try_ok!(connect(&server, host, port, timeout_ms, user));
-        // SAFETY: checked non-NULL above.
-        unsafe { *id = new };
-        0
+        put(id, try_ok!(connect(&server, host, port, timeout_ms, user)))
     }
 }
 
@@ -458,10 +455,7 @@ pub extern "C" fn sockflow_conn_connect_args(
     ffi_boundary! {
         let server = try_ok!(with_conn(c, |c| c.server()));
         check_out!(id, "id");
-        let new = try_ok!(connect_args(&server, a, user));
-        // SAFETY: checked non-NULL above.
-        unsafe { *id = new };
-        0
+        put(id, try_ok!(connect_args(&server, a, user)))
     }
 }
 

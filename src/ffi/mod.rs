@@ -200,9 +200,14 @@ pub(crate) fn read_field(src: &[c_char], name: &str) -> crate::Result<String> {
     String::from_utf8(bytes).map_err(|_| crate::Error::inval(format!("{name} is not valid UTF-8")))
 }
 
+/// Writes a result to `*out` (only on success) and returns 0.
+pub(crate) fn put<T>(out: *mut T, v: T) -> c_int {
+    // SAFETY: `out` was checked non-NULL by the caller (`check_out!`).
+    unsafe { *out = v };
+    0
+}
+
 /// Writes a new boxed handle to `*out` (only on success).
 pub(crate) fn give<T>(out: *mut *mut T, v: T) -> c_int {
-    // SAFETY: `out` was checked non-NULL by the caller.
-    unsafe { *out = Box::into_raw(Box::new(v)) };
-    0
+    put(out, Box::into_raw(Box::new(v)))
 }

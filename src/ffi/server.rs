@@ -5,7 +5,7 @@ use super::cenum::CEnum;
 use super::error::{fail, rc};
 use super::handler::{connect, connect_args, in_callback_of, sockflow_handler, to_core};
 use super::stdio::CFile;
-use super::{bytes_arg, give, limit_arg, limit_value, Zero, SOCKFLOW_FOREVER};
+use super::{bytes_arg, give, limit_arg, limit_value, put, Zero, SOCKFLOW_FOREVER};
 use crate::error::{Code, Error};
 use crate::server::event_loop::{run_to_end, Loop};
 use crate::server::tcp::TcpServer;
@@ -434,10 +434,7 @@ pub extern "C" fn sockflow_server_connect(
     ffi_boundary! {
         let s = try_ref!(s, "server");
         check_out!(id, "id");
-        let new = try_ok!(connect(&s.handle, host, port, timeout_ms, user));
-        // SAFETY: checked non-NULL above.
-        unsafe { *id = new };
-        0
+        put(id, try_ok!(connect(&s.handle, host, port, timeout_ms, user)))
     }
 }
 
@@ -474,10 +471,7 @@ pub extern "C" fn sockflow_server_connect_args(s: *mut sockflow_server, a: *cons
     ffi_boundary! {
         let s = try_ref!(s, "server");
         check_out!(id, "id");
-        let new = try_ok!(connect_args(&s.handle, a, user));
-        // SAFETY: checked non-NULL above.
-        unsafe { *id = new };
-        0
+        put(id, try_ok!(connect_args(&s.handle, a, user)))
     }
 }
 
