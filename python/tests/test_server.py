@@ -434,27 +434,36 @@ def test_thread_per_connection_mode_runs_python_handlers(started):
 # --- client loops ----------------------------------------------------------------------
 
 
+class PingTwo(Handler):
+    """A client loop's handler for two connects: each sends "ping USER" and
+    closes at the reply (kept in `got`); a failed connect is kept in
+    `failures` as (user, code); the loop stops when both have ended."""
+
+    def __init__(self, got, failures):
+        self.got, self.failures = got, failures
+
+    def on_connect(self, conn):
+        conn.send("ping %s" % conn.user)
+
+    def on_message(self, conn, msg):
+        self.got.append(msg)
+        return Action.CLOSE
+
+    def on_close(self, conn, reason):
+        if reason == CloseReason.CONNECT_FAILED:
+            self.failures.append((conn.user, conn.error.code))
+        if len(self.got) + len(self.failures) == 2:
+            conn.stop_server()
+
+
 def test_client_loop_talks_to_the_c_echo_server_and_reports_a_refused_connect(c_server):
     _, port = c_server("echo_server", "--frame", "line")
     with Udp.bind(HOST, 0) as u:  # a port no TCP server listens on (well, very likely)
         closed_port = u.port
     got, failures = [], []
+    h = PingTwo(got, failures)
 
-    class H(Handler):
-        def on_connect(self, conn):
-            conn.send("ping %s" % conn.user)
-
-        def on_message(self, conn, msg):
-            got.append(msg)
-            return Action.CLOSE
-
-        def on_close(self, conn, reason):
-            if reason == CloseReason.CONNECT_FAILED:
-                failures.append((conn.user, conn.error.code))
-            if len(got) + len(failures) == 2:
-                conn.stop_server()
-
-    with Server.client_loop(H(), quiet=1) as loop:
+    with Server.client_loop(h, quiet=1) as loop:
         loop.connect(HOST, port, MS, user="first")
         loop.connect(HOST, closed_port, MS, user="refused")
         loop.run()
@@ -479,24 +488,11 @@ def test_client_loop_connects_with_args_over_tls(c_server, tmp_path):
     _, other = self_signed("other")
     _, port = c_server("echo_server", "--frame", "line", "--tls-cert", cert, "--tls-key", key)
     got, failures = [], []
-
-    class H(Handler):
-        def on_connect(self, conn):
-            conn.send("ping %s" % conn.user)
-
-        def on_message(self, conn, msg):
-            got.append(msg)
-            return Action.CLOSE
-
-        def on_close(self, conn, reason):
-            if reason == CloseReason.CONNECT_FAILED:
-                failures.append((conn.user, conn.error.code))
-            if len(got) + len(failures) == 2:
-                conn.stop_server()
+    h = PingTwo(got, failures)
 
     trusted = parse_args(["client", "--tls-ca", cert, "localhost", str(port)], role=Role.CLIENT)
     wrong = parse_args(["client", "--tls-ca", other, "localhost", str(port)], role=Role.CLIENT)
-    with Server.client_loop(H(), quiet=1) as loop:
+    with Server.client_loop(h, quiet=1) as loop:
         with pytest.raises(Error) as e:  # a server's arguments are not a connect's
             loop.connect_args(parse_args(["server", HOST, "0"]))
         assert e.value.code == Code.EINVAL
