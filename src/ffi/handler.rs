@@ -347,9 +347,12 @@ pub(crate) fn to_core(h: sockflow_handler, ud: *mut c_void) -> crate::Result<std
 /// like the message it answers (`\n`, `\r\n`, or nothing after a last line
 /// or datagram without one), so an echo is byte-exact; in `on_connect` a
 /// `\n` is added. Replies are queued
-/// and written without blocking. Returns 0, `SOCKFLOW_EMSGSIZE` if it does
-/// not fit the frame, `SOCKFLOW_EBADHANDLE` inside `on_close` or for a
-/// `conn` that is not the running callback's.
+/// and written without blocking. A UDP reply leaves with those of the
+/// whole batch of datagrams the loop received (one `sendmmsg`); one the
+/// kernel refuses then (its buffer full) is dropped and logged, as the
+/// datagram could have been lost on the way anyway. Returns 0,
+/// `SOCKFLOW_EMSGSIZE` if it does not fit the frame, `SOCKFLOW_EBADHANDLE`
+/// inside `on_close` or for a `conn` that is not the running callback's.
 #[no_mangle]
 pub extern "C" fn sockflow_conn_send(c: *mut sockflow_conn, msg: *const c_void, len: usize) -> c_int {
     ffi_boundary! {
