@@ -340,6 +340,8 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
     let mut inbuf = vec![0u8; 64 * 1024];
     let mut netbuf = vec![0u8; crate::tcp::READ_CHUNK];
     let mut pending: Vec<u8> = Vec::new();
+    // How much of `pending` the socket has taken (all of it: cleared).
+    let mut sent = 0;
     let mut held: Vec<u8> = Vec::new();
     // A read's complete input lines, taken at once (see `Whole`).
     let mut spanned: Vec<u8> = Vec::new();
@@ -398,15 +400,20 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
             }
         }
         if sending && sock_ev.contains(PollFlags::POLLOUT) {
-            match s.try_send(&pending) {
-                Ok(n) => {
-                    pending.drain(..n);
+            match s.try_send(&pending[sent..]) {
+                // What the socket took is skipped, not moved out (a partial
+                // send of a large pending span would move the rest each time).
+                Ok(n) if sent + n == pending.len() => {
+                    pending.clear();
+                    sent = 0;
                 }
+                Ok(n) => sent += n,
                 Err(e) if e.code == Code::WouldBlock => {}
                 Err(e) => {
                     // Stop sending, not reading: what the peer sent before
                     // is still to be printed.
                     pending.clear();
+                    sent = 0;
                     out = Out::Broken((e.errno != libc::EPIPE).then_some(e));
                     quiet_since = Instant::now();
                 }

@@ -414,7 +414,10 @@ impl Decoder {
     /// None (nothing consumed, nothing appended) when any of that does not
     /// hold: decode with `feed`.
     pub fn span(&mut self, data: &[u8], quit: &[u8], held: &mut Vec<u8>) -> Option<Span> {
-        if self.skip != Skip::None || data.is_empty() || self.pending.len() + data.len() > self.frame.max_len() {
+        // No message can be over the maximum: none in `data` can when
+        // `data` fits (a full read is often exactly the maximum), and the
+        // first line, which may continue a held one, is checked below.
+        if self.skip != Skip::None || data.is_empty() || data.len() > self.frame.max_len() {
             return None;
         }
         let (used, msgs) = match self.frame {
@@ -428,6 +431,10 @@ impl Decoder {
                 if !self.pending.is_empty() && odd(&self.pending) {
                     return None;
                 }
+                let first = memchr(b'\n', data)?;
+                if self.pending.len() + first >= self.frame.max_len() {
+                    return None; // the line a held part begins may be too long: let `feed` judge
+                }
                 let used = memchr::memrchr(b'\n', data)? + 1;
                 let whole = &data[..used];
                 // One pass looks for both a `\r` and where the quit word
@@ -440,10 +447,7 @@ impl Decoder {
                     return None;
                 }
                 // A read of one line (lock-step traffic) needs no count.
-                let msgs = match memchr(b'\n', whole) {
-                    Some(i) if i + 1 == used => 1,
-                    _ => memchr::memchr_iter(b'\n', whole).count(),
-                };
+                let msgs = if first + 1 == used { 1 } else { memchr::memchr_iter(b'\n', whole).count() };
                 (used, msgs)
             }
             Frame::Raw { .. } if !self.pending.is_empty() || data == quit => return None,
@@ -712,6 +716,23 @@ mod tests {
             let quit: &[u8] = if quit { b"quit" } else { b"" };
             proptest::prop_assert_eq!(echo(frame, quit, &chunks, true), echo(frame, quit, &chunks, false));
         }
+    }
+
+    /// A read as long as the maximum after a held partial line is still a
+    /// span when no line in it is too long (a client reading a file gets
+    /// full reads and a held line almost every time: they all went line by
+    /// line before), and not when the held line it completes is.
+    #[test]
+    fn a_full_read_after_a_held_line_is_a_span() {
+        let mut held = Vec::new();
+        let mut d = Decoder::new(Frame::Line { max: 8 });
+        d.feed(b"abc", &mut |_, _| Flow::Continue).unwrap();
+        assert_eq!(d.span(b"de\nfghi\n", b"", &mut held), Some(Span { used: 8, msgs: 2, bytes: 9 }));
+        assert_eq!(held, b"abc");
+        let mut d = Decoder::new(Frame::Line { max: 8 });
+        d.feed(b"abcdef", &mut |_, _| Flow::Continue).unwrap();
+        assert_eq!(d.span(b"gh\nij\n", b"", &mut held), None, "abcdefgh is the maximum: feed judges it");
+        assert_eq!(d.span(b"abcdefghi\n", b"", &mut held), None, "longer than the maximum");
     }
 
     #[test]
