@@ -67,15 +67,6 @@ impl Handler for Client {
     }
 }
 
-fn client_loop(h: Arc<Client>) -> Running {
-    let log = LogBuf::default();
-    let s = TcpServer::without_listener(log.config(), h).unwrap();
-    let (handle, addr) = (s.handle(), s.local_addr());
-    let r = spawn_run(handle, addr, move || s.run());
-    log.wait_for("t: running (no listener)");
-    r
-}
-
 /// A port nothing listens on: bind one, note it, close it.
 fn refused_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

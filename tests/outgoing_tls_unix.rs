@@ -20,7 +20,7 @@ mod skit;
 use certs::{has_openssl, openssl_server, Certs};
 use common::*;
 use kit::*;
-use skit::{any_port, spawn_run, LogBuf, Running, WAIT};
+use skit::{any_port, client_loop, spawn_run, Running, WAIT};
 use sockflow::ffi::args::*;
 use sockflow::ffi::error::*;
 use sockflow::ffi::handler::*;
@@ -83,15 +83,6 @@ impl Handler for Client {
         self.seen.lock().unwrap().closes.push((c.user(), reason, code, msg));
         self.changed.notify_all();
     }
-}
-
-fn client_loop(h: Arc<Client>) -> Running {
-    let log = LogBuf::default();
-    let s = TcpServer::without_listener(log.config(), h).unwrap();
-    let (handle, addr) = (s.handle(), s.local_addr());
-    let r = spawn_run(handle, addr, move || s.run());
-    log.wait_for("t: running (no listener)");
-    r
 }
 
 /// The line echo server of this process on `place` (a TCP port on

@@ -84,6 +84,17 @@ pub fn start_tcp(cfg: Config, h: Arc<dyn Handler>) -> Running {
     spawn_run(handle, addr, move || s.run())
 }
 
+/// A loop with no listener (a client of the servers it connects to),
+/// running once its start line is logged.
+pub fn client_loop(h: Arc<dyn Handler>) -> Running {
+    let log = LogBuf::default();
+    let s = TcpServer::without_listener(log.config(), h).unwrap();
+    let (handle, addr) = (s.handle(), s.local_addr());
+    let r = spawn_run(handle, addr, move || s.run());
+    log.wait_for("t: running (no listener)");
+    r
+}
+
 /// A UDP server on 127.0.0.1, any port.
 pub fn start_udp(cfg: Config, h: Arc<dyn Handler>) -> Running {
     let s = UdpServer::bind(&[any_port()], cfg, h).expect("bind");
