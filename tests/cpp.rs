@@ -173,16 +173,7 @@ fn echo_server_cpp_sends_back_exactly_what_it_got() {
         let (mut srv, port) = start_server(&build_cpp_with(compiler, "echo_server", Link::Dynamic), &[]);
         // Binary, 1 MB, written while reading (raw frames: any split is fine).
         let data = binary(1_000_000);
-        let s = connect(port);
-        let mut r = s.try_clone().unwrap();
-        let n = data.len();
-        let reader = std::thread::spawn(move || {
-            let mut got = vec![0u8; n];
-            r.read_exact(&mut got).map(|_| got)
-        });
-        (&s).write_all(&data).unwrap();
-        assert!(reader.join().unwrap().unwrap() == data, "{compiler}: the bytes came back changed");
-        drop(s);
+        assert!(round_trip(port, &data) == data, "{compiler}: the bytes came back changed");
 
         // nc: CRLF, empty lines, a last line without its newline, byte for byte.
         if let Some(nc) = tool("nc") {

@@ -333,20 +333,6 @@ fn proxy(args: &[&str]) -> (Proc, u16) {
     start(&example("proxy", Link::Dynamic), args)
 }
 
-/// Sends `data` through a plain TCP connection to `port` and reads as many
-/// bytes back.
-fn round_trip(port: u16, data: &[u8]) -> Vec<u8> {
-    let s = connect(port);
-    let mut r = s.try_clone().unwrap();
-    let n = data.len();
-    let reader = std::thread::spawn(move || {
-        let mut got = vec![0u8; n];
-        r.read_exact(&mut got).map(|_| got)
-    });
-    (&s).write_all(data).unwrap();
-    reader.join().unwrap().unwrap()
-}
-
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }

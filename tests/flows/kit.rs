@@ -104,6 +104,20 @@ pub fn connect(port: u16) -> TcpStream {
     s
 }
 
+/// Sends `data` on a new connection to `port` while reading as many bytes
+/// back (on another thread, so neither side waits on the other's buffer).
+pub fn round_trip(port: u16, data: &[u8]) -> Vec<u8> {
+    let s = connect(port);
+    let mut r = s.try_clone().unwrap();
+    let n = data.len();
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0u8; n];
+        r.read_exact(&mut got).map(|_| got)
+    });
+    (&s).write_all(data).unwrap();
+    reader.join().unwrap().unwrap()
+}
+
 /// Reads one `\n`-terminated line (without it) from a buffered reader.
 #[track_caller]
 pub fn read_line(r: &mut impl BufRead) -> String {
