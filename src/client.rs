@@ -116,15 +116,28 @@ fn line_max(frame: Frame) -> usize {
     }
 }
 
-fn poll_fds(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> Result<()> {
+/// Waits on the socket (for `sock_events`) and, when `input` is given, on
+/// the input too (for reading); EINTR is an empty wake-up. Returns what
+/// each got (the input's empty when not polled). On the stack: a session
+/// polls once per wake-up.
+fn poll_session(
+    sock: BorrowedFd<'_>,
+    sock_events: PollFlags,
+    input: Option<BorrowedFd<'_>>,
+    timeout: Option<Duration>,
+) -> Result<(PollFlags, PollFlags)> {
     let t = match timeout {
         None => PollTimeout::NONE,
         Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX),
     };
-    match poll(fds, t) {
-        Ok(_) | Err(Errno::EINTR) => Ok(()),
-        Err(e) => Err(Error::errno("poll", e)),
+    let mut fds = [PollFd::new(sock, sock_events), PollFd::new(input.unwrap_or(sock), PollFlags::POLLIN)];
+    let n = if input.is_some() { 2 } else { 1 };
+    match poll(&mut fds[..n], t) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(e) => return Err(Error::errno("poll", e)),
     }
+    let got = |i: usize| if i < n { fds[i].revents().unwrap_or(PollFlags::empty()) } else { PollFlags::empty() };
+    Ok((got(0), got(1)))
 }
 
 fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<usize>> {
@@ -363,14 +376,9 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
         }
         // TLS records the socket did not take yet count as pending too.
         let sending = matches!(out, Out::Open | Out::Flushing(_)) && (!pending.is_empty() || s.unsent() > 0);
-        let mut fds = vec![PollFd::new(s.as_fd(), PollFlags::POLLIN | if sending { PollFlags::POLLOUT } else { PollFlags::empty() })];
         let read_input = matches!(out, Out::Open) && pending.is_empty();
-        if read_input {
-            fds.push(PollFd::new(input, PollFlags::POLLIN));
-        }
-        poll_fds(&mut fds, if waiting { Some(left) } else { None })?;
-        let sock_ev = fds[0].revents().unwrap_or(PollFlags::empty());
-        let in_ev = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        let wanted = PollFlags::POLLIN | if sending { PollFlags::POLLOUT } else { PollFlags::empty() };
+        let (sock_ev, in_ev) = poll_session(s.as_fd(), wanted, read_input.then_some(input), if waiting { Some(left) } else { None })?;
         // Read before looking at errors or sending: POLLERR/POLLHUP may
         // come with replies still unread, and a reset is reported only
         // after them.
@@ -495,18 +503,12 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
             return refused.map_or(Ok(end), Err);
         }
         let read_input = input_open && awaiting.is_none();
-        let mut fds = vec![PollFd::new(ufd, PollFlags::POLLIN)];
-        if read_input {
-            fds.push(PollFd::new(input, PollFlags::POLLIN));
-        }
         let timeout = match awaiting {
             Some(d) => Some(d.saturating_duration_since(Instant::now())),
             None if input_open => None,
             None => Some(io.opts.drain.saturating_sub(quiet_since.elapsed())),
         };
-        poll_fds(&mut fds, timeout)?;
-        let sock_ev = fds[0].revents().unwrap_or(PollFlags::empty());
-        let in_ev = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        let (sock_ev, in_ev) = poll_session(ufd, PollFlags::POLLIN, read_input.then_some(input), timeout)?;
         if sock_ev.intersects(PollFlags::POLLIN | PollFlags::POLLERR) {
             match u.recv_from(&mut netbuf) {
                 Ok((n, _)) => {
