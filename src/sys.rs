@@ -186,51 +186,148 @@ enum IpRaw {
     V6(SockaddrIn6),
 }
 
+/// Whether a batch may send consecutive datagrams to one address as one
+/// UDP GSO send (`UDP_SEGMENT`): the kernel then takes them through its
+/// UDP and IP layers, and the device, once, and cuts them apart at the end
+/// (on loopback, at the receiving socket) — per datagram, those layers are
+/// most of what a small UDP reply costs, and `sendmmsg` alone still pays
+/// them per datagram. The receiver gets the same datagrams, in order.
+/// `Off` for local sockets, and for good once the kernel refused a joined
+/// send (a device without checksum offload gives EIO; segments over the
+/// route's MTU give EINVAL): the datagrams then go one header each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gso {
+    Try,
+    Off,
+}
+
+/// Most datagrams in one GSO send (the kernel's UDP_MAX_SEGMENTS, 64 on
+/// older kernels).
+const GSO_SEGMENTS: usize = 64;
+
+/// Most bytes in one GSO send: one UDP datagram's payload over IPv4.
+const GSO_BYTES: usize = 65_507;
+
+/// How many of `msgs`, from the first, can leave as one GSO send: to the
+/// same IP address, laid end to end in the data, each as long as the first
+/// except the last, which may be shorter (the kernel cuts at the first's
+/// length), within the kernel's limits. 1 for a datagram that cannot be
+/// joined (empty, or to a local socket); 0 for none.
+pub fn gso_run(msgs: &[(usize, usize, Dest)]) -> usize {
+    let Some(&(at, seg, first)) = msgs.first() else { return 0 };
+    let Dest::Ip(to) = first else { return 1 };
+    if seg == 0 {
+        return 1;
+    }
+    let (mut n, mut end) = (1, at + seg);
+    for &(a, len, d) in &msgs[1..] {
+        let same = matches!(d, Dest::Ip(x) if x == to);
+        if n == GSO_SEGMENTS || !same || a != end || len == 0 || len > seg || end - at + len > GSO_BYTES {
+            break;
+        }
+        n += 1;
+        end += len;
+        if len < seg {
+            break;
+        }
+    }
+    n
+}
+
+/// A control message carrying a GSO segment size: the layout of
+/// `CMSG_SPACE(2)` bytes (a `cmsghdr`, then the `u16` at `CMSG_DATA`,
+/// padded to the header's alignment).
+#[repr(C)]
+struct SegmentSize {
+    hdr: libc::cmsghdr,
+    size: u16,
+}
+
 /// Sends datagrams with one `sendmmsg` on `fd`: datagram `k` is the bytes
 /// `data[at..at + len]` of `msgs[k] = (at, len, to)`, to `to` (an
-/// [`Dest::Other`] indexes `others`; at most [`BATCH`] are tried). How many
-/// went: fewer than given when the socket's buffer filled or the next one
-/// fails (sending it alone gives its error); the first one's error when
-/// none went. Does not wait (`MSG_DONTWAIT`); never raises SIGPIPE
-/// (`MSG_NOSIGNAL`).
+/// [`Dest::Other`] indexes `others`; at most [`BATCH`] headers are tried).
+/// With `gso` at `Try`, each [`gso_run`] goes as one header; a refused
+/// joined send turns `gso` `Off` and the call is made again without. How
+/// many datagrams went: fewer than given when the socket's buffer filled
+/// or the next one fails (sending it alone gives its error); the first
+/// one's error when none went. Does not wait (`MSG_DONTWAIT`); never
+/// raises SIGPIPE (`MSG_NOSIGNAL`).
 ///
-/// Sound: each header points at a range of `data` checked to lie inside it
-/// and at an address that lives in `ips` (a local array not moved while
-/// the pointers exist) or in `others`, borrowed for the call, with their
-/// true lengths; the kernel only reads through them (and writes the
-/// headers' `msg_len`, inside `hdrs`).
-pub fn send_batch(fd: BorrowedFd<'_>, data: &[u8], msgs: &[(usize, usize, Dest)], others: &[SockaddrStorage]) -> std::io::Result<usize> {
-    let n = msgs.len().min(BATCH);
-    if n == 0 {
-        return Ok(0);
-    }
+/// Sound: each header points at a range of `data` (slicing checks it lies
+/// inside), at an address that lives in `ips` (a local array not moved
+/// while the pointers exist) or in `others`, borrowed for the call, and at
+/// most at one control message in `segs` (local too, `CMSG_SPACE(2)`
+/// bytes, written whole), all with their true lengths; the kernel only
+/// reads through them (and writes the headers' `msg_len`, inside `hdrs`).
+pub fn send_batch(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    msgs: &[(usize, usize, Dest)],
+    others: &[SockaddrStorage],
+    gso: &mut Gso,
+) -> std::io::Result<usize> {
     let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
     let mut ips = [const { MaybeUninit::<IpRaw>::uninit() }; BATCH];
-    let slots = hdrs.iter_mut().zip(iovs.iter_mut()).zip(ips.iter_mut());
-    for (((h, iov), ip), (at, len, to)) in slots.zip(msgs).take(n) {
-        let bytes = &data[*at..][..*len];
+    let mut segs = [const { MaybeUninit::<SegmentSize>::uninit() }; BATCH];
+    // Datagrams per header.
+    let mut runs = [0usize; BATCH];
+    let (mut k, mut i) = (0, 0);
+    let slots = hdrs.iter_mut().zip(iovs.iter_mut()).zip(ips.iter_mut()).zip(segs.iter_mut()).zip(runs.iter_mut());
+    for ((((h, iov), ip), seg), run) in slots {
+        if i == msgs.len() {
+            break;
+        }
+        *run = if *gso == Gso::Try { gso_run(&msgs[i..]) } else { 1 };
+        let (at, size, to) = msgs[i];
+        let end = msgs[i + *run - 1].0 + msgs[i + *run - 1].1;
+        let bytes = &data[at..end];
         let iov = iov.write(libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() });
         let (name, namelen) = match to {
-            Dest::Ip(SocketAddr::V4(a)) => match ip.write(IpRaw::V4((*a).into())) {
+            Dest::Ip(SocketAddr::V4(a)) => match ip.write(IpRaw::V4(a.into())) {
                 IpRaw::V4(a) => (a.as_ptr(), a.len()),
                 IpRaw::V6(a) => (a.as_ptr(), a.len()),
             },
-            Dest::Ip(SocketAddr::V6(a)) => match ip.write(IpRaw::V6((*a).into())) {
+            Dest::Ip(SocketAddr::V6(a)) => match ip.write(IpRaw::V6(a.into())) {
                 IpRaw::V4(a) => (a.as_ptr(), a.len()),
                 IpRaw::V6(a) => (a.as_ptr(), a.len()),
             },
-            Dest::Other(i) => (others[*i].as_ptr(), others[*i].len()),
+            Dest::Other(o) => (others[o].as_ptr(), others[o].len()),
         };
-        h.write(header(iov, name.cast_mut().cast(), namelen));
+        let h = h.write(header(iov, name.cast_mut().cast(), namelen));
+        if *run > 1 {
+            // SAFETY: plain integer arithmetic on a constant.
+            let (space, len) = unsafe { (libc::CMSG_SPACE(2), libc::CMSG_LEN(2)) };
+            debug_assert_eq!(space as usize, std::mem::size_of::<SegmentSize>());
+            // SAFETY: cmsghdr is plain integers: all zeroes is valid; its
+            // fields are set below (zeroing also clears the padding).
+            let mut c: SegmentSize = unsafe { std::mem::zeroed() };
+            c.hdr.cmsg_len = len as _;
+            c.hdr.cmsg_level = libc::SOL_UDP;
+            c.hdr.cmsg_type = libc::UDP_SEGMENT;
+            c.size = size as u16;
+            h.msg_hdr.msg_control = (seg.write(c) as *mut SegmentSize).cast();
+            h.msg_hdr.msg_controllen = space as _;
+        }
+        i += *run;
+        k += 1;
+    }
+    if k == 0 {
+        return Ok(0);
     }
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
     // SAFETY: see the doc comment.
-    let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as libc::c_uint, flags) };
+    let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr().cast(), k as libc::c_uint, flags) };
     if r < 0 {
-        return Err(std::io::Error::last_os_error());
+        let e = std::io::Error::last_os_error();
+        let refused = matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP));
+        if runs[0] > 1 && refused {
+            *gso = Gso::Off;
+            return send_batch(fd, data, msgs, others, gso);
+        }
+        return Err(e);
     }
-    Ok(r as usize)
+    Ok(runs[..(r as usize).min(k)].iter().sum())
 }
 
 /// A `recvmmsg`/`sendmmsg` header for one buffer and one address, with no
@@ -314,12 +411,106 @@ mod tests {
             })
             .collect();
         let data = b"onetwo";
-        assert_eq!(send_batch(srv.as_fd(), data, &[(0, 3, Dest::Other(0)), (3, 3, Dest::Other(1))], &others).unwrap(), 2);
+        let mut gso = Gso::Try;
+        assert_eq!(send_batch(srv.as_fd(), data, &[(0, 3, Dest::Other(0)), (3, 3, Dest::Other(1))], &others, &mut gso).unwrap(), 2);
         let mut buf = [0u8; 8];
         assert_eq!(short.recv(&mut buf).unwrap(), 3);
         assert_eq!(&buf[..3], b"one");
         assert_eq!(long.recv(&mut buf).unwrap(), 3);
         assert_eq!(&buf[..3], b"two");
+    }
+
+    /// Which queued datagrams may leave as one GSO send.
+    #[test]
+    fn gso_runs_join_equal_datagrams_to_one_address() {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        // Laid end to end from 0, each to `to`, of the given lengths.
+        let lay = |lens: &[usize], to: SocketAddr| {
+            let mut at = 0;
+            lens.iter()
+                .map(|&len| {
+                    at += len;
+                    (at - len, len, Dest::Ip(to))
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(gso_run(&[]), 0);
+        assert_eq!(gso_run(&[(0, 3, Dest::Other(0)), (3, 3, Dest::Other(0))]), 1, "local sockets: never joined");
+        assert_eq!(gso_run(&lay(&[0, 0], a)), 1, "an empty datagram is not a segment size");
+        assert_eq!(gso_run(&lay(&[10; 70], a)), GSO_SEGMENTS);
+        assert_eq!(gso_run(&lay(&[10, 10, 7, 10], a)), 3, "a shorter one ends the run");
+        assert_eq!(gso_run(&lay(&[10, 12], a)), 1, "a longer one cannot follow");
+        assert_eq!(gso_run(&lay(&[10, 0], a)), 1);
+        assert_eq!(gso_run(&lay(&[10_000; 10], a)), 6, "at most one datagram's bytes");
+        let mut two = lay(&[5, 5, 5], a);
+        two[1].2 = Dest::Ip(b);
+        assert_eq!(gso_run(&two), 1, "another address");
+        let mut gap = lay(&[5, 5], a);
+        gap[1].0 += 1;
+        assert_eq!(gso_run(&gap), 1, "not end to end");
+    }
+
+    /// Receives one datagram on `s` (waiting up to 30 s): its bytes and,
+    /// for a socket with UDP_GRO, the segment size it was joined at.
+    fn recv_joined(s: &std::net::UdpSocket) -> (Vec<u8>, Option<u16>) {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let mut space = nix::cmsg_space!(u16);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let m = recvmsg::<SockaddrIn>(s.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+        let seg = m.cmsgs().unwrap().find_map(|c| match c {
+            ControlMessageOwned::UdpGroSegments(n) => Some(n as u16),
+            _ => None,
+        });
+        let n = m.bytes;
+        (buf[..n].to_vec(), seg)
+    }
+
+    /// Runs to one address leave joined (a receiver with UDP_GRO gets each
+    /// run whole, with its segment size), a receiver without gets the same
+    /// datagrams one by one, and a sender whose joined sends the kernel
+    /// refuses (SO_NO_CHECK: EINVAL) falls back to one header each.
+    #[test]
+    fn runs_to_one_address_leave_as_one_gso_send() {
+        use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let gro = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        setsockopt(&gro, UdpGroSegment, &true).unwrap();
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        plain.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let (g, p) = (Dest::Ip(gro.local_addr().unwrap()), Dest::Ip(plain.local_addr().unwrap()));
+        let plan: Vec<(&[u8], Dest)> =
+            vec![(b"aaaa", g), (b"bbbb", g), (b"cccc", g), (b"dd", g), (b"xyz", p), (b"uvw", p), (b"eeee", g), (b"ffff", g)];
+        let mut data = Vec::new();
+        let msgs: Vec<_> = plan
+            .iter()
+            .map(|(d, to)| {
+                data.extend_from_slice(d);
+                (data.len() - d.len(), d.len(), *to)
+            })
+            .collect();
+        let mut gso = Gso::Try;
+        assert_eq!(send_batch(tx.as_fd(), &data, &msgs, &[], &mut gso).unwrap(), 8);
+        assert_eq!(gso, Gso::Try);
+        assert_eq!(recv_joined(&gro), (b"aaaabbbbccccdd".to_vec(), Some(4)));
+        assert_eq!(recv_joined(&gro), (b"eeeeffff".to_vec(), Some(4)));
+        let mut buf = [0u8; 16];
+        for want in [&b"xyz"[..], b"uvw"] {
+            let n = plain.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], want, "cut apart again for a receiver without UDP_GRO");
+        }
+        // SO_NO_CHECK: the kernel refuses a joined send with EINVAL.
+        let one: libc::c_int = 1;
+        // SAFETY: a valid descriptor, and a pointer to a live int with its size.
+        let r = unsafe { libc::setsockopt(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, (&one as *const libc::c_int).cast(), 4) };
+        assert_eq!(r, 0);
+        assert_eq!(send_batch(tx.as_fd(), &data, &msgs, &[], &mut gso).unwrap(), 8);
+        assert_eq!(gso, Gso::Off, "refused once: off for good");
+        for want in [&b"aaaa"[..], b"bbbb", b"cccc", b"dd"] {
+            assert_eq!(recv_joined(&gro), (want.to_vec(), None));
+        }
     }
 
     /// An IPv4 sender is read straight from the kernel's bytes.

@@ -147,6 +147,50 @@ fn datagrams_queued_together_are_handled_as_one_batch() {
     srv.stop().unwrap();
 }
 
+/// A batch's replies to one sender, all of one size, leave as one UDP GSO
+/// send: a client with UDP_GRO receives them joined (one read, with the
+/// segment size), and the bytes are the echoes in order. A server that
+/// sent them one by one (even with one `sendmmsg`) gives 40 separate
+/// datagrams and no segment size.
+#[test]
+fn a_batch_of_equal_replies_to_one_sender_leaves_joined() {
+    use nix::sys::socket::{recvmsg, setsockopt, sockopt::UdpGroSegment, ControlMessageOwned, MsgFlags, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    const QUEUED: usize = 40;
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let probe =
+        Arc::new(Probe { started: Mutex::new(Some(started_tx)), release: Mutex::new(release_rx), sent_before: Mutex::new(Vec::new()) });
+    let cfg = Config { log: None, frame: sockflow::frame::Frame::parse("raw").unwrap(), ..Config::default() };
+    let srv = start_udp(cfg, probe.clone());
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    setsockopt(&c, UdpGroSegment, &true).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.send_to(b"first", srv.addr).unwrap();
+    started.recv_timeout(WAIT).expect("the first datagram reached the handler");
+    let want: Vec<u8> = (0..QUEUED).flat_map(|k| format!("d{k:02}").into_bytes()).collect();
+    for k in 0..QUEUED {
+        c.send_to(format!("d{k:02}").as_bytes(), srv.addr).unwrap();
+    }
+    release.send(()).unwrap();
+    let (mut got, mut reads, mut joined) = (Vec::new(), 0, false);
+    let mut buf = vec![0u8; 65_536];
+    // Bounded: each read waits at most WAIT, and every read brings bytes.
+    while got.len() < b"first".len() + want.len() && reads <= QUEUED + 1 {
+        let mut space = nix::cmsg_space!(u16);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let m = recvmsg::<SockaddrIn>(c.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).expect("a reply");
+        joined |= m.cmsgs().unwrap().any(|c| matches!(c, ControlMessageOwned::UdpGroSegments(3)));
+        let n = m.bytes;
+        got.extend_from_slice(&buf[..n]);
+        reads += 1;
+    }
+    assert!(got.starts_with(b"first") && got[5..] == want[..], "the echoes, in order");
+    assert!(joined, "{reads} reads: the replies of the batch left one by one");
+    assert_eq!(srv.handle.stats().msgs_out, QUEUED as u64 + 1, "counted one per datagram");
+    srv.stop().unwrap();
+}
+
 /// A local datagram sender that never reads: its receive queue fills
 /// (`max_dgram_qlen`, 10 by default), so the server's replies to it meet
 /// a full buffer (EAGAIN) while the socket still reads as writable. Those

@@ -5,12 +5,13 @@
 //! same for both. Both receive and send in batches (`recvmmsg`,
 //! `sendmmsg`: see `sys.rs`).
 
-use crate::sys::{Datagrams, Dest, Received, Sender};
+use crate::sys::{Datagrams, Dest, Gso, Received, Sender};
 use crate::unix::LocalDatagram;
 use mio::event::Source;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use nix::sys::socket::SockaddrStorage;
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -18,17 +19,20 @@ use std::os::fd::AsFd;
 pub(crate) struct Dgram {
     sock: UdpSocket,
     local: Option<Box<LocalDatagram>>,
+    /// Whether replies to one sender may leave joined (UDP only; see
+    /// [`Gso`]).
+    gso: Cell<Gso>,
 }
 
 impl Dgram {
     pub(crate) fn udp(sock: UdpSocket) -> Dgram {
-        Dgram { sock, local: None }
+        Dgram { sock, local: None, gso: Cell::new(Gso::Try) }
     }
 
     /// A non-blocking local datagram socket and what it keeps.
     pub(crate) fn local(sock: std::os::unix::net::UnixDatagram, local: LocalDatagram) -> Dgram {
         let sock = UdpSocket::from_std(std::net::UdpSocket::from(std::os::fd::OwnedFd::from(sock)));
-        Dgram { sock, local: Some(Box::new(local)) }
+        Dgram { sock, local: Some(Box::new(local)), gso: Cell::new(Gso::Off) }
     }
 
     /// One `recvmmsg` into `slots`: how many datagrams came (see
@@ -65,7 +69,10 @@ impl Dgram {
 
     /// One `sendmmsg` (see [`crate::sys::send_batch`]).
     pub(crate) fn send_batch(&self, data: &[u8], msgs: &[(usize, usize, Dest)], others: &[SockaddrStorage]) -> io::Result<usize> {
-        crate::sys::send_batch(self.sock.as_fd(), data, msgs, others)
+        let mut gso = self.gso.get();
+        let r = crate::sys::send_batch(self.sock.as_fd(), data, msgs, others, &mut gso);
+        self.gso.set(gso);
+        r
     }
 }
 

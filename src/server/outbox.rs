@@ -2,7 +2,9 @@
 //! threads) are queued while a batch of received datagrams is handled, then
 //! all go with one `sendmmsg` (see `sys::send_batch`) instead of one
 //! `sendto` each — the system call, not the copy, is what a small datagram
-//! costs.
+//! costs. Within that call, consecutive replies to one sender of one size
+//! go as one UDP GSO send (`sys::gso_run`): the kernel's per-datagram work
+//! on the way out is done once for the run.
 //!
 //! Bounded: at most [`sys::BATCH`] datagrams and [`BYTES`] bytes (one batch).
 //! A reply that does not fit sends the queue first. A datagram the socket

@@ -8,6 +8,7 @@
 //! | `bulk` | one connection, 64 KiB writes, 16 MiB in flight, raw frames |
 //! | `connect_16` | connect + one 64-byte echo + close, 16 at a time |
 //! | `udp_32` | UDP 64-byte request/response, 32 datagrams in flight |
+//! | `udp_32_2t` | the same with the generator on two threads (whatever `SOCKFLOW_BENCH_GEN_THREADS` says) |
 //! | `tls_echo` | lock-step 64-byte lines, 16 connections: echo_server with TLS vs the same in plaintext |
 //! | `tls_handshake` | connect + TLS handshake + one echo + close, 16 at a time, vs the same in plaintext |
 //! | `workers` | sockflow `--workers 2` vs `--workers 1` (only when echo_server has `--workers`) |

@@ -26,6 +26,7 @@ pub const SPECS: &[Spec] = &[
         mode: Mode::Line,
         load: Load::LinkEcho { conns: 16, size: 64 },
         targets: [None, None],
+        gen_threads: None,
     },
     Spec {
         id: "tls_handshake",
@@ -33,6 +34,7 @@ pub const SPECS: &[Spec] = &[
         mode: Mode::Line,
         load: Load::LinkChurn { parallel: 16, size: 64 },
         targets: [None, None],
+        gen_threads: None,
     },
 ];
 
