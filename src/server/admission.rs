@@ -11,25 +11,29 @@
 //! (behind a mutex taken once per accept and close), so a host gets
 //! `max_per_ip` connections, not that many per worker.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// What one address is counted as.
-fn key(ip: IpAddr) -> IpAddr {
+/// What one address is counted as, as one 128-bit number: one hash write
+/// per lookup (an `IpAddr` hashes as three: its variant, a length and its
+/// bytes; with SipHash, which the table keeps because clients choose the
+/// keys, that was most of what an accept and a close cost in user space).
+/// An IPv4 address becomes its IPv4-mapped IPv6 form (`::ffff:a.b.c.d`),
+/// an IPv6 one its /64 prefix (low 64 bits zero): the two never meet, as
+/// a mapped address has 0xffff in its low 64 bits.
+fn key(ip: IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
-        }
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 64) - 1),
     }
 }
 
 pub(crate) struct PerAddress {
     max: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<HashMap<u128, usize>>,
 }
 
 impl PerAddress {
@@ -37,7 +41,7 @@ impl PerAddress {
         PerAddress { max: max.max(1), open: Mutex::default() }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u128, usize>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -55,12 +59,11 @@ impl PerAddress {
 
     /// A connection counted by `enter` closed.
     pub(crate) fn leave(&self, ip: IpAddr) {
-        let k = key(ip);
-        let mut open = self.lock();
-        if let Some(n) = open.get_mut(&k) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&k);
+        // One lookup, whether the count drops or the entry goes.
+        if let Entry::Occupied(mut n) = self.lock().entry(key(ip)) {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
             }
         }
     }
@@ -108,6 +111,13 @@ mod tests {
         let y: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         assert!(p.enter(x) && p.enter(y) && !p.enter(x));
         assert!(p.enter("2001:db8:1:3::1".parse().unwrap()));
+        // Counted apart: 0.0.0.0 and ::/64, the /64 its mapped form is in.
+        let q = PerAddress::new(1);
+        assert!(q.enter("0.0.0.0".parse().unwrap()) && q.enter("::".parse().unwrap()));
+        assert!(!q.enter("::ffff:10.0.0.1".parse().unwrap()), "an IPv6 address in ::/64");
+        q.leave("0.0.0.0".parse().unwrap());
+        assert!(!q.enter("::1".parse().unwrap()), "::/64 still counted once");
+        assert!(q.enter("0.0.0.0".parse().unwrap()));
     }
 
     #[test]

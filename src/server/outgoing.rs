@@ -38,7 +38,7 @@
 use super::{CloseReason, Conn, Connection, Life, Pause, ReadState, Sink, TcpServer};
 use crate::error::{Code, Error, Result};
 use crate::net;
-use crate::server::control::{Dest, Dial};
+use crate::server::control::{Dest, Dial, OUTGOING};
 use crate::server::tls::{self as tls, TlsConn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -95,7 +95,13 @@ impl Outgoing {
     }
 
     /// Forgets connection `id`, which closed; true if it was an outgoing one.
+    /// An accepted connection's id has no `OUTGOING` bit: it is in neither
+    /// table, and is answered without hashing (a close would otherwise pay
+    /// two SipHash lookups for nothing).
     pub(super) fn closed(&mut self, id: u64) -> bool {
+        if id & OUTGOING == 0 {
+            return false;
+        }
         self.pending.remove(&id);
         self.slots.remove(&id).is_some()
     }
@@ -366,6 +372,10 @@ impl TcpServer {
 
     /// Reads again from the senders paused for connection `id` (drained or closed).
     pub(super) fn resume_relays(&mut self, id: u64) {
+        // Most servers relay nothing: no lookup then.
+        if !self.outgoing.relaying() {
+            return;
+        }
         let Some(waiting) = self.outgoing.waiters.remove(&id) else { return };
         for (k, wid) in waiting {
             if self.conns.get(k).is_some_and(|c| c.id == wid && c.paused(Pause::Relay)) {

@@ -101,9 +101,12 @@ impl OpenConns {
         let mut t = self.lock();
         t.closed[reason as usize - 1] += 1;
         let Some(i) = t.find(id) else { return };
+        // Only a peer that did not pack has an entry (no hashing otherwise).
+        if t.rows[i].1 == WIDE {
+            t.wide.remove(&id);
+        }
         t.rows[i].1 = GONE;
         t.live -= 1;
-        t.wide.remove(&id);
         if t.rows.len() > 2 * t.live + 16 {
             t.rows.retain(|r| r.1 != GONE);
         }
