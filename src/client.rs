@@ -19,7 +19,7 @@
 //! closed first is noted on stderr), an error is 1.
 
 use crate::error::{Code, Error, Result};
-use crate::frame::{Decoder, Ending, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame, Quit};
 use crate::net;
 use crate::tcp::Stream;
 use crate::udp::Udp;
@@ -207,7 +207,7 @@ fn feed_lines(lines: &mut Decoder, data: Option<&[u8]>, io: &mut Io<'_>, f: &mut
 /// says when a read must still go line by line: the quit word, a `\r`, an
 /// over-long line).
 struct Whole<'a> {
-    quit: &'a [u8],
+    quit: &'a Quit,
     out: &'a mut Vec<u8>,
 }
 
@@ -323,7 +323,7 @@ fn read_replies(s: &Stream, replies: &mut Decoder, buf: &mut [u8], held: &mut Ve
             Ok(0) => Heard::Eof,
             Ok(n) => {
                 heard = Heard::Data;
-                if let Some(span) = whole.then(|| replies.span(&buf[..n], b"", held)).flatten() {
+                if let Some(span) = whole.then(|| replies.span(&buf[..n], &Quit::default(), held)).flatten() {
                     let _ = io.out.write_all(held).and_then(|_| io.out.write_all(&buf[..span.used]));
                     held.clear();
                     io.flush();
@@ -358,7 +358,7 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
     let mut held: Vec<u8> = Vec::new();
     // A read's complete input lines, taken at once (see `Whole`).
     let mut spanned: Vec<u8> = Vec::new();
-    let quit = io.opts.quit.as_bytes().to_vec();
+    let quit = Quit::new(io.opts.quit.as_bytes());
     let mut out = Out::Open;
     let mut quiet_since = Instant::now();
     let peer = net::show(&s.peer());
@@ -448,7 +448,7 @@ fn tcp_session(s: &mut Stream, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result
                         io.note(format_args!("line not sent: {e}"));
                         return Ok(Flow::Continue);
                     }
-                    if !quit.is_empty() && line == &quit[..] {
+                    if quit.is(line) {
                         quit_seen = true;
                         return Ok(Flow::Stop);
                     }

@@ -265,6 +265,37 @@ pub struct Span {
     pub bytes: u64,
 }
 
+/// A quit word: a message that is exactly this word ends the input (empty:
+/// none). Kept with a searcher for the word as a whole line (the word and
+/// its `\n`), built once: [`Decoder::span`] looks for it in every read, and
+/// building a searcher per read, or searching for the bare word (whose
+/// first letters are in much ordinary text), cost more than the rest of
+/// the span's checks.
+#[derive(Clone, Debug, Default)]
+pub struct Quit {
+    word: Vec<u8>,
+    line: Option<memchr::memmem::Finder<'static>>,
+}
+
+impl Quit {
+    pub fn new(word: &[u8]) -> Quit {
+        let line = (!word.is_empty()).then(|| memchr::memmem::Finder::new(&[word, b"\n"].concat()).into_owned());
+        Quit { word: word.to_vec(), line }
+    }
+
+    /// Whether `msg` is the quit word (never, when there is none).
+    pub fn is(&self, msg: &[u8]) -> bool {
+        !self.word.is_empty() && msg == self.word
+    }
+
+    /// Whether a line of `lines` (complete lines; the first one starts at
+    /// 0 only when `first_starts` says so) is the word followed by `\n`.
+    fn in_lines(&self, lines: &[u8], first_starts: bool) -> bool {
+        let Some(f) = &self.line else { return false };
+        f.find_iter(lines).any(|at| if at == 0 { first_starts } else { lines[at - 1] == b'\n' })
+    }
+}
+
 /// Turns a stream of reads into messages. Holds at most one partial message
 /// (bounded by the frame's maximum); an idle decoder holds no heap memory.
 #[derive(Debug)]
@@ -413,7 +444,7 @@ impl Decoder {
     /// message is kept, exactly as [`feed`](Decoder::feed) would keep it.
     /// None (nothing consumed, nothing appended) when any of that does not
     /// hold: decode with `feed`.
-    pub fn span(&mut self, data: &[u8], quit: &[u8], held: &mut Vec<u8>) -> Option<Span> {
+    pub fn span(&mut self, data: &[u8], quit: &Quit, held: &mut Vec<u8>) -> Option<Span> {
         // No message can be over the maximum: none in `data` can when
         // `data` fits (a full read is often exactly the maximum), and the
         // first line, which may continue a held one, is checked below.
@@ -424,7 +455,7 @@ impl Decoder {
             Frame::Line { .. } => {
                 // A held partial line must be one (no newline: not what a
                 // `Stop` left) and hold no `\r` nor the quit word's start.
-                let odd = |held: &[u8]| match quit.first() {
+                let odd = |held: &[u8]| match quit.word.first() {
                     Some(&q) => memchr::memchr3(b'\n', b'\r', q, held).is_some(),
                     None => memchr::memchr2(b'\n', b'\r', held).is_some(),
                 };
@@ -438,19 +469,19 @@ impl Decoder {
                 let used = memchr::memrchr(b'\n', data)? + 1;
                 let whole = &data[..used];
                 // One pass looks for both a `\r` and where the quit word
-                // could start; the exact search runs only after a hit.
-                let suspect = match quit.first() {
+                // could start; the exact searches run only after a hit.
+                let suspect = match quit.word.first() {
                     Some(&q) => memchr::memchr2(b'\r', q, whole).is_some(),
                     None => memchr(b'\r', whole).is_some(),
                 };
-                if suspect && (memchr(b'\r', whole).is_some() || memchr::memmem::find(whole, quit).is_some()) {
+                if suspect && (memchr(b'\r', whole).is_some() || quit.in_lines(whole, self.pending.is_empty())) {
                     return None;
                 }
                 // A read of one line (lock-step traffic) needs no count.
                 let msgs = if first + 1 == used { 1 } else { memchr::memchr_iter(b'\n', whole).count() };
                 (used, msgs)
             }
-            Frame::Raw { .. } if !self.pending.is_empty() || data == quit => return None,
+            Frame::Raw { .. } if !self.pending.is_empty() || quit.is(data) => return None,
             Frame::Raw { .. } => (data.len(), 1),
             Frame::Fixed(_) | Frame::Len32 { .. } => return None,
         };
@@ -678,10 +709,11 @@ mod tests {
     /// or with [`Decoder::span`] where it applies: the replies' bytes,
     /// messages, message bytes; decoding stops at an error or the quit word.
     fn echo(frame: Frame, quit: &[u8], chunks: &[Vec<u8>], spans: bool) -> (Vec<u8>, u64, u64, Vec<usize>) {
+        let word = Quit::new(quit);
         let mut d = Decoder::new(frame);
         let (mut out, mut msgs, mut bytes, mut held) = (Vec::new(), 0, 0, Vec::new());
         for c in chunks {
-            if let Some(s) = spans.then(|| d.span(c, quit, &mut out)).flatten() {
+            if let Some(s) = spans.then(|| d.span(c, &word, &mut out)).flatten() {
                 out.extend_from_slice(&c[..s.used]);
                 (msgs, bytes) = (msgs + s.msgs, bytes + s.bytes);
             } else {
@@ -727,30 +759,33 @@ mod tests {
         let mut held = Vec::new();
         let mut d = Decoder::new(Frame::Line { max: 8 });
         d.feed(b"abc", &mut |_, _| Flow::Continue).unwrap();
-        assert_eq!(d.span(b"de\nfghi\n", b"", &mut held), Some(Span { used: 8, msgs: 2, bytes: 9 }));
+        assert_eq!(d.span(b"de\nfghi\n", &Quit::default(), &mut held), Some(Span { used: 8, msgs: 2, bytes: 9 }));
         assert_eq!(held, b"abc");
         let mut d = Decoder::new(Frame::Line { max: 8 });
         d.feed(b"abcdef", &mut |_, _| Flow::Continue).unwrap();
-        assert_eq!(d.span(b"gh\nij\n", b"", &mut held), None, "abcdefgh is the maximum: feed judges it");
-        assert_eq!(d.span(b"abcdefghi\n", b"", &mut held), None, "longer than the maximum");
+        assert_eq!(d.span(b"gh\nij\n", &Quit::default(), &mut held), None, "abcdefgh is the maximum: feed judges it");
+        assert_eq!(d.span(b"abcdefghi\n", &Quit::default(), &mut held), None, "longer than the maximum");
     }
 
     #[test]
     fn a_span_takes_every_complete_line_held_ones_first_and_keeps_the_rest() {
         let mut held = Vec::new();
         let mut d = Decoder::new(Frame::default());
-        let s = d.span(b"ab\n\ncd\nef", b"quit", &mut held).unwrap();
+        let s = d.span(b"ab\n\ncd\nef", &Quit::new(b"quit"), &mut held).unwrap();
         assert_eq!(s, Span { used: 7, msgs: 3, bytes: 4 });
         assert_eq!(d.buffered(), 2);
         // The held "ef" completes: it comes first, appended to `held`.
-        assert_eq!(d.span(b"g\nh", b"", &mut held), Some(Span { used: 2, msgs: 1, bytes: 3 }));
+        assert_eq!(d.span(b"g\nh", &Quit::default(), &mut held), Some(Span { used: 2, msgs: 1, bytes: 3 }));
         assert_eq!((&held[..], d.buffered()), (&b"ef"[..], 1));
         let mut d = Decoder::new(Frame::default());
-        assert_eq!(d.span(b"a\r\n", b"", &mut held), None, "an ending to tell apart");
-        assert_eq!(d.span(b"a\nquit\n", b"quit", &mut held), None, "the quit word");
-        assert_eq!(d.span(b"quiet\n", b"quit", &mut held), Some(Span { used: 6, msgs: 1, bytes: 5 }));
-        assert_eq!(Decoder::new(Frame::Line { max: 3 }).span(b"ab\ncd\n", b"", &mut held), None, "longer than a line may be");
-        assert_eq!(Decoder::new(Frame::Fixed(4)).span(b"abc\0", b"", &mut held), None);
+        assert_eq!(d.span(b"a\r\n", &Quit::default(), &mut held), None, "an ending to tell apart");
+        assert_eq!(d.span(b"a\nquit\n", &Quit::new(b"quit"), &mut held), None, "the quit word");
+        assert_eq!(d.span(b"quiet\n", &Quit::new(b"quit"), &mut held), Some(Span { used: 6, msgs: 1, bytes: 5 }));
+        assert_eq!(d.span(b"quit\nb\n", &Quit::new(b"quit"), &mut held), None, "the quit word first");
+        let s = d.span(b"aquit\nquitx\nquit", &Quit::new(b"quit"), &mut held);
+        assert_eq!(s, Some(Span { used: 12, msgs: 2, bytes: 10 }), "in lines, not lines");
+        assert_eq!(Decoder::new(Frame::Line { max: 3 }).span(b"ab\ncd\n", &Quit::default(), &mut held), None, "longer than a line may be");
+        assert_eq!(Decoder::new(Frame::Fixed(4)).span(b"abc\0", &Quit::default(), &mut held), None);
         assert_eq!(held, b"ef", "nothing appended when there is no span");
     }
 

@@ -42,7 +42,7 @@ use super::worker::{Parting, Worker};
 use super::workers::{Seat, Seq};
 use super::{CloseReason, Config, Conn, Handler, Mode, ServerHandle, Sink};
 use crate::error::{Error, Result};
-use crate::frame::{Decoder, Ending, Flow, Frame};
+use crate::frame::{Decoder, Ending, Flow, Frame, Quit};
 use crate::net;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
@@ -81,7 +81,7 @@ pub struct TcpServer {
     socket_file: Option<crate::unix::SocketFile>,
     handler: Arc<dyn Handler>,
     frame: Frame,
-    quit: Vec<u8>,
+    quit: Quit,
     /// The handler's [`Mirror`], if it is one: see `dispatch`.
     mirror: Option<Mirror>,
     max_conns: usize,
@@ -188,7 +188,7 @@ impl TcpServer {
             mirror: handler.mirror(),
             handler,
             frame: cfg.frame,
-            quit: cfg.quit.into_bytes(),
+            quit: Quit::new(cfg.quit.as_bytes()),
             max_conns: cfg.max_conns.max(1),
             max_queue: cfg.max_queue.max(1),
             idle: cfg.idle_timeout,
@@ -622,7 +622,7 @@ impl TcpServer {
             Ok(Flow::Continue)
         } else {
             let mut on_message = |msg: &[u8], ending| {
-                if !quit_word.is_empty() && msg == &quit_word[..] {
+                if quit_word.is(msg) {
                     quit = true;
                     return Flow::Stop;
                 }
