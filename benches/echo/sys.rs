@@ -128,20 +128,65 @@ fn mmsghdr(iov: *mut libc::iovec) -> libc::mmsghdr {
     h
 }
 
-/// Sends `count` (at most `BATCH`) copies of `msg` on the connected socket
-/// `fd` with one `sendmmsg`: how many went. One system call for a whole
-/// refill, so that the generator costs less than the servers it loads.
-pub fn send_copies(fd: RawFd, msg: &[u8], count: usize) -> io::Result<usize> {
-    let count = count.min(BATCH);
+/// Sends `count` (at most `BATCH`) copies of a `size`-byte datagram on the
+/// connected socket `fd`, `copies` holding at least that many back to
+/// back: how many went. While `gso` holds, as one UDP GSO send
+/// (`UDP_SEGMENT`): one trip through the sender's UDP and IP layers for
+/// the lot, cut into `count` datagrams at the receiving socket, so a
+/// server gets the same datagrams as from `count` sends; the kernel
+/// refusing it (EIO, EINVAL: no GSO here) turns `gso` off. Else one
+/// `sendmmsg`. One system call for a whole refill either way, so that the
+/// generator costs less than the servers it loads.
+pub fn send_copies(fd: RawFd, copies: &[u8], size: usize, count: usize, gso: &mut bool) -> io::Result<usize> {
+    let count = count.min(BATCH).min(copies.len() / size.max(1));
+    if count == 0 {
+        return Ok(0);
+    }
+    if *gso {
+        match send_joined(fd, &copies[..count * size], size) {
+            Ok(_) => return Ok(count),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT)) => *gso = false,
+            Err(e) => return Err(e),
+        }
+    }
     // Every header points at the same iovec: the kernel only reads it.
-    let mut iov = libc::iovec { iov_base: msg.as_ptr() as *mut libc::c_void, iov_len: msg.len() };
+    let mut iov = libc::iovec { iov_base: copies.as_ptr() as *mut libc::c_void, iov_len: size };
     let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     for h in &mut hdrs[..count] {
         h.write(mmsghdr(&mut iov));
     }
     // SAFETY: the first `count` headers are initialised and point at `iov`,
-    // which points at `msg`; all outlive the call.
+    // which points at `copies`; all outlive the call.
     let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().cast(), count as _, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// One `sendmsg` of `data` with a `UDP_SEGMENT` control message of `size`.
+fn send_joined(fd: RawFd, data: &[u8], size: usize) -> io::Result<usize> {
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // CMSG_SPACE(2) = 24 bytes, aligned for cmsghdr.
+    let mut control = [0u64; 3];
+    // SAFETY: msghdr is plain data; all-zero is a valid (empty) header.
+    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = &mut iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is arithmetic on a constant.
+    m.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
+    // SAFETY: the control buffer is CMSG_SPACE(2) bytes and aligned, so
+    // CMSG_FIRSTHDR gives its start and CMSG_DATA two writable bytes in it.
+    let n = unsafe {
+        let c = libc::CMSG_FIRSTHDR(&m);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+        libc::CMSG_DATA(c).cast::<u16>().write_unaligned(size as u16);
+        libc::sendmsg(fd, &m, 0)
+    };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -55,6 +55,10 @@ impl Outbox {
         }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
     fn full(&self, len: usize) -> bool {
         self.msgs.len() >= sys::BATCH || (!self.msgs.is_empty() && self.bytes.len() + len > BYTES)
     }

@@ -4,9 +4,10 @@
 //! the outstanding ones are counted lost and sent again.
 //!
 //! Replies are taken with one `recvmmsg` of up to the socket's share (the
-//! first waited for, the rest as queued) and answered with one `sendmmsg`
-//! of as many: a datagram-per-call generator ran at a full core and was
-//! the limit of the row, not the servers (benches/README.md, UDP).
+//! first waited for, the rest as queued) and answered with one send of as
+//! many (UDP GSO where the kernel has it, else `sendmmsg`): a
+//! datagram-per-call generator ran at a full core and was the limit of the
+//! row, not the servers (benches/README.md, UDP).
 
 use super::{Tally, Window};
 use crate::sys;
@@ -35,7 +36,9 @@ pub fn run(st: Setup, size: usize, w: &Window) -> Tally {
         return t;
     }
     let fd = st.sock.as_raw_fd();
-    let msg = super::lines(size, 1);
+    // Enough copies back to back for any refill (see `sys::send_copies`).
+    let copies = super::lines(size, st.in_flight.min(sys::BATCH));
+    let mut gso = true;
     // One slot per datagram in flight, a byte longer than a right reply so
     // that a longer one shows as the wrong size.
     let slot = size + 1;
@@ -44,7 +47,7 @@ pub fn run(st: Setup, size: usize, w: &Window) -> Tally {
     let (mut outstanding, mut lost, mut wrong) = (0usize, 0u64, 0u64);
     while Instant::now() < w.end {
         while outstanding < st.in_flight {
-            match sys::send_copies(fd, &msg, st.in_flight - outstanding) {
+            match sys::send_copies(fd, &copies, size, st.in_flight - outstanding, &mut gso) {
                 Ok(n) if n > 0 => outstanding += n,
                 // Refused (ICMP from an earlier datagram) or a full buffer:
                 // try again after the next receive.
