@@ -454,12 +454,12 @@ mod tests {
     /// Receives one datagram on `s` (waiting up to 30 s): its bytes and,
     /// for a socket with UDP_GRO, the segment size it was joined at.
     fn recv_joined(s: &std::net::UdpSocket) -> (Vec<u8>, Option<u16>) {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut buf = vec![0u8; 65_536];
         let mut space = nix::cmsg_space!(u16);
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let m = recvmsg::<SockaddrIn>(s.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+        let m = recvmsg::<SockaddrStorage>(s.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
         let seg = m.cmsgs().unwrap().find_map(|c| match c {
             ControlMessageOwned::UdpGroSegments(n) => Some(n as u16),
             _ => None,
@@ -471,14 +471,20 @@ mod tests {
     /// Runs to one address leave joined (a receiver with UDP_GRO gets each
     /// run whole, with its segment size), a receiver without gets the same
     /// datagrams one by one, and a sender whose joined sends the kernel
-    /// refuses (SO_NO_CHECK: EINVAL) falls back to one header each.
+    /// refuses (no checksums: EINVAL) falls back to one header each; over
+    /// IPv4 and IPv6.
     #[test]
     fn runs_to_one_address_leave_as_one_gso_send() {
+        runs_leave_joined("127.0.0.1:0");
+        runs_leave_joined("[::1]:0");
+    }
+
+    fn runs_leave_joined(local: &str) {
         use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let gro = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind(local).unwrap();
+        let gro = std::net::UdpSocket::bind(local).unwrap();
         setsockopt(&gro, UdpGroSegment, &true).unwrap();
-        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let plain = std::net::UdpSocket::bind(local).unwrap();
         plain.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let (g, p) = (Dest::Ip(gro.local_addr().unwrap()), Dest::Ip(plain.local_addr().unwrap()));
         let plan: Vec<(&[u8], Dest)> =
@@ -501,11 +507,21 @@ mod tests {
             let n = plain.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], want, "cut apart again for a receiver without UDP_GRO");
         }
-        // SO_NO_CHECK: the kernel refuses a joined send with EINVAL.
+        // No UDP checksum on what it sends (SO_NO_CHECK; for IPv6,
+        // UDP_NO_CHECK6_TX): the kernel refuses a joined send with EINVAL.
         let one: libc::c_int = 1;
-        // SAFETY: a valid descriptor, and a pointer to a live int with its size.
-        let r = unsafe { libc::setsockopt(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, (&one as *const libc::c_int).cast(), 4) };
-        assert_eq!(r, 0);
+        // (An IPv6 receiver takes datagrams without one only when told to.)
+        let set = |s: &std::net::UdpSocket, level, name| {
+            // SAFETY: a valid descriptor, and a pointer to a live int with its size.
+            let r = unsafe { libc::setsockopt(s.as_raw_fd(), level, name, (&one as *const libc::c_int).cast(), 4) };
+            assert_eq!(r, 0);
+        };
+        if tx.local_addr().unwrap().is_ipv4() {
+            set(&tx, libc::SOL_SOCKET, libc::SO_NO_CHECK);
+        } else {
+            set(&tx, libc::SOL_UDP, libc::UDP_NO_CHECK6_TX);
+            set(&gro, libc::SOL_UDP, libc::UDP_NO_CHECK6_RX);
+        }
         assert_eq!(send_batch(tx.as_fd(), &data, &msgs, &[], &mut gso).unwrap(), 8);
         assert_eq!(gso, Gso::Off, "refused once: off for good");
         for want in [&b"aaaa"[..], b"bbbb", b"cccc", b"dd"] {
