@@ -195,6 +195,39 @@ fn a_batch_of_equal_replies_to_one_sender_leaves_joined() {
     srv.stop().unwrap();
 }
 
+/// A dual-stack server (bound to `[::]`) answers an IPv4 sender through
+/// its IPv4-mapped address: a batch of equal replies to it leaves joined
+/// the same way, and arrives exactly, in order.
+#[test]
+fn a_dual_stack_server_answers_an_ipv4_batch_exactly() {
+    const QUEUED: usize = 40;
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let probe =
+        Arc::new(Probe { started: Mutex::new(Some(started_tx)), release: Mutex::new(release_rx), sent_before: Mutex::new(Vec::new()) });
+    let cfg = Config { log: None, frame: sockflow::frame::Frame::parse("raw").unwrap(), ..Config::default() };
+    let s = sockflow::server::udp::UdpServer::bind(&["[::]:0".parse().unwrap()], cfg, probe).expect("bind [::]");
+    let port = s.local_addr().port();
+    let srv = spawn_run(s.handle(), s.local_addr(), move || s.run());
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.send_to(b"first", to).unwrap();
+    started.recv_timeout(WAIT).expect("the first datagram reached the handler");
+    for k in 0..QUEUED {
+        c.send_to(format!("d{k:02}").as_bytes(), to).unwrap();
+    }
+    release.send(()).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = c.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"first"[..], to));
+    for k in 0..QUEUED {
+        let (n, from) = c.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (format!("d{k:02}").as_bytes(), to));
+    }
+    srv.stop().unwrap();
+}
+
 /// A local datagram sender that never reads: its receive queue fills
 /// (`max_dgram_qlen`, 10 by default), so the server's replies to it meet
 /// a full buffer (EAGAIN) while the socket still reads as writable. Those
