@@ -17,7 +17,7 @@ mod kit;
 mod skit;
 
 use common::*;
-use skit::{start_tcp, start_udp, LogBuf, WAIT};
+use skit::{start_tcp, start_udp, until, LogBuf, WAIT};
 use sockflow::server::{Action, CloseReason, Config, Conn, Handler, UdpMode};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::c_int;
@@ -92,16 +92,6 @@ fn client(addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(WAIT)).unwrap();
     s.set_write_timeout(Some(WAIT)).unwrap();
     s
-}
-
-/// Waits (bounded) until `f` holds.
-#[track_caller]
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// `clients` clients at once, each sending `msgs` numbered lines (all

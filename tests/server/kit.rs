@@ -139,3 +139,13 @@ impl Drop for Running {
         }
     }
 }
+
+/// Waits (bounded by [`WAIT`]) until `f` holds.
+#[track_caller]
+pub fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
