@@ -10,7 +10,7 @@ mod kit;
 mod skit;
 
 use common::*;
-use skit::{start_tcp, WAIT};
+use skit::{start_tcp, until};
 use sockflow::ffi::addr::sockflow_addr;
 use sockflow::ffi::args::*;
 use sockflow::ffi::control::*;
@@ -44,14 +44,6 @@ impl Handler for Recorder {
     }
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn line(r: &mut BufReader<TcpStream>) -> String {
     kit::read_line(r)
 }
@@ -61,7 +53,7 @@ fn count_ids_peer_and_close_from_another_thread_and_from_callbacks() {
     let h = Arc::new(Recorder::default());
     let s = start_tcp(Config { log: None, ..Config::default() }, h.clone());
     let clients: Vec<TcpStream> = (0..3).map(|_| kit::connect(s.addr.port())).collect();
-    wait_until("three connections", || s.handle.conn_count() == 3);
+    until("three connections", || s.handle.conn_count() == 3);
     let mut readers: Vec<_> = clients.iter().map(|c| BufReader::new(c.try_clone().unwrap())).collect();
     (&clients[0]).write_all(b"hi\n").unwrap();
     assert_eq!(line(&mut readers[0]), "3 hi", "count inside a callback");
@@ -87,7 +79,7 @@ fn count_ids_peer_and_close_from_another_thread_and_from_callbacks() {
     s.handle.close_conn(id2, CloseMode::Now);
     let mut rest = Vec::new();
     let _ = readers[2].read_to_end(&mut rest);
-    wait_until("one connection left", || s.handle.conn_count() == 1);
+    until("one connection left", || s.handle.conn_count() == 1);
     assert_eq!(s.handle.conn_ids(), [id_of(ports[0])]);
     assert!(s.handle.conn_peer(id1).is_none(), "a closed id has no peer");
     let closed = h.closed.lock().unwrap().clone();
@@ -104,7 +96,7 @@ fn a_connection_can_have_its_own_idle_timeout() {
     let s = start_tcp(cfg, h.clone());
     let quiet = kit::connect(s.addr.port());
     let keep = kit::connect(s.addr.port());
-    wait_until("two connections", || s.handle.conn_count() == 2);
+    until("two connections", || s.handle.conn_count() == 2);
     let qport = quiet.local_addr().unwrap().port();
     let ids = s.handle.conn_ids();
     let qid = *ids.iter().find(|&&id| s.handle.conn_peer(id).unwrap().port() == qport).unwrap();
@@ -113,7 +105,7 @@ fn a_connection_can_have_its_own_idle_timeout() {
     let mut r = BufReader::new(quiet);
     assert_eq!(r.read(&mut [0u8; 8]).unwrap(), 0, "closed for idleness");
     assert!(t0.elapsed() >= Duration::from_millis(200), "not before its timeout");
-    wait_until("on_close with reason Idle", || h.closed.lock().unwrap().contains(&(qid, CloseReason::Idle)));
+    until("on_close with reason Idle", || h.closed.lock().unwrap().contains(&(qid, CloseReason::Idle)));
     thread::sleep(Duration::from_millis(300));
     assert_eq!(s.handle.conn_count(), 1, "the other connection keeps the server's (none)");
     drop(keep);
@@ -155,7 +147,7 @@ fn c_controls_from_callbacks_and_other_threads() {
     let c1 = kit::connect(port);
     let c2 = kit::connect(port);
     let p = s as usize;
-    wait_until("two connections", || sockflow_server_conn_count(p as *const sockflow_server) == 2);
+    until("two connections", || sockflow_server_conn_count(p as *const sockflow_server) == 2);
     (&c1).write_all(b"x\n").unwrap();
     let mut r1 = BufReader::new(c1.try_clone().unwrap());
     assert_eq!(line(&mut r1), format!("2 {}", c1.local_addr().unwrap().port()));
@@ -184,7 +176,7 @@ fn c_controls_from_callbacks_and_other_threads() {
     assert_eq!(sockflow_server_close_id(s, id2, sockflow_close_mode::Now as c_int), 0);
     let mut r2 = BufReader::new(c2);
     let _ = r2.read_to_end(&mut Vec::new());
-    wait_until("one connection", || sockflow_server_conn_count(p as *const sockflow_server) == 1);
+    until("one connection", || sockflow_server_conn_count(p as *const sockflow_server) == 1);
     let mut a: sockflow_addr = unsafe { std::mem::zeroed() };
     assert_eq!(sockflow_server_peer(s, id2, &mut a), SOCKFLOW_EBADHANDLE);
     assert_eq!(sockflow_server_stop(s), 0);

@@ -18,15 +18,6 @@ use std::net::{TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Waits (bounded) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// `clients` clients each send `lines` lines and read their echoes, then
 /// close; one more connection from the same address is refused
 /// (`max_per_ip` = `clients`).
@@ -35,9 +26,9 @@ fn exchange(workers: usize) {
     let cfg = Config { log: None, workers, max_per_ip: clients, ..Config::default() };
     let srv = start_tcp(cfg, Arc::new(Echo));
     let socks: Vec<TcpStream> = (0..clients).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
-    wait_until("every client counted as open", || srv.handle.stats().conns_open == clients as u64);
+    until("every client counted as open", || srv.handle.stats().conns_open == clients as u64);
     let extra = TcpStream::connect(srv.addr).unwrap();
-    wait_until("the extra one refused", || srv.handle.stats().conns_refused == 1);
+    until("the extra one refused", || srv.handle.stats().conns_refused == 1);
     drop(extra);
     let mut bytes = 0u64;
     for (i, s) in socks.iter().enumerate() {
@@ -55,14 +46,14 @@ fn exchange(workers: usize) {
     let n = (clients * lines) as u64;
     // A client can read its echo before the loop counts the write that
     // sent it: wait for the last count, then check every count exactly.
-    wait_until("the last write counted", || srv.handle.stats().bytes_out >= bytes);
+    until("the last write counted", || srv.handle.stats().bytes_out >= bytes);
     let st = srv.handle.stats();
     // Line frames: the message is the line without its newline.
     assert_eq!((st.msgs_in, st.bytes_in), (n, bytes - n), "{st:?}");
     assert_eq!((st.msgs_out, st.bytes_out), (n, bytes), "{st:?}");
     assert_eq!((st.conns_open, st.conns_total), (clients as u64, clients as u64), "{st:?}");
     drop(socks);
-    wait_until("every client closed", || srv.handle.stats().closed_by(CloseReason::Peer) == clients as u64);
+    until("every client closed", || srv.handle.stats().closed_by(CloseReason::Peer) == clients as u64);
     let handle = srv.handle.clone();
     srv.stop().unwrap();
     let after = handle.stats();
@@ -116,7 +107,7 @@ fn counts_are_exact_when_a_read_is_answered_at_once() {
         std::io::Read::read_exact(&mut s, &mut back).unwrap();
         writer.join().unwrap();
         assert!(back == want, "{name}: the replies differ from what was sent");
-        wait_until("the last write counted", || srv.handle.stats().bytes_out >= want.len() as u64);
+        until("the last write counted", || srv.handle.stats().bytes_out >= want.len() as u64);
         let st = srv.handle.stats();
         assert_eq!((st.msgs_in, st.bytes_in), (n, msg_bytes), "{name}: {st:?}");
         assert_eq!((st.msgs_out, st.bytes_out), (n, want.len() as u64), "{name}: {st:?}");
@@ -138,7 +129,7 @@ fn udp_counts_messages_and_dropped_datagrams() {
         assert_eq!(&buf[..k], m.as_bytes());
     }
     s.send_to(&[b'x'; 40], srv.addr).unwrap(); // over the 16-byte frame
-    wait_until("the long datagram dropped", || srv.handle.stats().dropped == 1);
+    until("the long datagram dropped", || srv.handle.stats().dropped == 1);
     let st = srv.handle.stats();
     assert_eq!((st.msgs_in, st.bytes_in, st.msgs_out, st.bytes_out), (2, 6, 2, 6), "{st:?}");
 }

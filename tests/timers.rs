@@ -12,7 +12,7 @@ mod kit;
 mod skit;
 
 use common::*;
-use skit::{start_tcp, start_udp, Running, WAIT};
+use skit::{start_tcp, start_udp, until, Running, WAIT};
 use sockflow::ffi::handler::sockflow_action;
 use sockflow::ffi::server::*;
 use sockflow::ffi::timer::*;
@@ -45,14 +45,6 @@ fn recorder(fired: &Fired, name: &'static str) -> Box<dyn FnMut(&TimerCtx) -> Ti
     })
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn names(f: &Fired) -> Vec<&'static str> {
     f.lock().unwrap().iter().map(|(n, _)| *n).collect()
 }
@@ -71,7 +63,7 @@ fn order_cancel_and_threads(s: &Running) {
     let h = s.handle.clone();
     let f2 = fired.clone();
     thread::spawn(move || h.add_timer(ms(400), None, recorder(&f2, "d")).unwrap()).join().unwrap();
-    wait_until("four timers", || fired.lock().unwrap().len() >= 4);
+    until("four timers", || fired.lock().unwrap().len() >= 4);
     // Anything still to come (the cancelled one) would be due long before this.
     thread::sleep(ms(300));
     assert_eq!(names(&fired), ["a", "b", "c", "d"]);
@@ -120,9 +112,9 @@ fn repeating_timer_repeats_until_cancelled_from_its_callback_or_outside() {
     // Cancelled from outside once it has fired twice.
     let fired: Fired = Arc::default();
     let id: TimerId = s.handle.add_timer(ms(10), Some(ms(10)), recorder(&fired, "r")).unwrap();
-    wait_until("two repeats", || fired.lock().unwrap().len() >= 2);
+    until("two repeats", || fired.lock().unwrap().len() >= 2);
     s.handle.cancel_timer(id);
-    wait_until("three calls", || calls.lock().unwrap().len() >= 3);
+    until("three calls", || calls.lock().unwrap().len() >= 3);
     let after_cancel = fired.lock().unwrap().len();
     thread::sleep(ms(200));
     assert_eq!(calls.lock().unwrap().len(), 3, "Cancel from the callback ends the timer");

@@ -70,8 +70,10 @@ fn burst_echoes(mode: UdpMode) {
             }
         }
     }
-    let st = srv.handle.stats();
     let total = (SENDERS * (BURST * ROUNDS + 1)) as u64;
+    // A reply is counted after its send returns: the client may be faster.
+    until("every reply counted", || srv.handle.stats().msgs_out == total);
+    let st = srv.handle.stats();
     assert_eq!((st.msgs_in, st.msgs_out, st.dropped), (total, total, 0), "{st:?}");
     assert_eq!(st.bytes_in, st.bytes_out);
     srv.stop().unwrap();
