@@ -256,13 +256,39 @@ pub enum Flow {
     Stop,
 }
 
-/// What [`Decoder::span`] took: the first `used` bytes of the data, which
-/// hold `msgs` complete messages of `bytes` bytes in all (endings excluded).
+/// What [`Decoder::span`] took: the first `used` bytes of the data (after
+/// the bytes of a line begun by an earlier read, when it held one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
     pub used: usize,
-    pub msgs: u64,
-    pub bytes: u64,
+    held: usize,
+    count: Count,
+}
+
+/// How a span's messages are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Count {
+    /// A raw read: one message, all of it.
+    Raw,
+    /// One line (lock-step traffic): no count needed.
+    OneLine,
+    /// The lines ending in the span: counted only when asked.
+    Lines,
+}
+
+impl Span {
+    /// The span's messages and their bytes (endings excluded), as stats
+    /// count them; `data` is the read the span was taken from. Counting
+    /// the lines is a pass over the read that a caller which only forwards
+    /// the bytes (a stdin client) does not pay.
+    pub fn counts(&self, data: &[u8]) -> (u64, u64) {
+        let line = |msgs: usize| (msgs as u64, (self.held + self.used - msgs) as u64);
+        match self.count {
+            Count::Raw => (1, self.used as u64),
+            Count::OneLine => line(1),
+            Count::Lines => line(memchr::memchr_iter(b'\n', &data[..self.used]).count()),
+        }
+    }
 }
 
 /// A quit word: a message that is exactly this word ends the input (empty:
@@ -451,7 +477,7 @@ impl Decoder {
         if self.skip != Skip::None || data.is_empty() || data.len() > self.frame.max_len() {
             return None;
         }
-        let (used, msgs) = match self.frame {
+        let (used, count) = match self.frame {
             Frame::Line { .. } => {
                 // A held partial line must be one (no newline: not what a
                 // `Stop` left) and hold no `\r` nor the quit word's start.
@@ -478,17 +504,13 @@ impl Decoder {
                     return None;
                 }
                 // A read of one line (lock-step traffic) needs no count.
-                let msgs = if first + 1 == used { 1 } else { memchr::memchr_iter(b'\n', whole).count() };
-                (used, msgs)
+                (used, if first + 1 == used { Count::OneLine } else { Count::Lines })
             }
             Frame::Raw { .. } if !self.pending.is_empty() || quit.is(data) => return None,
-            Frame::Raw { .. } => (data.len(), 1),
+            Frame::Raw { .. } => (data.len(), Count::Raw),
             Frame::Fixed(_) | Frame::Len32 { .. } => return None,
         };
-        let mut bytes = self.pending.len() + used;
-        if matches!(self.frame, Frame::Line { .. }) {
-            bytes -= msgs; // a line's ending (`\n`) is not part of its message
-        }
+        let held_len = self.pending.len();
         if !self.pending.is_empty() {
             held.extend_from_slice(&self.pending);
             self.pending.clear();
@@ -496,7 +518,7 @@ impl Decoder {
         if used < data.len() {
             self.pending.extend_from_slice(&data[used..]);
         }
-        Some(Span { used, msgs: msgs as u64, bytes: bytes as u64 })
+        Some(Span { used, held: held_len, count })
     }
 
     /// How many bytes at the start of `data` complete the one partial
@@ -715,7 +737,8 @@ mod tests {
         for c in chunks {
             if let Some(s) = spans.then(|| d.span(c, &word, &mut out)).flatten() {
                 out.extend_from_slice(&c[..s.used]);
-                (msgs, bytes) = (msgs + s.msgs, bytes + s.bytes);
+                let (m, b) = s.counts(c);
+                (msgs, bytes) = (msgs + m, bytes + b);
             } else {
                 let mut stop = false;
                 let r = d.feed(c, &mut |m, ending| {
@@ -750,6 +773,14 @@ mod tests {
         }
     }
 
+    /// A span's bytes taken, messages and message bytes.
+    fn taken(d: &mut Decoder, data: &[u8], quit: &Quit, held: &mut Vec<u8>) -> Option<(usize, u64, u64)> {
+        d.span(data, quit, held).map(|s| {
+            let (msgs, bytes) = s.counts(data);
+            (s.used, msgs, bytes)
+        })
+    }
+
     /// A read as long as the maximum after a held partial line is still a
     /// span when no line in it is too long (a client reading a file gets
     /// full reads and a held line almost every time: they all went line by
@@ -759,33 +790,37 @@ mod tests {
         let mut held = Vec::new();
         let mut d = Decoder::new(Frame::Line { max: 8 });
         d.feed(b"abc", &mut |_, _| Flow::Continue).unwrap();
-        assert_eq!(d.span(b"de\nfghi\n", &Quit::default(), &mut held), Some(Span { used: 8, msgs: 2, bytes: 9 }));
+        assert_eq!(taken(&mut d, b"de\nfghi\n", &Quit::default(), &mut held), Some((8, 2, 9)));
         assert_eq!(held, b"abc");
         let mut d = Decoder::new(Frame::Line { max: 8 });
         d.feed(b"abcdef", &mut |_, _| Flow::Continue).unwrap();
-        assert_eq!(d.span(b"gh\nij\n", &Quit::default(), &mut held), None, "abcdefgh is the maximum: feed judges it");
-        assert_eq!(d.span(b"abcdefghi\n", &Quit::default(), &mut held), None, "longer than the maximum");
+        assert_eq!(taken(&mut d, b"gh\nij\n", &Quit::default(), &mut held), None, "abcdefgh is the maximum: feed judges it");
+        assert_eq!(taken(&mut d, b"abcdefghi\n", &Quit::default(), &mut held), None, "longer than the maximum");
     }
 
     #[test]
     fn a_span_takes_every_complete_line_held_ones_first_and_keeps_the_rest() {
         let mut held = Vec::new();
         let mut d = Decoder::new(Frame::default());
-        let s = d.span(b"ab\n\ncd\nef", &Quit::new(b"quit"), &mut held).unwrap();
-        assert_eq!(s, Span { used: 7, msgs: 3, bytes: 4 });
+        let s = taken(&mut d, b"ab\n\ncd\nef", &Quit::new(b"quit"), &mut held).unwrap();
+        assert_eq!(s, (7, 3, 4));
         assert_eq!(d.buffered(), 2);
         // The held "ef" completes: it comes first, appended to `held`.
-        assert_eq!(d.span(b"g\nh", &Quit::default(), &mut held), Some(Span { used: 2, msgs: 1, bytes: 3 }));
+        assert_eq!(taken(&mut d, b"g\nh", &Quit::default(), &mut held), Some((2, 1, 3)));
         assert_eq!((&held[..], d.buffered()), (&b"ef"[..], 1));
         let mut d = Decoder::new(Frame::default());
-        assert_eq!(d.span(b"a\r\n", &Quit::default(), &mut held), None, "an ending to tell apart");
-        assert_eq!(d.span(b"a\nquit\n", &Quit::new(b"quit"), &mut held), None, "the quit word");
-        assert_eq!(d.span(b"quiet\n", &Quit::new(b"quit"), &mut held), Some(Span { used: 6, msgs: 1, bytes: 5 }));
-        assert_eq!(d.span(b"quit\nb\n", &Quit::new(b"quit"), &mut held), None, "the quit word first");
-        let s = d.span(b"aquit\nquitx\nquit", &Quit::new(b"quit"), &mut held);
-        assert_eq!(s, Some(Span { used: 12, msgs: 2, bytes: 10 }), "in lines, not lines");
-        assert_eq!(Decoder::new(Frame::Line { max: 3 }).span(b"ab\ncd\n", &Quit::default(), &mut held), None, "longer than a line may be");
-        assert_eq!(Decoder::new(Frame::Fixed(4)).span(b"abc\0", &Quit::default(), &mut held), None);
+        assert_eq!(taken(&mut d, b"a\r\n", &Quit::default(), &mut held), None, "an ending to tell apart");
+        assert_eq!(taken(&mut d, b"a\nquit\n", &Quit::new(b"quit"), &mut held), None, "the quit word");
+        assert_eq!(taken(&mut d, b"quiet\n", &Quit::new(b"quit"), &mut held), Some((6, 1, 5)));
+        assert_eq!(taken(&mut d, b"quit\nb\n", &Quit::new(b"quit"), &mut held), None, "the quit word first");
+        let s = taken(&mut d, b"aquit\nquitx\nquit", &Quit::new(b"quit"), &mut held);
+        assert_eq!(s, Some((12, 2, 10)), "in lines, not lines");
+        assert_eq!(
+            taken(&mut Decoder::new(Frame::Line { max: 3 }), b"ab\ncd\n", &Quit::default(), &mut held),
+            None,
+            "longer than a line may be"
+        );
+        assert_eq!(taken(&mut Decoder::new(Frame::Fixed(4)), b"abc\0", &Quit::default(), &mut held), None);
         assert_eq!(held, b"ef", "nothing appended when there is no span");
     }
 

@@ -604,6 +604,8 @@ impl TcpServer {
             (Some(map), &Input::Read(n), None) if out.len() - others + decoder.buffered() + n <= max_queue / 2 => {
                 let at = out.len();
                 decoder.span(&self.scratch[..n], &self.quit, out).map(|span| {
+                    // Counted before the mapping (which keeps every `\n`).
+                    let (msgs, bytes) = span.counts(&self.scratch[..n]);
                     // A line begun by an earlier read was appended to `out`:
                     // then the rest goes behind it.
                     if direct && out.len() == at {
@@ -613,7 +615,7 @@ impl TcpServer {
                         out.extend_from_slice(&self.scratch[..span.used]);
                         map(&mut out[at..]);
                     }
-                    (msgs_in, bytes_in, msgs_out) = (span.msgs, span.bytes, span.msgs);
+                    (msgs_in, bytes_in, msgs_out) = (msgs, bytes, msgs);
                 })
             }
             _ => None,
