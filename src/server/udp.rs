@@ -11,9 +11,11 @@
 //! and sends by id from any thread go to its address.
 //!
 //! Datagrams are received in batches (one `recvmmsg` takes up to 64) and
-//! each batch's replies, queued by `Conn::send`, leave together (one
-//! `sendmmsg`, see `outbox.rs`) once the batch has been handled: a system
-//! call costs more than handling a small datagram.
+//! each batch's replies, queued by `Conn::send`, leave a few at a time (one
+//! `sendmmsg` per group of 2, 4, 8, ... and one at the batch's end; see
+//! [`FIRST_FLUSH`] and `outbox.rs`): a system call costs more than
+//! handling a small datagram, but a client should not wait for the whole
+//! batch to be handled before it gets its first replies.
 
 use super::admission::Throttle;
 use super::base::Base;
@@ -73,7 +75,7 @@ pub struct UdpServer {
     events: Events,
     /// Where datagrams are received, up to [`crate::sys::BATCH`] per system call.
     slots: Datagrams,
-    /// Replies and sends, sent together once a batch has been handled.
+    /// Replies and sends, sent in groups while a batch is handled.
     out: Outbox,
     /// Datagrams may be left from the last turn (it stopped at its bound).
     more: bool,
