@@ -1,7 +1,7 @@
 //! A UDP server's outgoing datagrams: replies (and sends from other
 //! threads) are queued while a batch of received datagrams is handled, then
-//! all go with one `sendmmsg` (see `sys::send_batch`) instead of one
-//! `sendto` each — the system call, not the copy, is what a small datagram
+//! go in groups, each with one `sendmmsg` (see `sys::send_batch`; the loop
+//! says when, `udp.rs`), instead of one `sendto` each — the system call, not the copy, is what a small datagram
 //! costs. Within that call, consecutive replies to one sender of one size
 //! go as one UDP GSO send (`sys::gso_run`): the kernel's per-datagram work
 //! on the way out is done once for the run.
@@ -55,6 +55,7 @@ impl Outbox {
         }
     }
 
+    /// Datagrams queued (the loop sends a batch's replies in groups).
     pub(crate) fn len(&self) -> usize {
         self.msgs.len()
     }
