@@ -1,8 +1,9 @@
 //! A UDP server's outgoing datagrams: replies (and sends from other
 //! threads) are queued while a batch of received datagrams is handled, then
 //! go in groups, each with one `sendmmsg` (see `sys::send_batch`; the loop
-//! says when, `udp.rs`), instead of one `sendto` each — the system call, not the copy, is what a small datagram
-//! costs. Within that call, consecutive replies to one sender of one size
+//! says when, `udp.rs`), instead of one `sendto` each — the system call,
+//! not the copy, is what a small datagram costs. Within that call,
+//! consecutive replies to one sender of one size
 //! go as one UDP GSO send (`sys::gso_run`): the kernel's per-datagram work
 //! on the way out is done once for the run.
 //!
