@@ -6,6 +6,9 @@
 #[path = "common/cerror.rs"]
 mod cerror;
 use cerror::last_error;
+#[path = "common/cloop.rs"]
+mod cloop;
+use cloop::CSeen;
 #[path = "server/kit.rs"]
 mod skit;
 
@@ -17,7 +20,7 @@ use sockflow::server::builtin::Echo;
 use sockflow::server::tcp::TcpServer;
 use sockflow::server::{Action, CloseReason, Config, Conn, Handler};
 use sockflow::Code;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -159,33 +162,6 @@ fn udp_servers_refuse_to_connect() {
 
 // ---- the C API -------------------------------------------------------------
 
-/// What the C callbacks saw: (user, reason, sockflow_conn_error, last error).
-#[derive(Default)]
-struct CSeen {
-    closes: Mutex<Vec<(usize, c_int, c_int, String)>>,
-    replies: Mutex<Vec<String>>,
-    changed: Condvar,
-}
-
-unsafe extern "C" fn c_connect(_ud: *mut c_void, c: *mut sockflow_conn) -> c_int {
-    sockflow_conn_send(c, b"ping".as_ptr().cast(), 4)
-}
-
-unsafe extern "C" fn c_message(ud: *mut c_void, _c: *mut sockflow_conn, msg: *const c_char, len: usize) -> c_int {
-    let seen = unsafe { &*ud.cast::<CSeen>() };
-    let m = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
-    seen.replies.lock().unwrap().push(String::from_utf8_lossy(m).into());
-    sockflow_action::Close as c_int
-}
-
-unsafe extern "C" fn c_close(ud: *mut c_void, c: *mut sockflow_conn, reason: c_int) {
-    let seen = unsafe { &*ud.cast::<CSeen>() };
-    let err = sockflow_conn_error(c);
-    let msg = if err < 0 { last_error() } else { String::new() };
-    seen.closes.lock().unwrap().push((sockflow_conn_user(c) as usize, reason, err, msg));
-    seen.changed.notify_all();
-}
-
 #[test]
 fn c_client_loop_connects_from_another_thread_and_reports_failures() {
     let echo = start_tcp(Config { log: None, ..Config::default() }, Arc::new(Echo));
@@ -193,8 +169,7 @@ fn c_client_loop_connects_from_another_thread_and_reports_failures() {
     let mut cfg: sockflow_server_config = unsafe { std::mem::zeroed() };
     assert_eq!(sockflow_server_config_init(&mut cfg), 0);
     cfg.quiet = 1;
-    let h = sockflow_handler { on_connect: Some(c_connect), on_message: Some(c_message), on_close: Some(c_close), builtin: 0 };
-    let ud = &*seen as *const CSeen as *mut c_void;
+    let (h, ud) = seen.handler();
     let mut s = std::ptr::null_mut();
     assert_eq!(sockflow_client_loop_new(std::ptr::null(), &cfg, h, ud, &mut s), 0, "{}", last_error());
     assert_eq!(sockflow_server_port(s), 0);
@@ -214,10 +189,7 @@ fn c_client_loop_connects_from_another_thread_and_reports_failures() {
     assert!(last_error().contains("timeout_ms is 0"), "{}", last_error());
     assert_eq!(id, 0, "out-parameters are written only on success");
     {
-        let g = seen.closes.lock().unwrap();
-        let (g, _) = seen.changed.wait_timeout_while(g, WAIT, |c| c.len() < 2).unwrap();
-        let mut closes = g.clone();
-        closes.sort();
+        let closes = seen.closes_sorted(2, WAIT);
         let want_msg = format!("connect 127.0.0.1:{refused}: Connection refused");
         assert_eq!(
             closes,
@@ -227,7 +199,8 @@ fn c_client_loop_connects_from_another_thread_and_reports_failures() {
             ]
         );
     }
-    assert_eq!(*seen.replies.lock().unwrap(), vec!["ping".to_string()]);
+    let replies: Vec<String> = seen.replies.lock().unwrap().iter().map(|r| r.1.clone()).collect();
+    assert_eq!(replies, vec!["ping".to_string()]);
     assert_eq!(sockflow_server_stop(s), 0);
     assert_eq!(run.join().unwrap(), 0);
     sockflow_server_close(s);

@@ -9,6 +9,9 @@
 #[path = "common/cerror.rs"]
 mod cerror;
 use cerror::last_error;
+#[path = "common/cloop.rs"]
+mod cloop;
+use cloop::CSeen;
 #[path = "common/certs.rs"]
 mod certs;
 mod common;
@@ -241,32 +244,6 @@ fn a_stalled_handshake_fails_at_the_connect_timeout() {
 
 // The C API: sockflow_server_connect_args over TLS, sockflow_server_connect to unix:.
 
-#[derive(Default)]
-struct CSeen {
-    replies: Mutex<Vec<(usize, String)>>,
-    closes: Mutex<Vec<(usize, c_int, c_int, String)>>,
-    changed: Condvar,
-}
-
-unsafe extern "C" fn c_connect(_ud: *mut c_void, c: *mut sockflow_conn) -> c_int {
-    sockflow_conn_send(c, b"ping".as_ptr().cast(), 4)
-}
-
-unsafe extern "C" fn c_message(ud: *mut c_void, c: *mut sockflow_conn, msg: *const c_char, len: usize) -> c_int {
-    let seen = unsafe { &*ud.cast::<CSeen>() };
-    let m = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
-    seen.replies.lock().unwrap().push((sockflow_conn_user(c) as usize, String::from_utf8_lossy(m).into()));
-    sockflow_action::Close as c_int
-}
-
-unsafe extern "C" fn c_close(ud: *mut c_void, c: *mut sockflow_conn, reason: c_int) {
-    let seen = unsafe { &*ud.cast::<CSeen>() };
-    let err = sockflow_conn_error(c);
-    let msg = if err < 0 { last_error() } else { String::new() };
-    seen.closes.lock().unwrap().push((sockflow_conn_user(c) as usize, reason, err, msg));
-    seen.changed.notify_all();
-}
-
 fn set_path(field: &mut [c_char], path: &str) {
     for (d, s) in field.iter_mut().zip(path.bytes().chain([0])) {
         *d = s as c_char;
@@ -280,8 +257,7 @@ fn c_client_loop_connects_with_args_over_tls_and_to_unix() {
     let place = format!("unix:{}", sock_path("c"));
     let unix_srv = echo(Some(&Place::parse(&place).unwrap().unwrap()), None);
     let seen = Box::new(CSeen::default());
-    let h = sockflow_handler { on_connect: Some(c_connect), on_message: Some(c_message), on_close: Some(c_close), builtin: 0 };
-    let ud = &*seen as *const CSeen as *mut c_void;
+    let (h, ud) = seen.handler();
     // Client TLS options are per connection: not for the loop.
     let mut a: sockflow_args = unsafe { std::mem::zeroed() };
     let port = c_int::from(tls_srv.addr.port());
@@ -307,10 +283,7 @@ fn c_client_loop_connects_with_args_over_tls_and_to_unix() {
     assert_eq!(sockflow_server_connect_args(s, &srv_args, std::ptr::null_mut(), &mut id), SOCKFLOW_EINVAL);
     assert_eq!(id, 0);
     {
-        let g = seen.closes.lock().unwrap();
-        let (g, _) = seen.changed.wait_timeout_while(g, WAIT * 3, |c| c.len() < 3).unwrap();
-        let mut closes = g.clone();
-        closes.sort();
+        let closes = seen.closes_sorted(3, WAIT * 3);
         let want = format!("tls handshake with 127.0.0.1:{port}: invalid peer certificate: UnknownIssuer");
         let handler = sockflow_close_reason::Handler as c_int;
         let failed = sockflow_close_reason::ConnectFailed as c_int;
