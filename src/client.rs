@@ -491,6 +491,7 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
     // A datagram refused (ICMP: nothing listens there) does not stop the
     // input, but the session then ends in that error.
     let mut refused: Option<Error> = None;
+    let quit = Quit::new(io.opts.quit.as_bytes());
     let ufd = u.as_fd();
     loop {
         if let Some(deadline) = awaiting {
@@ -527,7 +528,6 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
             }
         }
         if read_input && in_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            let quit = io.opts.quit.clone();
             let wait = io.opts.reply_timeout;
             let mut quit_seen = false;
             let more = input_lines(
@@ -544,7 +544,7 @@ fn udp_session(u: &Udp, input: BorrowedFd<'_>, io: &mut Io<'_>) -> Result<End> {
                         }
                         Err(e) => io.note(format_args!("line not sent: {e}")),
                     }
-                    if !quit.is_empty() && line == quit.as_bytes() {
+                    if quit.is(line) {
                         quit_seen = true;
                         return Ok(Flow::Stop);
                     }
