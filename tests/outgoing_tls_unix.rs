@@ -306,15 +306,22 @@ fn proxy(args: &[&str]) -> (Proc, u16) {
     start(&example("proxy", Link::Dynamic), args)
 }
 
+/// `echo_server unix:PATH` (a socket file named after `name`), listening;
+/// with its place.
+fn unix_echo_server(name: &str) -> (Proc, String) {
+    let place = format!("unix:{}", sock_path(name));
+    let up = spawn(example("echo_server", Link::Dynamic), &[&place], Input::Null);
+    up.wait_for_line(Stream::Stderr, &format!("echo_server: listening on {place}"), default_timeout());
+    (up, place)
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
 #[test]
 fn proxy_relays_exact_bytes_to_a_unix_upstream() {
-    let place = format!("unix:{}", sock_path("proxy"));
-    let up = spawn(example("echo_server", Link::Dynamic), &[&place], Input::Null);
-    up.wait_for_line(Stream::Stderr, &format!("echo_server: listening on {place}"), default_timeout());
+    let (_up, place) = unix_echo_server("proxy");
     let (_p, port) = proxy(&["127.0.0.1", "0", &place]);
     let data = pattern(1 << 20);
     assert_bytes(&round_trip(port, &data), &data, "through the proxy to a unix: upstream");
@@ -326,9 +333,7 @@ fn proxy_relays_exact_bytes_to_a_unix_upstream() {
 #[test]
 fn proxy_terminates_tls_in_front_of_a_plaintext_unix_upstream() {
     let c = Certs::new("proxy-terminate");
-    let place = format!("unix:{}", sock_path("terminate"));
-    let up = spawn(example("echo_server", Link::Dynamic), &[&place], Input::Null);
-    up.wait_for_line(Stream::Stderr, &format!("echo_server: listening on {place}"), default_timeout());
+    let (_up, place) = unix_echo_server("terminate");
     let (cert, key, ca) = (c.path("server.pem"), c.path("server.key"), c.path("ca.pem"));
     let (_p, port) = proxy(&["--tls-cert", &cert, "--tls-key", &key, "127.0.0.1", "0", &place]);
     let mut cli = spawn(example("tcp_client", Link::Dynamic), &["--tls-ca", &ca, "localhost", &port.to_string()], Input::Piped);
