@@ -19,15 +19,17 @@ fn clock_ticks() -> f64 {
     }
 }
 
-/// utime + stime of process `pid` so far, in seconds (all its threads).
-pub fn proc_cpu_seconds(pid: u32) -> f64 {
+/// CPU time of process `pid` so far (all its threads), in seconds: user
+/// space and kernel (utime, stime), apart because the gap between two
+/// servers doing the same system calls is in user space.
+pub fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces): state is
     // field 3, utime 14, stime 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / clock_ticks()
+    (ticks(11) as f64 / clock_ticks(), ticks(12) as f64 / clock_ticks())
 }
 
 /// VmRSS of process `pid`, in bytes (0 if it cannot be read).

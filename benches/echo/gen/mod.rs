@@ -98,6 +98,8 @@ pub struct Measured {
     pub tally: Tally,
     /// Server CPU seconds over the window.
     pub server_cpu: f64,
+    /// Of which in user space.
+    pub server_user: f64,
     /// Generator CPU seconds over the window (all its threads).
     pub gen_cpu: f64,
 }
@@ -114,6 +116,11 @@ impl Measured {
         } else {
             self.server_cpu / x as f64 * 1e6
         }
+    }
+
+    /// The share of the server's CPU time spent in user space.
+    pub fn user_share(&self) -> f64 {
+        self.server_user / self.server_cpu.max(1e-9)
     }
 
     /// The generator's CPU use over the window; 1.0 = one core.
@@ -184,7 +191,8 @@ pub fn measure<S>(
                 Err(e) => panic!("load generator setup: {e}"),
             }
         }
-        Measured { secs: t1.duration_since(t0).as_secs_f64().max(1e-9), tally, server_cpu: cpu1 - cpu0, gen_cpu: gen1 - gen0 }
+        let (user, cpu) = (cpu1.0 - cpu0.0, cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1);
+        Measured { secs: t1.duration_since(t0).as_secs_f64().max(1e-9), tally, server_cpu: cpu, server_user: user, gen_cpu: gen1 - gen0 }
     })
 }
 

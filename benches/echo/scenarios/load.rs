@@ -211,7 +211,13 @@ pub fn rounds(ctx: &mut Ctx<'_>, s: &Spec, label: &str, servers: &[Contender<'_>
             drop(server);
             let v = values(&mut m);
             let shown: Vec<String> = rows.iter().zip(&v).map(|(r, x)| format!("{} {}", r.metric, crate::report::fmt(r.unit, *x))).collect();
-            eprintln!("  {} round {round} {name:<9}: {}; generator CPU {:.0}%", s.id, shown.join(", "), m.gen_load() * 100.0);
+            eprintln!(
+                "  {} round {round} {name:<9}: {}; server user {:.0}%; generator CPU {:.0}%",
+                s.id,
+                shown.join(", "),
+                m.user_share() * 100.0,
+                m.gen_load() * 100.0
+            );
             for p in &m.tally.problems {
                 eprintln!("    WARNING ({} {name}): {p}", s.id);
                 ctx.note(format!("{} {name}: {p} (round {round})", s.id));
