@@ -286,7 +286,7 @@ impl Span {
         match self.count {
             Count::Raw => (1, self.used as u64),
             Count::OneLine => line(1),
-            Count::Lines => line(memchr::memchr_iter(b'\n', &data[..self.used]).count()),
+            Count::Lines => line(bytecount::count(&data[..self.used], b'\n')),
         }
     }
 }
