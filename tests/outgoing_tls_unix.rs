@@ -306,13 +306,35 @@ fn proxy(args: &[&str]) -> (Proc, u16) {
     start(&example("proxy", Link::Dynamic), args)
 }
 
-/// `echo_server unix:PATH` (a socket file named after `name`), listening;
-/// with its place.
-fn unix_echo_server(name: &str) -> (Proc, String) {
-    let place = format!("unix:{}", sock_path(name));
+/// `echo_server unix:PATH` (a socket file named after `name`), listening.
+/// Dropped, it is stopped with SIGTERM, on which it removes its socket
+/// file (a SIGKILL, `Proc`'s way, left one in target/tmp per run); the
+/// file is removed here too if the server could not.
+struct UnixEcho {
+    server: Proc,
+    path: String,
+}
+
+impl Drop for UnixEcho {
+    fn drop(&mut self) {
+        self.server.signal(libc::SIGTERM);
+        for _ in 0..50 {
+            if self.server.try_status().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A [`UnixEcho`] named after `name`, with its place.
+fn unix_echo_server(name: &str) -> (UnixEcho, String) {
+    let path = sock_path(name);
+    let place = format!("unix:{path}");
     let up = spawn(example("echo_server", Link::Dynamic), &[&place], Input::Null);
     up.wait_for_line(Stream::Stderr, &format!("echo_server: listening on {place}"), default_timeout());
-    (up, place)
+    (UnixEcho { server: up, path }, place)
 }
 
 fn pattern(len: usize) -> Vec<u8> {
