@@ -50,8 +50,9 @@ fn run_client(exe: &Path, server: &Server, input: &Path, output: &Path) -> Resul
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
         let mut p = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ms = CLIENT_LIMIT.as_millis() as i32;
-        // SAFETY: poll on one pollfd we own.
-        while unsafe { libc::poll(&mut p, 1, ms) } < 0 {}
+        // SAFETY: poll on one pollfd we own. Interrupted: again; another
+        // failure or the time limit: the loop below decides.
+        while unsafe { libc::poll(&mut p, 1, ms) } < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {}
     }
     loop {
         let mut status = 0;

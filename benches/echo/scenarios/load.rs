@@ -46,6 +46,15 @@ pub struct Spec {
 const LINE: stream::Shape = stream::Shape { msg: 64, in_flight: 16 * 64, write: 16 * 64 };
 const BULK: stream::Shape = stream::Shape { msg: 64, in_flight: 16 << 20, write: 64 << 10 };
 
+const UDP_32: Spec = Spec {
+    id: "udp_32",
+    label: "UDP 64 B request/response, 32 in flight",
+    mode: Mode::Udp,
+    load: Load::Udp { in_flight: 32, size: 64 },
+    targets: [Some(1.3), None],
+    gen_threads: None,
+};
+
 pub const SCENARIOS: &[Spec] = &[
     Spec {
         id: "line_50",
@@ -95,25 +104,11 @@ pub const SCENARIOS: &[Spec] = &[
         targets: [Some(1.0), None],
         gen_threads: None,
     },
-    Spec {
-        id: "udp_32",
-        label: "UDP 64 B request/response, 32 in flight",
-        mode: Mode::Udp,
-        load: Load::Udp { in_flight: 32, size: 64 },
-        targets: [Some(1.3), None],
-        gen_threads: None,
-    },
+    UDP_32,
     // The same on two generator threads (two sockets, 16 in flight each):
     // on one, the generator runs at 95-97% of a core and is the limit
     // (benches/README.md, UDP).
-    Spec {
-        id: "udp_32_2t",
-        label: "UDP 64 B req/resp, 32 in flight, gen 2 threads",
-        mode: Mode::Udp,
-        load: Load::Udp { in_flight: 32, size: 64 },
-        targets: [Some(1.3), None],
-        gen_threads: Some(2),
-    },
+    Spec { id: "udp_32_2t", label: "UDP 64 B req/resp, 32 in flight, gen 2 threads", gen_threads: Some(2), ..UDP_32 },
 ];
 
 fn target(t: Option<f64>) -> Target {
